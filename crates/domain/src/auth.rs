@@ -1,0 +1,247 @@
+//! Authentication (API.md §1): API keys (stored only as SHA-256 hashes) and
+//! bearer tokens resolve to a [`Principal`]. Token cryptography sits behind the
+//! [`TokenVerifier`] port; every rule about what a key or token allows is here.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::{Owner, OwnerType, Principal, Tenant, Timestamp};
+use crate::ports::{ApiKeyRepository, Clock};
+
+/// Publishable keys run in browsers and need a user token; secret keys act as the
+/// project's service principal with admin rights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiKeyKind {
+    /// `pk_…`
+    Publishable,
+    /// `sk_…`
+    Secret,
+}
+
+impl ApiKeyKind {
+    /// `pk_` or `sk_`.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Self::Publishable => "pk_",
+            Self::Secret => "sk_",
+        }
+    }
+
+    /// Storage/CLI string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Publishable => "publishable",
+            Self::Secret => "secret",
+        }
+    }
+
+    /// Parses `publishable` / `secret`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "publishable" => Some(Self::Publishable),
+            "secret" => Some(Self::Secret),
+            _ => None,
+        }
+    }
+}
+
+/// A stored API key. The key itself is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// Public id (UUID); the service principal's `ownerId`.
+    pub id: String,
+    /// Hex SHA-256 of the full key text.
+    pub key_hash: String,
+    /// Project/environment the key names.
+    pub tenant: Tenant,
+    /// Publishable or secret.
+    pub kind: ApiKeyKind,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Optional expiry.
+    pub expires_at: Option<Timestamp>,
+    /// Revocation time, once revoked.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Hex SHA-256 of a key's text.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Builds a new key from 32 random bytes supplied by the caller (the domain does
+/// no I/O, randomness included). Returns `(key text, hash)`.
+pub fn new_api_key(kind: ApiKeyKind, random: [u8; 32]) -> (String, String) {
+    let key = format!("{}{}", kind.prefix(), hex::encode(random));
+    let hash = hash_key(&key);
+    (key, hash)
+}
+
+/// Checks the syntax of a key: `pk_` or `sk_` followed by 64 lower-case hex digits.
+///
+/// # Errors
+/// `common/invalid-api-key`.
+pub fn parse_api_key(raw: &str) -> Result<ApiKeyKind> {
+    let kind = if raw.starts_with("pk_") {
+        ApiKeyKind::Publishable
+    } else if raw.starts_with("sk_") {
+        ApiKeyKind::Secret
+    } else {
+        return Err(Error::with_message(ErrorCode::InvalidApiKey, "API key must start with pk_ or sk_"));
+    };
+    let hex_part = &raw[3..];
+    if hex_part.len() != 64 || !hex_part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(Error::with_message(ErrorCode::InvalidApiKey, "Malformed API key"));
+    }
+    Ok(kind)
+}
+
+/// What a verified token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaims {
+    /// `sub`: the user id.
+    pub subject: String,
+    /// `role == "admin"`.
+    pub admin: bool,
+    /// `projectId`, when present.
+    pub project_id: Option<String>,
+}
+
+/// Verifies bearer tokens (signature, algorithm, `exp`/`nbf` with leeway, `iss`/`aud`).
+pub trait TokenVerifier: Send + Sync {
+    /// Verifies a token.
+    ///
+    /// # Errors
+    /// A caller-safe message saying why the token is not acceptable
+    /// (malformed, bad signature, wrong algorithm, expired, not yet valid, …).
+    fn verify(&self, token: &str) -> std::result::Result<TokenClaims, String>;
+}
+
+/// Resolves request credentials to a [`Principal`].
+pub struct Authenticator {
+    keys: Arc<dyn ApiKeyRepository>,
+    tokens: Arc<dyn TokenVerifier>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Authenticator {
+    /// A new authenticator.
+    pub fn new(keys: Arc<dyn ApiKeyRepository>, tokens: Arc<dyn TokenVerifier>, clock: Arc<dyn Clock>) -> Self {
+        Self { keys, tokens, clock }
+    }
+
+    /// Applies API.md §1 to the `X-API-Key` and `Authorization` header values.
+    ///
+    /// # Errors
+    /// `common/invalid-api-key` for a missing, malformed, unknown, revoked or
+    /// expired key; `common/authentication-required` for a publishable key without
+    /// a usable token, or any unusable token; `common/service-unavailable` when
+    /// the key store cannot be reached.
+    pub async fn authenticate(&self, api_key: Option<&str>, authorization: Option<&str>) -> Result<Principal> {
+        let raw = api_key
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| Error::with_message(ErrorCode::InvalidApiKey, "Missing X-API-Key header"))?;
+        let kind = parse_api_key(raw)?;
+        let record = self
+            .keys
+            .find_by_hash(&hash_key(raw))
+            .await?
+            .ok_or_else(|| Error::with_message(ErrorCode::InvalidApiKey, "Unknown API key"))?;
+        let now = self.clock.now();
+        if record.kind != kind {
+            return Err(Error::with_message(ErrorCode::InvalidApiKey, "Unknown API key"));
+        }
+        if record.revoked_at.is_some_and(|t| t <= now) {
+            return Err(Error::with_message(ErrorCode::InvalidApiKey, "API key has been revoked"));
+        }
+        if record.expires_at.is_some_and(|t| t <= now) {
+            return Err(Error::with_message(ErrorCode::InvalidApiKey, "API key has expired"));
+        }
+
+        let token = match authorization.map(str::trim).filter(|h| !h.is_empty()) {
+            None => None,
+            Some(header) => Some(bearer_token(header)?),
+        };
+        match (kind, token) {
+            (ApiKeyKind::Publishable, None) => Err(Error::with_message(
+                ErrorCode::AuthenticationRequired,
+                "A publishable key needs an Authorization: Bearer token",
+            )),
+            (ApiKeyKind::Secret, None) => Ok(Principal {
+                identity: Owner { kind: OwnerType::Service, id: record.id.clone() },
+                tenant: record.tenant,
+                admin: true,
+            }),
+            (kind, Some(token)) => {
+                let claims = self
+                    .tokens
+                    .verify(token)
+                    .map_err(|why| Error::with_message(ErrorCode::AuthenticationRequired, why))?;
+                if claims.project_id.as_deref().is_some_and(|p| p != record.tenant.project.as_str()) {
+                    return Err(Error::with_message(
+                        ErrorCode::AuthenticationRequired,
+                        "Token belongs to another project",
+                    ));
+                }
+                if claims.subject.is_empty() {
+                    return Err(Error::with_message(ErrorCode::AuthenticationRequired, "Token has an empty subject"));
+                }
+                Ok(Principal {
+                    identity: Owner { kind: OwnerType::User, id: claims.subject },
+                    tenant: record.tenant,
+                    admin: claims.admin || kind == ApiKeyKind::Secret,
+                })
+            }
+        }
+    }
+}
+
+fn bearer_token(header: &str) -> Result<&str> {
+    let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(Error::with_message(
+            ErrorCode::AuthenticationRequired,
+            "Authorization header must be `Bearer <token>`",
+        ));
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_syntax() {
+        let (key, hash) = new_api_key(ApiKeyKind::Secret, [7; 32]);
+        assert!(key.starts_with("sk_") && key.len() == 67);
+        assert_eq!(hash, hash_key(&key));
+        assert_eq!(parse_api_key(&key).ok(), Some(ApiKeyKind::Secret));
+        let hex = "a".repeat(64);
+        assert_eq!(parse_api_key(&format!("pk_{hex}")).ok(), Some(ApiKeyKind::Publishable));
+        let bad = [
+            String::new(),
+            "pk_".to_owned(),
+            format!("xx_{hex}"),
+            format!("pk_{}", "A".repeat(64)),
+            format!("pk_{hex}0"),
+            format!("sk_{}", "g".repeat(64)),
+        ];
+        for bad in bad {
+            assert_eq!(parse_api_key(&bad).err().map(|e| e.code()), Some(ErrorCode::InvalidApiKey), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer_token("Bearer abc").ok(), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc ").ok(), Some("abc"));
+        for bad in ["Basic abc", "Bearer", "Bearer ", "abc"] {
+            assert!(bearer_token(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The error codes of the contract (API.md §2), defined once. Every failure the
+//! domain reports is an [`Error`]: a stable [`ErrorCode`] plus a human message.
+//! The HTTP status is derived from the code's [`ErrorKind`] by the API layer.
+
+use std::fmt;
+
+/// What sort of failure a code is; the API maps each kind to one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// 400: the request is wrong and must not be retried unchanged.
+    Invalid,
+    /// 401: credentials are missing or not acceptable.
+    Unauthenticated,
+    /// 403: the caller is known but may not do this.
+    Forbidden,
+    /// 404: no such thing (in the caller's project/environment).
+    NotFound,
+    /// 409: the request conflicts with existing state.
+    Conflict,
+    /// 413: the request body is too large.
+    PayloadTooLarge,
+    /// 429: too many requests.
+    RateLimited,
+    /// 503: a backend is unreachable or too slow; retrying later may work.
+    Unavailable,
+    /// 500: a server-side fault the caller cannot fix.
+    Internal,
+}
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $variant:ident => $code:literal, $kind:ident, $default:literal; )*) => {
+        /// Every error code of API.md §2.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order of API.md §2.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            /// The stable wire string, e.g. `file/not-found`.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// The kind, from which the HTTP status follows.
+            pub const fn kind(self) -> ErrorKind {
+                match self { $(ErrorCode::$variant => ErrorKind::$kind,)* }
+            }
+
+            /// The message used when no more specific one is given.
+            pub const fn default_message(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $default,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// Missing or unusable bearer token.
+    AuthenticationRequired => "common/authentication-required", Unauthenticated, "Authentication required";
+    /// Missing or unusable API key.
+    InvalidApiKey => "common/invalid-api-key", Unauthenticated, "Invalid API key";
+    /// Malformed body, wrong type, missing field, bad query parameter, immutable field.
+    InvalidRequest => "common/invalid-request", Invalid, "Invalid request";
+    /// JSON body over the limit.
+    PayloadTooLarge => "common/payload-too-large", PayloadTooLarge, "Request body too large";
+    /// Rate limit exceeded.
+    RateLimited => "common/rate-limited", RateLimited, "Too many requests";
+    /// Database or object store unreachable or timing out.
+    ServiceUnavailable => "common/service-unavailable", Unavailable, "Service temporarily unavailable";
+    /// Anything unexpected.
+    Internal => "common/internal", Internal, "Internal server error";
+    /// No such file here, or an id that is not a UUID.
+    FileNotFound => "file/not-found", NotFound, "File not found";
+    /// Bad file name.
+    InvalidName => "file/invalid-name", Invalid, "Invalid file name";
+    /// Declared or actual size over the limit.
+    FileTooLarge => "file/file-too-large", Invalid, "File too large";
+    /// Size under the minimum.
+    FileTooSmall => "file/file-too-small", Invalid, "File too small";
+    /// MIME type malformed or not allowed for the category.
+    InvalidFormat => "file/invalid-format", Invalid, "Invalid file format";
+    /// Key not issued by this server here.
+    InvalidPath => "file/invalid-path", Invalid, "Invalid storage key";
+    /// Object store bucket missing.
+    BucketNotConfigured => "file/bucket-not-configured", Internal, "Storage bucket is not configured";
+    /// Part number outside 1..=10000.
+    InvalidPartNumberRange => "file/invalid-part-number-range", Invalid, "Part number must be an integer from 1 to 10000";
+    /// The store refused to start a multipart upload.
+    UploadInitFailed => "file/upload-init-failed", Internal, "Could not start the multipart upload";
+    /// Bad `parts` array.
+    InvalidPartsArray => "file/invalid-parts-array", Invalid, "Invalid parts array";
+    /// The caller may not do this to this file or upload.
+    AccessDenied => "file/access-denied", Forbidden, "Access denied";
+    /// A file is already registered with this key.
+    S3KeyAlreadyExists => "file/s3-key-already-exists", Conflict, "A file is already registered with this key";
+    /// Key over 1024 bytes.
+    S3KeyTooLong => "file/s3-key-too-long", Invalid, "Storage key too long";
+    /// Name over 255 characters.
+    OriginalNameTooLong => "file/original-name-too-long", Invalid, "File name too long";
+    /// MIME type over 255 characters.
+    MimeTypeTooLong => "file/mime-type-too-long", Invalid, "MIME type too long";
+    /// Negative size.
+    SizeNegative => "file/size-negative", Invalid, "Size must not be negative";
+    /// Object not in the store yet, or unknown/expired/aborted upload.
+    UploadNotFound => "file/upload-not-found", NotFound, "Upload not found";
+    /// Stored size differs from the registered or declared size.
+    SizeMismatch => "file/size-mismatch", Invalid, "Size does not match the uploaded object";
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A domain failure: a code, a message safe to show the caller, and, for
+/// internal and unavailable errors, a private detail that is logged but never sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    code: ErrorCode,
+    message: String,
+    detail: Option<String>,
+}
+
+impl Error {
+    /// An error with the code's default message.
+    pub fn new(code: ErrorCode) -> Self {
+        Self { code, message: code.default_message().to_owned(), detail: None }
+    }
+
+    /// An error with a specific, caller-safe message.
+    pub fn with_message(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), detail: None }
+    }
+
+    /// `common/invalid-request` with a message naming what was wrong.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::with_message(ErrorCode::InvalidRequest, message)
+    }
+
+    /// `common/internal`; `detail` is for the log only.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self { detail: Some(detail.into()), ..Self::new(ErrorCode::Internal) }
+    }
+
+    /// `common/service-unavailable`; `detail` is for the log only.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self { detail: Some(detail.into()), ..Self::new(ErrorCode::ServiceUnavailable) }
+    }
+
+    /// Attaches a private detail (logged, never sent).
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The kind of the code.
+    pub fn kind(&self) -> ErrorKind {
+        self.code.kind()
+    }
+
+    /// The caller-safe message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The private detail, if any.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+}
+
+impl From<ErrorCode> for Error {
+    fn from(code: ErrorCode) -> Self {
+        Self::new(code)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)?;
+        if let Some(detail) = &self.detail {
+            write!(f, " ({detail})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result with the domain [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_namespaced() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate {code}");
+            assert!(code.as_str().starts_with("file/") || code.as_str().starts_with("common/"));
+        }
+        assert_eq!(ErrorCode::ALL.len(), 25);
+    }
+
+    #[test]
+    fn internal_detail_is_not_the_message() {
+        let e = Error::internal("disk /secret/path exploded");
+        assert_eq!(e.message(), "Internal server error");
+        assert_eq!(e.detail(), Some("disk /secret/path exploded"));
+    }
+}

@@ -1,0 +1,23 @@
+//! Stowage's domain: the file model, the access rules of API.md §5, the limits of
+//! §6, the error codes of §2, the ports adapters implement, and the use cases.
+//!
+//! This crate performs no I/O. Adapters (SQLite, PostgreSQL, local disk, S3)
+//! implement [`ports`]; the HTTP layer calls [`service::FileService`] and
+//! [`auth::Authenticator`].
+
+pub mod access;
+pub mod auth;
+pub mod error;
+pub mod keys;
+pub mod limits;
+pub mod list;
+pub mod metadata;
+pub mod model;
+pub mod ports;
+pub mod service;
+pub mod upload;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{Error, ErrorCode, ErrorKind, Result};

@@ -1,0 +1,195 @@
+//! Ports: what the domain needs from the outside world. Adapters implement them;
+//! the contract test kit (`testing` feature) checks every sentence marked MUST.
+
+use async_trait::async_trait;
+
+use crate::auth::ApiKeyRecord;
+use crate::error::Result;
+use crate::list::{ListPage, ListQuery};
+use crate::model::{File, FileId, Tenant, Timestamp};
+use crate::upload::{IssuedUpload, UploadState};
+
+/// Source of the current time (tests control it).
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_datetime(chrono::Utc::now())
+    }
+}
+
+/// Files, issued uploads and the queue of object deletions.
+///
+/// Every method MUST scope reads and writes to the given tenant, and MUST report
+/// an unreachable or timed-out backend as `common/service-unavailable`.
+#[async_trait]
+pub trait FileRepository: Send + Sync {
+    /// Records an issued upload.
+    ///
+    /// # Errors
+    /// MUST return `file/s3-key-already-exists` if an upload with this key exists.
+    async fn insert_upload(&self, upload: &IssuedUpload) -> Result<()>;
+
+    /// The upload issued with `key` in `tenant`, in any state; `None` if none.
+    async fn find_upload(&self, tenant: &Tenant, key: &str) -> Result<Option<IssuedUpload>>;
+
+    /// Moves the upload from `from` to `to` if and only if it is in `from`
+    /// (compare-and-set); returns whether it moved.
+    async fn transition_upload(&self, tenant: &Tenant, key: &str, from: UploadState, to: UploadState) -> Result<bool>;
+
+    /// Atomically marks the upload of `file.s3_key` as registered and inserts
+    /// `file`: either both happen or neither.
+    ///
+    /// # Errors
+    /// MUST return `file/s3-key-already-exists` if a file with this key exists
+    /// (also when two registrations race: exactly one succeeds); MUST return
+    /// `file/upload-not-found` if no pending or completed upload has this key.
+    async fn register_file(&self, file: &File) -> Result<()>;
+
+    /// The file with `id` in `tenant`; `None` if none (other tenants' files MUST NOT be returned).
+    async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>>;
+
+    /// Replaces the mutable fields (name, visibility, metadata, sharedWith, updatedAt).
+    ///
+    /// # Errors
+    /// MUST return `file/not-found` if the file no longer exists.
+    async fn update_file(&self, file: &File) -> Result<()>;
+
+    /// Atomically deletes the file and queues its object for deletion; returns
+    /// the deleted file, or `None` if there was none.
+    async fn delete_file(&self, tenant: &Tenant, id: FileId, now: Timestamp) -> Result<Option<File>>;
+
+    /// One page of files: only rows in the query's scope, filtered, in the
+    /// requested order with ties broken by id in the same direction; `total`
+    /// counts every matching row in scope.
+    async fn list_files(&self, query: &ListQuery) -> Result<ListPage>;
+
+    /// Queues an object for deletion (idempotent).
+    async fn enqueue_object_deletion(&self, key: &str, now: Timestamp) -> Result<()>;
+
+    /// Removes a key from the deletion queue once its object is gone (idempotent).
+    async fn finish_object_deletion(&self, key: &str) -> Result<()>;
+
+    /// Queued keys whose next attempt is due, oldest first.
+    async fn due_object_deletions(&self, now: Timestamp, limit: u32) -> Result<Vec<String>>;
+
+    /// Postpones the next attempt on a queued key.
+    async fn defer_object_deletion(&self, key: &str, next_attempt: Timestamp) -> Result<()>;
+
+    /// Checks the backend answers.
+    async fn health_check(&self) -> Result<()>;
+}
+
+/// API keys, stored hashed.
+#[async_trait]
+pub trait ApiKeyRepository: Send + Sync {
+    /// Stores a key record.
+    async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    /// The key with this hash, whatever its state.
+    async fn find_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>>;
+    /// Every key, oldest first.
+    async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>>;
+    /// Revokes a key; returns whether a not-yet-revoked key with that id existed.
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool>;
+}
+
+/// A request a client must make to move bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignedRequest {
+    /// Absolute URL.
+    pub url: String,
+    /// HTTP method.
+    pub method: &'static str,
+    /// Headers the client must send with exactly these values.
+    pub headers: Vec<(String, String)>,
+}
+
+/// What the store knows about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// Entity tag, quoted.
+    pub etag: Option<String>,
+}
+
+/// One part named in a multipart completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedPart {
+    /// 1..=10000.
+    pub part_number: u32,
+    /// The part's ETag, without quotes.
+    pub etag: String,
+}
+
+/// An object assembled from parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssembledObject {
+    /// Opaque location naming the object.
+    pub location: String,
+    /// Total size.
+    pub size: u64,
+    /// Entity tag, quoted.
+    pub etag: String,
+}
+
+/// The object store. Adapters only sign and manage objects; bytes flow between
+/// the client and the store directly (or through the embedded gateway).
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// A URL for one `PUT` of `key` that MUST only accept `content_type`, and
+    /// `content_length` bytes when given, until `expires_at`.
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: Option<u64>,
+        expires_at: Timestamp,
+    ) -> Result<PresignedRequest>;
+
+    /// A URL for `GET` of `key` whose response MUST carry exactly the given
+    /// `Content-Type` and `Content-Disposition`.
+    async fn presign_get(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_disposition: &str,
+        expires_at: Timestamp,
+    ) -> Result<PresignedRequest>;
+
+    /// Size and ETag of the object; `None` MUST mean there is no object at `key`.
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
+
+    /// Deletes the object. MUST succeed when there is no object (idempotent).
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Starts a multipart upload; returns the store's upload id.
+    ///
+    /// # Errors
+    /// `file/upload-init-failed` when the store refuses.
+    async fn create_multipart(&self, key: &str, content_type: &str) -> Result<String>;
+
+    /// A URL for `PUT` of one part; re-uploading a part number replaces it.
+    async fn presign_part(&self, key: &str, upload_id: &str, part_number: u32, expires_at: Timestamp)
+        -> Result<PresignedRequest>;
+
+    /// Assembles the parts, in order, into the object at `key`, atomically.
+    ///
+    /// # Errors
+    /// `file/invalid-parts-array` when a part is missing, its ETag differs, or a
+    /// part but the last is under 5 MiB; `file/upload-not-found` for an unknown upload.
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[CompletedPart]) -> Result<AssembledObject>;
+
+    /// Aborts the upload and discards its parts (idempotent).
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()>;
+
+    /// Checks the store answers and the bucket exists.
+    async fn health_check(&self) -> Result<()>;
+}

@@ -1,0 +1,714 @@
+//! `FileService`: every endpoint of the contract as a use case over the ports.
+//! Handlers parse, call one method here, and render the result.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::access::{modify_access, read_access};
+use crate::error::{Error, ErrorCode, Result};
+use crate::keys;
+use crate::limits::{self, Limits, MimeType, MAX_KEY_BYTES, MAX_PART_NUMBER, MAX_SHARED_WITH};
+use crate::list::{Cursor, ListParams, ListQuery, Scope};
+use crate::model::{Bucket, Category, File, FileId, FileMetadata, FileView, Principal, Timestamp, Visibility};
+use crate::ports::{Clock, CompletedPart, FileRepository, ObjectStore};
+use crate::upload::{IssueUpload, IssuedUpload, UploadState};
+
+/// Tunables of the use cases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// Size limits.
+    pub limits: Limits,
+    /// Lifetime of upload URLs, seconds.
+    pub upload_url_ttl_secs: u64,
+    /// Lifetime of download URLs, seconds.
+    pub download_url_ttl_secs: u64,
+    /// Lifetime of a multipart upload, seconds.
+    pub multipart_ttl_secs: u64,
+    /// Base of `publicUrl` for public files.
+    pub public_base_url: Option<String>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            upload_url_ttl_secs: 900,
+            download_url_ttl_secs: 3600,
+            multipart_ttl_secs: 24 * 3600,
+            public_base_url: None,
+        }
+    }
+}
+
+/// Answer of `POST /v1/files/presigned-url`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadTicket {
+    /// Where to PUT.
+    pub url: String,
+    /// The issued key.
+    pub key: String,
+    /// The client's name.
+    pub filename: String,
+    /// Bound content type.
+    pub content_type: String,
+    /// Always `PUT`.
+    pub method: &'static str,
+    /// Headers to send.
+    pub headers: serde_json::Map<String, Value>,
+    /// URL expiry.
+    pub expires_at: Timestamp,
+}
+
+/// Answer of `POST /v1/files/multipart/init`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MultipartTicket {
+    /// Store upload id.
+    pub upload_id: String,
+    /// The issued key.
+    pub key: String,
+    /// The client's name.
+    pub filename: String,
+}
+
+/// Answer of `POST /v1/files/multipart/presigned-url`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartTicket {
+    /// Where to PUT the part.
+    pub url: String,
+    /// The part number.
+    pub part_number: u32,
+}
+
+/// Answer of `POST /v1/files/multipart/complete`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompletedUpload {
+    /// The key.
+    pub key: String,
+    /// Opaque location.
+    pub location: String,
+}
+
+/// Answer of `POST /v1/files/:id/download-url`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownloadTicket {
+    /// Where to GET.
+    pub url: String,
+    /// Original name.
+    pub filename: String,
+    /// Registered MIME type.
+    pub content_type: String,
+    /// Size.
+    pub size: u64,
+    /// URL expiry.
+    pub expires_at: Timestamp,
+}
+
+/// Body of `POST /v1/files`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterFile {
+    /// Issued key.
+    pub s3_key: String,
+    /// Name.
+    pub original_name: String,
+    /// MIME type.
+    pub mime_type: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Width.
+    #[serde(default)]
+    pub width: Option<u32>,
+    /// Height.
+    #[serde(default)]
+    pub height: Option<u32>,
+    /// Visibility.
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+    /// Bucket.
+    #[serde(default)]
+    pub bucket: Option<Bucket>,
+    /// Metadata.
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    /// Share list.
+    #[serde(default)]
+    pub shared_with: Option<Vec<String>>,
+}
+
+/// Body of `PATCH /v1/files/:id`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FilePatch {
+    /// New name.
+    #[serde(default)]
+    pub original_name: Option<String>,
+    /// New visibility.
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+    /// RFC 7396 merge patch of metadata.
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    /// New share list.
+    #[serde(default)]
+    pub shared_with: Option<Vec<String>>,
+}
+
+/// File-object fields that PATCH may not change.
+const IMMUTABLE_FIELDS: &[&str] =
+    &["id", "s3Key", "size", "mimeType", "bucket", "width", "height", "ownerId", "ownerType", "createdAt", "updatedAt"];
+
+impl FilePatch {
+    /// Parses a PATCH body, rejecting immutable fields.
+    ///
+    /// # Errors
+    /// `common/invalid-request` naming the field.
+    pub fn from_json(body: Value) -> Result<Self> {
+        let Value::Object(map) = &body else {
+            return Err(Error::invalid_request("request body must be a JSON object"));
+        };
+        if let Some(field) = IMMUTABLE_FIELDS.iter().find(|f| map.contains_key(**f)) {
+            return Err(Error::invalid_request(format!("field `{field}` cannot be changed")));
+        }
+        serde_json::from_value(body).map_err(|e| Error::invalid_request(e.to_string()))
+    }
+}
+
+/// One entry of `parts` as sent by the client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PartInput {
+    /// Part number.
+    pub part_number: Value,
+    /// ETag, quoted or not.
+    #[serde(default)]
+    pub etag: Option<String>,
+}
+
+/// Pagination block of a list answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pagination {
+    /// Visible matching rows.
+    pub total: u64,
+    /// Page number.
+    pub page: u32,
+    /// Page size.
+    pub limit: u32,
+    /// Pages in all.
+    pub total_pages: u64,
+    /// Whether a next page exists.
+    pub has_next_page: bool,
+    /// Whether a previous page exists.
+    pub has_prev_page: bool,
+    /// Cursor of the next page, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// Answer of `GET /v1/files`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileList {
+    /// Rows, each in the caller's projection.
+    pub items: Vec<FileView>,
+    /// Pagination.
+    pub pagination: Pagination,
+}
+
+/// `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266 with RFC 5987 encoding).
+pub fn content_disposition(name: &str) -> String {
+    let fallback: String =
+        name.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' { c } else { '_' }).collect();
+    if fallback == name {
+        return format!("attachment; filename=\"{name}\"");
+    }
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+fn validate_shared_with(list: Vec<String>) -> Result<Vec<String>> {
+    if list.len() > MAX_SHARED_WITH {
+        return Err(Error::invalid_request(format!("sharedWith must have at most {MAX_SHARED_WITH} ids")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for id in list {
+        if id.is_empty() || id.chars().count() > 255 || id.chars().any(char::is_control) {
+            return Err(Error::invalid_request("sharedWith ids must be 1-255 characters without control characters"));
+        }
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+fn default_bucket(category: Option<Category>) -> Bucket {
+    match category {
+        Some(Category::Images) => Bucket::Images,
+        Some(Category::Documents) => Bucket::Documents,
+        Some(Category::Media) => Bucket::Media,
+        Some(Category::Temp) => Bucket::Temp,
+        _ => Bucket::Files,
+    }
+}
+
+fn strip_quotes(etag: &str) -> &str {
+    etag.trim().trim_start_matches('"').trim_end_matches('"')
+}
+
+/// The use cases.
+pub struct FileService {
+    repo: Arc<dyn FileRepository>,
+    store: Arc<dyn ObjectStore>,
+    clock: Arc<dyn Clock>,
+    config: ServiceConfig,
+}
+
+impl FileService {
+    /// Wires the service to its ports.
+    pub fn new(repo: Arc<dyn FileRepository>, store: Arc<dyn ObjectStore>, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
+        Self { repo, store, clock, config }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// Validates an issue request; returns `(mime, declared size, max size)`.
+    fn check_issue(&self, req: &IssueUpload, multipart: bool) -> Result<(MimeType, Option<u64>)> {
+        limits::validate_name(&req.filename)?;
+        let mime = MimeType::parse(&req.content_type)?;
+        Limits::check_mime_for_category(&mime, req.category)?;
+        let max = self.config.limits.max_size(req.category, multipart);
+        let size = req.file_size.map(|s| self.config.limits.check_size(s, max)).transpose()?;
+        Ok((mime, size))
+    }
+
+    async fn issue(&self, principal: &Principal, req: &IssueUpload, mime: &MimeType, size: Option<u64>, multipart_id: Option<String>, key: String, ttl: u64) -> Result<IssuedUpload> {
+        let now = self.clock.now();
+        let upload = IssuedUpload {
+            key,
+            tenant: principal.tenant.clone(),
+            owner: principal.identity.clone(),
+            filename: req.filename.clone(),
+            content_type: mime.as_str().to_owned(),
+            declared_size: size,
+            visibility: req.visibility,
+            category: req.category,
+            max_size: self.config.limits.max_size(req.category, multipart_id.is_some()),
+            multipart_id,
+            state: UploadState::Pending,
+            created_at: now,
+            expires_at: now.plus_secs(ttl),
+        };
+        self.repo.insert_upload(&upload).await?;
+        Ok(upload)
+    }
+
+    /// `POST /v1/files/presigned-url`.
+    pub async fn issue_upload_url(&self, principal: &Principal, req: IssueUpload) -> Result<UploadTicket> {
+        let (mime, size) = self.check_issue(&req, false)?;
+        let key = keys::generate(&principal.tenant, &principal.identity, &req.filename);
+        let upload = self.issue(principal, &req, &mime, size, None, key, self.config.upload_url_ttl_secs).await?;
+        let presigned = self.store.presign_put(&upload.key, &upload.content_type, size, upload.expires_at).await?;
+        Ok(UploadTicket {
+            url: presigned.url,
+            key: upload.key,
+            filename: upload.filename,
+            content_type: upload.content_type,
+            method: presigned.method,
+            headers: presigned.headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
+            expires_at: upload.expires_at,
+        })
+    }
+
+    /// `POST /v1/files/multipart/init`.
+    pub async fn init_multipart(&self, principal: &Principal, req: IssueUpload) -> Result<MultipartTicket> {
+        if req.file_size.is_none() {
+            return Err(Error::invalid_request("missing field `fileSize`"));
+        }
+        let (mime, size) = self.check_issue(&req, true)?;
+        let key = keys::generate(&principal.tenant, &principal.identity, &req.filename);
+        let upload_id = self.store.create_multipart(&key, mime.as_str()).await?;
+        let upload = self
+            .issue(principal, &req, &mime, size, Some(upload_id.clone()), key, self.config.multipart_ttl_secs)
+            .await?;
+        Ok(MultipartTicket { upload_id, key: upload.key, filename: upload.filename })
+    }
+
+    /// Finds a pending multipart upload the caller may drive.
+    async fn multipart_upload(&self, principal: &Principal, key: &str, upload_id: &str) -> Result<IssuedUpload> {
+        let not_found = || Error::new(ErrorCode::UploadNotFound);
+        if key.len() > MAX_KEY_BYTES || !keys::belongs_to(key, &principal.tenant) {
+            return Err(not_found());
+        }
+        let upload = self.repo.find_upload(&principal.tenant, key).await?.ok_or_else(not_found)?;
+        if upload.multipart_id.as_deref() != Some(upload_id)
+            || upload.state != UploadState::Pending
+            || upload.expires_at <= self.clock.now()
+        {
+            return Err(not_found());
+        }
+        if !(principal.admin || principal.is(&upload.owner)) {
+            return Err(Error::new(ErrorCode::AccessDenied));
+        }
+        Ok(upload)
+    }
+
+    /// `POST /v1/files/multipart/presigned-url`.
+    pub async fn presign_part(&self, principal: &Principal, key: &str, upload_id: &str, part_number: &Value) -> Result<PartTicket> {
+        let part_number = parse_part_number(part_number)?;
+        let upload = self.multipart_upload(principal, key, upload_id).await?;
+        let expires = self.clock.now().plus_secs(self.config.upload_url_ttl_secs).min(upload.expires_at);
+        let presigned = self.store.presign_part(key, upload_id, part_number, expires).await?;
+        Ok(PartTicket { url: presigned.url, part_number })
+    }
+
+    /// `POST /v1/files/multipart/complete`.
+    pub async fn complete_multipart(&self, principal: &Principal, key: &str, upload_id: &str, parts: Option<&Value>) -> Result<CompletedUpload> {
+        let parts = parse_parts(parts)?;
+        let upload = self.multipart_upload(principal, key, upload_id).await?;
+        let assembled = self.store.complete_multipart(key, upload_id, &parts).await?;
+        if assembled.size > upload.max_size || upload.declared_size.is_some_and(|d| d != assembled.size) {
+            self.discard_object(key).await;
+            self.repo.transition_upload(&principal.tenant, key, UploadState::Pending, UploadState::Aborted).await?;
+            return Err(if assembled.size > upload.max_size {
+                Error::new(ErrorCode::FileTooLarge)
+            } else {
+                Error::with_message(ErrorCode::SizeMismatch, "Assembled size differs from the declared fileSize")
+            });
+        }
+        if !self.repo.transition_upload(&principal.tenant, key, UploadState::Pending, UploadState::Completed).await? {
+            return Err(Error::new(ErrorCode::UploadNotFound));
+        }
+        Ok(CompletedUpload { key: key.to_owned(), location: assembled.location })
+    }
+
+    /// `POST /v1/files/multipart/abort`.
+    pub async fn abort_multipart(&self, principal: &Principal, key: &str, upload_id: &str) -> Result<String> {
+        self.multipart_upload(principal, key, upload_id).await?;
+        if !self.repo.transition_upload(&principal.tenant, key, UploadState::Pending, UploadState::Aborted).await? {
+            return Err(Error::new(ErrorCode::UploadNotFound));
+        }
+        self.store.abort_multipart(key, upload_id).await?;
+        Ok(key.to_owned())
+    }
+
+    /// `POST /v1/files`: the seven checks of API.md, in order.
+    pub async fn register(&self, principal: &Principal, req: RegisterFile) -> Result<FileView> {
+        // Field rules.
+        if req.s3_key.len() > MAX_KEY_BYTES {
+            return Err(Error::new(ErrorCode::S3KeyTooLong));
+        }
+        limits::validate_name(&req.original_name)?;
+        let mime = MimeType::parse(&req.mime_type)?;
+        let size = u64::try_from(req.size).map_err(|_| Error::new(ErrorCode::SizeNegative))?;
+        let metadata = req.metadata.map(FileMetadata::from_json).transpose()?.unwrap_or_default();
+        let shared_with = validate_shared_with(req.shared_with.unwrap_or_default())?;
+
+        // 2. Issued here? 3. To this caller?
+        let upload = if keys::belongs_to(&req.s3_key, &principal.tenant) {
+            self.repo.find_upload(&principal.tenant, &req.s3_key).await?
+        } else {
+            None
+        };
+        let upload = upload.ok_or_else(|| Error::new(ErrorCode::InvalidPath))?;
+        if !(principal.admin || principal.is(&upload.owner)) {
+            return Err(Error::new(ErrorCode::AccessDenied));
+        }
+        // 4. Already registered?
+        match upload.state {
+            UploadState::Registered => return Err(Error::new(ErrorCode::S3KeyAlreadyExists)),
+            UploadState::Aborted => return Err(Error::new(ErrorCode::UploadNotFound)),
+            UploadState::Pending if upload.multipart_id.is_some() => {
+                return Err(Error::with_message(ErrorCode::UploadNotFound, "Multipart upload is not completed"))
+            }
+            UploadState::Pending | UploadState::Completed => {}
+        }
+        // 5. As issued?
+        if mime.as_str() != upload.content_type {
+            return Err(Error::with_message(
+                ErrorCode::InvalidFormat,
+                format!("mimeType must be `{}` as issued", upload.content_type),
+            ));
+        }
+        if upload.declared_size.is_some_and(|d| d != size) {
+            return Err(Error::with_message(ErrorCode::SizeMismatch, "size differs from the declared fileSize"));
+        }
+        self.config.limits.check_size(req.size, upload.max_size)?;
+        // 6. Uploaded? 7. Of that size?
+        let object = self
+            .store
+            .head(&upload.key)
+            .await?
+            .ok_or_else(|| Error::with_message(ErrorCode::UploadNotFound, "No object has been uploaded with this key"))?;
+        if object.size > upload.max_size {
+            self.discard_object(&upload.key).await;
+            return Err(Error::new(ErrorCode::FileTooLarge));
+        }
+        if object.size != size {
+            return Err(Error::with_message(
+                ErrorCode::SizeMismatch,
+                format!("The uploaded object has {} bytes", object.size),
+            ));
+        }
+
+        let now = self.clock.now();
+        let file = File {
+            id: FileId::generate(),
+            tenant: principal.tenant.clone(),
+            s3_key: upload.key,
+            original_name: req.original_name,
+            mime_type: mime.into_string(),
+            size,
+            width: req.width,
+            height: req.height,
+            visibility: req.visibility.or(upload.visibility).unwrap_or(Visibility::Private),
+            bucket: req.bucket.unwrap_or_else(|| default_bucket(upload.category)),
+            owner: upload.owner,
+            shared_with,
+            metadata,
+            created_at: now,
+            updated_at: now,
+        };
+        self.repo.register_file(&file).await?;
+        Ok(self.view(&file, crate::model::Projection::Full))
+    }
+
+    /// Deletes an object now, or queues it when the store fails.
+    async fn discard_object(&self, key: &str) {
+        if self.store.delete(key).await.is_err() {
+            // Best effort: if even the queue fails, the lifecycle worker's sweep of
+            // unregistered uploads still removes the object later.
+            let _ = self.repo.enqueue_object_deletion(key, self.clock.now()).await;
+        }
+    }
+
+    fn view(&self, file: &File, projection: crate::model::Projection) -> FileView {
+        file.view(projection, self.config.public_base_url.as_deref())
+    }
+
+    async fn load(&self, principal: &Principal, id: &str) -> Result<File> {
+        let id = FileId::parse(id)?;
+        self.repo.get_file(&principal.tenant, id).await?.ok_or_else(|| Error::new(ErrorCode::FileNotFound))
+    }
+
+    /// `GET /v1/files/:id`.
+    pub async fn get(&self, principal: &Principal, id: &str) -> Result<FileView> {
+        let file = self.load(principal, id).await?;
+        let projection = read_access(principal, &file)?;
+        Ok(self.view(&file, projection))
+    }
+
+    /// `GET /v1/files`.
+    pub async fn list(&self, principal: &Principal, params: ListParams) -> Result<FileList> {
+        let query = ListQuery { tenant: principal.tenant.clone(), scope: Scope::of(principal), params };
+        let page = self.repo.list_files(&query).await?;
+        let params = query.params;
+        let items = page
+            .items
+            .iter()
+            .map(|f| read_access(principal, f).map(|p| self.view(f, p)))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| Error::internal(format!("repository returned a row outside the caller's scope: {e}")))?;
+        let total_pages = page.total.div_ceil(u64::from(params.limit));
+        let next_cursor = match page.items.last() {
+            Some(last) if page.has_more => Some(Cursor::after(last, params.sort_by, params.direction).encode()),
+            _ => None,
+        };
+        Ok(FileList {
+            items,
+            pagination: Pagination {
+                total: page.total,
+                page: params.page,
+                limit: params.limit,
+                total_pages,
+                has_next_page: page.has_more,
+                has_prev_page: params.page > 1 || params.cursor.is_some(),
+                next_cursor,
+            },
+        })
+    }
+
+    /// `PATCH /v1/files/:id`.
+    pub async fn patch(&self, principal: &Principal, id: &str, patch: FilePatch) -> Result<FileView> {
+        if let Some(name) = &patch.original_name {
+            limits::validate_name(name)?;
+        }
+        let shared_with = patch.shared_with.map(validate_shared_with).transpose()?;
+        let mut file = self.load(principal, id).await?;
+        modify_access(principal, &file)?;
+        if let Some(meta) = &patch.metadata {
+            file.metadata = file.metadata.merge_patch(meta)?;
+        }
+        if let Some(name) = patch.original_name {
+            file.original_name = name;
+        }
+        if let Some(v) = patch.visibility {
+            file.visibility = v;
+        }
+        if let Some(list) = shared_with {
+            file.shared_with = list;
+        }
+        // Strictly later than before, even within one millisecond.
+        file.updated_at = self.clock.now().max(Timestamp::from_millis(file.updated_at.millis() + 1));
+        self.repo.update_file(&file).await?;
+        Ok(self.view(&file, crate::model::Projection::Full))
+    }
+
+    /// `DELETE /v1/files/:id`: the row goes and the object deletion is queued in
+    /// one transaction; then the object is deleted now if the store allows.
+    pub async fn delete(&self, principal: &Principal, id: &str) -> Result<()> {
+        let file = self.load(principal, id).await?;
+        modify_access(principal, &file)?;
+        let now = self.clock.now();
+        if let Some(deleted) = self.repo.delete_file(&principal.tenant, file.id, now).await? {
+            if self.store.delete(&deleted.s3_key).await.is_ok() {
+                self.repo.finish_object_deletion(&deleted.s3_key).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST /v1/files/:id/download-url`.
+    pub async fn download_url(&self, principal: &Principal, id: &str) -> Result<DownloadTicket> {
+        let file = self.load(principal, id).await?;
+        read_access(principal, &file)?;
+        let expires_at = self.clock.now().plus_secs(self.config.download_url_ttl_secs);
+        let presigned = self
+            .store
+            .presign_get(&file.s3_key, &file.mime_type, &content_disposition(&file.original_name), expires_at)
+            .await?;
+        Ok(DownloadTicket {
+            url: presigned.url,
+            filename: file.original_name,
+            content_type: file.mime_type,
+            size: file.size,
+            expires_at,
+        })
+    }
+
+    /// Retries queued object deletions that are due; returns how many objects went.
+    pub async fn retry_object_deletions(&self, batch: u32) -> Result<usize> {
+        let now = self.clock.now();
+        let due = self.repo.due_object_deletions(now, batch).await?;
+        let mut done = 0;
+        for key in due {
+            match self.store.delete(&key).await {
+                Ok(()) => {
+                    self.repo.finish_object_deletion(&key).await?;
+                    done += 1;
+                }
+                Err(_) => self.repo.defer_object_deletion(&key, now.plus_secs(60)).await?,
+            }
+        }
+        Ok(done)
+    }
+
+    /// Readiness: both backends answer.
+    pub async fn health_check(&self) -> Result<()> {
+        self.repo.health_check().await?;
+        self.store.health_check().await
+    }
+}
+
+fn parse_part_number(v: &Value) -> Result<u32> {
+    v.as_u64()
+        .filter(|n| (1..=u64::from(MAX_PART_NUMBER)).contains(n))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| Error::new(ErrorCode::InvalidPartNumberRange))
+}
+
+fn parse_parts(parts: Option<&Value>) -> Result<Vec<CompletedPart>> {
+    let invalid = |m: &str| Error::with_message(ErrorCode::InvalidPartsArray, m.to_owned());
+    let list = parts.and_then(Value::as_array).ok_or_else(|| invalid("parts must be a non-empty array"))?;
+    if list.is_empty() || list.len() > MAX_PART_NUMBER as usize {
+        return Err(invalid("parts must have 1 to 10000 items"));
+    }
+    let mut out: Vec<CompletedPart> = Vec::with_capacity(list.len());
+    for item in list {
+        let part: PartInput =
+            serde_json::from_value(item.clone()).map_err(|_| invalid("each part needs partNumber and etag"))?;
+        let part_number = parse_part_number(&part.part_number).map_err(|_| invalid("partNumber must be 1-10000"))?;
+        let etag = part.etag.as_deref().map(strip_quotes).filter(|e| !e.is_empty()).ok_or_else(|| invalid("missing etag"))?;
+        if out.last().is_some_and(|prev| prev.part_number >= part_number) {
+            return Err(invalid("parts must be sorted by partNumber without duplicates"));
+        }
+        out.push(CompletedPart { part_number, etag: etag.to_owned() });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn disposition() {
+        assert_eq!(content_disposition("a b.txt"), "attachment; filename=\"a b.txt\"");
+        assert_eq!(
+            content_disposition("résumé \"1\".pdf"),
+            "attachment; filename=\"r_sum_ _1_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%221%22.pdf"
+        );
+    }
+
+    #[test]
+    fn parts_validation() {
+        let code = |v: Option<Value>| parse_parts(v.as_ref()).err().map(|e| e.code());
+        let bad = Some(ErrorCode::InvalidPartsArray);
+        assert_eq!(code(None), bad);
+        assert_eq!(code(Some(json!("x"))), bad);
+        assert_eq!(code(Some(json!([]))), bad);
+        assert_eq!(code(Some(json!([{"partNumber":2,"etag":"a"},{"partNumber":1,"etag":"b"}]))), bad);
+        assert_eq!(code(Some(json!([{"partNumber":1,"etag":"a"},{"partNumber":1,"etag":"b"}]))), bad);
+        assert_eq!(code(Some(json!([{"partNumber":1,"etag":"\"\""}]))), bad);
+        assert_eq!(code(Some(json!([{"partNumber":1}]))), bad);
+        assert_eq!(code(Some(json!([{"partNumber":0,"etag":"a"}]))), bad);
+        let many: Vec<Value> = (1..=10_001).map(|n| json!({"partNumber": n, "etag": "a"})).collect();
+        assert_eq!(code(Some(Value::Array(many))), bad);
+        let ok = parse_parts(Some(&json!([{"partNumber":1,"etag":"\"abc\""},{"partNumber":3,"etag":"def"}])));
+        assert_eq!(ok.ok().map(|p| p.iter().map(|p| p.etag.clone()).collect::<Vec<_>>()), Some(vec!["abc".into(), "def".into()]));
+    }
+
+    #[test]
+    fn part_numbers() {
+        for ok in [json!(1), json!(10000)] {
+            assert!(parse_part_number(&ok).is_ok());
+        }
+        for bad in [json!(0), json!(10001), json!(1.5), json!("1"), json!(-1), json!(null)] {
+            assert_eq!(parse_part_number(&bad).err().map(|e| e.code()), Some(ErrorCode::InvalidPartNumberRange), "{bad}");
+        }
+    }
+
+    #[test]
+    fn patch_rejects_immutable_fields() {
+        for f in IMMUTABLE_FIELDS {
+            let body = json!({ *f: 1 });
+            assert_eq!(FilePatch::from_json(body).err().map(|e| e.code()), Some(ErrorCode::InvalidRequest), "{f}");
+        }
+        assert!(FilePatch::from_json(json!({"originalName":"x","other":1})).is_ok());
+        assert!(FilePatch::from_json(json!({"visibility":"nope"})).is_err());
+        assert!(FilePatch::from_json(json!([1])).is_err());
+    }
+
+    #[test]
+    fn shared_with_rules() {
+        assert!(validate_shared_with(vec!["a".into(); 101]).is_err());
+        assert_eq!(validate_shared_with(vec!["a".into(), "a".into(), "b".into()]).ok(), Some(vec!["a".into(), "b".into()]));
+        assert!(validate_shared_with(vec![String::new()]).is_err());
+    }
+}

@@ -1,0 +1,92 @@
+//! Issued uploads: the server's record of every key it handed out (single PUT or
+//! multipart), so that registration can be checked and abandoned uploads cleaned.
+
+use serde::Deserialize;
+
+use crate::model::{Category, Owner, Tenant, Timestamp, Visibility};
+
+/// Life cycle of an issued upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UploadState {
+    /// Issued; bytes may be (or have been) uploaded.
+    Pending,
+    /// A multipart upload whose object was assembled.
+    Completed,
+    /// A multipart upload that was aborted.
+    Aborted,
+    /// A file was registered with this key.
+    Registered,
+}
+
+impl UploadState {
+    /// Storage string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Completed => "completed",
+            Self::Aborted => "aborted",
+            Self::Registered => "registered",
+        }
+    }
+
+    /// Parses a storage string.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "completed" => Self::Completed,
+            "aborted" => Self::Aborted,
+            "registered" => Self::Registered,
+            _ => return None,
+        })
+    }
+}
+
+/// A key issued to a caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssuedUpload {
+    /// The object key.
+    pub key: String,
+    /// Project/environment.
+    pub tenant: Tenant,
+    /// The caller it was issued to; the future file's owner.
+    pub owner: Owner,
+    /// The client's file name.
+    pub filename: String,
+    /// The content type the upload is bound to (lower case).
+    pub content_type: String,
+    /// Size declared at issue, if any.
+    pub declared_size: Option<u64>,
+    /// Visibility asked for at issue.
+    pub visibility: Option<Visibility>,
+    /// Category asked for at issue.
+    pub category: Option<Category>,
+    /// Size limit that applied at issue.
+    pub max_size: u64,
+    /// The store's upload id, for multipart uploads.
+    pub multipart_id: Option<String>,
+    /// State.
+    pub state: UploadState,
+    /// When it was issued.
+    pub created_at: Timestamp,
+    /// When the upload URL (single PUT) or the multipart upload expires.
+    pub expires_at: Timestamp,
+}
+
+/// Body of `POST /v1/files/presigned-url` and `POST /v1/files/multipart/init`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssueUpload {
+    /// Client file name.
+    pub filename: String,
+    /// MIME type the client will upload.
+    pub content_type: String,
+    /// Declared size (required for multipart).
+    #[serde(default)]
+    pub file_size: Option<i64>,
+    /// Visibility of the future file.
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+    /// Category (limits of API.md §6).
+    #[serde(default)]
+    pub category: Option<Category>,
+}
