@@ -18,7 +18,9 @@ pub fn read_access(principal: &Principal, file: &File) -> Result<Projection> {
     }
     let visible = match file.visibility {
         Visibility::Public | Visibility::Protected => true,
-        Visibility::Shared => principal.user_id().is_some_and(|uid| file.shared_with.iter().any(|u| u == uid)),
+        Visibility::Shared => principal
+            .user_id()
+            .is_some_and(|uid| file.shared_with.iter().any(|u| u == uid)),
         Visibility::Private => false,
     };
     if visible {
@@ -49,11 +51,21 @@ mod tests {
     use crate::model::*;
 
     fn tenant(p: &str, env: Environment) -> Tenant {
-        Tenant { project: ProjectId::new(p).expect("valid"), env }
+        Tenant {
+            project: ProjectId::new(p).expect("valid"),
+            env,
+        }
     }
 
     fn user(t: &Tenant, id: &str, admin: bool) -> Principal {
-        Principal { tenant: t.clone(), identity: Owner { kind: OwnerType::User, id: id.into() }, admin }
+        Principal {
+            tenant: t.clone(),
+            identity: Owner {
+                kind: OwnerType::User,
+                id: id.into(),
+            },
+            admin,
+        }
     }
 
     fn file(t: &Tenant, owner: &str, vis: Visibility, shared: &[&str]) -> File {
@@ -68,7 +80,10 @@ mod tests {
             height: None,
             visibility: vis,
             bucket: Bucket::Files,
-            owner: Owner { kind: OwnerType::User, id: owner.into() },
+            owner: Owner {
+                kind: OwnerType::User,
+                id: owner.into(),
+            },
             shared_with: shared.iter().map(|s| s.to_string()).collect(),
             metadata: FileMetadata::default(),
             created_at: Timestamp::from_millis(0),
@@ -84,7 +99,10 @@ mod tests {
         let admin = user(&t, "root", true);
         let service = Principal {
             tenant: t.clone(),
-            identity: Owner { kind: OwnerType::Service, id: "key-1".into() },
+            identity: Owner {
+                kind: OwnerType::Service,
+                id: "key-1".into(),
+            },
             admin: true,
         };
         let named = user(&t, "bob", false);
@@ -98,10 +116,18 @@ mod tests {
             assert_eq!(modify_access(&owner, &f), Ok(()));
             assert_eq!(modify_access(&admin, &f), Ok(()));
             assert_eq!(modify_access(&service, &f), Ok(()));
-            assert_eq!(modify_access(&named, &f), denied.clone().map(|_: Projection| ()));
-            assert_eq!(modify_access(&stranger, &f), denied.clone().map(|_: Projection| ()));
+            assert_eq!(
+                modify_access(&named, &f),
+                denied.clone().map(|_: Projection| ())
+            );
+            assert_eq!(
+                modify_access(&stranger, &f),
+                denied.clone().map(|_: Projection| ())
+            );
             let (named_read, stranger_read) = match vis {
-                Visibility::Public | Visibility::Protected => (Ok(Projection::Public), Ok(Projection::Public)),
+                Visibility::Public | Visibility::Protected => {
+                    (Ok(Projection::Public), Ok(Projection::Public))
+                }
                 Visibility::Shared => (Ok(Projection::Public), denied.clone()),
                 Visibility::Private => (denied.clone(), denied.clone()),
             };
@@ -113,11 +139,17 @@ mod tests {
     #[test]
     fn other_tenants_never_see_files_even_as_admin() {
         let t = tenant("p", Environment::Dev);
-        for other in [tenant("q", Environment::Dev), tenant("p", Environment::Prod)] {
+        for other in [
+            tenant("q", Environment::Dev),
+            tenant("p", Environment::Prod),
+        ] {
             let f = file(&t, "alice", Visibility::Public, &[]);
             let nf = Err(Error::new(ErrorCode::FileNotFound));
             assert_eq!(read_access(&user(&other, "alice", true), &f), nf);
-            assert_eq!(modify_access(&user(&other, "alice", true), &f), nf.map(|_: Projection| ()));
+            assert_eq!(
+                modify_access(&user(&other, "alice", true), &f),
+                nf.map(|_: Projection| ())
+            );
         }
     }
 
@@ -127,10 +159,16 @@ mod tests {
         let f = file(&t, "alice", Visibility::Shared, &["key-1"]);
         let svc = Principal {
             tenant: t.clone(),
-            identity: Owner { kind: OwnerType::Service, id: "key-1".into() },
+            identity: Owner {
+                kind: OwnerType::Service,
+                id: "key-1".into(),
+            },
             admin: false,
         };
-        assert_eq!(read_access(&svc, &f), Err(Error::new(ErrorCode::AccessDenied)));
+        assert_eq!(
+            read_access(&svc, &f),
+            Err(Error::new(ErrorCode::AccessDenied))
+        );
     }
 
     #[test]
@@ -138,6 +176,9 @@ mod tests {
         let t = tenant("p", Environment::Dev);
         let mut f = file(&t, "key-1", Visibility::Private, &[]);
         f.owner.kind = OwnerType::Service;
-        assert_eq!(read_access(&user(&t, "key-1", false), &f), Err(Error::new(ErrorCode::AccessDenied)));
+        assert_eq!(
+            read_access(&user(&t, "key-1", false), &f),
+            Err(Error::new(ErrorCode::AccessDenied))
+        );
     }
 }

@@ -89,11 +89,21 @@ pub fn parse_api_key(raw: &str) -> Result<ApiKeyKind> {
     } else if raw.starts_with("sk_") {
         ApiKeyKind::Secret
     } else {
-        return Err(Error::with_message(ErrorCode::InvalidApiKey, "API key must start with pk_ or sk_"));
+        return Err(Error::with_message(
+            ErrorCode::InvalidApiKey,
+            "API key must start with pk_ or sk_",
+        ));
     };
     let hex_part = &raw[3..];
-    if hex_part.len() != 64 || !hex_part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err(Error::with_message(ErrorCode::InvalidApiKey, "Malformed API key"));
+    if hex_part.len() != 64
+        || !hex_part
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(Error::with_message(
+            ErrorCode::InvalidApiKey,
+            "Malformed API key",
+        ));
     }
     Ok(kind)
 }
@@ -128,8 +138,16 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// A new authenticator.
-    pub fn new(keys: Arc<dyn ApiKeyRepository>, tokens: Arc<dyn TokenVerifier>, clock: Arc<dyn Clock>) -> Self {
-        Self { keys, tokens, clock }
+    pub fn new(
+        keys: Arc<dyn ApiKeyRepository>,
+        tokens: Arc<dyn TokenVerifier>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            keys,
+            tokens,
+            clock,
+        }
     }
 
     /// Applies API.md §1 to the `X-API-Key` and `Authorization` header values.
@@ -139,11 +157,17 @@ impl Authenticator {
     /// expired key; `common/authentication-required` for a publishable key without
     /// a usable token, or any unusable token; `common/service-unavailable` when
     /// the key store cannot be reached.
-    pub async fn authenticate(&self, api_key: Option<&str>, authorization: Option<&str>) -> Result<Principal> {
+    pub async fn authenticate(
+        &self,
+        api_key: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<Principal> {
         let raw = api_key
             .map(str::trim)
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| Error::with_message(ErrorCode::InvalidApiKey, "Missing X-API-Key header"))?;
+            .ok_or_else(|| {
+                Error::with_message(ErrorCode::InvalidApiKey, "Missing X-API-Key header")
+            })?;
         let kind = parse_api_key(raw)?;
         let record = self
             .keys
@@ -152,13 +176,22 @@ impl Authenticator {
             .ok_or_else(|| Error::with_message(ErrorCode::InvalidApiKey, "Unknown API key"))?;
         let now = self.clock.now();
         if record.kind != kind {
-            return Err(Error::with_message(ErrorCode::InvalidApiKey, "Unknown API key"));
+            return Err(Error::with_message(
+                ErrorCode::InvalidApiKey,
+                "Unknown API key",
+            ));
         }
         if record.revoked_at.is_some_and(|t| t <= now) {
-            return Err(Error::with_message(ErrorCode::InvalidApiKey, "API key has been revoked"));
+            return Err(Error::with_message(
+                ErrorCode::InvalidApiKey,
+                "API key has been revoked",
+            ));
         }
         if record.expires_at.is_some_and(|t| t <= now) {
-            return Err(Error::with_message(ErrorCode::InvalidApiKey, "API key has expired"));
+            return Err(Error::with_message(
+                ErrorCode::InvalidApiKey,
+                "API key has expired",
+            ));
         }
 
         let token = match authorization.map(str::trim).filter(|h| !h.is_empty()) {
@@ -171,7 +204,10 @@ impl Authenticator {
                 "A publishable key needs an Authorization: Bearer token",
             )),
             (ApiKeyKind::Secret, None) => Ok(Principal {
-                identity: Owner { kind: OwnerType::Service, id: record.id.clone() },
+                identity: Owner {
+                    kind: OwnerType::Service,
+                    id: record.id.clone(),
+                },
                 tenant: record.tenant,
                 admin: true,
             }),
@@ -180,17 +216,27 @@ impl Authenticator {
                     .tokens
                     .verify(token)
                     .map_err(|why| Error::with_message(ErrorCode::AuthenticationRequired, why))?;
-                if claims.project_id.as_deref().is_some_and(|p| p != record.tenant.project.as_str()) {
+                if claims
+                    .project_id
+                    .as_deref()
+                    .is_some_and(|p| p != record.tenant.project.as_str())
+                {
                     return Err(Error::with_message(
                         ErrorCode::AuthenticationRequired,
                         "Token belongs to another project",
                     ));
                 }
                 if claims.subject.is_empty() {
-                    return Err(Error::with_message(ErrorCode::AuthenticationRequired, "Token has an empty subject"));
+                    return Err(Error::with_message(
+                        ErrorCode::AuthenticationRequired,
+                        "Token has an empty subject",
+                    ));
                 }
                 Ok(Principal {
-                    identity: Owner { kind: OwnerType::User, id: claims.subject },
+                    identity: Owner {
+                        kind: OwnerType::User,
+                        id: claims.subject,
+                    },
                     tenant: record.tenant,
                     admin: claims.admin || kind == ApiKeyKind::Secret,
                 })
@@ -222,7 +268,10 @@ mod tests {
         assert_eq!(hash, hash_key(&key));
         assert_eq!(parse_api_key(&key).ok(), Some(ApiKeyKind::Secret));
         let hex = "a".repeat(64);
-        assert_eq!(parse_api_key(&format!("pk_{hex}")).ok(), Some(ApiKeyKind::Publishable));
+        assert_eq!(
+            parse_api_key(&format!("pk_{hex}")).ok(),
+            Some(ApiKeyKind::Publishable)
+        );
         let bad = [
             String::new(),
             "pk_".to_owned(),
@@ -232,7 +281,11 @@ mod tests {
             format!("sk_{}", "g".repeat(64)),
         ];
         for bad in bad {
-            assert_eq!(parse_api_key(&bad).err().map(|e| e.code()), Some(ErrorCode::InvalidApiKey), "{bad}");
+            assert_eq!(
+                parse_api_key(&bad).err().map(|e| e.code()),
+                Some(ErrorCode::InvalidApiKey),
+                "{bad}"
+            );
         }
     }
 

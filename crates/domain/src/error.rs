@@ -128,12 +128,20 @@ pub struct Error {
 impl Error {
     /// An error with the code's default message.
     pub fn new(code: ErrorCode) -> Self {
-        Self { code, message: code.default_message().to_owned(), detail: None }
+        Self {
+            code,
+            message: code.default_message().to_owned(),
+            detail: None,
+        }
     }
 
     /// An error with a specific, caller-safe message.
     pub fn with_message(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), detail: None }
+        Self {
+            code,
+            message: message.into(),
+            detail: None,
+        }
     }
 
     /// `common/invalid-request` with a message naming what was wrong.
@@ -143,12 +151,18 @@ impl Error {
 
     /// `common/internal`; `detail` is for the log only.
     pub fn internal(detail: impl Into<String>) -> Self {
-        Self { detail: Some(detail.into()), ..Self::new(ErrorCode::Internal) }
+        Self {
+            detail: Some(detail.into()),
+            ..Self::new(ErrorCode::Internal)
+        }
     }
 
     /// `common/service-unavailable`; `detail` is for the log only.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self { detail: Some(detail.into()), ..Self::new(ErrorCode::ServiceUnavailable) }
+        Self {
+            detail: Some(detail.into()),
+            ..Self::new(ErrorCode::ServiceUnavailable)
+        }
     }
 
     /// Attaches a private detail (logged, never sent).

@@ -27,7 +27,11 @@ pub fn owner_hash(owner: &Owner) -> String {
 pub fn sanitize_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len().min(MAX_NAME_SEGMENT));
     for c in name.chars() {
-        let c = if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' };
+        let c = if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+            c
+        } else {
+            '_'
+        };
         if c == '_' && out.ends_with('_') {
             continue;
         }
@@ -66,7 +70,9 @@ pub fn is_safe_key(key: &str) -> bool {
             !seg.is_empty()
                 && seg != "."
                 && seg != ".."
-                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         })
 }
 
@@ -86,7 +92,10 @@ mod tests {
     use crate::model::{Environment, OwnerType, ProjectId};
 
     fn tenant() -> Tenant {
-        Tenant { project: ProjectId::new("demo").expect("valid"), env: Environment::Dev }
+        Tenant {
+            project: ProjectId::new("demo").expect("valid"),
+            env: Environment::Dev,
+        }
     }
 
     #[test]
@@ -111,20 +120,28 @@ mod tests {
 
     #[test]
     fn generated_keys_are_safe_unique_and_owned() {
-        let owner = Owner { kind: OwnerType::User, id: "alice".into() };
+        let owner = Owner {
+            kind: OwnerType::User,
+            id: "alice".into(),
+        };
         let a = generate(&tenant(), &owner, "../../x y.png");
         let b = generate(&tenant(), &owner, "../../x y.png");
         assert_ne!(a, b);
         assert!(is_safe_key(&a), "{a}");
         assert!(belongs_to(&a, &tenant()));
         assert!(a.starts_with(&format!("demo/dev/{}/", owner_hash(&owner))));
-        let prod = Tenant { env: Environment::Prod, ..tenant() };
+        let prod = Tenant {
+            env: Environment::Prod,
+            ..tenant()
+        };
         assert!(!belongs_to(&a, &prod));
     }
 
     #[test]
     fn unsafe_keys() {
-        for bad in ["", "/abs", "a//b", "a/../b", "a/./b", "a/b/", "a\\b", "a\0b", "a b", "%2e%2e"] {
+        for bad in [
+            "", "/abs", "a//b", "a/../b", "a/./b", "a/b/", "a\\b", "a\0b", "a b", "%2e%2e",
+        ] {
             assert!(!is_safe_key(bad), "{bad:?}");
         }
         assert!(!is_safe_key(&"a".repeat(1025)));

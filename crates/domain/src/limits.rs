@@ -93,7 +93,10 @@ impl Limits {
             ));
         }
         if size > max {
-            return Err(Error::with_message(ErrorCode::FileTooLarge, format!("File exceeds the limit of {max} bytes")));
+            return Err(Error::with_message(
+                ErrorCode::FileTooLarge,
+                format!("File exceeds the limit of {max} bytes"),
+            ));
         }
         Ok(size)
     }
@@ -116,7 +119,10 @@ impl Limits {
             let cat = category.map_or("none", Category::as_str);
             Err(Error::with_message(
                 ErrorCode::InvalidFormat,
-                format!("MIME type `{}` is not allowed for category `{cat}`", mime.as_str()),
+                format!(
+                    "MIME type `{}` is not allowed for category `{cat}`",
+                    mime.as_str()
+                ),
             ))
         }
     }
@@ -143,8 +149,13 @@ impl MimeType {
                 && bytes.all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
         }
         match raw.split_once('/') {
-            Some((t, s)) if restricted_name(t) && restricted_name(s) => Ok(Self(raw.to_ascii_lowercase())),
-            _ => Err(Error::with_message(ErrorCode::InvalidFormat, "MIME type must be of the form type/subtype")),
+            Some((t, s)) if restricted_name(t) && restricted_name(s) => {
+                Ok(Self(raw.to_ascii_lowercase()))
+            }
+            _ => Err(Error::with_message(
+                ErrorCode::InvalidFormat,
+                "MIME type must be of the form type/subtype",
+            )),
         }
     }
 
@@ -168,7 +179,10 @@ impl MimeType {
 /// every control character, and the bidirectional overrides used to disguise
 /// extensions (`invoice\u{202e}fdp.exe`).
 fn forbidden_name_char(c: char) -> bool {
-    c == '/' || c == '\\' || c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c == '/'
+        || c == '\\'
+        || c.is_control()
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Validates a file name.
@@ -178,7 +192,10 @@ fn forbidden_name_char(c: char) -> bool {
 /// `file/original-name-too-long` over 255 characters.
 pub fn validate_name(name: &str) -> Result<()> {
     if name.is_empty() || name == "." || name == ".." || name.trim().is_empty() {
-        return Err(Error::with_message(ErrorCode::InvalidName, "File name must not be empty, '.' or '..'"));
+        return Err(Error::with_message(
+            ErrorCode::InvalidName,
+            "File name must not be empty, '.' or '..'",
+        ));
     }
     if name.chars().any(forbidden_name_char) {
         return Err(Error::with_message(
@@ -226,29 +243,69 @@ mod tests {
         let max = l.max_size(Some(Category::Images), false) as i64;
         assert_eq!(l.check_size(1, max as u64).ok(), Some(1));
         assert_eq!(l.check_size(max, max as u64).ok(), Some(max as u64));
-        assert_eq!(code(l.check_size(max + 1, max as u64)), Some(ErrorCode::FileTooLarge));
-        assert_eq!(code(l.check_size(0, max as u64)), Some(ErrorCode::FileTooSmall));
-        assert_eq!(code(l.check_size(-1, max as u64)), Some(ErrorCode::SizeNegative));
-        assert_eq!(code(l.check_size(i64::MIN, max as u64)), Some(ErrorCode::SizeNegative));
+        assert_eq!(
+            code(l.check_size(max + 1, max as u64)),
+            Some(ErrorCode::FileTooLarge)
+        );
+        assert_eq!(
+            code(l.check_size(0, max as u64)),
+            Some(ErrorCode::FileTooSmall)
+        );
+        assert_eq!(
+            code(l.check_size(-1, max as u64)),
+            Some(ErrorCode::SizeNegative)
+        );
+        assert_eq!(
+            code(l.check_size(i64::MIN, max as u64)),
+            Some(ErrorCode::SizeNegative)
+        );
     }
 
     #[test]
     fn mime_syntax() {
-        for ok in ["image/png", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "Text/Plain"] {
+        for ok in [
+            "image/png",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "Text/Plain",
+        ] {
             assert!(MimeType::parse(ok).is_ok(), "{ok}");
         }
-        assert_eq!(MimeType::parse("Text/Plain").map(|m| m.into_string()).ok().as_deref(), Some("text/plain"));
-        for bad in ["", "image", "image/", "/png", "image/png; charset=x", "a/b/c", "im age/png", "image/p\u{e9}ng"] {
-            assert_eq!(code(MimeType::parse(bad)), Some(ErrorCode::InvalidFormat), "{bad}");
+        assert_eq!(
+            MimeType::parse("Text/Plain")
+                .map(|m| m.into_string())
+                .ok()
+                .as_deref(),
+            Some("text/plain")
+        );
+        for bad in [
+            "",
+            "image",
+            "image/",
+            "/png",
+            "image/png; charset=x",
+            "a/b/c",
+            "im age/png",
+            "image/p\u{e9}ng",
+        ] {
+            assert_eq!(
+                code(MimeType::parse(bad)),
+                Some(ErrorCode::InvalidFormat),
+                "{bad}"
+            );
         }
         let long = format!("application/{}", "x".repeat(250));
-        assert_eq!(code(MimeType::parse(&long)), Some(ErrorCode::MimeTypeTooLong));
+        assert_eq!(
+            code(MimeType::parse(&long)),
+            Some(ErrorCode::MimeTypeTooLong)
+        );
     }
 
     #[test]
     fn mime_per_category() {
         let ok = |m: &str, c: Option<Category>| {
-            MimeType::parse(m).and_then(|m| Limits::check_mime_for_category(&m, c)).is_ok()
+            MimeType::parse(m)
+                .and_then(|m| Limits::check_mime_for_category(&m, c))
+                .is_ok()
         };
         assert!(ok("image/png", Some(Category::Images)));
         assert!(!ok("video/mp4", Some(Category::Images)));
@@ -261,20 +318,52 @@ mod tests {
         assert!(ok("text/csv", Some(Category::Documents)));
         assert!(!ok("image/png", Some(Category::Documents)));
         assert!(!ok("application/octet-stream", Some(Category::Documents)));
-        for c in [None, Some(Category::Attachments), Some(Category::Exports), Some(Category::Backups), Some(Category::Temp)] {
+        for c in [
+            None,
+            Some(Category::Attachments),
+            Some(Category::Exports),
+            Some(Category::Backups),
+            Some(Category::Temp),
+        ] {
             assert!(ok("application/octet-stream", c));
         }
     }
 
     #[test]
     fn names() {
-        for ok in ["a", "report.pdf", "...a", "naïve café.txt", &"\u{1F600}".repeat(255), " x "] {
+        for ok in [
+            "a",
+            "report.pdf",
+            "...a",
+            "naïve café.txt",
+            &"\u{1F600}".repeat(255),
+            " x ",
+        ] {
             assert!(validate_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".", "..", "a/b", "a\\b", "a\0b", "a\nb", "a\u{7f}", "evil\u{202e}gpj.exe", "x\u{2066}", "   "] {
-            assert_eq!(code(validate_name(bad)), Some(ErrorCode::InvalidName), "{bad:?}");
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            "a\u{7f}",
+            "evil\u{202e}gpj.exe",
+            "x\u{2066}",
+            "   ",
+        ] {
+            assert_eq!(
+                code(validate_name(bad)),
+                Some(ErrorCode::InvalidName),
+                "{bad:?}"
+            );
         }
-        assert_eq!(code(validate_name(&"a".repeat(256))), Some(ErrorCode::OriginalNameTooLong));
+        assert_eq!(
+            code(validate_name(&"a".repeat(256))),
+            Some(ErrorCode::OriginalNameTooLong)
+        );
         assert!(validate_name(&"a".repeat(255)).is_ok());
     }
 }

@@ -86,7 +86,12 @@ impl Cursor {
             SortBy::OriginalName => SortValue::Text(file.original_name.clone()),
             SortBy::MimeType => SortValue::Text(file.mime_type.clone()),
         };
-        Self { sort_by, direction, value, id: file.id.0 }
+        Self {
+            sort_by,
+            direction,
+            value,
+            id: file.id.0,
+        }
     }
 
     /// Opaque text form.
@@ -99,12 +104,17 @@ impl Cursor {
     /// # Errors
     /// `common/invalid-request` for anything that is not a cursor of this server.
     pub fn decode(raw: &str) -> Result<Self> {
-        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| Error::invalid_request("invalid cursor"))?;
-        let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| Error::invalid_request("invalid cursor"))?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| Error::invalid_request("invalid cursor"))?;
+        let cursor: Cursor =
+            serde_json::from_slice(&bytes).map_err(|_| Error::invalid_request("invalid cursor"))?;
         let kind_ok = matches!(
             (cursor.sort_by, &cursor.value),
-            (SortBy::CreatedAt | SortBy::UpdatedAt | SortBy::Size, SortValue::Int(_))
-                | (SortBy::OriginalName | SortBy::MimeType, SortValue::Text(_))
+            (
+                SortBy::CreatedAt | SortBy::UpdatedAt | SortBy::Size,
+                SortValue::Int(_)
+            ) | (SortBy::OriginalName | SortBy::MimeType, SortValue::Text(_))
         );
         if kind_ok {
             Ok(cursor)
@@ -160,8 +170,11 @@ impl Default for ListParams {
 }
 
 fn enum_param<T: serde::de::DeserializeOwned>(name: &str, value: &str) -> Result<T> {
-    serde_json::from_value(serde_json::Value::String(value.to_owned()))
-        .map_err(|_| Error::invalid_request(format!("invalid value `{value}` for query parameter `{name}`")))
+    serde_json::from_value(serde_json::Value::String(value.to_owned())).map_err(|_| {
+        Error::invalid_request(format!(
+            "invalid value `{value}` for query parameter `{name}`"
+        ))
+    })
 }
 
 fn int_param(name: &str, value: &str, min: u32, max: u32) -> Result<u32> {
@@ -169,7 +182,11 @@ fn int_param(name: &str, value: &str, min: u32, max: u32) -> Result<u32> {
         .parse::<u32>()
         .ok()
         .filter(|v| (min..=max).contains(v))
-        .ok_or_else(|| Error::invalid_request(format!("query parameter `{name}` must be an integer from {min} to {max}")))
+        .ok_or_else(|| {
+            Error::invalid_request(format!(
+                "query parameter `{name}` must be an integer from {min} to {max}"
+            ))
+        })
 }
 
 impl ListParams {
@@ -192,13 +209,20 @@ impl ListParams {
                 "ownerId" => p.owner_id = Some(value.to_owned()).filter(|v| !v.is_empty()),
                 "search" => p.search = Some(value.to_owned()).filter(|v| !v.is_empty()),
                 "mimeType" => p.mime_type = Some(parse_mime_filter(value)?),
-                "cursor" => cursor = Some(value).filter(|v| !v.is_empty()).map(Cursor::decode).transpose()?,
+                "cursor" => {
+                    cursor = Some(value)
+                        .filter(|v| !v.is_empty())
+                        .map(Cursor::decode)
+                        .transpose()?
+                }
                 _ => {}
             }
         }
         if let Some(c) = &cursor {
             if c.sort_by != p.sort_by || c.direction != p.direction {
-                return Err(Error::invalid_request("cursor was made for another sortBy/sortDirection"));
+                return Err(Error::invalid_request(
+                    "cursor was made for another sortBy/sortDirection",
+                ));
             }
         }
         p.cursor = cursor;
@@ -212,7 +236,9 @@ impl ListParams {
 }
 
 fn bad(name: &str, value: &str) -> Error {
-    Error::invalid_request(format!("invalid value `{value}` for query parameter `{name}`"))
+    Error::invalid_request(format!(
+        "invalid value `{value}` for query parameter `{name}`"
+    ))
 }
 
 fn parse_mime_filter(value: &str) -> Result<MimeFilter> {
@@ -221,7 +247,9 @@ fn parse_mime_filter(value: &str) -> Result<MimeFilter> {
             .map(|m| MimeFilter::Prefix(format!("{}/", m.parts().0)))
             .map_err(|_| bad("mimeType", value))
     } else {
-        crate::limits::MimeType::parse(value).map(|m| MimeFilter::Exact(m.into_string())).map_err(|_| bad("mimeType", value))
+        crate::limits::MimeType::parse(value)
+            .map(|m| MimeFilter::Exact(m.into_string()))
+            .map_err(|_| bad("mimeType", value))
     }
 }
 
@@ -247,7 +275,10 @@ impl Scope {
         if principal.admin {
             Self::All
         } else {
-            Self::VisibleTo { owner: principal.identity.clone(), user_id: principal.user_id().map(str::to_owned) }
+            Self::VisibleTo {
+                owner: principal.identity.clone(),
+                user_id: principal.user_id().map(str::to_owned),
+            }
         }
     }
 }
@@ -332,7 +363,12 @@ mod tests {
         assert_eq!(p.sort_by, SortBy::OriginalName);
         assert_eq!(p.mime_type, Some(MimeFilter::Prefix("image/".into())));
         assert_eq!(p.owner_type, Some(OwnerTypeFilter::Session));
-        assert_eq!(parse(&[("mimeType", "Image/PNG")]).ok().and_then(|p| p.mime_type), Some(MimeFilter::Exact("image/png".into())));
+        assert_eq!(
+            parse(&[("mimeType", "Image/PNG")])
+                .ok()
+                .and_then(|p| p.mime_type),
+            Some(MimeFilter::Exact("image/png".into()))
+        );
     }
 
     #[test]
@@ -355,7 +391,11 @@ mod tests {
             &[("cursor", "not-a-cursor")],
         ];
         for q in bad {
-            assert_eq!(parse(q).err().map(|e| e.code()), Some(ErrorCode::InvalidRequest), "{q:?}");
+            assert_eq!(
+                parse(q).err().map(|e| e.code()),
+                Some(ErrorCode::InvalidRequest),
+                "{q:?}"
+            );
         }
     }
 
@@ -369,9 +409,20 @@ mod tests {
         };
         assert_eq!(Cursor::decode(&c.encode()).ok(), Some(c.clone()));
         let enc = c.encode();
-        assert!(parse(&[("cursor", &enc)]).is_err(), "cursor bound to its sort");
-        assert!(parse(&[("cursor", &enc), ("sortBy", "size"), ("sortDirection", "asc")]).is_ok());
-        let wrong = Cursor { value: SortValue::Text("x".into()), ..c };
+        assert!(
+            parse(&[("cursor", &enc)]).is_err(),
+            "cursor bound to its sort"
+        );
+        assert!(parse(&[
+            ("cursor", &enc),
+            ("sortBy", "size"),
+            ("sortDirection", "asc")
+        ])
+        .is_ok());
+        let wrong = Cursor {
+            value: SortValue::Text("x".into()),
+            ..c
+        };
         assert!(Cursor::decode(&wrong.encode()).is_err());
     }
 

@@ -15,9 +15,9 @@ const MAX_CUSTOM_BYTES: usize = 8 * 1024;
 
 fn check_len(field: &str, value: Option<&String>, max: usize) -> Result<()> {
     match value {
-        Some(v) if v.chars().count() > max => {
-            Err(Error::invalid_request(format!("metadata.{field} must be at most {max} characters")))
-        }
+        Some(v) if v.chars().count() > max => Err(Error::invalid_request(format!(
+            "metadata.{field} must be at most {max} characters"
+        ))),
         _ => Ok(()),
     }
 }
@@ -31,8 +31,8 @@ impl FileMetadata {
         if !value.is_object() {
             return Err(Error::invalid_request("metadata must be a JSON object"));
         }
-        let meta: FileMetadata =
-            serde_json::from_value(value).map_err(|e| Error::invalid_request(format!("metadata: {e}")))?;
+        let meta: FileMetadata = serde_json::from_value(value)
+            .map_err(|e| Error::invalid_request(format!("metadata: {e}")))?;
         meta.validate()?;
         Ok(meta)
     }
@@ -45,19 +45,29 @@ impl FileMetadata {
         check_len("category", self.category.as_ref(), MAX_CATEGORY)?;
         check_len("description", self.description.as_ref(), MAX_DESCRIPTION)?;
         check_len("alt", self.alt.as_ref(), MAX_ALT)?;
-        check_len("relatedEntityId", self.related_entity_id.as_ref(), MAX_RELATED)?;
+        check_len(
+            "relatedEntityId",
+            self.related_entity_id.as_ref(),
+            MAX_RELATED,
+        )?;
         if let Some(tags) = &self.tags {
             if tags.len() > MAX_TAGS {
-                return Err(Error::invalid_request(format!("metadata.tags must have at most {MAX_TAGS} items")));
+                return Err(Error::invalid_request(format!(
+                    "metadata.tags must have at most {MAX_TAGS} items"
+                )));
             }
             for tag in tags {
                 check_len("tags[]", Some(tag), MAX_TAG)?;
             }
         }
         if let Some(custom) = &self.custom {
-            let size = serde_json::to_vec(custom).map(|v| v.len()).unwrap_or(usize::MAX);
+            let size = serde_json::to_vec(custom)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
             if size > MAX_CUSTOM_BYTES {
-                return Err(Error::invalid_request(format!("metadata.custom must be at most {MAX_CUSTOM_BYTES} bytes")));
+                return Err(Error::invalid_request(format!(
+                    "metadata.custom must be at most {MAX_CUSTOM_BYTES} bytes"
+                )));
             }
         }
         Ok(())
@@ -109,18 +119,30 @@ mod tests {
             (json!({"a":"b"}), json!({"a":"c"}), json!({"a":"c"})),
             (json!({"a":"b"}), json!({"b":"c"}), json!({"a":"b","b":"c"})),
             (json!({"a":"b"}), json!({"a":null}), json!({})),
-            (json!({"a":"b","b":"c"}), json!({"a":null}), json!({"b":"c"})),
+            (
+                json!({"a":"b","b":"c"}),
+                json!({"a":null}),
+                json!({"b":"c"}),
+            ),
             (json!({"a":["b"]}), json!({"a":"c"}), json!({"a":"c"})),
             (json!({"a":"c"}), json!({"a":["b"]}), json!({"a":["b"]})),
-            (json!({"a":{"b":"c"}}), json!({"a":{"b":"d","c":null}}), json!({"a":{"b":"d"}})),
+            (
+                json!({"a":{"b":"c"}}),
+                json!({"a":{"b":"d","c":null}}),
+                json!({"a":{"b":"d"}}),
+            ),
             (json!({"a":[{"b":"c"}]}), json!({"a":[1]}), json!({"a":[1]})),
-            (json!(["a","b"]), json!(["c","d"]), json!(["c","d"])),
+            (json!(["a", "b"]), json!(["c", "d"]), json!(["c", "d"])),
             (json!({"a":"b"}), json!(["c"]), json!(["c"])),
             (json!({"a":"foo"}), json!(null), json!(null)),
             (json!({"a":"foo"}), json!("bar"), json!("bar")),
             (json!({"e":null}), json!({"a":1}), json!({"e":null,"a":1})),
-            (json!([1,2]), json!({"a":"b","c":null}), json!({"a":"b"})),
-            (json!({}), json!({"a":{"bb":{"ccc":null}}}), json!({"a":{"bb":{}}})),
+            (json!([1, 2]), json!({"a":"b","c":null}), json!({"a":"b"})),
+            (
+                json!({}),
+                json!({"a":{"bb":{"ccc":null}}}),
+                json!({"a":{"bb":{}}}),
+            ),
         ];
         for (mut target, patch, want) in cases {
             merge(&mut target, &patch);
@@ -130,9 +152,12 @@ mod tests {
 
     #[test]
     fn metadata_patch_keeps_removes_and_replaces() {
-        let meta = FileMetadata::from_json(json!({"category":"c","tags":["a"],"custom":{"x":1,"y":2}}))
+        let meta =
+            FileMetadata::from_json(json!({"category":"c","tags":["a"],"custom":{"x":1,"y":2}}))
+                .expect("valid");
+        let patched = meta
+            .merge_patch(&json!({"tags":null,"custom":{"y":null,"z":3},"alt":"hi"}))
             .expect("valid");
-        let patched = meta.merge_patch(&json!({"tags":null,"custom":{"y":null,"z":3},"alt":"hi"})).expect("valid");
         assert_eq!(
             serde_json::to_value(&patched).ok(),
             Some(json!({"category":"c","alt":"hi","custom":{"x":1,"z":3}}))

@@ -103,12 +103,19 @@ impl ProjectId {
     pub fn new(raw: &str) -> Result<Self> {
         let ok = !raw.is_empty()
             && raw.len() <= 64
-            && raw.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            && raw
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(Error::invalid_request("project id must be 1-64 characters of a-z, 0-9, '_' or '-'"))
+            Err(Error::invalid_request(
+                "project id must be 1-64 characters of a-z, 0-9, '_' or '-'",
+            ))
         }
     }
 
@@ -197,12 +204,15 @@ impl Timestamp {
 
     /// As a chrono instant.
     pub fn to_datetime(self) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(self.0).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+        Utc.timestamp_millis_opt(self.0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 
     /// `2025-01-15T10:30:00.000Z`.
     pub fn to_rfc3339(self) -> String {
-        self.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true)
+        self.to_datetime()
+            .to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 }
 
@@ -225,7 +235,9 @@ impl FileId {
 
     /// Parses a path id; anything that is not a UUID is `file/not-found` (API.md §2).
     pub fn parse(raw: &str) -> Result<Self> {
-        Uuid::parse_str(raw).map(Self).map_err(|_| Error::new(ErrorCode::FileNotFound))
+        Uuid::parse_str(raw)
+            .map(Self)
+            .map_err(|_| Error::new(ErrorCode::FileNotFound))
     }
 }
 
@@ -356,7 +368,9 @@ impl File {
             metadata.related_entity_id = None;
         }
         let public_url = match (self.visibility, public_base_url) {
-            (Visibility::Public, Some(base)) => Some(format!("{}/{}", base.trim_end_matches('/'), self.s3_key)),
+            (Visibility::Public, Some(base)) => {
+                Some(format!("{}/{}", base.trim_end_matches('/'), self.s3_key))
+            }
             _ => None,
         };
         FileView {
@@ -386,8 +400,14 @@ mod tests {
 
     #[test]
     fn timestamps_render_with_millis_and_z() {
-        assert_eq!(Timestamp::from_millis(1_736_937_000_000).to_rfc3339(), "2025-01-15T10:30:00.000Z");
-        assert_eq!(Timestamp::from_millis(1_736_937_000_123).to_rfc3339(), "2025-01-15T10:30:00.123Z");
+        assert_eq!(
+            Timestamp::from_millis(1_736_937_000_000).to_rfc3339(),
+            "2025-01-15T10:30:00.000Z"
+        );
+        assert_eq!(
+            Timestamp::from_millis(1_736_937_000_123).to_rfc3339(),
+            "2025-01-15T10:30:00.123Z"
+        );
     }
 
     #[test]
@@ -412,6 +432,9 @@ mod tests {
 
     #[test]
     fn non_uuid_ids_are_not_found() {
-        assert_eq!(FileId::parse("nope").err().map(|e| e.code()), Some(ErrorCode::FileNotFound));
+        assert_eq!(
+            FileId::parse("nope").err().map(|e| e.code()),
+            Some(ErrorCode::FileNotFound)
+        );
     }
 }

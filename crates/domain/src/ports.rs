@@ -42,7 +42,13 @@ pub trait FileRepository: Send + Sync {
 
     /// Moves the upload from `from` to `to` if and only if it is in `from`
     /// (compare-and-set); returns whether it moved.
-    async fn transition_upload(&self, tenant: &Tenant, key: &str, from: UploadState, to: UploadState) -> Result<bool>;
+    async fn transition_upload(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        from: UploadState,
+        to: UploadState,
+    ) -> Result<bool>;
 
     /// Atomically marks the upload of `file.s3_key` as registered and inserts
     /// `file`: either both happen or neither.
@@ -64,7 +70,12 @@ pub trait FileRepository: Send + Sync {
 
     /// Atomically deletes the file and queues its object for deletion; returns
     /// the deleted file, or `None` if there was none.
-    async fn delete_file(&self, tenant: &Tenant, id: FileId, now: Timestamp) -> Result<Option<File>>;
+    async fn delete_file(
+        &self,
+        tenant: &Tenant,
+        id: FileId,
+        now: Timestamp,
+    ) -> Result<Option<File>>;
 
     /// One page of files: only rows in the query's scope, filtered, in the
     /// requested order with ties broken by id in the same direction; `total`
@@ -177,15 +188,25 @@ pub trait ObjectStore: Send + Sync {
     async fn create_multipart(&self, key: &str, content_type: &str) -> Result<String>;
 
     /// A URL for `PUT` of one part; re-uploading a part number replaces it.
-    async fn presign_part(&self, key: &str, upload_id: &str, part_number: u32, expires_at: Timestamp)
-        -> Result<PresignedRequest>;
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        expires_at: Timestamp,
+    ) -> Result<PresignedRequest>;
 
     /// Assembles the parts, in order, into the object at `key`, atomically.
     ///
     /// # Errors
     /// `file/invalid-parts-array` when a part is missing, its ETag differs, or a
     /// part but the last is under 5 MiB; `file/upload-not-found` for an unknown upload.
-    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[CompletedPart]) -> Result<AssembledObject>;
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<AssembledObject>;
 
     /// Aborts the upload and discards its parts (idempotent).
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()>;

@@ -11,7 +11,9 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::keys;
 use crate::limits::{self, Limits, MimeType, MAX_KEY_BYTES, MAX_PART_NUMBER, MAX_SHARED_WITH};
 use crate::list::{Cursor, ListParams, ListQuery, Scope};
-use crate::model::{Bucket, Category, File, FileId, FileMetadata, FileView, Principal, Timestamp, Visibility};
+use crate::model::{
+    Bucket, Category, File, FileId, FileMetadata, FileView, Principal, Timestamp, Visibility,
+};
 use crate::ports::{Clock, CompletedPart, FileRepository, ObjectStore};
 use crate::upload::{IssueUpload, IssuedUpload, UploadState};
 
@@ -160,8 +162,19 @@ pub struct FilePatch {
 }
 
 /// File-object fields that PATCH may not change.
-const IMMUTABLE_FIELDS: &[&str] =
-    &["id", "s3Key", "size", "mimeType", "bucket", "width", "height", "ownerId", "ownerType", "createdAt", "updatedAt"];
+const IMMUTABLE_FIELDS: &[&str] = &[
+    "id",
+    "s3Key",
+    "size",
+    "mimeType",
+    "bucket",
+    "width",
+    "height",
+    "ownerId",
+    "ownerType",
+    "createdAt",
+    "updatedAt",
+];
 
 impl FilePatch {
     /// Parses a PATCH body, rejecting immutable fields.
@@ -173,7 +186,9 @@ impl FilePatch {
             return Err(Error::invalid_request("request body must be a JSON object"));
         };
         if let Some(field) = IMMUTABLE_FIELDS.iter().find(|f| map.contains_key(**f)) {
-            return Err(Error::invalid_request(format!("field `{field}` cannot be changed")));
+            return Err(Error::invalid_request(format!(
+                "field `{field}` cannot be changed"
+            )));
         }
         serde_json::from_value(body).map_err(|e| Error::invalid_request(e.to_string()))
     }
@@ -222,8 +237,16 @@ pub struct FileList {
 
 /// `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266 with RFC 5987 encoding).
 pub fn content_disposition(name: &str) -> String {
-    let fallback: String =
-        name.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' { c } else { '_' }).collect();
+    let fallback: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if fallback == name {
         return format!("attachment; filename=\"{name}\"");
     }
@@ -240,12 +263,16 @@ pub fn content_disposition(name: &str) -> String {
 
 fn validate_shared_with(list: Vec<String>) -> Result<Vec<String>> {
     if list.len() > MAX_SHARED_WITH {
-        return Err(Error::invalid_request(format!("sharedWith must have at most {MAX_SHARED_WITH} ids")));
+        return Err(Error::invalid_request(format!(
+            "sharedWith must have at most {MAX_SHARED_WITH} ids"
+        )));
     }
     let mut out: Vec<String> = Vec::with_capacity(list.len());
     for id in list {
         if id.is_empty() || id.chars().count() > 255 || id.chars().any(char::is_control) {
-            return Err(Error::invalid_request("sharedWith ids must be 1-255 characters without control characters"));
+            return Err(Error::invalid_request(
+                "sharedWith ids must be 1-255 characters without control characters",
+            ));
         }
         if !out.contains(&id) {
             out.push(id);
@@ -278,8 +305,18 @@ pub struct FileService {
 
 impl FileService {
     /// Wires the service to its ports.
-    pub fn new(repo: Arc<dyn FileRepository>, store: Arc<dyn ObjectStore>, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
-        Self { repo, store, clock, config }
+    pub fn new(
+        repo: Arc<dyn FileRepository>,
+        store: Arc<dyn ObjectStore>,
+        clock: Arc<dyn Clock>,
+        config: ServiceConfig,
+    ) -> Self {
+        Self {
+            repo,
+            store,
+            clock,
+            config,
+        }
     }
 
     /// The configuration in force.
@@ -293,11 +330,23 @@ impl FileService {
         let mime = MimeType::parse(&req.content_type)?;
         Limits::check_mime_for_category(&mime, req.category)?;
         let max = self.config.limits.max_size(req.category, multipart);
-        let size = req.file_size.map(|s| self.config.limits.check_size(s, max)).transpose()?;
+        let size = req
+            .file_size
+            .map(|s| self.config.limits.check_size(s, max))
+            .transpose()?;
         Ok((mime, size))
     }
 
-    async fn issue(&self, principal: &Principal, req: &IssueUpload, mime: &MimeType, size: Option<u64>, multipart_id: Option<String>, key: String, ttl: u64) -> Result<IssuedUpload> {
+    async fn issue(
+        &self,
+        principal: &Principal,
+        req: &IssueUpload,
+        mime: &MimeType,
+        size: Option<u64>,
+        multipart_id: Option<String>,
+        key: String,
+        ttl: u64,
+    ) -> Result<IssuedUpload> {
         let now = self.clock.now();
         let upload = IssuedUpload {
             key,
@@ -308,7 +357,10 @@ impl FileService {
             declared_size: size,
             visibility: req.visibility,
             category: req.category,
-            max_size: self.config.limits.max_size(req.category, multipart_id.is_some()),
+            max_size: self
+                .config
+                .limits
+                .max_size(req.category, multipart_id.is_some()),
             multipart_id,
             state: UploadState::Pending,
             created_at: now,
@@ -319,24 +371,49 @@ impl FileService {
     }
 
     /// `POST /v1/files/presigned-url`.
-    pub async fn issue_upload_url(&self, principal: &Principal, req: IssueUpload) -> Result<UploadTicket> {
+    pub async fn issue_upload_url(
+        &self,
+        principal: &Principal,
+        req: IssueUpload,
+    ) -> Result<UploadTicket> {
         let (mime, size) = self.check_issue(&req, false)?;
         let key = keys::generate(&principal.tenant, &principal.identity, &req.filename);
-        let upload = self.issue(principal, &req, &mime, size, None, key, self.config.upload_url_ttl_secs).await?;
-        let presigned = self.store.presign_put(&upload.key, &upload.content_type, size, upload.expires_at).await?;
+        let upload = self
+            .issue(
+                principal,
+                &req,
+                &mime,
+                size,
+                None,
+                key,
+                self.config.upload_url_ttl_secs,
+            )
+            .await?;
+        let presigned = self
+            .store
+            .presign_put(&upload.key, &upload.content_type, size, upload.expires_at)
+            .await?;
         Ok(UploadTicket {
             url: presigned.url,
             key: upload.key,
             filename: upload.filename,
             content_type: upload.content_type,
             method: presigned.method,
-            headers: presigned.headers.into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
+            headers: presigned
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
             expires_at: upload.expires_at,
         })
     }
 
     /// `POST /v1/files/multipart/init`.
-    pub async fn init_multipart(&self, principal: &Principal, req: IssueUpload) -> Result<MultipartTicket> {
+    pub async fn init_multipart(
+        &self,
+        principal: &Principal,
+        req: IssueUpload,
+    ) -> Result<MultipartTicket> {
         if req.file_size.is_none() {
             return Err(Error::invalid_request("missing field `fileSize`"));
         }
@@ -344,18 +421,39 @@ impl FileService {
         let key = keys::generate(&principal.tenant, &principal.identity, &req.filename);
         let upload_id = self.store.create_multipart(&key, mime.as_str()).await?;
         let upload = self
-            .issue(principal, &req, &mime, size, Some(upload_id.clone()), key, self.config.multipart_ttl_secs)
+            .issue(
+                principal,
+                &req,
+                &mime,
+                size,
+                Some(upload_id.clone()),
+                key,
+                self.config.multipart_ttl_secs,
+            )
             .await?;
-        Ok(MultipartTicket { upload_id, key: upload.key, filename: upload.filename })
+        Ok(MultipartTicket {
+            upload_id,
+            key: upload.key,
+            filename: upload.filename,
+        })
     }
 
     /// Finds a pending multipart upload the caller may drive.
-    async fn multipart_upload(&self, principal: &Principal, key: &str, upload_id: &str) -> Result<IssuedUpload> {
+    async fn multipart_upload(
+        &self,
+        principal: &Principal,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<IssuedUpload> {
         let not_found = || Error::new(ErrorCode::UploadNotFound);
         if key.len() > MAX_KEY_BYTES || !keys::belongs_to(key, &principal.tenant) {
             return Err(not_found());
         }
-        let upload = self.repo.find_upload(&principal.tenant, key).await?.ok_or_else(not_found)?;
+        let upload = self
+            .repo
+            .find_upload(&principal.tenant, key)
+            .await?
+            .ok_or_else(not_found)?;
         if upload.multipart_id.as_deref() != Some(upload_id)
             || upload.state != UploadState::Pending
             || upload.expires_at <= self.clock.now()
@@ -369,38 +467,101 @@ impl FileService {
     }
 
     /// `POST /v1/files/multipart/presigned-url`.
-    pub async fn presign_part(&self, principal: &Principal, key: &str, upload_id: &str, part_number: &Value) -> Result<PartTicket> {
+    pub async fn presign_part(
+        &self,
+        principal: &Principal,
+        key: &str,
+        upload_id: &str,
+        part_number: &Value,
+    ) -> Result<PartTicket> {
         let part_number = parse_part_number(part_number)?;
         let upload = self.multipart_upload(principal, key, upload_id).await?;
-        let expires = self.clock.now().plus_secs(self.config.upload_url_ttl_secs).min(upload.expires_at);
-        let presigned = self.store.presign_part(key, upload_id, part_number, expires).await?;
-        Ok(PartTicket { url: presigned.url, part_number })
+        let expires = self
+            .clock
+            .now()
+            .plus_secs(self.config.upload_url_ttl_secs)
+            .min(upload.expires_at);
+        let presigned = self
+            .store
+            .presign_part(key, upload_id, part_number, expires)
+            .await?;
+        Ok(PartTicket {
+            url: presigned.url,
+            part_number,
+        })
     }
 
     /// `POST /v1/files/multipart/complete`.
-    pub async fn complete_multipart(&self, principal: &Principal, key: &str, upload_id: &str, parts: Option<&Value>) -> Result<CompletedUpload> {
+    pub async fn complete_multipart(
+        &self,
+        principal: &Principal,
+        key: &str,
+        upload_id: &str,
+        parts: Option<&Value>,
+    ) -> Result<CompletedUpload> {
         let parts = parse_parts(parts)?;
         let upload = self.multipart_upload(principal, key, upload_id).await?;
-        let assembled = self.store.complete_multipart(key, upload_id, &parts).await?;
-        if assembled.size > upload.max_size || upload.declared_size.is_some_and(|d| d != assembled.size) {
+        let assembled = self
+            .store
+            .complete_multipart(key, upload_id, &parts)
+            .await?;
+        if assembled.size > upload.max_size
+            || upload.declared_size.is_some_and(|d| d != assembled.size)
+        {
             self.discard_object(key).await;
-            self.repo.transition_upload(&principal.tenant, key, UploadState::Pending, UploadState::Aborted).await?;
+            self.repo
+                .transition_upload(
+                    &principal.tenant,
+                    key,
+                    UploadState::Pending,
+                    UploadState::Aborted,
+                )
+                .await?;
             return Err(if assembled.size > upload.max_size {
                 Error::new(ErrorCode::FileTooLarge)
             } else {
-                Error::with_message(ErrorCode::SizeMismatch, "Assembled size differs from the declared fileSize")
+                Error::with_message(
+                    ErrorCode::SizeMismatch,
+                    "Assembled size differs from the declared fileSize",
+                )
             });
         }
-        if !self.repo.transition_upload(&principal.tenant, key, UploadState::Pending, UploadState::Completed).await? {
+        if !self
+            .repo
+            .transition_upload(
+                &principal.tenant,
+                key,
+                UploadState::Pending,
+                UploadState::Completed,
+            )
+            .await?
+        {
             return Err(Error::new(ErrorCode::UploadNotFound));
         }
-        Ok(CompletedUpload { key: key.to_owned(), location: assembled.location })
+        Ok(CompletedUpload {
+            key: key.to_owned(),
+            location: assembled.location,
+        })
     }
 
     /// `POST /v1/files/multipart/abort`.
-    pub async fn abort_multipart(&self, principal: &Principal, key: &str, upload_id: &str) -> Result<String> {
+    pub async fn abort_multipart(
+        &self,
+        principal: &Principal,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<String> {
         self.multipart_upload(principal, key, upload_id).await?;
-        if !self.repo.transition_upload(&principal.tenant, key, UploadState::Pending, UploadState::Aborted).await? {
+        if !self
+            .repo
+            .transition_upload(
+                &principal.tenant,
+                key,
+                UploadState::Pending,
+                UploadState::Aborted,
+            )
+            .await?
+        {
             return Err(Error::new(ErrorCode::UploadNotFound));
         }
         self.store.abort_multipart(key, upload_id).await?;
@@ -416,12 +577,21 @@ impl FileService {
         limits::validate_name(&req.original_name)?;
         let mime = MimeType::parse(&req.mime_type)?;
         let size = u64::try_from(req.size).map_err(|_| Error::new(ErrorCode::SizeNegative))?;
-        let metadata = req.metadata.map(FileMetadata::from_json).transpose()?.unwrap_or_default();
+        if size < self.config.limits.min_size {
+            return Err(Error::new(ErrorCode::FileTooSmall));
+        }
+        let metadata = req
+            .metadata
+            .map(FileMetadata::from_json)
+            .transpose()?
+            .unwrap_or_default();
         let shared_with = validate_shared_with(req.shared_with.unwrap_or_default())?;
 
         // 2. Issued here? 3. To this caller?
         let upload = if keys::belongs_to(&req.s3_key, &principal.tenant) {
-            self.repo.find_upload(&principal.tenant, &req.s3_key).await?
+            self.repo
+                .find_upload(&principal.tenant, &req.s3_key)
+                .await?
         } else {
             None
         };
@@ -434,7 +604,10 @@ impl FileService {
             UploadState::Registered => return Err(Error::new(ErrorCode::S3KeyAlreadyExists)),
             UploadState::Aborted => return Err(Error::new(ErrorCode::UploadNotFound)),
             UploadState::Pending if upload.multipart_id.is_some() => {
-                return Err(Error::with_message(ErrorCode::UploadNotFound, "Multipart upload is not completed"))
+                return Err(Error::with_message(
+                    ErrorCode::UploadNotFound,
+                    "Multipart upload is not completed",
+                ))
             }
             UploadState::Pending | UploadState::Completed => {}
         }
@@ -446,15 +619,18 @@ impl FileService {
             ));
         }
         if upload.declared_size.is_some_and(|d| d != size) {
-            return Err(Error::with_message(ErrorCode::SizeMismatch, "size differs from the declared fileSize"));
+            return Err(Error::with_message(
+                ErrorCode::SizeMismatch,
+                "size differs from the declared fileSize",
+            ));
         }
-        self.config.limits.check_size(req.size, upload.max_size)?;
         // 6. Uploaded? 7. Of that size?
-        let object = self
-            .store
-            .head(&upload.key)
-            .await?
-            .ok_or_else(|| Error::with_message(ErrorCode::UploadNotFound, "No object has been uploaded with this key"))?;
+        let object = self.store.head(&upload.key).await?.ok_or_else(|| {
+            Error::with_message(
+                ErrorCode::UploadNotFound,
+                "No object has been uploaded with this key",
+            )
+        })?;
         if object.size > upload.max_size {
             self.discard_object(&upload.key).await;
             return Err(Error::new(ErrorCode::FileTooLarge));
@@ -476,8 +652,13 @@ impl FileService {
             size,
             width: req.width,
             height: req.height,
-            visibility: req.visibility.or(upload.visibility).unwrap_or(Visibility::Private),
-            bucket: req.bucket.unwrap_or_else(|| default_bucket(upload.category)),
+            visibility: req
+                .visibility
+                .or(upload.visibility)
+                .unwrap_or(Visibility::Private),
+            bucket: req
+                .bucket
+                .unwrap_or_else(|| default_bucket(upload.category)),
             owner: upload.owner,
             shared_with,
             metadata,
@@ -493,7 +674,10 @@ impl FileService {
         if self.store.delete(key).await.is_err() {
             // Best effort: if even the queue fails, the lifecycle worker's sweep of
             // unregistered uploads still removes the object later.
-            let _ = self.repo.enqueue_object_deletion(key, self.clock.now()).await;
+            let _ = self
+                .repo
+                .enqueue_object_deletion(key, self.clock.now())
+                .await;
         }
     }
 
@@ -503,7 +687,10 @@ impl FileService {
 
     async fn load(&self, principal: &Principal, id: &str) -> Result<File> {
         let id = FileId::parse(id)?;
-        self.repo.get_file(&principal.tenant, id).await?.ok_or_else(|| Error::new(ErrorCode::FileNotFound))
+        self.repo
+            .get_file(&principal.tenant, id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::FileNotFound))
     }
 
     /// `GET /v1/files/:id`.
@@ -515,7 +702,11 @@ impl FileService {
 
     /// `GET /v1/files`.
     pub async fn list(&self, principal: &Principal, params: ListParams) -> Result<FileList> {
-        let query = ListQuery { tenant: principal.tenant.clone(), scope: Scope::of(principal), params };
+        let query = ListQuery {
+            tenant: principal.tenant.clone(),
+            scope: Scope::of(principal),
+            params,
+        };
         let page = self.repo.list_files(&query).await?;
         let params = query.params;
         let items = page
@@ -523,10 +714,16 @@ impl FileService {
             .iter()
             .map(|f| read_access(principal, f).map(|p| self.view(f, p)))
             .collect::<Result<Vec<_>>>()
-            .map_err(|e| Error::internal(format!("repository returned a row outside the caller's scope: {e}")))?;
+            .map_err(|e| {
+                Error::internal(format!(
+                    "repository returned a row outside the caller's scope: {e}"
+                ))
+            })?;
         let total_pages = page.total.div_ceil(u64::from(params.limit));
         let next_cursor = match page.items.last() {
-            Some(last) if page.has_more => Some(Cursor::after(last, params.sort_by, params.direction).encode()),
+            Some(last) if page.has_more => {
+                Some(Cursor::after(last, params.sort_by, params.direction).encode())
+            }
             _ => None,
         };
         Ok(FileList {
@@ -544,7 +741,12 @@ impl FileService {
     }
 
     /// `PATCH /v1/files/:id`.
-    pub async fn patch(&self, principal: &Principal, id: &str, patch: FilePatch) -> Result<FileView> {
+    pub async fn patch(
+        &self,
+        principal: &Principal,
+        id: &str,
+        patch: FilePatch,
+    ) -> Result<FileView> {
         if let Some(name) = &patch.original_name {
             limits::validate_name(name)?;
         }
@@ -564,7 +766,10 @@ impl FileService {
             file.shared_with = list;
         }
         // Strictly later than before, even within one millisecond.
-        file.updated_at = self.clock.now().max(Timestamp::from_millis(file.updated_at.millis() + 1));
+        file.updated_at = self
+            .clock
+            .now()
+            .max(Timestamp::from_millis(file.updated_at.millis() + 1));
         self.repo.update_file(&file).await?;
         Ok(self.view(&file, crate::model::Projection::Full))
     }
@@ -575,7 +780,11 @@ impl FileService {
         let file = self.load(principal, id).await?;
         modify_access(principal, &file)?;
         let now = self.clock.now();
-        if let Some(deleted) = self.repo.delete_file(&principal.tenant, file.id, now).await? {
+        if let Some(deleted) = self
+            .repo
+            .delete_file(&principal.tenant, file.id, now)
+            .await?
+        {
             if self.store.delete(&deleted.s3_key).await.is_ok() {
                 self.repo.finish_object_deletion(&deleted.s3_key).await?;
             }
@@ -587,10 +796,18 @@ impl FileService {
     pub async fn download_url(&self, principal: &Principal, id: &str) -> Result<DownloadTicket> {
         let file = self.load(principal, id).await?;
         read_access(principal, &file)?;
-        let expires_at = self.clock.now().plus_secs(self.config.download_url_ttl_secs);
+        let expires_at = self
+            .clock
+            .now()
+            .plus_secs(self.config.download_url_ttl_secs);
         let presigned = self
             .store
-            .presign_get(&file.s3_key, &file.mime_type, &content_disposition(&file.original_name), expires_at)
+            .presign_get(
+                &file.s3_key,
+                &file.mime_type,
+                &content_disposition(&file.original_name),
+                expires_at,
+            )
             .await?;
         Ok(DownloadTicket {
             url: presigned.url,
@@ -612,7 +829,11 @@ impl FileService {
                     self.repo.finish_object_deletion(&key).await?;
                     done += 1;
                 }
-                Err(_) => self.repo.defer_object_deletion(&key, now.plus_secs(60)).await?,
+                Err(_) => {
+                    self.repo
+                        .defer_object_deletion(&key, now.plus_secs(60))
+                        .await?
+                }
             }
         }
         Ok(done)
@@ -634,20 +855,36 @@ fn parse_part_number(v: &Value) -> Result<u32> {
 
 fn parse_parts(parts: Option<&Value>) -> Result<Vec<CompletedPart>> {
     let invalid = |m: &str| Error::with_message(ErrorCode::InvalidPartsArray, m.to_owned());
-    let list = parts.and_then(Value::as_array).ok_or_else(|| invalid("parts must be a non-empty array"))?;
+    let list = parts
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("parts must be a non-empty array"))?;
     if list.is_empty() || list.len() > MAX_PART_NUMBER as usize {
         return Err(invalid("parts must have 1 to 10000 items"));
     }
     let mut out: Vec<CompletedPart> = Vec::with_capacity(list.len());
     for item in list {
-        let part: PartInput =
-            serde_json::from_value(item.clone()).map_err(|_| invalid("each part needs partNumber and etag"))?;
-        let part_number = parse_part_number(&part.part_number).map_err(|_| invalid("partNumber must be 1-10000"))?;
-        let etag = part.etag.as_deref().map(strip_quotes).filter(|e| !e.is_empty()).ok_or_else(|| invalid("missing etag"))?;
-        if out.last().is_some_and(|prev| prev.part_number >= part_number) {
-            return Err(invalid("parts must be sorted by partNumber without duplicates"));
+        let part: PartInput = serde_json::from_value(item.clone())
+            .map_err(|_| invalid("each part needs partNumber and etag"))?;
+        let part_number = parse_part_number(&part.part_number)
+            .map_err(|_| invalid("partNumber must be 1-10000"))?;
+        let etag = part
+            .etag
+            .as_deref()
+            .map(strip_quotes)
+            .filter(|e| !e.is_empty())
+            .ok_or_else(|| invalid("missing etag"))?;
+        if out
+            .last()
+            .is_some_and(|prev| prev.part_number >= part_number)
+        {
+            return Err(invalid(
+                "parts must be sorted by partNumber without duplicates",
+            ));
         }
-        out.push(CompletedPart { part_number, etag: etag.to_owned() });
+        out.push(CompletedPart {
+            part_number,
+            etag: etag.to_owned(),
+        });
     }
     Ok(out)
 }
@@ -659,7 +896,10 @@ mod tests {
 
     #[test]
     fn disposition() {
-        assert_eq!(content_disposition("a b.txt"), "attachment; filename=\"a b.txt\"");
+        assert_eq!(
+            content_disposition("a b.txt"),
+            "attachment; filename=\"a b.txt\""
+        );
         assert_eq!(
             content_disposition("résumé \"1\".pdf"),
             "attachment; filename=\"r_sum_ _1_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%221%22.pdf"
@@ -673,15 +913,33 @@ mod tests {
         assert_eq!(code(None), bad);
         assert_eq!(code(Some(json!("x"))), bad);
         assert_eq!(code(Some(json!([]))), bad);
-        assert_eq!(code(Some(json!([{"partNumber":2,"etag":"a"},{"partNumber":1,"etag":"b"}]))), bad);
-        assert_eq!(code(Some(json!([{"partNumber":1,"etag":"a"},{"partNumber":1,"etag":"b"}]))), bad);
+        assert_eq!(
+            code(Some(
+                json!([{"partNumber":2,"etag":"a"},{"partNumber":1,"etag":"b"}])
+            )),
+            bad
+        );
+        assert_eq!(
+            code(Some(
+                json!([{"partNumber":1,"etag":"a"},{"partNumber":1,"etag":"b"}])
+            )),
+            bad
+        );
         assert_eq!(code(Some(json!([{"partNumber":1,"etag":"\"\""}]))), bad);
         assert_eq!(code(Some(json!([{"partNumber":1}]))), bad);
         assert_eq!(code(Some(json!([{"partNumber":0,"etag":"a"}]))), bad);
-        let many: Vec<Value> = (1..=10_001).map(|n| json!({"partNumber": n, "etag": "a"})).collect();
+        let many: Vec<Value> = (1..=10_001)
+            .map(|n| json!({"partNumber": n, "etag": "a"}))
+            .collect();
         assert_eq!(code(Some(Value::Array(many))), bad);
-        let ok = parse_parts(Some(&json!([{"partNumber":1,"etag":"\"abc\""},{"partNumber":3,"etag":"def"}])));
-        assert_eq!(ok.ok().map(|p| p.iter().map(|p| p.etag.clone()).collect::<Vec<_>>()), Some(vec!["abc".into(), "def".into()]));
+        let ok = parse_parts(Some(
+            &json!([{"partNumber":1,"etag":"\"abc\""},{"partNumber":3,"etag":"def"}]),
+        ));
+        assert_eq!(
+            ok.ok()
+                .map(|p| p.iter().map(|p| p.etag.clone()).collect::<Vec<_>>()),
+            Some(vec!["abc".into(), "def".into()])
+        );
     }
 
     #[test]
@@ -689,8 +947,19 @@ mod tests {
         for ok in [json!(1), json!(10000)] {
             assert!(parse_part_number(&ok).is_ok());
         }
-        for bad in [json!(0), json!(10001), json!(1.5), json!("1"), json!(-1), json!(null)] {
-            assert_eq!(parse_part_number(&bad).err().map(|e| e.code()), Some(ErrorCode::InvalidPartNumberRange), "{bad}");
+        for bad in [
+            json!(0),
+            json!(10001),
+            json!(1.5),
+            json!("1"),
+            json!(-1),
+            json!(null),
+        ] {
+            assert_eq!(
+                parse_part_number(&bad).err().map(|e| e.code()),
+                Some(ErrorCode::InvalidPartNumberRange),
+                "{bad}"
+            );
         }
     }
 
@@ -698,7 +967,11 @@ mod tests {
     fn patch_rejects_immutable_fields() {
         for f in IMMUTABLE_FIELDS {
             let body = json!({ *f: 1 });
-            assert_eq!(FilePatch::from_json(body).err().map(|e| e.code()), Some(ErrorCode::InvalidRequest), "{f}");
+            assert_eq!(
+                FilePatch::from_json(body).err().map(|e| e.code()),
+                Some(ErrorCode::InvalidRequest),
+                "{f}"
+            );
         }
         assert!(FilePatch::from_json(json!({"originalName":"x","other":1})).is_ok());
         assert!(FilePatch::from_json(json!({"visibility":"nope"})).is_err());
@@ -708,7 +981,10 @@ mod tests {
     #[test]
     fn shared_with_rules() {
         assert!(validate_shared_with(vec!["a".into(); 101]).is_err());
-        assert_eq!(validate_shared_with(vec!["a".into(), "a".into(), "b".into()]).ok(), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            validate_shared_with(vec!["a".into(), "a".into(), "b".into()]).ok(),
+            Some(vec!["a".into(), "b".into()])
+        );
         assert!(validate_shared_with(vec![String::new()]).is_err());
     }
 }

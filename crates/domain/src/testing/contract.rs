@@ -1,0 +1,924 @@
+//! The contract test kit: async checks of every MUST in [`crate::ports`]. Each
+//! adapter crate calls [`file_repository`], [`api_key_repository`] and
+//! [`object_store`] from its own tests against a real backend. Checks panic with
+//! a message naming the broken sentence.
+
+use async_trait::async_trait;
+
+use crate::auth::{ApiKeyKind, ApiKeyRecord};
+use crate::error::ErrorCode;
+use crate::list::{Cursor, ListParams, ListQuery, MimeFilter, Scope, SortBy, SortDirection};
+use crate::model::{Bucket, Owner, OwnerType, OwnerTypeFilter, Timestamp, Visibility};
+use crate::ports::{
+    ApiKeyRepository, CompletedPart, FileRepository, ObjectStore, PresignedRequest,
+};
+use crate::upload::UploadState;
+
+use super::{file, fresh_tenant, pending_upload, user};
+
+fn code<T>(r: crate::Result<T>) -> Option<ErrorCode> {
+    r.err().map(|e| e.code())
+}
+
+const T0: i64 = 1_700_000_000_000;
+
+/// Runs every repository check.
+pub async fn file_repository(repo: &dyn FileRepository) {
+    uploads_are_recorded_and_scoped(repo).await;
+    registration_is_atomic_and_unique(repo).await;
+    files_are_scoped_updated_and_deleted(repo).await;
+    deletion_queue(repo).await;
+    list_scope_filters_and_order(repo).await;
+    list_pagination_and_cursor(repo).await;
+    repo.health_check()
+        .await
+        .expect("health_check MUST succeed on a live backend");
+}
+
+async fn uploads_are_recorded_and_scoped(repo: &dyn FileRepository) {
+    let t = fresh_tenant();
+    let other = fresh_tenant();
+    let alice = user("alice");
+    let key = format!("{}/dev/h/u1/a.txt", t.project);
+    let up = pending_upload(&t, &alice, &key, Timestamp::from_millis(T0));
+    repo.insert_upload(&up).await.expect("insert_upload");
+    assert_eq!(
+        repo.find_upload(&t, &key).await.expect("find"),
+        Some(up.clone()),
+        "find_upload returns what was inserted"
+    );
+    assert_eq!(
+        repo.find_upload(&other, &key).await.expect("find"),
+        None,
+        "uploads MUST be scoped to the tenant"
+    );
+    assert_eq!(
+        code(repo.insert_upload(&up).await),
+        Some(ErrorCode::S3KeyAlreadyExists),
+        "duplicate upload key"
+    );
+    let mut multipart =
+        pending_upload(&t, &alice, &format!("{key}.mp"), Timestamp::from_millis(T0));
+    multipart.multipart_id = Some("upload-1".into());
+    multipart.declared_size = None;
+    multipart.category = Some(crate::model::Category::Images);
+    multipart.visibility = Some(Visibility::Shared);
+    repo.insert_upload(&multipart)
+        .await
+        .expect("insert multipart");
+    assert_eq!(
+        repo.find_upload(&t, &multipart.key).await.expect("find"),
+        Some(multipart.clone()),
+        "every field round-trips"
+    );
+
+    assert!(repo
+        .transition_upload(
+            &t,
+            &multipart.key,
+            UploadState::Pending,
+            UploadState::Completed
+        )
+        .await
+        .expect("cas"));
+    assert!(
+        !repo
+            .transition_upload(
+                &t,
+                &multipart.key,
+                UploadState::Pending,
+                UploadState::Aborted
+            )
+            .await
+            .expect("cas"),
+        "transition_upload MUST only move from the expected state"
+    );
+    assert!(!repo
+        .transition_upload(
+            &other,
+            &multipart.key,
+            UploadState::Completed,
+            UploadState::Aborted
+        )
+        .await
+        .expect("cas"));
+}
+
+async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
+    let t = fresh_tenant();
+    let alice = user("alice");
+    let now = Timestamp::from_millis(T0);
+    let key = format!("{}/dev/h/u2/a.txt", t.project);
+    repo.insert_upload(&pending_upload(&t, &alice, &key, now))
+        .await
+        .expect("insert");
+
+    let a = file(&t, &alice, &key, "a.txt", Visibility::Private, now);
+    let b = file(&t, &alice, &key, "b.txt", Visibility::Private, now);
+    let (ra, rb) = tokio::join!(repo.register_file(&a), repo.register_file(&b));
+    let oks = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(
+        oks, 1,
+        "exactly one of two concurrent registrations MUST succeed: {ra:?} {rb:?}"
+    );
+    let loser = if ra.is_ok() { rb } else { ra };
+    assert_eq!(
+        code(loser),
+        Some(ErrorCode::S3KeyAlreadyExists),
+        "the other MUST get s3-key-already-exists"
+    );
+    let upload = repo
+        .find_upload(&t, &key)
+        .await
+        .expect("find")
+        .expect("upload kept");
+    assert_eq!(
+        upload.state,
+        UploadState::Registered,
+        "registration marks the upload registered"
+    );
+
+    let missing = file(
+        &t,
+        &alice,
+        &format!("{}/dev/h/u3/x", t.project),
+        "x",
+        Visibility::Private,
+        now,
+    );
+    assert_eq!(
+        code(repo.register_file(&missing).await),
+        Some(ErrorCode::UploadNotFound),
+        "no upload, no file"
+    );
+    assert_eq!(
+        repo.get_file(&t, missing.id).await.expect("get"),
+        None,
+        "nothing half-written"
+    );
+}
+
+async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
+    let t = fresh_tenant();
+    let other = fresh_tenant();
+    let alice = user("alice");
+    let now = Timestamp::from_millis(T0);
+    let key = format!("{}/dev/h/u4/a.txt", t.project);
+    repo.insert_upload(&pending_upload(&t, &alice, &key, now))
+        .await
+        .expect("insert");
+    let mut f = file(&t, &alice, &key, "a.txt", Visibility::Shared, now);
+    f.width = Some(800);
+    f.height = Some(600);
+    f.shared_with = vec!["bob".into(), "carol".into()];
+    f.metadata = crate::model::FileMetadata::from_json(serde_json::json!({
+        "category": "c", "tags": ["x", "y"], "custom": {"nested": {"n": 1}}, "relatedEntityId": "r"
+    }))
+    .expect("metadata");
+    f.bucket = Bucket::Images;
+    f.owner = Owner {
+        kind: OwnerType::User,
+        id: "alice".into(),
+    };
+    repo.register_file(&f).await.expect("register");
+    assert_eq!(
+        repo.get_file(&t, f.id).await.expect("get"),
+        Some(f.clone()),
+        "every field round-trips"
+    );
+    assert_eq!(
+        repo.get_file(&other, f.id).await.expect("get"),
+        None,
+        "other tenants' files MUST NOT be returned"
+    );
+
+    let mut changed = f.clone();
+    changed.original_name = "b.txt".into();
+    changed.visibility = Visibility::Public;
+    changed.shared_with = vec![];
+    changed.metadata.tags = None;
+    changed.updated_at = now.plus_secs(5);
+    repo.update_file(&changed).await.expect("update");
+    assert_eq!(
+        repo.get_file(&t, f.id).await.expect("get"),
+        Some(changed.clone())
+    );
+    let mut foreign = changed.clone();
+    foreign.tenant = other.clone();
+    assert_eq!(
+        code(repo.update_file(&foreign).await),
+        Some(ErrorCode::FileNotFound),
+        "update across tenants"
+    );
+
+    assert_eq!(
+        repo.delete_file(&other, f.id, now).await.expect("delete"),
+        None,
+        "delete across tenants"
+    );
+    assert_eq!(
+        repo.delete_file(&t, f.id, now).await.expect("delete"),
+        Some(changed)
+    );
+    assert_eq!(repo.get_file(&t, f.id).await.expect("get"), None);
+    assert_eq!(
+        repo.delete_file(&t, f.id, now).await.expect("delete"),
+        None,
+        "second delete finds nothing"
+    );
+    assert_eq!(
+        code(repo.update_file(&f).await),
+        Some(ErrorCode::FileNotFound),
+        "update of a deleted file"
+    );
+    let due = repo.due_object_deletions(now, 1000).await.expect("due");
+    assert!(
+        due.contains(&key),
+        "delete_file MUST queue the object for deletion"
+    );
+    repo.finish_object_deletion(&key).await.expect("finish");
+}
+
+async fn deletion_queue(repo: &dyn FileRepository) {
+    let t = fresh_tenant();
+    let key = format!("{}/dev/h/q/a", t.project);
+    let now = Timestamp::from_millis(T0 - 10_000_000);
+    repo.enqueue_object_deletion(&key, now)
+        .await
+        .expect("enqueue");
+    repo.enqueue_object_deletion(&key, now)
+        .await
+        .expect("enqueue is idempotent");
+    let due = repo.due_object_deletions(now, 1000).await.expect("due");
+    assert_eq!(due.iter().filter(|k| **k == key).count(), 1);
+    repo.defer_object_deletion(&key, now.plus_secs(60))
+        .await
+        .expect("defer");
+    assert!(
+        !repo
+            .due_object_deletions(now, 1000)
+            .await
+            .expect("due")
+            .contains(&key),
+        "deferred keys are not due"
+    );
+    assert!(repo
+        .due_object_deletions(now.plus_secs(60), 1000)
+        .await
+        .expect("due")
+        .contains(&key));
+    repo.finish_object_deletion(&key).await.expect("finish");
+    repo.finish_object_deletion(&key)
+        .await
+        .expect("finish is idempotent");
+    assert!(!repo
+        .due_object_deletions(now.plus_secs(120), 1000)
+        .await
+        .expect("due")
+        .contains(&key));
+}
+
+/// Seeds a tenant with a known set of files and returns it.
+async fn seed(repo: &dyn FileRepository) -> crate::model::Tenant {
+    let t = fresh_tenant();
+    let rows: &[(&str, &str, Visibility, &[&str], &str, u64)] = &[
+        (
+            "alice",
+            "Alpha.png",
+            Visibility::Private,
+            &[],
+            "image/png",
+            10,
+        ),
+        (
+            "alice",
+            "beta.jpg",
+            Visibility::Public,
+            &[],
+            "image/jpeg",
+            20,
+        ),
+        (
+            "alice",
+            "50%_off.txt",
+            Visibility::Shared,
+            &["bob"],
+            "text/plain",
+            30,
+        ),
+        (
+            "bob",
+            "gamma.PNG",
+            Visibility::Protected,
+            &[],
+            "image/png",
+            20,
+        ),
+        (
+            "bob",
+            "delta.txt",
+            Visibility::Private,
+            &[],
+            "text/plain",
+            5,
+        ),
+        (
+            "carol",
+            "500 off.txt",
+            Visibility::Shared,
+            &["dave"],
+            "text/plain",
+            7,
+        ),
+        (
+            "carol",
+            "Émile.txt",
+            Visibility::Public,
+            &[],
+            "text/plain",
+            7,
+        ),
+        (
+            "carol",
+            "zeta",
+            Visibility::Private,
+            &[],
+            "application/zip",
+            7,
+        ),
+    ];
+    for (i, (owner, name, vis, shared, mime, size)) in rows.iter().enumerate() {
+        let key = format!("{}/dev/h/s{i}/x", t.project);
+        let at = Timestamp::from_millis(T0 + (i as i64 % 3) * 1000);
+        repo.insert_upload(&pending_upload(&t, &user(owner), &key, at))
+            .await
+            .expect("insert");
+        let mut f = file(&t, &user(owner), &key, name, *vis, at);
+        f.shared_with = shared.iter().map(|s| s.to_string()).collect();
+        f.mime_type = (*mime).into();
+        f.size = *size;
+        repo.register_file(&f).await.expect("register");
+    }
+    let svc = Owner {
+        kind: OwnerType::Service,
+        id: "key-1".into(),
+    };
+    let key = format!("{}/dev/h/svc/x", t.project);
+    let at = Timestamp::from_millis(T0);
+    repo.insert_upload(&pending_upload(&t, &svc, &key, at))
+        .await
+        .expect("insert");
+    let mut f = file(&t, &svc, &key, "service.bin", Visibility::Private, at);
+    f.bucket = Bucket::Temp;
+    repo.register_file(&f).await.expect("register");
+    t
+}
+
+fn visible_to(id: &str) -> Scope {
+    Scope::VisibleTo {
+        owner: user(id),
+        user_id: Some(id.into()),
+    }
+}
+
+async fn names(
+    repo: &dyn FileRepository,
+    t: &crate::model::Tenant,
+    scope: Scope,
+    params: ListParams,
+) -> (Vec<String>, u64) {
+    let page = repo
+        .list_files(&ListQuery {
+            tenant: t.clone(),
+            scope,
+            params,
+        })
+        .await
+        .expect("list");
+    (
+        page.items.into_iter().map(|f| f.original_name).collect(),
+        page.total,
+    )
+}
+
+fn sorted(mut v: Vec<&str>) -> Vec<String> {
+    v.sort_unstable();
+    v.into_iter().map(str::to_owned).collect()
+}
+
+async fn list_scope_filters_and_order(repo: &dyn FileRepository) {
+    let t = seed(repo).await;
+    let by_name = ListParams {
+        sort_by: SortBy::OriginalName,
+        direction: SortDirection::Asc,
+        limit: 100,
+        ..ListParams::default()
+    };
+
+    let (all, total) = names(repo, &t, Scope::All, by_name.clone()).await;
+    assert_eq!(total, 9, "admins see every file of the tenant");
+    assert_eq!(
+        all,
+        [
+            "50%_off.txt",
+            "500 off.txt",
+            "Alpha.png",
+            "beta.jpg",
+            "delta.txt",
+            "gamma.PNG",
+            "service.bin",
+            "zeta",
+            "Émile.txt"
+        ],
+        "originalName sorts by code point"
+    );
+    let (bob, total) = names(repo, &t, visible_to("bob"), by_name.clone()).await;
+    assert_eq!(
+        sorted(bob.iter().map(String::as_str).collect()),
+        sorted(vec![
+            "50%_off.txt",
+            "beta.jpg",
+            "delta.txt",
+            "gamma.PNG",
+            "Émile.txt"
+        ]),
+        "own + public + protected + shared-with-me, and nothing else"
+    );
+    assert_eq!(total, 5, "total counts only visible rows");
+    let (eve, _) = names(repo, &t, visible_to("eve"), by_name.clone()).await;
+    assert_eq!(
+        sorted(eve.iter().map(String::as_str).collect()),
+        sorted(vec!["beta.jpg", "gamma.PNG", "Émile.txt"])
+    );
+    let svc_scope = Scope::VisibleTo {
+        owner: Owner {
+            kind: OwnerType::Service,
+            id: "key-1".into(),
+        },
+        user_id: None,
+    };
+    let (svc, _) = names(repo, &t, svc_scope, by_name.clone()).await;
+    assert!(svc.contains(&"service.bin".to_owned()) && !svc.contains(&"50%_off.txt".to_owned()));
+    let (other, total) = names(repo, &fresh_tenant(), Scope::All, by_name.clone()).await;
+    assert!(other.is_empty() && total == 0, "other tenants see nothing");
+
+    let cases: Vec<(ListParams, Vec<&str>)> = vec![
+        (
+            ListParams {
+                visibility: Some(Visibility::Public),
+                ..by_name.clone()
+            },
+            vec!["beta.jpg", "Émile.txt"],
+        ),
+        (
+            ListParams {
+                owner_id: Some("carol".into()),
+                ..by_name.clone()
+            },
+            vec!["500 off.txt", "zeta", "Émile.txt"],
+        ),
+        (
+            ListParams {
+                owner_type: Some(OwnerTypeFilter::Service),
+                ..by_name.clone()
+            },
+            vec!["service.bin"],
+        ),
+        (
+            ListParams {
+                owner_type: Some(OwnerTypeFilter::Session),
+                ..by_name.clone()
+            },
+            vec![],
+        ),
+        (
+            ListParams {
+                owner_type: Some(OwnerTypeFilter::Public),
+                ..by_name.clone()
+            },
+            vec![],
+        ),
+        (
+            ListParams {
+                bucket: Some(Bucket::Temp),
+                ..by_name.clone()
+            },
+            vec!["service.bin"],
+        ),
+        (
+            ListParams {
+                mime_type: Some(MimeFilter::Exact("image/png".into())),
+                ..by_name.clone()
+            },
+            vec!["Alpha.png", "gamma.PNG"],
+        ),
+        (
+            ListParams {
+                mime_type: Some(MimeFilter::Prefix("image/".into())),
+                ..by_name.clone()
+            },
+            vec!["Alpha.png", "beta.jpg", "gamma.PNG"],
+        ),
+        (
+            ListParams {
+                search: Some("png".into()),
+                ..by_name.clone()
+            },
+            vec!["Alpha.png", "gamma.PNG"],
+        ),
+        (
+            ListParams {
+                search: Some("50%_".into()),
+                ..by_name.clone()
+            },
+            vec!["50%_off.txt"],
+        ),
+        (
+            ListParams {
+                search: Some("0_o".into()),
+                ..by_name.clone()
+            },
+            vec![],
+        ),
+        (
+            ListParams {
+                search: Some("%".into()),
+                ..by_name.clone()
+            },
+            vec!["50%_off.txt"],
+        ),
+        (
+            ListParams {
+                search: Some("émile".into()),
+                ..by_name.clone()
+            },
+            vec!["Émile.txt"],
+        ),
+    ];
+    for (params, want) in cases {
+        let (got, total) = names(repo, &t, Scope::All, params.clone()).await;
+        assert_eq!(got, want, "filter {params:?}");
+        assert_eq!(total, want.len() as u64, "total of {params:?}");
+    }
+
+    for sort_by in [
+        SortBy::CreatedAt,
+        SortBy::UpdatedAt,
+        SortBy::Size,
+        SortBy::MimeType,
+        SortBy::OriginalName,
+    ] {
+        for direction in [SortDirection::Asc, SortDirection::Desc] {
+            let params = ListParams {
+                sort_by,
+                direction,
+                limit: 100,
+                ..ListParams::default()
+            };
+            let page = repo
+                .list_files(&ListQuery {
+                    tenant: t.clone(),
+                    scope: Scope::All,
+                    params,
+                })
+                .await
+                .expect("list");
+            let keys: Vec<_> = page
+                .items
+                .iter()
+                .map(|f| (Cursor::after(f, sort_by, direction).value, f.id))
+                .collect();
+            let mut want = keys.clone();
+            want.sort_by(|a, b| {
+                let o = match (&a.0, &b.0) {
+                    (crate::list::SortValue::Int(x), crate::list::SortValue::Int(y)) => x.cmp(y),
+                    (crate::list::SortValue::Text(x), crate::list::SortValue::Text(y)) => x.cmp(y),
+                    _ => std::cmp::Ordering::Equal,
+                }
+                .then(a.1.cmp(&b.1));
+                if direction == SortDirection::Desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+            assert_eq!(
+                keys, want,
+                "order by {sort_by:?} {direction:?} with ties broken by id in the same direction"
+            );
+        }
+    }
+}
+
+async fn list_pagination_and_cursor(repo: &dyn FileRepository) {
+    let t = seed(repo).await;
+    for sort_by in [SortBy::CreatedAt, SortBy::Size, SortBy::OriginalName] {
+        for direction in [SortDirection::Asc, SortDirection::Desc] {
+            let all_params = ListParams {
+                sort_by,
+                direction,
+                limit: 100,
+                ..ListParams::default()
+            };
+            let (all, _) = names(repo, &t, Scope::All, all_params).await;
+            // Offset pages.
+            let mut paged = Vec::new();
+            for page in 1..=5 {
+                let params = ListParams {
+                    sort_by,
+                    direction,
+                    limit: 2,
+                    page,
+                    ..ListParams::default()
+                };
+                let res = repo
+                    .list_files(&ListQuery {
+                        tenant: t.clone(),
+                        scope: Scope::All,
+                        params,
+                    })
+                    .await
+                    .expect("list");
+                assert_eq!(res.total, 9);
+                assert_eq!(res.has_more, page < 5, "has_more on page {page}");
+                paged.extend(res.items.into_iter().map(|f| f.original_name));
+            }
+            assert_eq!(
+                paged, all,
+                "offset pages partition the list ({sort_by:?} {direction:?})"
+            );
+            let far = ListParams {
+                sort_by,
+                direction,
+                limit: 2,
+                page: 50,
+                ..ListParams::default()
+            };
+            let res = repo
+                .list_files(&ListQuery {
+                    tenant: t.clone(),
+                    scope: Scope::All,
+                    params: far,
+                })
+                .await
+                .expect("list");
+            assert!(
+                res.items.is_empty() && res.total == 9 && !res.has_more,
+                "out-of-range page"
+            );
+            // Cursor pages.
+            let mut walked = Vec::new();
+            let mut cursor = None;
+            for _ in 0..10 {
+                let params = ListParams {
+                    sort_by,
+                    direction,
+                    limit: 2,
+                    cursor: cursor.clone(),
+                    ..ListParams::default()
+                };
+                let res = repo
+                    .list_files(&ListQuery {
+                        tenant: t.clone(),
+                        scope: Scope::All,
+                        params,
+                    })
+                    .await
+                    .expect("list");
+                assert_eq!(res.total, 9, "total ignores the cursor");
+                cursor = res
+                    .items
+                    .last()
+                    .map(|f| Cursor::after(f, sort_by, direction));
+                walked.extend(res.items.into_iter().map(|f| f.original_name));
+                if !res.has_more {
+                    break;
+                }
+            }
+            assert_eq!(
+                walked, all,
+                "cursor pages walk the list exactly once ({sort_by:?} {direction:?})"
+            );
+        }
+    }
+}
+
+/// Runs every API key repository check.
+pub async fn api_key_repository(repo: &dyn ApiKeyRepository) {
+    let t = fresh_tenant();
+    let rec = ApiKeyRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        key_hash: crate::auth::hash_key(&uuid::Uuid::new_v4().to_string()),
+        tenant: t.clone(),
+        kind: ApiKeyKind::Publishable,
+        created_at: Timestamp::from_millis(T0),
+        expires_at: Some(Timestamp::from_millis(T0 + 1000)),
+        revoked_at: None,
+    };
+    repo.insert_key(&rec).await.expect("insert_key");
+    assert_eq!(
+        repo.find_by_hash(&rec.key_hash).await.expect("find"),
+        Some(rec.clone()),
+        "keys round-trip"
+    );
+    assert_eq!(repo.find_by_hash("00").await.expect("find"), None);
+    assert!(repo.list_keys().await.expect("list").contains(&rec));
+    assert!(repo
+        .revoke_key(&rec.id, Timestamp::from_millis(T0 + 5))
+        .await
+        .expect("revoke"));
+    assert!(
+        !repo
+            .revoke_key(&rec.id, Timestamp::from_millis(T0 + 6))
+            .await
+            .expect("revoke"),
+        "revoking twice reports false"
+    );
+    assert_eq!(
+        repo.find_by_hash(&rec.key_hash)
+            .await
+            .expect("find")
+            .and_then(|k| k.revoked_at),
+        Some(Timestamp::from_millis(T0 + 5))
+    );
+}
+
+/// What a store's contract check needs to move bytes through presigned requests.
+#[async_trait]
+pub trait Transfer: Send + Sync {
+    /// Performs a presigned PUT with `body` and the given extra headers (which
+    /// override the request's own); returns `(status, etag)`.
+    async fn put(
+        &self,
+        req: &PresignedRequest,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, Option<String>);
+    /// Performs a presigned GET; returns `(status, content-type, content-disposition, body)`.
+    async fn get(&self, req: &PresignedRequest) -> (u16, Option<String>, Option<String>, Vec<u8>);
+}
+
+/// Runs every object store check. `key_prefix` must be a key prefix the store accepts.
+pub async fn object_store(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix: &str) {
+    let exp = Timestamp::from_datetime(chrono::Utc::now()).plus_secs(600);
+    let key = format!("{key_prefix}/{}/hello.txt", uuid::Uuid::now_v7().simple());
+    assert_eq!(
+        store.head(&key).await.expect("head"),
+        None,
+        "head of a missing object MUST be None"
+    );
+    store
+        .delete(&key)
+        .await
+        .expect("delete of a missing object MUST succeed");
+
+    let put = store
+        .presign_put(&key, "text/plain", Some(5), exp)
+        .await
+        .expect("presign_put");
+    let (status, _) = io
+        .put(&put, &[("Content-Type", "image/png")], b"hello".to_vec())
+        .await;
+    assert!(
+        status >= 400,
+        "a PUT with another Content-Type MUST be refused, got {status}"
+    );
+    let (status, _) = io
+        .put(&put, &[("Content-Length", "6")], b"hello!".to_vec())
+        .await;
+    assert!(
+        status >= 400,
+        "a PUT with another length MUST be refused, got {status}"
+    );
+    assert_eq!(
+        store.head(&key).await.expect("head"),
+        None,
+        "refused PUTs leave nothing"
+    );
+    let (status, etag) = io.put(&put, &[], b"hello".to_vec()).await;
+    assert_eq!(status, 200, "the presigned PUT works as issued");
+    let info = store
+        .head(&key)
+        .await
+        .expect("head")
+        .expect("object exists after PUT");
+    assert_eq!(info.size, 5);
+    assert_eq!(
+        etag.map(|e| e.trim_matches('"').to_owned()),
+        Some("5d41402abc4b2a76b9719d911017c592".into()),
+        "ETag is the MD5"
+    );
+
+    let get = store
+        .presign_get(&key, "text/plain", "attachment; filename=\"hi.txt\"", exp)
+        .await
+        .expect("presign_get");
+    let (status, ct, cd, body) = io.get(&get).await;
+    assert_eq!((status, body.as_slice()), (200, b"hello".as_slice()));
+    assert_eq!(
+        ct.as_deref(),
+        Some("text/plain"),
+        "GET carries exactly the given Content-Type"
+    );
+    assert_eq!(cd.as_deref(), Some("attachment; filename=\"hi.txt\""));
+
+    store.delete(&key).await.expect("delete");
+    assert_eq!(store.head(&key).await.expect("head"), None, "deleted");
+    store.delete(&key).await.expect("delete is idempotent");
+
+    // Multipart: parts out of order, one replaced, assembled in order.
+    let mkey = format!("{key_prefix}/{}/big.bin", uuid::Uuid::now_v7().simple());
+    let upload_id = store
+        .create_multipart(&mkey, "application/octet-stream")
+        .await
+        .expect("create_multipart");
+    let five_mib = 5 * 1024 * 1024;
+    let part1 = vec![1u8; five_mib];
+    let part2 = vec![2u8; 10];
+    let mut etags = std::collections::BTreeMap::new();
+    for (n, body) in [
+        (2u32, vec![9u8; 10]),
+        (1, part1.clone()),
+        (2, part2.clone()),
+    ] {
+        let req = store
+            .presign_part(&mkey, &upload_id, n, exp)
+            .await
+            .expect("presign_part");
+        let (status, etag) = io.put(&req, &[], body).await;
+        assert_eq!(status, 200, "part {n} upload");
+        etags.insert(n, etag.expect("part ETag").trim_matches('"').to_owned());
+    }
+    let parts: Vec<CompletedPart> = etags
+        .iter()
+        .map(|(n, e)| CompletedPart {
+            part_number: *n,
+            etag: e.clone(),
+        })
+        .collect();
+    let wrong = vec![CompletedPart {
+        part_number: 1,
+        etag: "0".repeat(32),
+    }];
+    assert_eq!(
+        code(store.complete_multipart(&mkey, &upload_id, &wrong).await),
+        Some(ErrorCode::InvalidPartsArray),
+        "wrong ETag"
+    );
+    let done = store
+        .complete_multipart(&mkey, &upload_id, &parts)
+        .await
+        .expect("complete_multipart");
+    assert_eq!(done.size, five_mib as u64 + 10);
+    assert!(
+        done.etag.trim_matches('"').ends_with("-2"),
+        "multipart ETag is <md5>-<n>: {}",
+        done.etag
+    );
+    let get = store
+        .presign_get(&mkey, "application/octet-stream", "attachment", exp)
+        .await
+        .expect("presign_get");
+    let (_, _, _, body) = io.get(&get).await;
+    assert!(
+        body.len() == five_mib + 10
+            && body[..five_mib] == part1[..]
+            && body[five_mib..] == part2[..],
+        "parts assembled in order"
+    );
+    store.delete(&mkey).await.expect("delete");
+
+    // Small non-final part, abort.
+    let skey = format!("{key_prefix}/{}/small.bin", uuid::Uuid::now_v7().simple());
+    let upload_id = store
+        .create_multipart(&skey, "application/octet-stream")
+        .await
+        .expect("create_multipart");
+    let mut parts = Vec::new();
+    for n in 1..=2u32 {
+        let req = store
+            .presign_part(&skey, &upload_id, n, exp)
+            .await
+            .expect("presign_part");
+        let (_, etag) = io.put(&req, &[], vec![0u8; 100]).await;
+        parts.push(CompletedPart {
+            part_number: n,
+            etag: etag.expect("etag").trim_matches('"').to_owned(),
+        });
+    }
+    assert_eq!(
+        code(store.complete_multipart(&skey, &upload_id, &parts).await),
+        Some(ErrorCode::InvalidPartsArray),
+        "every part but the last MUST be at least 5 MiB"
+    );
+    store
+        .abort_multipart(&skey, &upload_id)
+        .await
+        .expect("abort");
+    store
+        .abort_multipart(&skey, &upload_id)
+        .await
+        .expect("abort is idempotent");
+    assert_eq!(store.head(&skey).await.expect("head"), None);
+    store.health_check().await.expect("health_check");
+}

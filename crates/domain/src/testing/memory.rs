@@ -1,0 +1,470 @@
+//! In-memory adapters: the reference behaviour of each port, for unit tests and
+//! for teams embedding the domain in their own test suites.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::auth::ApiKeyRecord;
+use crate::error::{Error, ErrorCode, Result};
+use crate::list::{ListPage, ListQuery, MimeFilter, Scope, SortBy, SortDirection, SortValue};
+use crate::model::{File, FileId, OwnerType, OwnerTypeFilter, Tenant, Timestamp, Visibility};
+use crate::ports::{
+    ApiKeyRepository, AssembledObject, Clock, CompletedPart, FileRepository, ObjectInfo,
+    ObjectStore, PresignedRequest,
+};
+use crate::upload::{IssuedUpload, UploadState};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A clock the test moves by hand.
+#[derive(Debug, Default)]
+pub struct ManualClock(Mutex<i64>);
+
+impl ManualClock {
+    /// A clock at `ms`.
+    pub fn at(ms: i64) -> Self {
+        Self(Mutex::new(ms))
+    }
+    /// Moves the clock forward.
+    pub fn advance_secs(&self, secs: i64) {
+        *lock(&self.0) += secs * 1000;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(*lock(&self.0))
+    }
+}
+
+#[derive(Default)]
+struct RepoState {
+    uploads: HashMap<(Tenant, String), IssuedUpload>,
+    files: BTreeMap<FileId, File>,
+    deletions: BTreeMap<String, Timestamp>,
+}
+
+/// `FileRepository` in memory.
+#[derive(Default)]
+pub struct MemoryFileRepository(Mutex<RepoState>);
+
+/// Whether `file` is in `scope` (API.md §5).
+pub fn in_scope(scope: &Scope, file: &File) -> bool {
+    match scope {
+        Scope::All => true,
+        Scope::VisibleTo { owner, user_id } => {
+            file.owner == *owner
+                || matches!(file.visibility, Visibility::Public | Visibility::Protected)
+                || (file.visibility == Visibility::Shared
+                    && user_id
+                        .as_ref()
+                        .is_some_and(|u| file.shared_with.contains(u)))
+        }
+    }
+}
+
+fn sort_value(file: &File, by: SortBy) -> SortValue {
+    crate::list::Cursor::after(file, by, SortDirection::Asc).value
+}
+
+fn matches(query: &ListQuery, f: &File) -> bool {
+    let p = &query.params;
+    f.tenant == query.tenant
+        && in_scope(&query.scope, f)
+        && p.visibility.is_none_or(|v| f.visibility == v)
+        && p.owner_type.is_none_or(|t| match t {
+            OwnerTypeFilter::User => f.owner.kind == OwnerType::User,
+            OwnerTypeFilter::Service => f.owner.kind == OwnerType::Service,
+            OwnerTypeFilter::Session | OwnerTypeFilter::Public => false,
+        })
+        && p.owner_id.as_ref().is_none_or(|o| &f.owner.id == o)
+        && p.bucket.is_none_or(|b| f.bucket == b)
+        && p.mime_type.as_ref().is_none_or(|m| match m {
+            MimeFilter::Exact(t) => &f.mime_type == t,
+            MimeFilter::Prefix(t) => f.mime_type.starts_with(t.as_str()),
+        })
+        && p.search
+            .as_ref()
+            .is_none_or(|s| f.original_name.to_lowercase().contains(&s.to_lowercase()))
+}
+
+#[async_trait]
+impl FileRepository for MemoryFileRepository {
+    async fn insert_upload(&self, upload: &IssuedUpload) -> Result<()> {
+        let mut s = lock(&self.0);
+        let k = (upload.tenant.clone(), upload.key.clone());
+        if s.uploads.contains_key(&k) || s.uploads.keys().any(|(_, key)| key == &upload.key) {
+            return Err(Error::new(ErrorCode::S3KeyAlreadyExists));
+        }
+        s.uploads.insert(k, upload.clone());
+        Ok(())
+    }
+
+    async fn find_upload(&self, tenant: &Tenant, key: &str) -> Result<Option<IssuedUpload>> {
+        Ok(lock(&self.0)
+            .uploads
+            .get(&(tenant.clone(), key.to_owned()))
+            .cloned())
+    }
+
+    async fn transition_upload(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        from: UploadState,
+        to: UploadState,
+    ) -> Result<bool> {
+        let mut s = lock(&self.0);
+        match s.uploads.get_mut(&(tenant.clone(), key.to_owned())) {
+            Some(u) if u.state == from => {
+                u.state = to;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn register_file(&self, file: &File) -> Result<()> {
+        let mut s = lock(&self.0);
+        if s.files.values().any(|f| f.s3_key == file.s3_key) {
+            return Err(Error::new(ErrorCode::S3KeyAlreadyExists));
+        }
+        match s
+            .uploads
+            .get_mut(&(file.tenant.clone(), file.s3_key.clone()))
+        {
+            Some(u) if matches!(u.state, UploadState::Pending | UploadState::Completed) => {
+                u.state = UploadState::Registered
+            }
+            Some(u) if u.state == UploadState::Registered => {
+                return Err(Error::new(ErrorCode::S3KeyAlreadyExists))
+            }
+            _ => return Err(Error::new(ErrorCode::UploadNotFound)),
+        }
+        s.files.insert(file.id, file.clone());
+        Ok(())
+    }
+
+    async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>> {
+        Ok(lock(&self.0)
+            .files
+            .get(&id)
+            .filter(|f| &f.tenant == tenant)
+            .cloned())
+    }
+
+    async fn update_file(&self, file: &File) -> Result<()> {
+        let mut s = lock(&self.0);
+        match s.files.get_mut(&file.id) {
+            Some(f) if f.tenant == file.tenant => {
+                f.original_name = file.original_name.clone();
+                f.visibility = file.visibility;
+                f.metadata = file.metadata.clone();
+                f.shared_with = file.shared_with.clone();
+                f.updated_at = file.updated_at;
+                Ok(())
+            }
+            _ => Err(Error::new(ErrorCode::FileNotFound)),
+        }
+    }
+
+    async fn delete_file(
+        &self,
+        tenant: &Tenant,
+        id: FileId,
+        now: Timestamp,
+    ) -> Result<Option<File>> {
+        let mut s = lock(&self.0);
+        if !s.files.get(&id).is_some_and(|f| &f.tenant == tenant) {
+            return Ok(None);
+        }
+        let file = s.files.remove(&id);
+        if let Some(f) = &file {
+            s.deletions.insert(f.s3_key.clone(), now);
+        }
+        Ok(file)
+    }
+
+    async fn list_files(&self, query: &ListQuery) -> Result<ListPage> {
+        let s = lock(&self.0);
+        let p = &query.params;
+        let mut rows: Vec<&File> = s.files.values().filter(|f| matches(query, f)).collect();
+        let total = rows.len() as u64;
+        rows.sort_by(|a, b| {
+            let ord = match (sort_value(a, p.sort_by), sort_value(b, p.sort_by)) {
+                (SortValue::Int(x), SortValue::Int(y)) => x.cmp(&y),
+                (SortValue::Text(x), SortValue::Text(y)) => x.cmp(&y),
+                _ => std::cmp::Ordering::Equal,
+            }
+            .then(a.id.cmp(&b.id));
+            if p.direction == SortDirection::Desc {
+                ord.reverse()
+            } else {
+                ord
+            }
+        });
+        let after: Vec<&File> = match &p.cursor {
+            Some(c) => rows
+                .into_iter()
+                .filter(|f| {
+                    let ord = match (sort_value(f, p.sort_by), &c.value) {
+                        (SortValue::Int(x), SortValue::Int(y)) => x.cmp(y),
+                        (SortValue::Text(x), SortValue::Text(y)) => x.as_str().cmp(y.as_str()),
+                        _ => std::cmp::Ordering::Equal,
+                    }
+                    .then(f.id.0.cmp(&c.id));
+                    if p.direction == SortDirection::Desc {
+                        ord.is_lt()
+                    } else {
+                        ord.is_gt()
+                    }
+                })
+                .collect(),
+            None => rows
+                .into_iter()
+                .skip(usize::try_from(p.offset()).unwrap_or(usize::MAX))
+                .collect(),
+        };
+        let limit = p.limit as usize;
+        Ok(ListPage {
+            has_more: after.len() > limit,
+            items: after.into_iter().take(limit).cloned().collect(),
+            total,
+        })
+    }
+
+    async fn enqueue_object_deletion(&self, key: &str, now: Timestamp) -> Result<()> {
+        lock(&self.0).deletions.entry(key.to_owned()).or_insert(now);
+        Ok(())
+    }
+
+    async fn finish_object_deletion(&self, key: &str) -> Result<()> {
+        lock(&self.0).deletions.remove(key);
+        Ok(())
+    }
+
+    async fn due_object_deletions(&self, now: Timestamp, limit: u32) -> Result<Vec<String>> {
+        let s = lock(&self.0);
+        let mut due: Vec<(&String, &Timestamp)> =
+            s.deletions.iter().filter(|(_, t)| **t <= now).collect();
+        due.sort_by_key(|(_, t)| **t);
+        Ok(due
+            .into_iter()
+            .take(limit as usize)
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
+    async fn defer_object_deletion(&self, key: &str, next_attempt: Timestamp) -> Result<()> {
+        if let Some(t) = lock(&self.0).deletions.get_mut(key) {
+            *t = next_attempt;
+        }
+        Ok(())
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// `ApiKeyRepository` in memory.
+#[derive(Default)]
+pub struct MemoryApiKeyRepository(Mutex<Vec<ApiKeyRecord>>);
+
+#[async_trait]
+impl ApiKeyRepository for MemoryApiKeyRepository {
+    async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        lock(&self.0).push(key.clone());
+        Ok(())
+    }
+    async fn find_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        Ok(lock(&self.0)
+            .iter()
+            .find(|k| k.key_hash == key_hash)
+            .cloned())
+    }
+    async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        Ok(lock(&self.0).clone())
+    }
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+        let mut keys = lock(&self.0);
+        match keys
+            .iter_mut()
+            .find(|k| k.id == id && k.revoked_at.is_none())
+        {
+            Some(k) => {
+                k.revoked_at = Some(at);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+#[derive(Default)]
+struct StoreState {
+    objects: HashMap<String, Vec<u8>>,
+    uploads: HashMap<String, (String, BTreeMap<u32, Vec<u8>>)>,
+    down: bool,
+}
+
+/// `ObjectStore` in memory. URLs are `memory://{method}/{key}`; tests move bytes
+/// with [`MemoryObjectStore::put_object`] and [`MemoryObjectStore::put_part`].
+#[derive(Default)]
+pub struct MemoryObjectStore(Mutex<StoreState>);
+
+fn md5_like(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(bytes)[..16])
+}
+
+impl MemoryObjectStore {
+    /// Stores bytes at `key` as a client upload would.
+    pub fn put_object(&self, key: &str, bytes: &[u8]) {
+        lock(&self.0).objects.insert(key.to_owned(), bytes.to_vec());
+    }
+    /// Stores one part; returns its ETag.
+    pub fn put_part(&self, upload_id: &str, part: u32, bytes: &[u8]) -> Option<String> {
+        let mut s = lock(&self.0);
+        let (_, parts) = s.uploads.get_mut(upload_id)?;
+        parts.insert(part, bytes.to_vec());
+        Some(md5_like(bytes))
+    }
+    /// The bytes at `key`.
+    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        lock(&self.0).objects.get(key).cloned()
+    }
+    /// Simulates an outage: every call fails with `common/service-unavailable`.
+    pub fn set_down(&self, down: bool) {
+        lock(&self.0).down = down;
+    }
+    fn up(&self) -> Result<std::sync::MutexGuard<'_, StoreState>> {
+        let s = lock(&self.0);
+        if s.down {
+            Err(Error::unavailable("memory store is down"))
+        } else {
+            Ok(s)
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for MemoryObjectStore {
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        len: Option<u64>,
+        _exp: Timestamp,
+    ) -> Result<PresignedRequest> {
+        drop(self.up()?);
+        let mut headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
+        if let Some(len) = len {
+            headers.push(("Content-Length".to_owned(), len.to_string()));
+        }
+        Ok(PresignedRequest {
+            url: format!("memory://PUT/{key}"),
+            method: "PUT",
+            headers,
+        })
+    }
+    async fn presign_get(
+        &self,
+        key: &str,
+        _ct: &str,
+        _cd: &str,
+        _exp: Timestamp,
+    ) -> Result<PresignedRequest> {
+        drop(self.up()?);
+        Ok(PresignedRequest {
+            url: format!("memory://GET/{key}"),
+            method: "GET",
+            headers: Vec::new(),
+        })
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        let s = self.up()?;
+        Ok(s.objects.get(key).map(|b| ObjectInfo {
+            size: b.len() as u64,
+            etag: Some(format!("\"{}\"", md5_like(b))),
+        }))
+    }
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.up()?.objects.remove(key);
+        Ok(())
+    }
+    async fn create_multipart(&self, key: &str, _ct: &str) -> Result<String> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.up()?
+            .uploads
+            .insert(id.clone(), (key.to_owned(), BTreeMap::new()));
+        Ok(id)
+    }
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: u32,
+        _exp: Timestamp,
+    ) -> Result<PresignedRequest> {
+        drop(self.up()?);
+        Ok(PresignedRequest {
+            url: format!("memory://PUT/{key}?uploadId={upload_id}&partNumber={part}"),
+            method: "PUT",
+            headers: Vec::new(),
+        })
+    }
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<AssembledObject> {
+        let mut s = self.up()?;
+        let Some((k, stored)) = s.uploads.get(upload_id) else {
+            return Err(Error::new(ErrorCode::UploadNotFound));
+        };
+        if k != key {
+            return Err(Error::new(ErrorCode::UploadNotFound));
+        }
+        let mut body = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let bytes = stored
+                .get(&part.part_number)
+                .filter(|b| md5_like(b) == part.etag)
+                .ok_or_else(|| {
+                    Error::with_message(
+                        ErrorCode::InvalidPartsArray,
+                        format!("part {} missing or etag differs", part.part_number),
+                    )
+                })?;
+            if i + 1 < parts.len() && (bytes.len() as u64) < crate::limits::MIN_PART_SIZE {
+                return Err(Error::with_message(
+                    ErrorCode::InvalidPartsArray,
+                    "every part but the last must be at least 5 MiB",
+                ));
+            }
+            body.extend_from_slice(bytes);
+        }
+        s.uploads.remove(upload_id);
+        let size = body.len() as u64;
+        let etag = format!("\"{}-{}\"", md5_like(&body), parts.len());
+        s.objects.insert(key.to_owned(), body);
+        Ok(AssembledObject {
+            location: format!("memory://{key}"),
+            size,
+            etag,
+        })
+    }
+    async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<()> {
+        self.up()?.uploads.remove(upload_id);
+        Ok(())
+    }
+    async fn health_check(&self) -> Result<()> {
+        self.up().map(|_| ())
+    }
+}

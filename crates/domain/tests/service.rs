@@ -1,0 +1,784 @@
+//! FileService against the in-memory adapters: the registration checks in their
+//! documented order, multipart, patch, delete under store failure, listing, auth.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use stowage_domain::auth::{
+    new_api_key, ApiKeyKind, ApiKeyRecord, Authenticator, TokenClaims, TokenVerifier,
+};
+use stowage_domain::list::ListParams;
+use stowage_domain::model::*;
+use stowage_domain::ports::{ApiKeyRepository, Clock, FileRepository};
+use stowage_domain::service::{FilePatch, FileService, RegisterFile, ServiceConfig};
+use stowage_domain::testing::memory::*;
+use stowage_domain::testing::{contract, fresh_tenant};
+use stowage_domain::upload::IssueUpload;
+use stowage_domain::ErrorCode;
+
+struct Harness {
+    service: FileService,
+    repo: Arc<MemoryFileRepository>,
+    store: Arc<MemoryObjectStore>,
+    clock: Arc<ManualClock>,
+    tenant: Tenant,
+}
+
+fn harness() -> Harness {
+    let repo = Arc::new(MemoryFileRepository::default());
+    let store = Arc::new(MemoryObjectStore::default());
+    let clock = Arc::new(ManualClock::at(1_700_000_000_000));
+    let service = FileService::new(
+        repo.clone(),
+        store.clone(),
+        clock.clone(),
+        ServiceConfig::default(),
+    );
+    Harness {
+        service,
+        repo,
+        store,
+        clock,
+        tenant: fresh_tenant(),
+    }
+}
+
+impl Harness {
+    fn user(&self, id: &str) -> Principal {
+        Principal {
+            tenant: self.tenant.clone(),
+            identity: Owner {
+                kind: OwnerType::User,
+                id: id.into(),
+            },
+            admin: false,
+        }
+    }
+    fn admin(&self) -> Principal {
+        Principal {
+            admin: true,
+            ..self.user("root")
+        }
+    }
+    async fn upload(&self, p: &Principal, name: &str, body: &[u8]) -> String {
+        let t = self
+            .service
+            .issue_upload_url(p, issue(name, "text/plain", Some(body.len() as i64)))
+            .await
+            .expect("issue");
+        self.store.put_object(&t.key, body);
+        t.key
+    }
+    async fn file(&self, p: &Principal, name: &str, vis: Visibility) -> FileView {
+        let key = self.upload(p, name, b"abc").await;
+        let mut req = register(&key, name, "text/plain", 3);
+        req.visibility = Some(vis);
+        req.shared_with = Some(vec!["bob".into()]);
+        req.metadata = Some(json!({"custom": {"a": 1}, "relatedEntityId": "r", "alt": "x"}));
+        self.service.register(p, req).await.expect("register")
+    }
+}
+
+fn issue(name: &str, ct: &str, size: Option<i64>) -> IssueUpload {
+    IssueUpload {
+        filename: name.into(),
+        content_type: ct.into(),
+        file_size: size,
+        visibility: None,
+        category: None,
+    }
+}
+
+fn register(key: &str, name: &str, mime: &str, size: i64) -> RegisterFile {
+    serde_json::from_value(
+        json!({"s3Key": key, "originalName": name, "mimeType": mime, "size": size}),
+    )
+    .expect("body")
+}
+
+fn code<T>(r: stowage_domain::Result<T>) -> Option<ErrorCode> {
+    r.err().map(|e| e.code())
+}
+
+#[tokio::test]
+async fn memory_adapters_pass_the_contract_kit() {
+    contract::file_repository(&MemoryFileRepository::default()).await;
+    contract::api_key_repository(&MemoryApiKeyRepository::default()).await;
+}
+
+#[tokio::test]
+async fn issue_validates_fields_and_limits() {
+    let h = harness();
+    let alice = h.user("alice");
+    let cases = [
+        (issue("", "text/plain", None), ErrorCode::InvalidName),
+        (issue("a/b", "text/plain", None), ErrorCode::InvalidName),
+        (
+            issue(&"a".repeat(256), "text/plain", None),
+            ErrorCode::OriginalNameTooLong,
+        ),
+        (issue("a", "text", None), ErrorCode::InvalidFormat),
+        (
+            issue("a", &format!("a/{}", "b".repeat(260)), None),
+            ErrorCode::MimeTypeTooLong,
+        ),
+        (issue("a", "text/plain", Some(-1)), ErrorCode::SizeNegative),
+        (issue("a", "text/plain", Some(0)), ErrorCode::FileTooSmall),
+        (
+            issue("a", "text/plain", Some(5 * 1024 * 1024 * 1024 + 1)),
+            ErrorCode::FileTooLarge,
+        ),
+        (
+            IssueUpload {
+                category: Some(Category::Images),
+                ..issue("a", "text/plain", None)
+            },
+            ErrorCode::InvalidFormat,
+        ),
+        (
+            IssueUpload {
+                category: Some(Category::Images),
+                ..issue("a", "image/png", Some(10 * 1024 * 1024 + 1))
+            },
+            ErrorCode::FileTooLarge,
+        ),
+    ];
+    for (req, want) in cases {
+        assert_eq!(
+            code(h.service.issue_upload_url(&alice, req.clone()).await),
+            Some(want),
+            "{req:?}"
+        );
+    }
+    let t = h
+        .service
+        .issue_upload_url(&alice, issue("My File (1).txt", "Text/Plain", Some(3)))
+        .await
+        .expect("issue");
+    assert!(
+        t.key.starts_with(&format!("{}/dev/", h.tenant.project))
+            && t.key.ends_with("/My_File_1_.txt"),
+        "{}",
+        t.key
+    );
+    assert_eq!(t.content_type, "text/plain");
+    assert_eq!(t.method, "PUT");
+    assert_eq!(t.headers.get("Content-Type"), Some(&json!("text/plain")));
+}
+
+#[tokio::test]
+async fn register_checks_run_in_the_documented_order() {
+    let h = harness();
+    let alice = h.user("alice");
+    let bob = h.user("bob");
+    let key = h
+        .service
+        .issue_upload_url(&alice, issue("a.txt", "text/plain", Some(3)))
+        .await
+        .expect("issue")
+        .key;
+
+    // 1. key too long, even if everything else is wrong too.
+    assert_eq!(
+        code(
+            h.service
+                .register(&bob, register(&"k".repeat(1025), "", "x", -1))
+                .await
+        ),
+        Some(ErrorCode::S3KeyTooLong)
+    );
+    // 2. never issued (also: another tenant's key shape).
+    assert_eq!(
+        code(
+            h.service
+                .register(
+                    &alice,
+                    register("other/dev/x/y/z", "a.txt", "text/plain", 3)
+                )
+                .await
+        ),
+        Some(ErrorCode::InvalidPath)
+    );
+    let other_tenant_key = format!("{}/dev/h/u/a.txt", h.tenant.project);
+    assert_eq!(
+        code(
+            h.service
+                .register(
+                    &alice,
+                    register(&other_tenant_key, "a.txt", "text/plain", 3)
+                )
+                .await
+        ),
+        Some(ErrorCode::InvalidPath)
+    );
+    // 3. issued to someone else.
+    assert_eq!(
+        code(
+            h.service
+                .register(&bob, register(&key, "a.txt", "text/plain", 3))
+                .await
+        ),
+        Some(ErrorCode::AccessDenied)
+    );
+    // 5. not as issued.
+    assert_eq!(
+        code(
+            h.service
+                .register(&alice, register(&key, "a.txt", "image/png", 3))
+                .await
+        ),
+        Some(ErrorCode::InvalidFormat)
+    );
+    assert_eq!(
+        code(
+            h.service
+                .register(&alice, register(&key, "a.txt", "text/plain", 4))
+                .await
+        ),
+        Some(ErrorCode::SizeMismatch)
+    );
+    // 6. nothing uploaded yet.
+    assert_eq!(
+        code(
+            h.service
+                .register(&alice, register(&key, "a.txt", "text/plain", 3))
+                .await
+        ),
+        Some(ErrorCode::UploadNotFound)
+    );
+    // 7. uploaded with another size.
+    h.store.put_object(&key, b"abcd");
+    assert_eq!(
+        code(
+            h.service
+                .register(&alice, register(&key, "a.txt", "text/plain", 3))
+                .await
+        ),
+        Some(ErrorCode::SizeMismatch)
+    );
+    h.store.put_object(&key, b"abc");
+    // An admin registers on behalf of the issuee; the issuee owns the file.
+    let view = h
+        .service
+        .register(&h.admin(), register(&key, "a.txt", "TEXT/plain", 3))
+        .await
+        .expect("register");
+    assert_eq!(
+        (view.owner_id.as_str(), view.owner_type, view.visibility),
+        ("alice", OwnerType::User, Visibility::Private)
+    );
+    assert_eq!(view.mime_type, "text/plain");
+    // 4. already registered.
+    assert_eq!(
+        code(
+            h.service
+                .register(&alice, register(&key, "a.txt", "text/plain", 3))
+                .await
+        ),
+        Some(ErrorCode::S3KeyAlreadyExists)
+    );
+}
+
+#[tokio::test]
+async fn oversized_objects_are_refused_and_deleted() {
+    let h = harness();
+    let alice = h.user("alice");
+    let req = IssueUpload {
+        category: Some(Category::Images),
+        ..issue("a.png", "image/png", None)
+    };
+    let key = h
+        .service
+        .issue_upload_url(&alice, req)
+        .await
+        .expect("issue")
+        .key;
+    let big = vec![0u8; 10 * 1024 * 1024 + 1];
+    h.store.put_object(&key, &big);
+    assert_eq!(
+        code(
+            h.service
+                .register(
+                    &alice,
+                    register(&key, "a.png", "image/png", big.len() as i64)
+                )
+                .await
+        ),
+        Some(ErrorCode::FileTooLarge)
+    );
+    assert!(
+        h.store.object(&key).is_none(),
+        "the oversized object is deleted"
+    );
+}
+
+#[tokio::test]
+async fn reads_follow_section_5_and_project() {
+    let h = harness();
+    let alice = h.user("alice");
+    let f = h.file(&alice, "a.txt", Visibility::Shared).await;
+    let id = f.id.to_string();
+    assert!(f.s3_key.is_some() && f.shared_with.is_some() && f.metadata.custom.is_some());
+    let seen = h
+        .service
+        .get(&h.user("bob"), &id)
+        .await
+        .expect("bob is named");
+    assert!(
+        seen.s3_key.is_none()
+            && seen.shared_with.is_none()
+            && seen.metadata.custom.is_none()
+            && seen.metadata.related_entity_id.is_none()
+    );
+    assert_eq!(seen.metadata.alt.as_deref(), Some("x"));
+    assert_eq!(
+        code(h.service.get(&h.user("carol"), &id).await),
+        Some(ErrorCode::AccessDenied)
+    );
+    assert_eq!(
+        code(h.service.download_url(&h.user("carol"), &id).await),
+        Some(ErrorCode::AccessDenied)
+    );
+    assert_eq!(
+        code(h.service.get(&alice, "not-a-uuid").await),
+        Some(ErrorCode::FileNotFound)
+    );
+    let stranger = Principal {
+        tenant: fresh_tenant(),
+        ..h.admin()
+    };
+    assert_eq!(
+        code(h.service.get(&stranger, &id).await),
+        Some(ErrorCode::FileNotFound)
+    );
+    let dl = h
+        .service
+        .download_url(&h.user("bob"), &id)
+        .await
+        .expect("download");
+    assert_eq!(
+        (dl.filename.as_str(), dl.content_type.as_str(), dl.size),
+        ("a.txt", "text/plain", 3)
+    );
+}
+
+#[tokio::test]
+async fn patch_merges_metadata_and_moves_updated_at() {
+    let h = harness();
+    let alice = h.user("alice");
+    let f = h.file(&alice, "a.txt", Visibility::Private).await;
+    let id = f.id.to_string();
+    let patch = |v| FilePatch::from_json(v).expect("patch");
+    assert_eq!(
+        code(
+            h.service
+                .patch(&h.user("bob"), &id, patch(json!({"originalName": "b"})))
+                .await
+        ),
+        Some(ErrorCode::AccessDenied)
+    );
+    assert_eq!(
+        code(
+            h.service
+                .patch(&alice, &id, patch(json!({"originalName": ".."})))
+                .await
+        ),
+        Some(ErrorCode::InvalidName)
+    );
+    let out = h
+        .service
+        .patch(&alice, &id, patch(json!({"originalName": "b.txt", "visibility": "public", "metadata": {"custom": {"b": 2}, "alt": null}, "sharedWith": []})))
+        .await
+        .expect("patch");
+    assert_eq!(out.original_name, "b.txt");
+    assert_eq!(out.visibility, Visibility::Public);
+    assert_eq!(
+        serde_json::to_value(&out.metadata).ok(),
+        Some(json!({"custom": {"a": 1, "b": 2}, "relatedEntityId": "r"}))
+    );
+    assert!(out.updated_at > f.updated_at);
+    assert_eq!(out.created_at, f.created_at);
+    let again = h
+        .service
+        .get(&h.user("zed"), &id)
+        .await
+        .expect("public now");
+    assert_eq!(again.original_name, "b.txt");
+}
+
+#[tokio::test]
+async fn delete_removes_row_and_object_or_queues_the_object() {
+    let h = harness();
+    let alice = h.user("alice");
+    let f = h.file(&alice, "a.txt", Visibility::Public).await;
+    let key = f.s3_key.clone().expect("key");
+    assert_eq!(
+        code(h.service.delete(&h.user("bob"), &f.id.to_string()).await),
+        Some(ErrorCode::AccessDenied)
+    );
+    h.service
+        .delete(&alice, &f.id.to_string())
+        .await
+        .expect("delete");
+    assert_eq!(h.store.object(&key), None);
+    assert_eq!(
+        code(h.service.get(&alice, &f.id.to_string()).await),
+        Some(ErrorCode::FileNotFound)
+    );
+
+    let g = h.file(&alice, "b.txt", Visibility::Public).await;
+    let gkey = g.s3_key.clone().expect("key");
+    h.store.set_down(true);
+    h.service
+        .delete(&h.admin(), &g.id.to_string())
+        .await
+        .expect("metadata goes even if the store is down");
+    assert_eq!(
+        code(h.service.get(&alice, &g.id.to_string()).await),
+        Some(ErrorCode::FileNotFound)
+    );
+    assert_eq!(h.service.retry_object_deletions(10).await.ok(), Some(0));
+    h.store.set_down(false);
+    assert!(h.store.object(&gkey).is_some());
+    h.clock.advance_secs(61);
+    assert_eq!(h.service.retry_object_deletions(10).await.ok(), Some(1));
+    assert_eq!(
+        h.store.object(&gkey),
+        None,
+        "the queued deletion is retried"
+    );
+    assert!(h
+        .repo
+        .due_object_deletions(h.clock.now().plus_secs(3600), 10)
+        .await
+        .expect("due")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn multipart_is_bound_to_its_starter() {
+    let h = harness();
+    let alice = h.user("alice");
+    let bob = h.user("bob");
+    let init = h
+        .service
+        .init_multipart(
+            &alice,
+            issue(
+                "big.bin",
+                "application/octet-stream",
+                Some(5 * 1024 * 1024 + 3),
+            ),
+        )
+        .await
+        .expect("init");
+    assert_eq!(
+        code(
+            h.service
+                .init_multipart(&alice, issue("x", "text/plain", None))
+                .await
+        ),
+        Some(ErrorCode::InvalidRequest)
+    );
+    let (key, id) = (init.key.as_str(), init.upload_id.as_str());
+    assert_eq!(
+        code(h.service.presign_part(&bob, key, id, &json!(1)).await),
+        Some(ErrorCode::AccessDenied)
+    );
+    assert_eq!(
+        code(h.service.presign_part(&alice, key, id, &json!(0)).await),
+        Some(ErrorCode::InvalidPartNumberRange)
+    );
+    assert_eq!(
+        code(h.service.presign_part(&alice, key, "nope", &json!(1)).await),
+        Some(ErrorCode::UploadNotFound)
+    );
+    let p = h
+        .service
+        .presign_part(&alice, key, id, &json!(2))
+        .await
+        .expect("part url");
+    assert_eq!(p.part_number, 2);
+    let e2 = h.store.put_part(id, 2, b"xyz").expect("part");
+    let e1 = h
+        .store
+        .put_part(id, 1, &vec![7u8; 5 * 1024 * 1024])
+        .expect("part");
+    // Registration before completion: nothing there yet.
+    assert_eq!(
+        code(
+            h.service
+                .register(
+                    &alice,
+                    register(
+                        key,
+                        "big.bin",
+                        "application/octet-stream",
+                        5 * 1024 * 1024 + 3
+                    )
+                )
+                .await
+        ),
+        Some(ErrorCode::UploadNotFound)
+    );
+    assert_eq!(
+        code(
+            h.service
+                .complete_multipart(&bob, key, id, Some(&json!([{"partNumber":1,"etag":e1}])))
+                .await
+        ),
+        Some(ErrorCode::AccessDenied)
+    );
+    assert_eq!(
+        code(
+            h.service
+                .complete_multipart(&alice, key, id, Some(&json!("x")))
+                .await
+        ),
+        Some(ErrorCode::InvalidPartsArray)
+    );
+    let parts =
+        json!([{"partNumber": 1, "etag": format!("\"{e1}\"")}, {"partNumber": 2, "etag": e2}]);
+    let done = h
+        .service
+        .complete_multipart(&alice, key, id, Some(&parts))
+        .await
+        .expect("complete");
+    assert_eq!(done.key, key);
+    assert_eq!(
+        code(
+            h.service
+                .complete_multipart(&alice, key, id, Some(&parts))
+                .await
+        ),
+        Some(ErrorCode::UploadNotFound),
+        "completed"
+    );
+    assert_eq!(
+        code(h.service.abort_multipart(&alice, key, id).await),
+        Some(ErrorCode::UploadNotFound)
+    );
+    let file = h
+        .service
+        .register(
+            &alice,
+            register(
+                key,
+                "big.bin",
+                "application/octet-stream",
+                5 * 1024 * 1024 + 3,
+            ),
+        )
+        .await
+        .expect("register");
+    assert_eq!(file.size, 5 * 1024 * 1024 + 3);
+
+    let other = h
+        .service
+        .init_multipart(&alice, issue("x.bin", "application/octet-stream", Some(10)))
+        .await
+        .expect("init");
+    h.service
+        .abort_multipart(&h.admin(), &other.key, &other.upload_id)
+        .await
+        .expect("admin may abort");
+    assert_eq!(
+        code(
+            h.service
+                .presign_part(&alice, &other.key, &other.upload_id, &json!(1))
+                .await
+        ),
+        Some(ErrorCode::UploadNotFound)
+    );
+    let expiring = h
+        .service
+        .init_multipart(&alice, issue("y.bin", "application/octet-stream", Some(10)))
+        .await
+        .expect("init");
+    h.clock.advance_secs(24 * 3600 + 1);
+    assert_eq!(
+        code(
+            h.service
+                .presign_part(&alice, &expiring.key, &expiring.upload_id, &json!(1))
+                .await
+        ),
+        Some(ErrorCode::UploadNotFound),
+        "expired"
+    );
+}
+
+#[tokio::test]
+async fn list_paginates_and_projects() {
+    let h = harness();
+    let alice = h.user("alice");
+    for i in 0..5 {
+        h.file(
+            &alice,
+            &format!("f{i}.txt"),
+            if i % 2 == 0 {
+                Visibility::Public
+            } else {
+                Visibility::Private
+            },
+        )
+        .await;
+        h.clock.advance_secs(1);
+    }
+    let bob = h.user("bob");
+    let params = ListParams::parse([("limit", "2")]).expect("params");
+    let page = h.service.list(&bob, params).await.expect("list");
+    assert_eq!(
+        (
+            page.pagination.total,
+            page.pagination.total_pages,
+            page.pagination.has_next_page
+        ),
+        (3, 2, true)
+    );
+    assert!(
+        page.items.iter().all(|f| f.s3_key.is_none()),
+        "public projection for others"
+    );
+    let cursor = page.pagination.next_cursor.clone().expect("cursor");
+    let next = h
+        .service
+        .list(
+            &bob,
+            ListParams::parse([("limit", "2"), ("cursor", cursor.as_str())]).expect("params"),
+        )
+        .await
+        .expect("list");
+    assert_eq!(next.items.len(), 1);
+    assert!(!next.pagination.has_next_page && next.pagination.next_cursor.is_none());
+    let far = h
+        .service
+        .list(&alice, ListParams::parse([("page", "9")]).expect("params"))
+        .await
+        .expect("list");
+    assert!(far.items.is_empty() && far.pagination.total == 5 && far.pagination.has_prev_page);
+}
+
+struct FakeTokens;
+impl TokenVerifier for FakeTokens {
+    fn verify(&self, token: &str) -> Result<TokenClaims, String> {
+        match token.split(':').collect::<Vec<_>>().as_slice() {
+            ["ok", sub] => Ok(TokenClaims {
+                subject: (*sub).into(),
+                admin: false,
+                project_id: None,
+            }),
+            ["admin", sub] => Ok(TokenClaims {
+                subject: (*sub).into(),
+                admin: true,
+                project_id: None,
+            }),
+            ["proj", p] => Ok(TokenClaims {
+                subject: "u".into(),
+                admin: false,
+                project_id: Some((*p).into()),
+            }),
+            _ => Err("Token signature is invalid".into()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn authentication_rules() {
+    let keys = Arc::new(MemoryApiKeyRepository::default());
+    let clock = Arc::new(ManualClock::at(1_700_000_000_000));
+    let auth = Authenticator::new(keys.clone(), Arc::new(FakeTokens), clock.clone());
+    let tenant = fresh_tenant();
+    let make = |kind, expires: Option<i64>, byte: u8| {
+        let (text, hash) = new_api_key(kind, [byte; 32]);
+        let rec = ApiKeyRecord {
+            id: format!("key-{byte}"),
+            key_hash: hash,
+            tenant: tenant.clone(),
+            kind,
+            created_at: clock.now(),
+            expires_at: expires.map(Timestamp::from_millis),
+            revoked_at: None,
+        };
+        (text, rec)
+    };
+    let (pk, pk_rec) = make(ApiKeyKind::Publishable, None, 1);
+    let (sk, sk_rec) = make(ApiKeyKind::Secret, None, 2);
+    let (old, old_rec) = make(ApiKeyKind::Secret, Some(1_600_000_000_000), 3);
+    for r in [&pk_rec, &sk_rec, &old_rec] {
+        keys.insert_key(r).await.expect("insert");
+    }
+    let c = |r: stowage_domain::Result<Principal>| r.err().map(|e| e.code());
+    let unknown = new_api_key(ApiKeyKind::Secret, [9; 32]).0;
+    assert_eq!(
+        c(auth.authenticate(None, None).await),
+        Some(ErrorCode::InvalidApiKey)
+    );
+    assert_eq!(
+        c(auth.authenticate(Some("sk_123"), None).await),
+        Some(ErrorCode::InvalidApiKey)
+    );
+    assert_eq!(
+        c(auth.authenticate(Some(&unknown), None).await),
+        Some(ErrorCode::InvalidApiKey)
+    );
+    assert_eq!(
+        c(auth.authenticate(Some(&old), None).await),
+        Some(ErrorCode::InvalidApiKey),
+        "expired"
+    );
+    assert_eq!(
+        c(auth.authenticate(Some(&pk), None).await),
+        Some(ErrorCode::AuthenticationRequired)
+    );
+    assert_eq!(
+        c(auth.authenticate(Some(&pk), Some("Bearer bad")).await),
+        Some(ErrorCode::AuthenticationRequired)
+    );
+    assert_eq!(
+        c(auth.authenticate(Some(&pk), Some("Basic ok:a")).await),
+        Some(ErrorCode::AuthenticationRequired)
+    );
+    assert_eq!(
+        c(auth
+            .authenticate(Some(&pk), Some("Bearer proj:elsewhere"))
+            .await),
+        Some(ErrorCode::AuthenticationRequired)
+    );
+    assert!(auth
+        .authenticate(Some(&pk), Some(&format!("Bearer proj:{}", tenant.project)))
+        .await
+        .is_ok());
+    let u = auth
+        .authenticate(Some(&pk), Some("Bearer ok:alice"))
+        .await
+        .expect("user");
+    assert_eq!(
+        (u.identity.id.as_str(), u.identity.kind, u.admin),
+        ("alice", OwnerType::User, false)
+    );
+    let a = auth
+        .authenticate(Some(&pk), Some("Bearer admin:root"))
+        .await
+        .expect("admin");
+    assert!(a.admin);
+    let s = auth.authenticate(Some(&sk), None).await.expect("service");
+    assert_eq!(
+        (s.identity.id.as_str(), s.identity.kind, s.admin),
+        ("key-2", OwnerType::Service, true)
+    );
+    let su = auth
+        .authenticate(Some(&sk), Some("Bearer ok:alice"))
+        .await
+        .expect("user via sk");
+    assert_eq!((su.identity.kind, su.admin), (OwnerType::User, true));
+    assert_eq!(
+        c(auth.authenticate(Some(&sk), Some("Bearer bad")).await),
+        Some(ErrorCode::AuthenticationRequired)
+    );
+    keys.revoke_key("key-2", clock.now()).await.expect("revoke");
+    assert_eq!(
+        c(auth.authenticate(Some(&sk), None).await),
+        Some(ErrorCode::InvalidApiKey),
+        "revoked"
+    );
+}
