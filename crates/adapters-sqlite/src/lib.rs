@@ -1,1 +1,730 @@
+//! Stowage's repository ports on SQLite: diesel + diesel-async
+//! (`SyncConnectionWrapper<SqliteConnection>`) behind a bb8 pool, WAL mode and a
+//! busy timeout, migrations embedded. The embedded default of `stowage`.
 
+mod rows;
+mod schema;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use diesel::dsl::{count_star, exists, not};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::{Sqlite, SqliteConnection};
+use diesel::{
+    BoolExpressionMethods, Connection, EscapeExpressionMethods, ExpressionMethods,
+    OptionalExtension, QueryDsl, SelectableHelper, TextExpressionMethods,
+};
+use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use futures_util::FutureExt;
+use stowage_domain::auth::ApiKeyRecord;
+use stowage_domain::list::{
+    like_pattern, ListPage, ListQuery, MimeFilter, Scope, SortBy, SortDirection, SortValue,
+};
+use stowage_domain::model::{File, FileId, OwnerTypeFilter, Tenant, Timestamp, Visibility};
+use stowage_domain::ports::{ApiKeyRepository, FileRepository};
+use stowage_domain::upload::{IssuedUpload, UploadState};
+use stowage_domain::{Error, ErrorCode, Result};
+
+use crate::rows::{ApiKeyRow, FileRow, UploadRow};
+use crate::schema::{api_keys, file_shares, files, object_deletions, uploads};
+
+/// Migrations of `migrations/sqlite`, compiled in.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+
+type Conn = SyncConnectionWrapper<SqliteConnection>;
+
+/// Per-connection settings: WAL for concurrent readers, a busy timeout so writers
+/// queue instead of failing, foreign keys for `file_shares`.
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                       PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// Tunables of the SQLite adapter.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// Path of the database file (or `:memory:` — not useful with a pool).
+    pub path: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// How long to wait for a pooled connection.
+    pub connect_timeout: Duration,
+    /// Longest any one repository call may take before it is `unavailable`.
+    pub query_timeout: Duration,
+}
+
+impl SqliteConfig {
+    /// Defaults for a database file.
+    pub fn new(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            max_connections: 8,
+            connect_timeout: Duration::from_secs(2),
+            query_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Runs pending migrations on the database file; returns the names applied.
+///
+/// # Errors
+/// `common/internal` if the database cannot be opened or a migration fails.
+pub fn migrate(path: &str) -> Result<Vec<String>> {
+    let mut conn = SqliteConnection::establish(path)
+        .map_err(|e| Error::internal(format!("open sqlite {path}: {e}")))?;
+    diesel::connection::SimpleConnection::batch_execute(&mut conn, PRAGMAS)
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map_err(|e| Error::internal(format!("migration failed: {e}")))?;
+    Ok(applied.iter().map(|m| m.to_string()).collect())
+}
+
+/// The SQLite repositories (files, uploads, deletion queue, API keys).
+#[derive(Clone)]
+pub struct SqliteRepository {
+    pool: Pool<Conn>,
+    query_timeout: Duration,
+}
+
+fn db_error(e: DieselError) -> Error {
+    match &e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            Error::new(ErrorCode::S3KeyAlreadyExists)
+        }
+        DieselError::DatabaseError(_, info)
+            if info.message().contains("locked") || info.message().contains("busy") =>
+        {
+            Error::unavailable(format!("sqlite: {}", info.message()))
+        }
+        _ => Error::internal(format!("sqlite: {e}")),
+    }
+}
+
+/// Error inside a transaction: a driver error or a domain decision.
+enum TxError {
+    Db(DieselError),
+    Domain(Error),
+}
+
+impl From<DieselError> for TxError {
+    fn from(e: DieselError) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<TxError> for Error {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Db(e) => db_error(e),
+            TxError::Domain(e) => e,
+        }
+    }
+}
+
+impl SqliteRepository {
+    /// Opens the pool (after [`migrate`] has run).
+    ///
+    /// # Errors
+    /// `common/service-unavailable` when no connection can be made.
+    pub async fn connect(config: &SqliteConfig) -> Result<Self> {
+        let mut manager_config = ManagerConfig::<Conn>::default();
+        manager_config.custom_setup = Box::new(|url| {
+            let url = url.to_owned();
+            async move {
+                let mut conn = Conn::establish(&url).await?;
+                conn.batch_execute(PRAGMAS)
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(conn)
+            }
+            .boxed()
+        });
+        let manager =
+            AsyncDieselConnectionManager::<Conn>::new_with_config(&config.path, manager_config);
+        let pool = Pool::builder()
+            .max_size(config.max_connections)
+            .connection_timeout(config.connect_timeout)
+            .build(manager)
+            .await
+            .map_err(|e| Error::unavailable(format!("sqlite pool: {e}")))?;
+        Ok(Self {
+            pool,
+            query_timeout: config.query_timeout,
+        })
+    }
+
+    async fn conn(&self) -> Result<PooledConnection<'_, Conn>> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| Error::unavailable(format!("sqlite pool: {e}")))
+    }
+
+    /// Runs `f` on a pooled connection under the query timeout.
+    async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        F: for<'c> AsyncFnOnce(&'c mut Conn) -> Result<T>,
+    {
+        let work = async {
+            let mut conn = self.conn().await?;
+            f(&mut conn).await
+        };
+        tokio::time::timeout(self.query_timeout, work)
+            .await
+            .map_err(|_| Error::unavailable("sqlite: query timed out"))?
+    }
+}
+
+fn tenant_filter<'a>(
+    q: files::BoxedQuery<'a, Sqlite>,
+    t: &'a Tenant,
+) -> files::BoxedQuery<'a, Sqlite> {
+    q.filter(files::project.eq(t.project.as_str()))
+        .filter(files::env.eq(t.env.as_str()))
+}
+
+/// Rows in scope and matching the filters, without order or paging.
+fn filtered(query: &ListQuery) -> files::BoxedQuery<'_, Sqlite> {
+    let mut q = tenant_filter(files::table.into_boxed(), &query.tenant);
+    if let Scope::VisibleTo { owner, user_id } = &query.scope {
+        let own = files::owner_type
+            .eq(owner.kind.as_str())
+            .and(files::owner_id.eq(owner.id.as_str()));
+        let open =
+            files::visibility.eq_any([Visibility::Public.as_str(), Visibility::Protected.as_str()]);
+        q = match user_id {
+            Some(uid) => {
+                let shared = files::visibility
+                    .eq(Visibility::Shared.as_str())
+                    .and(exists(
+                        file_shares::table
+                            .filter(file_shares::file_id.eq(files::id))
+                            .filter(file_shares::user_id.eq(uid.as_str())),
+                    ));
+                q.filter(own.or(open).or(shared))
+            }
+            None => q.filter(own.or(open)),
+        };
+    }
+    let p = &query.params;
+    if let Some(v) = p.visibility {
+        q = q.filter(files::visibility.eq(v.as_str()));
+    }
+    match p.owner_type {
+        Some(OwnerTypeFilter::User) => q = q.filter(files::owner_type.eq("user")),
+        Some(OwnerTypeFilter::Service) => q = q.filter(files::owner_type.eq("service")),
+        Some(OwnerTypeFilter::Session | OwnerTypeFilter::Public) => {
+            q = q.filter(not(files::id.eq(files::id)))
+        }
+        None => {}
+    }
+    if let Some(o) = &p.owner_id {
+        q = q.filter(files::owner_id.eq(o.as_str()));
+    }
+    if let Some(b) = p.bucket {
+        q = q.filter(files::bucket.eq(b.as_str()));
+    }
+    match &p.mime_type {
+        Some(MimeFilter::Exact(m)) => q = q.filter(files::mime_type.eq(m.as_str())),
+        Some(MimeFilter::Prefix(prefix)) => {
+            let pattern = like_pattern(prefix);
+            // like_pattern wraps in %…%; a prefix match drops the leading %.
+            q = q.filter(files::mime_type.like(pattern[1..].to_owned()).escape('\\'));
+        }
+        None => {}
+    }
+    if let Some(s) = &p.search {
+        q = q.filter(files::name_folded.like(like_pattern(s)).escape('\\'));
+    }
+    q
+}
+
+macro_rules! keyset {
+    ($q:expr, $col:expr, $value:expr, $id:expr, $dir:expr) => {{
+        let (v, id) = ($value, $id);
+        match $dir {
+            SortDirection::Asc => {
+                $q.filter($col.gt(v.clone()).or($col.eq(v).and(files::id.gt(id))))
+            }
+            SortDirection::Desc => {
+                $q.filter($col.lt(v.clone()).or($col.eq(v).and(files::id.lt(id))))
+            }
+        }
+    }};
+}
+
+macro_rules! order {
+    ($q:expr, $col:expr, $dir:expr) => {
+        match $dir {
+            SortDirection::Asc => $q.order_by(($col.asc(), files::id.asc())),
+            SortDirection::Desc => $q.order_by(($col.desc(), files::id.desc())),
+        }
+    };
+}
+
+fn page_query(query: &ListQuery) -> Result<files::BoxedQuery<'_, Sqlite>> {
+    let p = &query.params;
+    let mut q = filtered(query);
+    if let Some(c) = &p.cursor {
+        let id = c.id.to_string();
+        q = match (p.sort_by, &c.value) {
+            (SortBy::CreatedAt, SortValue::Int(v)) => {
+                keyset!(q, files::created_at, *v, id, p.direction)
+            }
+            (SortBy::UpdatedAt, SortValue::Int(v)) => {
+                keyset!(q, files::updated_at, *v, id, p.direction)
+            }
+            (SortBy::Size, SortValue::Int(v)) => keyset!(q, files::size, *v, id, p.direction),
+            (SortBy::OriginalName, SortValue::Text(v)) => {
+                keyset!(q, files::original_name, v.clone(), id, p.direction)
+            }
+            (SortBy::MimeType, SortValue::Text(v)) => {
+                keyset!(q, files::mime_type, v.clone(), id, p.direction)
+            }
+            _ => return Err(Error::invalid_request("invalid cursor")),
+        };
+    } else {
+        q = q.offset(i64::try_from(p.offset()).unwrap_or(i64::MAX));
+    }
+    q = match p.sort_by {
+        SortBy::CreatedAt => order!(q, files::created_at, p.direction),
+        SortBy::UpdatedAt => order!(q, files::updated_at, p.direction),
+        SortBy::Size => order!(q, files::size, p.direction),
+        SortBy::OriginalName => order!(q, files::original_name, p.direction),
+        SortBy::MimeType => order!(q, files::mime_type, p.direction),
+    };
+    Ok(q.limit(i64::from(p.limit) + 1))
+}
+
+async fn replace_shares(conn: &mut Conn, file: &File) -> std::result::Result<(), DieselError> {
+    let id = file.id.to_string();
+    diesel::delete(file_shares::table.filter(file_shares::file_id.eq(&id)))
+        .execute(conn)
+        .await?;
+    // One statement per id: diesel-async cannot batch-insert on SQLite, and a
+    // file has at most 100 shares.
+    for user in &file.shared_with {
+        diesel::insert_into(file_shares::table)
+            .values((file_shares::file_id.eq(&id), file_shares::user_id.eq(user)))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl FileRepository for SqliteRepository {
+    async fn insert_upload(&self, upload: &IssuedUpload) -> Result<()> {
+        let row = UploadRow::from(upload);
+        self.run(async move |c| {
+            diesel::insert_into(uploads::table)
+                .values(&row)
+                .execute(c)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_upload(&self, tenant: &Tenant, key: &str) -> Result<Option<IssuedUpload>> {
+        self.run(async move |c| {
+            let row = uploads::table
+                .filter(uploads::s3_key.eq(key))
+                .filter(uploads::project.eq(tenant.project.as_str()))
+                .filter(uploads::env.eq(tenant.env.as_str()))
+                .select(UploadRow::as_select())
+                .first(c)
+                .await
+                .optional()
+                .map_err(db_error)?;
+            row.map(IssuedUpload::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn transition_upload(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        from: UploadState,
+        to: UploadState,
+    ) -> Result<bool> {
+        self.run(async move |c| {
+            let n = diesel::update(
+                uploads::table
+                    .filter(uploads::s3_key.eq(key))
+                    .filter(uploads::project.eq(tenant.project.as_str()))
+                    .filter(uploads::env.eq(tenant.env.as_str()))
+                    .filter(uploads::state.eq(from.as_str())),
+            )
+            .set(uploads::state.eq(to.as_str()))
+            .execute(c)
+            .await
+            .map_err(db_error)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn register_file(&self, file: &File) -> Result<()> {
+        let row = FileRow::from_file(file)?;
+        self.run(async move |c| {
+            c.transaction::<(), TxError, _>(async |c| {
+                // The first statement writes, so the transaction takes the write
+                // lock at once (no read-to-write upgrade that could fail as busy).
+                let claimed = diesel::update(
+                    uploads::table
+                        .filter(uploads::s3_key.eq(&file.s3_key))
+                        .filter(uploads::project.eq(file.tenant.project.as_str()))
+                        .filter(uploads::env.eq(file.tenant.env.as_str()))
+                        .filter(uploads::state.eq_any([
+                            UploadState::Pending.as_str(),
+                            UploadState::Completed.as_str(),
+                        ])),
+                )
+                .set(uploads::state.eq(UploadState::Registered.as_str()))
+                .execute(c)
+                .await?;
+                if claimed != 1 {
+                    let taken =
+                        diesel::select(exists(files::table.filter(files::s3_key.eq(&file.s3_key))))
+                            .get_result::<bool>(c)
+                            .await?;
+                    let registered = uploads::table
+                        .filter(uploads::s3_key.eq(&file.s3_key))
+                        .filter(uploads::state.eq(UploadState::Registered.as_str()))
+                        .count()
+                        .get_result::<i64>(c)
+                        .await?;
+                    let code = if taken || registered > 0 {
+                        ErrorCode::S3KeyAlreadyExists
+                    } else {
+                        ErrorCode::UploadNotFound
+                    };
+                    return Err(TxError::Domain(Error::new(code)));
+                }
+                diesel::insert_into(files::table)
+                    .values(&row)
+                    .execute(c)
+                    .await?;
+                replace_shares(c, file).await?;
+                Ok(())
+            })
+            .await
+            .map_err(Error::from)
+        })
+        .await
+    }
+
+    async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>> {
+        self.run(async move |c| {
+            let row = tenant_filter(files::table.into_boxed(), tenant)
+                .filter(files::id.eq(id.to_string()))
+                .select(FileRow::as_select())
+                .first(c)
+                .await
+                .optional()
+                .map_err(db_error)?;
+            row.map(File::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn update_file(&self, file: &File) -> Result<()> {
+        let row = FileRow::from_file(file)?;
+        self.run(async move |c| {
+            c.transaction::<(), TxError, _>(async |c| {
+                let n = diesel::update(
+                    files::table
+                        .filter(files::id.eq(&row.id))
+                        .filter(files::project.eq(&row.project))
+                        .filter(files::env.eq(&row.env)),
+                )
+                .set((
+                    files::original_name.eq(&row.original_name),
+                    files::name_folded.eq(&row.name_folded),
+                    files::visibility.eq(&row.visibility),
+                    files::metadata.eq(&row.metadata),
+                    files::shared_with.eq(&row.shared_with),
+                    files::updated_at.eq(row.updated_at),
+                ))
+                .execute(c)
+                .await?;
+                if n != 1 {
+                    return Err(TxError::Domain(Error::new(ErrorCode::FileNotFound)));
+                }
+                replace_shares(c, file).await?;
+                Ok(())
+            })
+            .await
+            .map_err(Error::from)
+        })
+        .await
+    }
+
+    async fn delete_file(
+        &self,
+        tenant: &Tenant,
+        id: FileId,
+        now: Timestamp,
+    ) -> Result<Option<File>> {
+        self.run(async move |c| {
+            let deleted = c
+                .transaction::<Option<FileRow>, TxError, _>(async |c| {
+                    let row = diesel::delete(
+                        files::table
+                            .filter(files::id.eq(id.to_string()))
+                            .filter(files::project.eq(tenant.project.as_str()))
+                            .filter(files::env.eq(tenant.env.as_str())),
+                    )
+                    .returning(FileRow::as_returning())
+                    .get_result(c)
+                    .await
+                    .optional()?;
+                    if let Some(row) = &row {
+                        diesel::delete(file_shares::table.filter(file_shares::file_id.eq(&row.id)))
+                            .execute(c)
+                            .await?;
+                        diesel::insert_into(object_deletions::table)
+                            .values((
+                                object_deletions::s3_key.eq(&row.s3_key),
+                                object_deletions::next_attempt_at.eq(now.millis()),
+                                object_deletions::created_at.eq(now.millis()),
+                            ))
+                            .on_conflict_do_nothing()
+                            .execute(c)
+                            .await?;
+                    }
+                    Ok(row)
+                })
+                .await
+                .map_err(Error::from)?;
+            deleted.map(File::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn list_files(&self, query: &ListQuery) -> Result<ListPage> {
+        self.run(async move |c| {
+            let total: i64 = filtered(query)
+                .select(count_star())
+                .get_result(c)
+                .await
+                .map_err(db_error)?;
+            let rows: Vec<FileRow> = page_query(query)?
+                .select(FileRow::as_select())
+                .load(c)
+                .await
+                .map_err(db_error)?;
+            let limit = query.params.limit as usize;
+            let has_more = rows.len() > limit;
+            let items = rows
+                .into_iter()
+                .take(limit)
+                .map(File::try_from)
+                .collect::<Result<Vec<_>>>()?;
+            Ok(ListPage {
+                items,
+                total: u64::try_from(total).unwrap_or(0),
+                has_more,
+            })
+        })
+        .await
+    }
+
+    async fn enqueue_object_deletion(&self, key: &str, now: Timestamp) -> Result<()> {
+        self.run(async move |c| {
+            diesel::insert_into(object_deletions::table)
+                .values((
+                    object_deletions::s3_key.eq(key),
+                    object_deletions::next_attempt_at.eq(now.millis()),
+                    object_deletions::created_at.eq(now.millis()),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_object_deletion(&self, key: &str) -> Result<()> {
+        self.run(async move |c| {
+            diesel::delete(object_deletions::table.filter(object_deletions::s3_key.eq(key)))
+                .execute(c)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn due_object_deletions(&self, now: Timestamp, limit: u32) -> Result<Vec<String>> {
+        self.run(async move |c| {
+            object_deletions::table
+                .filter(object_deletions::next_attempt_at.le(now.millis()))
+                .order_by((
+                    object_deletions::next_attempt_at.asc(),
+                    object_deletions::s3_key.asc(),
+                ))
+                .limit(i64::from(limit))
+                .select(object_deletions::s3_key)
+                .load(c)
+                .await
+                .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn defer_object_deletion(&self, key: &str, next_attempt: Timestamp) -> Result<()> {
+        self.run(async move |c| {
+            diesel::update(object_deletions::table.filter(object_deletions::s3_key.eq(key)))
+                .set((
+                    object_deletions::next_attempt_at.eq(next_attempt.millis()),
+                    object_deletions::attempts.eq(object_deletions::attempts + 1),
+                ))
+                .execute(c)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        self.run(async move |c| {
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+                .get_result::<i32>(c)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ApiKeyRepository for SqliteRepository {
+    async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let row = ApiKeyRow::from(key);
+        self.run(async move |c| {
+            diesel::insert_into(api_keys::table)
+                .values(&row)
+                .execute(c)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        self.run(async move |c| {
+            let row = api_keys::table
+                .filter(api_keys::key_hash.eq(key_hash))
+                .select(ApiKeyRow::as_select())
+                .first(c)
+                .await
+                .optional()
+                .map_err(db_error)?;
+            row.map(ApiKeyRecord::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.run(async move |c| {
+            let rows: Vec<ApiKeyRow> = api_keys::table
+                .order_by((api_keys::created_at.asc(), api_keys::id.asc()))
+                .select(ApiKeyRow::as_select())
+                .load(c)
+                .await
+                .map_err(db_error)?;
+            rows.into_iter().map(ApiKeyRecord::try_from).collect()
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+        self.run(async move |c| {
+            let n = diesel::update(
+                api_keys::table
+                    .filter(api_keys::id.eq(id))
+                    .filter(api_keys::revoked_at.is_null()),
+            )
+            .set(api_keys::revoked_at.eq(at.millis()))
+            .execute(c)
+            .await
+            .map_err(db_error)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stowage_domain::testing::contract;
+
+    async fn repo(dir: &tempfile::TempDir) -> SqliteRepository {
+        let path = dir.path().join("stowage.db").display().to_string();
+        migrate(&path).expect("migrate");
+        assert!(
+            migrate(&path).expect("migrate twice").is_empty(),
+            "migrations are idempotent"
+        );
+        SqliteRepository::connect(&SqliteConfig::new(path))
+            .await
+            .expect("connect")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_the_contract_kit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = repo(&dir).await;
+        contract::file_repository(&repo).await;
+        contract::api_key_repository(&repo).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_registrations_under_load_give_one_winner_each() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = repo(&dir).await;
+        let t = stowage_domain::testing::fresh_tenant();
+        let now = Timestamp::from_millis(1_700_000_000_000);
+        let owner = stowage_domain::testing::user("a");
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let key = format!("{}/dev/h/{i}/x", t.project);
+            repo.insert_upload(&stowage_domain::testing::pending_upload(
+                &t, &owner, &key, now,
+            ))
+            .await
+            .expect("insert");
+            for _ in 0..3 {
+                let (repo, f) = (
+                    repo.clone(),
+                    stowage_domain::testing::file(&t, &owner, &key, "x", Visibility::Private, now),
+                );
+                tasks.push(tokio::spawn(async move {
+                    repo.register_file(&f).await.map_err(|e| e.code())
+                }));
+            }
+        }
+        let mut ok = 0;
+        for task in tasks {
+            match task.await.expect("join") {
+                Ok(()) => ok += 1,
+                Err(code) => assert_eq!(code, ErrorCode::S3KeyAlreadyExists),
+            }
+        }
+        assert_eq!(ok, 20);
+    }
+}

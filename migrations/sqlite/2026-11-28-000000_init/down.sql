@@ -1,0 +1,5 @@
+DROP TABLE object_deletions;
+DROP TABLE file_shares;
+DROP TABLE files;
+DROP TABLE uploads;
+DROP TABLE api_keys;
