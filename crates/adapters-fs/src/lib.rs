@@ -1,1 +1,777 @@
+//! Stowage's `ObjectStore` on local disk. URLs point at the Stowage gateway
+//! (`/v1/storage/...`, served by api-actix) and carry an expiry and an
+//! HMAC-SHA256 signature over method, key, expiry and every bound header.
+//!
+//! Layout under the root: `objects/<key>` (complete objects only), `tmp/`
+//! (uploads in flight; an object appears under its key only by `rename`), and
+//! `multipart/<upload-id>/` (the key, and parts named `<n>-<md5>`).
 
+mod signing;
+
+use std::io::ErrorKind as IoKind;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use futures_util::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use stowage_domain::keys::is_safe_key;
+use stowage_domain::limits::MIN_PART_SIZE;
+use stowage_domain::model::Timestamp;
+use stowage_domain::ports::{
+    AssembledObject, CompletedPart, ObjectInfo, ObjectStore, PresignedRequest,
+};
+use stowage_domain::{Error, ErrorCode, Result};
+use tokio::fs;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub use signing::{Grant, SignedParams};
+
+/// Configuration of the disk store.
+#[derive(Clone)]
+pub struct FsConfig {
+    /// Folder holding `objects/`, `tmp/` and `multipart/`.
+    pub root: PathBuf,
+    /// Base URL of the gateway, e.g. `http://127.0.0.1:8080`.
+    pub public_url: String,
+    /// HMAC key for URL signatures (at least 32 bytes).
+    pub secret: Vec<u8>,
+    /// Largest body a single PUT may carry when no length is bound.
+    pub max_object_size: u64,
+}
+
+impl std::fmt::Debug for FsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsConfig")
+            .field("root", &self.root)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The disk store.
+pub struct FsStore {
+    objects: PathBuf,
+    tmp: PathBuf,
+    multipart: PathBuf,
+    signer: signing::Signer,
+    public_url: String,
+    max_object_size: u64,
+}
+
+/// What a finished PUT produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// Bytes written.
+    pub size: u64,
+    /// Quoted MD5 hex.
+    pub etag: String,
+}
+
+fn io_error(context: &str, e: std::io::Error) -> Error {
+    Error::internal(format!("{context}: {e}"))
+}
+
+fn quoted(hex: &str) -> String {
+    format!("\"{hex}\"")
+}
+
+fn is_upload_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl FsStore {
+    /// Opens (creating folders as needed) and clears `tmp/` of anything a crash
+    /// left behind: those files never became objects.
+    ///
+    /// # Errors
+    /// `common/internal` when the folders cannot be created.
+    pub async fn open(config: FsConfig) -> Result<Self> {
+        if config.secret.len() < 32 {
+            return Err(Error::internal("gateway secret must be at least 32 bytes"));
+        }
+        let store = Self {
+            objects: config.root.join("objects"),
+            tmp: config.root.join("tmp"),
+            multipart: config.root.join("multipart"),
+            signer: signing::Signer::new(&config.secret),
+            public_url: config.public_url.trim_end_matches('/').to_owned(),
+            max_object_size: config.max_object_size,
+        };
+        for dir in [&store.objects, &store.tmp, &store.multipart] {
+            fs::create_dir_all(dir)
+                .await
+                .map_err(|e| io_error("create store folder", e))?;
+        }
+        let mut entries = fs::read_dir(&store.tmp)
+            .await
+            .map_err(|e| io_error("read tmp", e))?;
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let _ = fs::remove_file(entry.path()).await;
+        }
+        Ok(store)
+    }
+
+    /// Path of an object, refusing any key that could leave `objects/`
+    /// (`..`, absolute paths, NUL, odd characters) or pass through a symlink.
+    async fn object_path(&self, key: &str) -> Result<PathBuf> {
+        if !is_safe_key(key) {
+            return Err(Error::with_message(
+                ErrorCode::InvalidPath,
+                "Invalid object key",
+            ));
+        }
+        let mut path = self.objects.clone();
+        for segment in key.split('/') {
+            path.push(segment);
+            match fs::symlink_metadata(&path).await {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Error::with_message(
+                        ErrorCode::InvalidPath,
+                        "Invalid object key",
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == IoKind::NotFound => break,
+                Err(e) => return Err(io_error("stat object", e)),
+            }
+        }
+        Ok(self.objects.join(key))
+    }
+
+    fn upload_dir(&self, upload_id: &str) -> Result<PathBuf> {
+        if is_upload_id(upload_id) {
+            Ok(self.multipart.join(upload_id))
+        } else {
+            Err(Error::new(ErrorCode::UploadNotFound))
+        }
+    }
+
+    /// Checks a gateway request's signature and expiry.
+    ///
+    /// # Errors
+    /// `file/access-denied` for a missing, tampered, expired or misused signature.
+    pub fn authorize(
+        &self,
+        method: &str,
+        key: &str,
+        params: &SignedParams,
+        now: Timestamp,
+    ) -> Result<Grant> {
+        self.signer.verify(method, key, params, now)
+    }
+
+    /// Streams a body into a temp file, hashing and counting; the file is
+    /// fsynced before it is returned. Nothing is ever buffered whole.
+    async fn receive<S, B, E>(
+        &self,
+        expected: Option<u64>,
+        limit: u64,
+        mut body: S,
+    ) -> Result<(PathBuf, Written)>
+    where
+        S: Stream<Item = std::result::Result<B, E>> + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+    {
+        let path = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
+        let result = async {
+            let mut file = fs::File::create(&path)
+                .await
+                .map_err(|e| io_error("create temp", e))?;
+            let mut md5 = Md5::new();
+            let mut size: u64 = 0;
+            let cap = expected.unwrap_or(limit);
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk
+                    .map_err(|e| Error::invalid_request(format!("upload interrupted: {e}")))?;
+                let bytes = chunk.as_ref();
+                size += bytes.len() as u64;
+                if size > cap {
+                    return Err(if expected.is_some() {
+                        Error::with_message(
+                            ErrorCode::AccessDenied,
+                            "Body is longer than the signed Content-Length",
+                        )
+                    } else {
+                        Error::new(ErrorCode::FileTooLarge)
+                    });
+                }
+                md5.update(bytes);
+                file.write_all(bytes)
+                    .await
+                    .map_err(|e| io_error("write temp", e))?;
+            }
+            if expected.is_some_and(|n| n != size) {
+                return Err(Error::with_message(
+                    ErrorCode::AccessDenied,
+                    "Body length differs from the signed Content-Length",
+                ));
+            }
+            file.sync_all()
+                .await
+                .map_err(|e| io_error("fsync temp", e))?;
+            Ok(Written {
+                size,
+                etag: hex::encode(md5.finalize()),
+            })
+        }
+        .await;
+        match result {
+            Ok(w) => Ok((path, w)),
+            Err(e) => {
+                let _ = fs::remove_file(&path).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves a finished temp file to `dest` atomically and makes the rename durable.
+    async fn publish(&self, tmp: &Path, dest: &Path) -> Result<()> {
+        let parent = dest
+            .parent()
+            .ok_or_else(|| Error::internal("object path has no parent"))?;
+        let result = async {
+            fs::create_dir_all(parent)
+                .await
+                .map_err(|e| io_error("create object folder", e))?;
+            fs::rename(tmp, dest)
+                .await
+                .map_err(|e| io_error("rename object", e))?;
+            if let Ok(dir) = fs::File::open(parent).await {
+                let _ = dir.sync_all().await;
+            }
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            let _ = fs::remove_file(tmp).await;
+        }
+        result
+    }
+
+    /// Handles an authorized gateway PUT of a whole object.
+    ///
+    /// # Errors
+    /// `file/access-denied` when the body breaks the signed length;
+    /// `file/file-too-large` over the store's limit.
+    pub async fn put_object<S, B, E>(
+        &self,
+        key: &str,
+        content_length: Option<u64>,
+        body: S,
+    ) -> Result<Written>
+    where
+        S: Stream<Item = std::result::Result<B, E>> + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+    {
+        let dest = self.object_path(key).await?;
+        let (tmp, mut written) = self
+            .receive(content_length, self.max_object_size, body)
+            .await?;
+        self.publish(&tmp, &dest).await?;
+        written.etag = quoted(&written.etag);
+        Ok(written)
+    }
+
+    /// Handles an authorized gateway PUT of one part; a part number uploaded
+    /// again replaces the old part.
+    ///
+    /// # Errors
+    /// `file/upload-not-found` for an unknown, completed or aborted upload.
+    pub async fn put_part<S, B, E>(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: S,
+    ) -> Result<Written>
+    where
+        S: Stream<Item = std::result::Result<B, E>> + Unpin,
+        B: AsRef<[u8]>,
+        E: std::fmt::Display,
+    {
+        let dir = self.upload_dir(upload_id)?;
+        self.check_upload(&dir, key).await?;
+        let (tmp, mut written) = self.receive(None, self.max_object_size, body).await?;
+        let dest = dir.join(format!("{part_number}-{}", written.etag));
+        // The upload may have been aborted while the body streamed in.
+        if fs::metadata(&dir).await.is_err() {
+            let _ = fs::remove_file(&tmp).await;
+            return Err(Error::new(ErrorCode::UploadNotFound));
+        }
+        self.publish(&tmp, &dest).await?;
+        let keep = format!("{part_number}-{}", written.etag);
+        for (n, name) in self.parts(&dir).await? {
+            if n == part_number && name != keep {
+                let _ = fs::remove_file(dir.join(name)).await;
+            }
+        }
+        written.etag = quoted(&written.etag);
+        Ok(written)
+    }
+
+    async fn check_upload(&self, dir: &Path, key: &str) -> Result<()> {
+        match fs::read_to_string(dir.join("key")).await {
+            Ok(k) if k == key => Ok(()),
+            Ok(_) => Err(Error::new(ErrorCode::UploadNotFound)),
+            Err(e) if e.kind() == IoKind::NotFound => Err(Error::new(ErrorCode::UploadNotFound)),
+            Err(e) => Err(io_error("read upload", e)),
+        }
+    }
+
+    /// `(part number, file name)` of every stored part.
+    async fn parts(&self, dir: &Path) -> Result<Vec<(u32, String)>> {
+        let mut out = Vec::new();
+        let mut entries = fs::read_dir(dir)
+            .await
+            .map_err(|e| io_error("read upload", e))?;
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| io_error("read upload", e))?
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(n) = name
+                .split_once('-')
+                .and_then(|(n, _)| n.parse::<u32>().ok())
+            {
+                out.push((n, name));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens an object for reading: the file and its size; `None` if absent.
+    ///
+    /// # Errors
+    /// `file/invalid-path` for an unsafe key.
+    pub async fn open_object(&self, key: &str) -> Result<Option<(fs::File, u64)>> {
+        let path = self.object_path(key).await?;
+        match fs::File::open(&path).await {
+            Ok(file) => {
+                let meta = file
+                    .metadata()
+                    .await
+                    .map_err(|e| io_error("stat object", e))?;
+                if !meta.is_file() {
+                    return Ok(None);
+                }
+                Ok(Some((file, meta.len())))
+            }
+            Err(e) if e.kind() == IoKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("open object", e)),
+        }
+    }
+
+    fn url(&self, key: &str, query: &str) -> String {
+        format!("{}/v1/storage/{key}?{query}", self.public_url)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FsStore {
+    async fn presign_put(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: Option<u64>,
+        expires_at: Timestamp,
+    ) -> Result<PresignedRequest> {
+        self.object_path(key).await?;
+        let params = SignedParams {
+            expires: expires_at.unix_seconds(),
+            content_type: Some(content_type.to_owned()),
+            content_length,
+            ..SignedParams::default()
+        };
+        let query = self.signer.sign("PUT", key, params);
+        let mut headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
+        if let Some(len) = content_length {
+            headers.push(("Content-Length".to_owned(), len.to_string()));
+        }
+        Ok(PresignedRequest {
+            url: self.url(key, &query),
+            method: "PUT",
+            headers,
+        })
+    }
+
+    async fn presign_get(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_disposition: &str,
+        expires_at: Timestamp,
+    ) -> Result<PresignedRequest> {
+        self.object_path(key).await?;
+        let params = SignedParams {
+            expires: expires_at.unix_seconds(),
+            response_content_type: Some(content_type.to_owned()),
+            response_content_disposition: Some(content_disposition.to_owned()),
+            ..SignedParams::default()
+        };
+        let query = self.signer.sign("GET", key, params);
+        Ok(PresignedRequest {
+            url: self.url(key, &query),
+            method: "GET",
+            headers: Vec::new(),
+        })
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
+        Ok(self
+            .open_object(key)
+            .await?
+            .map(|(_, size)| ObjectInfo { size, etag: None }))
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.object_path(key).await?;
+        match fs::remove_file(&path).await {
+            Ok(()) => {
+                // Drop the per-upload folder when it is now empty; harmless otherwise.
+                if let Some(parent) = path.parent() {
+                    let _ = fs::remove_dir(parent).await;
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == IoKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("delete object", e)),
+        }
+    }
+
+    async fn create_multipart(&self, key: &str, _content_type: &str) -> Result<String> {
+        self.object_path(key).await?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let dir = self.multipart.join(&id);
+        let made = async {
+            fs::create_dir_all(&dir).await?;
+            fs::write(dir.join("key"), key).await
+        }
+        .await;
+        made.map_err(|e| Error::new(ErrorCode::UploadInitFailed).with_detail(e.to_string()))?;
+        Ok(id)
+    }
+
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        expires_at: Timestamp,
+    ) -> Result<PresignedRequest> {
+        self.upload_dir(upload_id)?;
+        let params = SignedParams {
+            expires: expires_at.unix_seconds(),
+            upload_id: Some(upload_id.to_owned()),
+            part_number: Some(part_number),
+            ..SignedParams::default()
+        };
+        let query = self.signer.sign("PUT", key, params);
+        Ok(PresignedRequest {
+            url: self.url(key, &query),
+            method: "PUT",
+            headers: Vec::new(),
+        })
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<AssembledObject> {
+        let dir = self.upload_dir(upload_id)?;
+        self.check_upload(&dir, key).await?;
+        let dest = self.object_path(key).await?;
+        let stored = self.parts(&dir).await?;
+        let mut files = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            let name = format!("{}-{}", part.part_number, part.etag.to_ascii_lowercase());
+            if !stored.iter().any(|(_, n)| *n == name) {
+                return Err(Error::with_message(
+                    ErrorCode::InvalidPartsArray,
+                    format!("part {} was not uploaded with that ETag", part.part_number),
+                ));
+            }
+            let path = dir.join(&name);
+            let len = fs::metadata(&path)
+                .await
+                .map_err(|e| io_error("stat part", e))?
+                .len();
+            if i + 1 < parts.len() && len < MIN_PART_SIZE {
+                return Err(Error::with_message(
+                    ErrorCode::InvalidPartsArray,
+                    format!(
+                        "part {} is smaller than 5 MiB and is not the last part",
+                        part.part_number
+                    ),
+                ));
+            }
+            files.push(path);
+        }
+        let tmp = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
+        let assembled = async {
+            let mut out = fs::File::create(&tmp).await?;
+            let mut size = 0u64;
+            let mut buf = vec![0u8; 1 << 20];
+            for path in &files {
+                let mut part = fs::File::open(path).await?;
+                loop {
+                    let n = part.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    out.write_all(&buf[..n]).await?;
+                    size += n as u64;
+                }
+            }
+            out.sync_all().await?;
+            Ok::<u64, std::io::Error>(size)
+        }
+        .await;
+        let size = match assembled {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp).await;
+                return Err(io_error("assemble parts", e));
+            }
+        };
+        self.publish(&tmp, &dest).await?;
+        let _ = fs::remove_dir_all(&dir).await;
+        let mut md5 = Md5::new();
+        for part in parts {
+            md5.update(hex::decode(&part.etag).unwrap_or_default());
+        }
+        let etag = format!("\"{}-{}\"", hex::encode(md5.finalize()), parts.len());
+        Ok(AssembledObject {
+            location: format!("{}/v1/storage/{key}", self.public_url),
+            size,
+            etag,
+        })
+    }
+
+    async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<()> {
+        let dir = self.upload_dir(upload_id)?;
+        match fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == IoKind::NotFound => Ok(()),
+            Err(e) => Err(io_error("abort upload", e)),
+        }
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        fs::metadata(&self.objects)
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::unavailable(format!("object folder: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use stowage_domain::testing::contract::{self, Transfer};
+
+    /// Moves bytes the way the gateway does, minus HTTP: authorize, check the
+    /// bound headers, stream the body.
+    struct Direct<'a>(&'a FsStore);
+
+    fn split(url: &str) -> (String, SignedParams) {
+        let rest = url
+            .split_once("/v1/storage/")
+            .map(|(_, r)| r)
+            .unwrap_or_default();
+        let (key, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let pairs: Vec<(String, String)> = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.to_owned(),
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                )
+            })
+            .collect();
+        let params = SignedParams::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .expect("signed");
+        (key.to_owned(), params)
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_datetime(chrono::Utc::now())
+    }
+
+    #[async_trait]
+    impl Transfer for Direct<'_> {
+        async fn put(
+            &self,
+            req: &PresignedRequest,
+            extra: &[(&str, &str)],
+            body: Vec<u8>,
+        ) -> (u16, Option<String>) {
+            let (key, params) = split(&req.url);
+            let header = |name: &str| {
+                extra
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| (*v).to_owned())
+                    .or_else(|| {
+                        req.headers
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                            .map(|(_, v)| v.clone())
+                    })
+            };
+            let chunks = futures_util::stream::iter(
+                body.chunks(64 * 1024)
+                    .map(|c| Ok::<_, String>(c.to_vec()))
+                    .collect::<Vec<_>>(),
+            );
+            let result = match self.0.authorize("PUT", &key, &params, now()) {
+                Ok(Grant::PutObject {
+                    content_type,
+                    content_length,
+                }) => {
+                    let len = header("Content-Length")
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(body.len() as u64);
+                    if header("Content-Type").as_deref() != Some(content_type.as_str())
+                        || content_length.is_some_and(|n| n != len)
+                    {
+                        return (403, None);
+                    }
+                    self.0.put_object(&key, content_length, chunks).await
+                }
+                Ok(Grant::PutPart {
+                    upload_id,
+                    part_number,
+                }) => self.0.put_part(&key, &upload_id, part_number, chunks).await,
+                _ => return (403, None),
+            };
+            match result {
+                Ok(w) => (200, Some(w.etag)),
+                Err(_) => (400, None),
+            }
+        }
+
+        async fn get(
+            &self,
+            req: &PresignedRequest,
+        ) -> (u16, Option<String>, Option<String>, Vec<u8>) {
+            let (key, params) = split(&req.url);
+            let Ok(Grant::Get {
+                content_type,
+                content_disposition,
+            }) = self.0.authorize("GET", &key, &params, now())
+            else {
+                return (403, None, None, Vec::new());
+            };
+            match self.0.open_object(&key).await {
+                Ok(Some((mut file, _))) => {
+                    let mut body = Vec::new();
+                    let _ = file.read_to_end(&mut body).await;
+                    (200, Some(content_type), Some(content_disposition), body)
+                }
+                _ => (404, None, None, Vec::new()),
+            }
+        }
+    }
+
+    async fn store(dir: &tempfile::TempDir) -> FsStore {
+        FsStore::open(FsConfig {
+            root: dir.path().to_path_buf(),
+            public_url: "http://127.0.0.1:1".into(),
+            secret: vec![7; 32],
+            max_object_size: 1 << 30,
+        })
+        .await
+        .expect("open")
+    }
+
+    #[tokio::test]
+    async fn passes_the_contract_kit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(&dir).await;
+        contract::object_store(&store, &Direct(&store), "demo/dev/owner").await;
+    }
+
+    #[tokio::test]
+    async fn keys_never_escape_the_object_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(&dir).await;
+        let outside = dir.path().join("secret.txt");
+        std::fs::write(&outside, b"top secret").expect("write");
+        for key in [
+            "../secret.txt",
+            "/etc/passwd",
+            "a/../../secret.txt",
+            "a\0b",
+            "a//b",
+            "./a",
+            "",
+        ] {
+            assert_eq!(
+                store.head(key).await.err().map(|e| e.code()),
+                Some(ErrorCode::InvalidPath),
+                "{key:?}"
+            );
+        }
+        // A symlink planted inside the tree is not followed.
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("objects").join("link"))
+            .expect("symlink");
+        assert_eq!(
+            store.head("link/secret.txt").await.err().map(|e| e.code()),
+            Some(ErrorCode::InvalidPath)
+        );
+        assert_eq!(
+            store
+                .delete("link/secret.txt")
+                .await
+                .err()
+                .map(|e| e.code()),
+            Some(ErrorCode::InvalidPath)
+        );
+        assert!(outside.exists());
+    }
+
+    #[tokio::test]
+    async fn interrupted_uploads_leave_nothing_under_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(&dir).await;
+        let body =
+            futures_util::stream::iter(vec![Ok(vec![1u8; 10]), Err("connection reset".to_owned())]);
+        assert!(store.put_object("a/b", None, body).await.is_err());
+        assert_eq!(store.head("a/b").await.ok().flatten(), None);
+        let short = futures_util::stream::iter(vec![Ok::<_, String>(vec![1u8; 3])]);
+        assert_eq!(
+            store
+                .put_object("a/b", Some(5), short)
+                .await
+                .err()
+                .map(|e| e.code()),
+            Some(ErrorCode::AccessDenied)
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp"))
+                .map(|d| d.count())
+                .ok(),
+            Some(0),
+            "temp files are removed"
+        );
+        // Leftovers of a crash are cleared when the store opens.
+        std::fs::write(dir.path().join("tmp").join("partial"), b"x").expect("write");
+        drop(store);
+        let _store = super::tests::store(&dir).await;
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp"))
+                .map(|d| d.count())
+                .ok(),
+            Some(0)
+        );
+    }
+}
