@@ -1,1 +1,5 @@
-fn main() {}
+//! The `stowage` binary.
+
+fn main() -> std::process::ExitCode {
+    stowage_api_actix::cli::main()
+}

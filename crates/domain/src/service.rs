@@ -345,8 +345,12 @@ impl FileService {
         size: Option<u64>,
         multipart_id: Option<String>,
         key: String,
-        ttl: u64,
     ) -> Result<IssuedUpload> {
+        let ttl = if multipart_id.is_some() {
+            self.config.multipart_ttl_secs
+        } else {
+            self.config.upload_url_ttl_secs
+        };
         let now = self.clock.now();
         let upload = IssuedUpload {
             key,
@@ -378,17 +382,7 @@ impl FileService {
     ) -> Result<UploadTicket> {
         let (mime, size) = self.check_issue(&req, false)?;
         let key = keys::generate(&principal.tenant, &principal.identity, &req.filename);
-        let upload = self
-            .issue(
-                principal,
-                &req,
-                &mime,
-                size,
-                None,
-                key,
-                self.config.upload_url_ttl_secs,
-            )
-            .await?;
+        let upload = self.issue(principal, &req, &mime, size, None, key).await?;
         let presigned = self
             .store
             .presign_put(&upload.key, &upload.content_type, size, upload.expires_at)
@@ -421,15 +415,7 @@ impl FileService {
         let key = keys::generate(&principal.tenant, &principal.identity, &req.filename);
         let upload_id = self.store.create_multipart(&key, mime.as_str()).await?;
         let upload = self
-            .issue(
-                principal,
-                &req,
-                &mime,
-                size,
-                Some(upload_id.clone()),
-                key,
-                self.config.multipart_ttl_secs,
-            )
+            .issue(principal, &req, &mime, size, Some(upload_id.clone()), key)
             .await?;
         Ok(MultipartTicket {
             upload_id,

@@ -278,10 +278,13 @@ async fn deletion_queue(repo: &dyn FileRepository) {
         .contains(&key));
 }
 
+/// Owner, name, visibility, shared with, MIME type, size.
+type SeedRow<'a> = (&'a str, &'a str, Visibility, &'a [&'a str], &'a str, u64);
+
 /// Seeds a tenant with a known set of files and returns it.
 async fn seed(repo: &dyn FileRepository) -> crate::model::Tenant {
     let t = fresh_tenant();
-    let rows: &[(&str, &str, Visibility, &[&str], &str, u64)] = &[
+    let rows: &[SeedRow<'_>] = &[
         (
             "alice",
             "Alpha.png",

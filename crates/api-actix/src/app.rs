@@ -1,0 +1,245 @@
+//! Composition root: picks adapters from configuration, wires the domain, binds
+//! the listener and runs the server (CORS, request ids, logs, graceful shutdown).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_cors::Cors;
+use actix_web::dev::{Server, Service};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, App, HttpMessage, HttpServer};
+use futures_util::FutureExt;
+use stowage_adapters_fs::{FsConfig, FsStore};
+use stowage_adapters_sqlite::{SqliteConfig, SqliteRepository};
+use stowage_domain::auth::Authenticator;
+use stowage_domain::ports::{ApiKeyRepository, Clock, FileRepository, ObjectStore, SystemClock};
+use stowage_domain::service::{FileService, ServiceConfig};
+
+use crate::config::{Config, CorsOrigins, Database};
+use crate::error::REQUEST_ID;
+use crate::jwt::JwtVerifier;
+use crate::state::AppState;
+
+/// The repositories chosen by configuration.
+pub struct Repositories {
+    /// Files and uploads.
+    pub files: Arc<dyn FileRepository>,
+    /// API keys.
+    pub keys: Arc<dyn ApiKeyRepository>,
+}
+
+/// Opens (and migrates) the configured metadata store.
+///
+/// # Errors
+/// A message saying what could not be opened.
+pub async fn repositories(config: &Config) -> Result<Repositories, String> {
+    match &config.database {
+        Database::Sqlite(path) => {
+            let to_migrate = path.clone();
+            tokio::task::spawn_blocking(move || stowage_adapters_sqlite::migrate(&to_migrate))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("migrating SQLite: {e}"))?;
+            let repo = Arc::new(SqliteRepository::connect(&SqliteConfig::new(path.clone())).await.map_err(|e| e.to_string())?);
+            Ok(Repositories { files: repo.clone(), keys: repo })
+        }
+        Database::Postgres(_) => Err("DATABASE_URL points at PostgreSQL, but this build has no PostgreSQL adapter yet \
+             (see the open issue \"PostgreSQL adapter\"); unset DATABASE_URL to use the embedded SQLite store"
+            .into()),
+    }
+}
+
+/// A running server.
+pub struct Application {
+    server: Server,
+    port: u16,
+    /// Base URL clients use.
+    pub base_url: String,
+    worker: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    /// Builds everything and binds the listener (port 0 picks a free port).
+    ///
+    /// # Errors
+    /// A message naming what failed.
+    pub async fn build(config: Config, repos: Repositories) -> Result<Self, String> {
+        let listener = TcpListener::bind(&config.listen)
+            .map_err(|e| format!("bind {}: {e}", config.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let base_url = format!("http://{addr}");
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| base_url.clone());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+
+        let (store, gateway): (Arc<dyn ObjectStore>, Option<Arc<FsStore>>) = match config.storage_backend.as_str() {
+            "fs" => {
+                let fs = Arc::new(
+                    FsStore::open(FsConfig {
+                        root: config.data_dir.join("objects"),
+                        public_url,
+                        secret: config.gateway_secret.expose().to_vec(),
+                        max_object_size: config.limits.single_put_max,
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?,
+                );
+                (fs.clone(), Some(fs))
+            }
+            "s3" => {
+                return Err("STOWAGE_STORAGE_BACKEND=s3 is not available in this build yet (see the open issue \"S3 adapter\")".into())
+            }
+            other => return Err(format!("STOWAGE_STORAGE_BACKEND must be fs or s3, got `{other}`")),
+        };
+
+        let verifier = Arc::new(JwtVerifier::new(&config.jwt)?);
+        let auth = Arc::new(Authenticator::new(
+            repos.keys.clone(),
+            verifier,
+            clock.clone(),
+        ));
+        let service_config = ServiceConfig {
+            limits: config.limits.clone(),
+            upload_url_ttl_secs: config.upload_url_ttl_secs,
+            download_url_ttl_secs: config.download_url_ttl_secs,
+            public_base_url: config.public_base_url.clone(),
+            ..ServiceConfig::default()
+        };
+        let files = FileService::new(repos.files.clone(), store, clock.clone(), service_config);
+        let state = web::Data::new(AppState {
+            files,
+            auth,
+            gateway,
+            clock,
+        });
+        let worker = tokio::spawn(deletion_worker(state.clone()));
+
+        let cors_origins = config.cors_origins.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(crate::routes::configure)
+                .wrap_fn(request_context)
+                .wrap(cors(&cors_origins))
+        })
+        .listen(listener)
+        .map_err(|e| e.to_string())?
+        .shutdown_timeout(30)
+        .run();
+        Ok(Self {
+            server,
+            port: addr.port(),
+            base_url,
+            worker,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM; in-flight requests are drained first.
+    ///
+    /// # Errors
+    /// An I/O error of the server.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.worker.abort();
+        result
+    }
+}
+
+/// Retries queued object deletions every 30 seconds.
+async fn deletion_worker(state: web::Data<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        match state.files.retry_object_deletions(100).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "queued object deletions done"),
+            Err(e) => {
+                tracing::warn!(code = %e.code(), detail = e.detail().unwrap_or(""), "deletion retry failed")
+            }
+        }
+    }
+}
+
+fn cors(origins: &CorsOrigins) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+        .allowed_headers([
+            "x-api-key",
+            "authorization",
+            "content-type",
+            "range",
+            "x-request-id",
+        ])
+        .expose_headers([
+            "etag",
+            "content-length",
+            "content-range",
+            "content-disposition",
+            "x-request-id",
+        ])
+        .max_age(3600);
+    match origins {
+        CorsOrigins::Any => cors = cors.allow_any_origin().send_wildcard(),
+        CorsOrigins::List(list) => {
+            for origin in list {
+                cors = cors.allowed_origin(origin);
+            }
+        }
+    }
+    cors
+}
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A client-sent request id is kept if it is a sane token.
+fn sane_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')))
+    .then(|| s.to_owned())
+}
+
+/// Request id (echoed or generated) in a task-local for error bodies and in the
+/// `X-Request-Id` response header; one log line per request, without the query
+/// string (signed URLs carry signatures there).
+fn request_context<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>
+where
+    S: Service<
+        actix_web::dev::ServiceRequest,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+{
+    let id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(sane_request_id)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    req.extensions_mut().insert(id.clone());
+    let started = Instant::now();
+    let fut = srv.call(req);
+    REQUEST_ID.scope(id.clone(), fut).map(move |res| {
+        let mut res = res?;
+        let status = res.status().as_u16();
+        tracing::info!(request_id = %id, %method, %path, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            res.headers_mut().insert(X_REQUEST_ID.clone(), v);
+        }
+        Ok(res)
+    })
+}

@@ -1,0 +1,276 @@
+//! The `stowage` command line: `serve` (default), `migrate`, `keys`, `token`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+use stowage_domain::auth::{new_api_key, ApiKeyKind, ApiKeyRecord};
+use stowage_domain::model::{Environment, ProjectId, Tenant, Timestamp};
+use stowage_domain::ports::{ApiKeyRepository, Clock, SystemClock};
+
+use crate::app::{repositories, Application};
+use crate::config::{Config, Database, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(name = "stowage", version, about = "Stowage file-storage service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations to DATABASE_URL.
+    Migrate,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// DEV ONLY: print an HS256 user token signed with the configured secret.
+    Token {
+        /// The user id (`sub`).
+        #[arg(long)]
+        sub: String,
+        /// `admin` makes the user an admin of the project.
+        #[arg(long)]
+        role: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Kind {
+    Publishable,
+    Secret,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key; the key is printed once, alone on the last line.
+    Create {
+        /// Project id (a-z, 0-9, '_' and '-').
+        #[arg(long)]
+        project: String,
+        /// Environment.
+        #[arg(long, value_parser = ["dev", "staging", "prod"])]
+        env: String,
+        /// Key kind.
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// Optional lifetime in days.
+        #[arg(long)]
+        expires_in_days: Option<u64>,
+    },
+    /// List keys (never the keys themselves).
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// Key id, as shown by `keys list`.
+        id: String,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+/// Entry point.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::Migrate => migrate(config).await,
+            Command::Keys { command } => keys(config, command).await,
+            Command::Token { sub, role, ttl } => {
+                let token = crate::jwt::mint(&config.jwt, &sub, role.as_deref(), ttl)?;
+                println!("{token}");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(config: Config) -> Result<(), String> {
+    match &config.database {
+        Database::Sqlite(path) => {
+            let path = path.clone();
+            let applied =
+                tokio::task::spawn_blocking(move || stowage_adapters_sqlite::migrate(&path))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+            println!("applied {} migration(s)", applied.len());
+            Ok(())
+        }
+        Database::Postgres(_) => Err("this build has no PostgreSQL adapter yet".into()),
+    }
+}
+
+async fn create_key(
+    keys: &dyn ApiKeyRepository,
+    tenant: Tenant,
+    kind: ApiKeyKind,
+    expires_at: Option<Timestamp>,
+) -> Result<(String, ApiKeyRecord), String> {
+    let (text, hash) = new_api_key(kind, rand::random());
+    let record = ApiKeyRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        key_hash: hash,
+        tenant,
+        kind,
+        created_at: SystemClock.now(),
+        expires_at,
+        revoked_at: None,
+    };
+    keys.insert_key(&record).await.map_err(|e| e.to_string())?;
+    Ok((text, record))
+}
+
+async fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
+    let repos = repositories(&config).await?;
+    match command {
+        KeysCommand::Create {
+            project,
+            env,
+            kind,
+            expires_in_days,
+        } => {
+            let tenant = Tenant {
+                project: ProjectId::new(&project).map_err(|e| e.message().to_owned())?,
+                env: env
+                    .parse::<Environment>()
+                    .map_err(|e| e.message().to_owned())?,
+            };
+            let kind = match kind {
+                Kind::Publishable => ApiKeyKind::Publishable,
+                Kind::Secret => ApiKeyKind::Secret,
+            };
+            let expires =
+                expires_in_days.map(|d| SystemClock.now().plus_secs(d.saturating_mul(86_400)));
+            let (text, record) = create_key(repos.keys.as_ref(), tenant, kind, expires).await?;
+            println!(
+                "created {} key {} for {}/{} (shown only this once):",
+                kind.as_str(),
+                record.id,
+                record.tenant.project,
+                record.tenant.env
+            );
+            println!("{text}");
+        }
+        KeysCommand::List => {
+            println!(
+                "{:<36}  {:<11}  {:<24}  {:<8}  {:<24}  status",
+                "id", "kind", "project", "env", "created"
+            );
+            for k in repos.keys.list_keys().await.map_err(|e| e.to_string())? {
+                let now = SystemClock.now();
+                let status = if k.revoked_at.is_some() {
+                    "revoked"
+                } else if k.expires_at.is_some_and(|t| t <= now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<36}  {:<11}  {:<24}  {:<8}  {:<24}  {status}",
+                    k.id,
+                    k.kind.as_str(),
+                    k.tenant.project,
+                    k.tenant.env,
+                    k.created_at.to_rfc3339()
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            if repos
+                .keys
+                .revoke_key(&id, SystemClock.now())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                println!("revoked {id}");
+            } else {
+                return Err(format!("no active key with id {id}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    init_logging(config.log_format);
+    let repos = repositories(&config).await?;
+    let first_keys = if repos
+        .keys
+        .list_keys()
+        .await
+        .map_err(|e| e.to_string())?
+        .is_empty()
+    {
+        let tenant = Tenant {
+            project: ProjectId::new("demo").map_err(|e| e.to_string())?,
+            env: Environment::Dev,
+        };
+        let (pk, _) = create_key(
+            repos.keys.as_ref(),
+            tenant.clone(),
+            ApiKeyKind::Publishable,
+            None,
+        )
+        .await?;
+        let (sk, _) = create_key(repos.keys.as_ref(), tenant, ApiKeyKind::Secret, None).await?;
+        Some((pk, sk))
+    } else {
+        None
+    };
+    let data_dir = config.data_dir.display().to_string();
+    let app = Application::build(config, repos).await?;
+    println!("Stowage listening on {}", app.base_url);
+    println!("Data folder: {data_dir}");
+    match first_keys {
+        Some((pk, sk)) => {
+            println!("Created project demo/dev with two API keys (shown only this once; only their hashes are stored):");
+            println!("  publishable: {pk}");
+            println!("  secret:      {sk}");
+        }
+        None => println!("New API key: stowage keys create --project demo --env dev --kind secret"),
+    }
+    println!("User token (dev helper): cargo run --release -- token --sub alice   (or: stowage token --sub alice)");
+    app.run_until_stopped().await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,271 @@
+//! Configuration from environment variables (names in DESIGN.md), with a default
+//! that needs nothing: SQLite and objects under `./data`, secrets generated on
+//! first start and kept in the data folder with mode 0600.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use stowage_domain::limits::Limits;
+
+/// Where metadata lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file.
+    Sqlite(String),
+    /// A PostgreSQL URL (not supported by this build yet).
+    Postgres(String),
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(p) => write!(f, "Sqlite({p})"),
+            Self::Postgres(_) => f.write_str("Postgres(<redacted>)"),
+        }
+    }
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Wraps raw bytes (for embedding code and tests).
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The bytes.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// How bearer tokens are verified.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// HS256, RS256 or ES256.
+    pub algorithm: jsonwebtoken::Algorithm,
+    /// HS256 shared secret.
+    pub secret: Secret,
+    /// PEM public key(s) for RS256/ES256.
+    pub public_key_pem: Option<Vec<u8>>,
+    /// Required `iss`.
+    pub issuer: Option<String>,
+    /// Required `aud`.
+    pub audience: Option<String>,
+}
+
+/// Allowed CORS origins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// `*`.
+    Any,
+    /// Exactly these.
+    List(Vec<String>),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Everything `stowage` needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to bind.
+    pub listen: String,
+    /// Data folder.
+    pub data_dir: PathBuf,
+    /// Base URL of signed gateway URLs (`None`: derived from the bound address).
+    pub public_url: Option<String>,
+    /// Base URL of `publicUrl` for public files.
+    pub public_base_url: Option<String>,
+    /// Metadata store.
+    pub database: Database,
+    /// `fs` or `s3`.
+    pub storage_backend: String,
+    /// Token verification.
+    pub jwt: JwtConfig,
+    /// Gateway URL signing key.
+    pub gateway_secret: Secret,
+    /// Upload URL lifetime, seconds.
+    pub upload_url_ttl_secs: u64,
+    /// Download URL lifetime, seconds.
+    pub download_url_ttl_secs: u64,
+    /// Size limits.
+    pub limits: Limits,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// CORS origins.
+    pub cors_origins: CorsOrigins,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn num(name: &str, default: u64) -> Result<u64, String> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("{name} must be a non-negative integer, got `{v}`")),
+    }
+}
+
+/// Reads a secret file from the data folder, creating it (32 random bytes, hex,
+/// mode 0600) on first use.
+fn data_secret(dir: &Path, name: &str) -> Result<Secret, String> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => hex::decode(text.trim())
+            .map(Secret)
+            .map_err(|_| format!("{} is not hex", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let bytes: [u8; 32] = rand::random();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(&path)
+                .map_err(|e| format!("create {}: {e}", path.display()))?;
+            file.write_all(hex::encode(bytes).as_bytes())
+                .map_err(|e| format!("write {}: {e}", path.display()))?;
+            file.sync_all()
+                .map_err(|e| format!("sync {}: {e}", path.display()))?;
+            Ok(Secret(bytes.to_vec()))
+        }
+        Err(e) => Err(format!("read {}: {e}", path.display())),
+    }
+}
+
+impl Config {
+    /// Reads the environment; creates the data folder and generated secrets.
+    ///
+    /// # Errors
+    /// A message naming the bad variable.
+    pub fn from_env() -> Result<Self, String> {
+        let data_dir = PathBuf::from(var("STOWAGE_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| format!("create data folder {}: {e}", data_dir.display()))?;
+        let database = match var("DATABASE_URL") {
+            None => Database::Sqlite(data_dir.join("stowage.db").display().to_string()),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Database::Postgres(url)
+            }
+            Some(url) => Database::Sqlite(url.strip_prefix("sqlite://").unwrap_or(&url).to_owned()),
+        };
+        let algorithm = match var("STOWAGE_JWT_ALGORITHM").as_deref() {
+            None | Some("HS256") => jsonwebtoken::Algorithm::HS256,
+            Some("RS256") => jsonwebtoken::Algorithm::RS256,
+            Some("ES256") => jsonwebtoken::Algorithm::ES256,
+            Some(other) => {
+                return Err(format!(
+                    "STOWAGE_JWT_ALGORITHM must be HS256, RS256 or ES256, got `{other}`"
+                ))
+            }
+        };
+        let public_key_pem = match var("STOWAGE_JWT_PUBLIC_KEY_FILE") {
+            Some(path) => Some(
+                std::fs::read(&path)
+                    .map_err(|e| format!("STOWAGE_JWT_PUBLIC_KEY_FILE {path}: {e}"))?,
+            ),
+            None => None,
+        };
+        if algorithm != jsonwebtoken::Algorithm::HS256 && public_key_pem.is_none() {
+            return Err("STOWAGE_JWT_PUBLIC_KEY_FILE is required for RS256/ES256".into());
+        }
+        let secret = match var("STOWAGE_JWT_SECRET") {
+            Some(s) => Secret(s.into_bytes()),
+            None => data_secret(&data_dir, "jwt_secret")?,
+        };
+        let cors_origins = match var("STOWAGE_CORS_ORIGINS") {
+            None => CorsOrigins::Any,
+            Some(v) if v == "*" => CorsOrigins::Any,
+            Some(v) => CorsOrigins::List(
+                v.split(',')
+                    .map(|o| o.trim().to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect(),
+            ),
+        };
+        let log_format = match var("STOWAGE_LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(format!(
+                    "STOWAGE_LOG_FORMAT must be pretty or json, got `{other}`"
+                ))
+            }
+        };
+        let defaults = Limits::default();
+        let limits = Limits {
+            images_max: num("STOWAGE_MAX_IMAGE_BYTES", defaults.images_max)?,
+            documents_max: num("STOWAGE_MAX_DOCUMENT_BYTES", defaults.documents_max)?,
+            media_max: num("STOWAGE_MAX_MEDIA_BYTES", defaults.media_max)?,
+            single_put_max: num("STOWAGE_MAX_SINGLE_PUT_BYTES", defaults.single_put_max)?,
+            multipart_max: num("STOWAGE_MAX_MULTIPART_BYTES", defaults.multipart_max)?,
+            min_size: defaults.min_size,
+        };
+        Ok(Self {
+            listen: var("STOWAGE_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            public_url: var("STOWAGE_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
+            public_base_url: var("STOWAGE_PUBLIC_BASE_URL"),
+            database,
+            storage_backend: var("STOWAGE_STORAGE_BACKEND").unwrap_or_else(|| "fs".into()),
+            jwt: JwtConfig {
+                algorithm,
+                secret,
+                public_key_pem,
+                issuer: var("STOWAGE_JWT_ISSUER"),
+                audience: var("STOWAGE_JWT_AUDIENCE"),
+            },
+            gateway_secret: data_secret(&data_dir, "gateway_secret")?,
+            upload_url_ttl_secs: num("STOWAGE_UPLOAD_URL_TTL_SECS", 900)?,
+            download_url_ttl_secs: num("STOWAGE_DOWNLOAD_URL_TTL_SECS", 3600)?,
+            limits,
+            log_format,
+            cors_origins,
+            data_dir,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_generated_once_private_and_never_printed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = data_secret(dir.path(), "s").expect("create");
+        let b = data_secret(dir.path(), "s").expect("read");
+        assert_eq!(a, b);
+        assert_eq!(a.expose().len(), 32);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("s"))
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok();
+            assert_eq!(mode, Some(0o600));
+        }
+        assert_eq!(format!("{a:?}"), "Secret(<redacted>)");
+    }
+}

@@ -1,0 +1,119 @@
+//! Request extraction: the authenticated caller, and JSON bodies read with the
+//! 64 KiB limit and mapped to the contract's error codes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use stowage_domain::model::Principal;
+use stowage_domain::{Error, ErrorCode};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Largest accepted JSON body.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// The caller, resolved from `X-API-Key` and `Authorization` (API.md §1).
+#[derive(Debug)]
+pub struct Caller(pub Principal);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .map(|d| Arc::clone(&d.auth));
+        let header_value = |name| {
+            req.headers()
+                .get(name)
+                .map(|v| v.to_str().map(str::to_owned))
+        };
+        let key = header_value("x-api-key");
+        let authorization = header_value(header::AUTHORIZATION.as_str());
+        Box::pin(async move {
+            let auth = state.ok_or_else(|| Error::internal("authenticator missing"))?;
+            // A header that is not visible ASCII is as good as absent-but-malformed.
+            let key = key
+                .transpose()
+                .map_err(|_| Error::new(ErrorCode::InvalidApiKey))?;
+            let authorization = authorization
+                .transpose()
+                .map_err(|_| Error::new(ErrorCode::AuthenticationRequired))?;
+            Ok(Caller(
+                auth.authenticate(key.as_deref(), authorization.as_deref())
+                    .await?,
+            ))
+        })
+    }
+}
+
+/// Reads a JSON body: Content-Type (if given) must be JSON, at most 64 KiB,
+/// well-formed, and of the shape `T`.
+///
+/// # Errors
+/// `common/payload-too-large` or `common/invalid-request` naming the problem.
+pub async fn json_value(req: &HttpRequest, mut payload: web::Payload) -> Result<Value, ApiError> {
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+        let essence = ct.split(';').next().unwrap_or_default().trim();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(Error::invalid_request("Content-Type must be application/json").into());
+        }
+    }
+    if req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > MAX_JSON_BODY)
+    {
+        return Err(ErrorCode::PayloadTooLarge.into());
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| Error::invalid_request(format!("could not read body: {e}")))?;
+        if body.len() + chunk.len() > MAX_JSON_BODY {
+            return Err(ErrorCode::PayloadTooLarge.into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.is_empty() {
+        return Err(Error::invalid_request("request body must be a JSON object").into());
+    }
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| Error::invalid_request(format!("malformed JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Error::invalid_request("request body must be a JSON object").into());
+    }
+    Ok(value)
+}
+
+/// [`json_value`], then deserialised into `T`.
+///
+/// # Errors
+/// As [`json_value`]; a wrong type or missing field is `common/invalid-request`.
+pub async fn json_body<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, ApiError> {
+    let value = json_value(req, payload).await?;
+    from_value(value)
+}
+
+/// Deserialises a JSON value, mapping errors to `common/invalid-request`.
+///
+/// # Errors
+/// `common/invalid-request` with serde's message (which names the field).
+pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|e| Error::invalid_request(e.to_string()).into())
+}

@@ -1,0 +1,11 @@
+//! Stowage's HTTP layer on actix-web, its configuration, and the `stowage` CLI.
+//! The composition root: the only crate that knows every adapter.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod jwt;
+pub mod routes;
+pub mod state;

@@ -1,0 +1,211 @@
+//! The object gateway of the disk store (API.md §7): signed PUT (streamed to a
+//! temp file, fsynced, renamed), GET with `Range`, HEAD. The signature decides
+//! everything; no API key is involved.
+
+use actix_web::body::SizedStream;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use stowage_adapters_fs::{FsStore, Grant, SignedParams};
+use stowage_domain::{Error, ErrorCode};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+fn store(state: &AppState) -> ApiResult<&FsStore> {
+    state.gateway.as_deref().ok_or_else(|| {
+        Error::with_message(
+            ErrorCode::FileNotFound,
+            "This server does not serve objects",
+        )
+        .into()
+    })
+}
+
+fn authorize(state: &AppState, req: &HttpRequest, key: &str) -> ApiResult<Grant> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|_| Error::with_message(ErrorCode::AccessDenied, "Malformed signed URL"))?;
+    let params = SignedParams::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    Ok(store(state)?.authorize(req.method().as_str(), key, &params, state.clock.now())?)
+}
+
+fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `PUT /v1/storage/{key}`: an object or a part.
+pub async fn put(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let grant = authorize(&state, &req, &key)?;
+    let store = store(&state)?;
+    let body = body.map(|chunk| chunk.map_err(|e| e.to_string()));
+    let written = match grant {
+        Grant::PutObject {
+            content_type,
+            content_length,
+        } => {
+            let sent_type = header_str(&req, header::CONTENT_TYPE).unwrap_or_default();
+            if !sent_type.eq_ignore_ascii_case(&content_type) {
+                return Err(Error::with_message(
+                    ErrorCode::AccessDenied,
+                    "Content-Type does not match the signed URL",
+                )
+                .into());
+            }
+            if let Some(len) = content_length {
+                let sent =
+                    header_str(&req, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+                if sent != Some(len) {
+                    return Err(Error::with_message(
+                        ErrorCode::AccessDenied,
+                        "Content-Length does not match the signed URL",
+                    )
+                    .into());
+                }
+            }
+            store
+                .put_object(&key, content_length, Box::pin(body))
+                .await?
+        }
+        Grant::PutPart {
+            upload_id,
+            part_number,
+        } => {
+            store
+                .put_part(&key, &upload_id, part_number, Box::pin(body))
+                .await?
+        }
+        Grant::Get { .. } => {
+            return Err(
+                Error::with_message(ErrorCode::AccessDenied, "URL does not allow PUT").into(),
+            )
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, written.etag))
+        .finish())
+}
+
+/// A parsed single `Range: bytes=…` request.
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    /// No (usable) range: the whole object.
+    Full,
+    /// Inclusive byte range.
+    Part(u64, u64),
+    /// Syntactically valid but outside the object.
+    Unsatisfiable,
+}
+
+fn parse_range(header: Option<&str>, len: u64) -> RangeRequest {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeRequest::Full;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Full; // Multiple ranges: answer with the whole object (allowed by RFC 9110).
+    }
+    let Some((start, end)) = spec.trim().split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let (start, end) = (start.trim(), end.trim());
+    match (start.parse::<u64>().ok(), end.parse::<u64>().ok()) {
+        (Some(s), _) if s >= len => RangeRequest::Unsatisfiable,
+        (Some(s), Some(e)) if e >= s => RangeRequest::Part(s, e.min(len - 1)),
+        (Some(s), None) if end.is_empty() => RangeRequest::Part(s, len - 1),
+        (None, Some(n)) if start.is_empty() => {
+            if n == 0 || len == 0 {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Part(len - n.min(len), len - 1)
+            }
+        }
+        _ => RangeRequest::Full,
+    }
+}
+
+/// `GET`/`HEAD /v1/storage/{key}`: the object with the signed response headers.
+pub async fn get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let Grant::Get {
+        content_type,
+        content_disposition,
+    } = authorize(&state, &req, &key)?
+    else {
+        return Err(Error::with_message(ErrorCode::AccessDenied, "URL does not allow GET").into());
+    };
+    let (mut file, len) = store(&state)?
+        .open_object(&key)
+        .await?
+        .ok_or_else(|| Error::new(ErrorCode::FileNotFound))?;
+    let value =
+        |v: &str| HeaderValue::from_str(v).map_err(|_| Error::internal("unrepresentable header"));
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header((header::CONTENT_TYPE, value(&content_type)?))
+        .insert_header((header::CONTENT_DISPOSITION, value(&content_disposition)?))
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::CACHE_CONTROL, "private, no-store"));
+    let (start, count) = match parse_range(header_str(&req, header::RANGE), len) {
+        RangeRequest::Full => (0, len),
+        RangeRequest::Part(s, e) => {
+            response.status(StatusCode::PARTIAL_CONTENT);
+            response.insert_header((header::CONTENT_RANGE, format!("bytes {s}-{e}/{len}")));
+            (s, e - s + 1)
+        }
+        RangeRequest::Unsatisfiable => {
+            return Ok(HttpResponse::RangeNotSatisfiable()
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{len}")))
+                .finish());
+        }
+    };
+    if req.method() == actix_web::http::Method::HEAD {
+        return Ok(response.body(SizedStream::new(
+            count,
+            futures_util::stream::empty::<Result<web::Bytes, std::io::Error>>(),
+        )));
+    }
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|e| Error::internal(format!("seek: {e}")))?;
+    }
+    let stream = ReaderStream::with_capacity(file.take(count), 256 * 1024);
+    Ok(response.body(SizedStream::new(count, stream)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeRequest::*;
+        let cases = [
+            (None, Full),
+            (Some("bytes=0-4"), Part(0, 4)),
+            (Some("bytes=5-"), Part(5, 9)),
+            (Some("bytes=-3"), Part(7, 9)),
+            (Some("bytes=-30"), Part(0, 9)),
+            (Some("bytes=8-100"), Part(8, 9)),
+            (Some("bytes=10-"), Unsatisfiable),
+            (Some("bytes=-0"), Unsatisfiable),
+            (Some("bytes=4-2"), Full),
+            (Some("bytes=0-1,4-5"), Full),
+            (Some("items=0-1"), Full),
+            (Some("bytes=x-y"), Full),
+        ];
+        for (h, want) in cases {
+            assert_eq!(parse_range(h, 10), want, "{h:?}");
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use stowage_adapters_fs::FsStore;
+use stowage_domain::auth::Authenticator;
+use stowage_domain::ports::Clock;
+use stowage_domain::service::FileService;
+
+/// Application state (one per process; handlers get it as `web::Data`).
+pub struct AppState {
+    /// The use cases.
+    pub files: FileService,
+    /// Credential checks.
+    pub auth: Arc<Authenticator>,
+    /// The disk store, when the gateway serves objects.
+    pub gateway: Option<Arc<FsStore>>,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+}
