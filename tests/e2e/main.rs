@@ -1,1 +1,10 @@
+//! Black-box end-to-end tests: each test starts the real `stowage` binary on a
+//! free port with its own data folder, creates keys and tokens through its CLI,
+//! and talks to it over HTTP only, moving bytes through the presigned URLs.
 
+mod access;
+mod errors;
+mod flow;
+mod gateway;
+mod helpers;
+mod multipart;

@@ -17,8 +17,13 @@ use stowage_domain::{Error, ErrorCode};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Largest accepted JSON body.
+/// Largest accepted JSON body (API.md §6).
 pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+/// Largest body of `multipart/complete`: a `parts` list of 10,000 entries with
+/// real ETags needs about 700 KB, which the general 64 KiB limit could never
+/// carry, so this one endpoint gets room for the largest valid list.
+pub const MAX_COMPLETE_BODY: usize = 1024 * 1024;
 
 /// The caller, resolved from `X-API-Key` and `Authorization` (API.md §1).
 #[derive(Debug)]
@@ -61,7 +66,19 @@ impl FromRequest for Caller {
 ///
 /// # Errors
 /// `common/payload-too-large` or `common/invalid-request` naming the problem.
-pub async fn json_value(req: &HttpRequest, mut payload: web::Payload) -> Result<Value, ApiError> {
+pub async fn json_value(req: &HttpRequest, payload: web::Payload) -> Result<Value, ApiError> {
+    json_value_limited(req, payload, MAX_JSON_BODY).await
+}
+
+/// [`json_value`] with another size limit.
+///
+/// # Errors
+/// As [`json_value`].
+pub async fn json_value_limited(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Value, ApiError> {
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
         let essence = ct.split(';').next().unwrap_or_default().trim();
@@ -74,7 +91,7 @@ pub async fn json_value(req: &HttpRequest, mut payload: web::Payload) -> Result<
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > MAX_JSON_BODY)
+        .is_some_and(|n| n > limit)
     {
         return Err(ErrorCode::PayloadTooLarge.into());
     }
@@ -82,7 +99,7 @@ pub async fn json_value(req: &HttpRequest, mut payload: web::Payload) -> Result<
     while let Some(chunk) = payload.next().await {
         let chunk =
             chunk.map_err(|e| Error::invalid_request(format!("could not read body: {e}")))?;
-        if body.len() + chunk.len() > MAX_JSON_BODY {
+        if body.len() + chunk.len() > limit {
             return Err(ErrorCode::PayloadTooLarge.into());
         }
         body.extend_from_slice(&chunk);

@@ -9,7 +9,9 @@ use stowage_domain::upload::IssueUpload;
 use stowage_domain::Error;
 
 use crate::error::ApiResult;
-use crate::extract::{from_value, json_body, json_value, Caller};
+use crate::extract::{
+    from_value, json_body, json_value, json_value_limited, Caller, MAX_COMPLETE_BODY,
+};
 use crate::state::AppState;
 
 type State = web::Data<AppState>;
@@ -69,7 +71,7 @@ pub async fn multipart_complete(
     req: HttpRequest,
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let value = json_value(&req, body).await?;
+    let value = json_value_limited(&req, body, MAX_COMPLETE_BODY).await?;
     let parts = value.get("parts").cloned();
     let upload: UploadRef = from_value(value)?;
     Ok(HttpResponse::Ok().json(

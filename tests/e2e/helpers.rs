@@ -1,0 +1,243 @@
+//! Starting the server, running its CLI, and typed request helpers.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stowage");
+
+/// A running `stowage serve` with its own data folder.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub data: tempfile::TempDir,
+    pub client: Client,
+    /// Demo publishable key printed at first start.
+    pub pk: String,
+    /// Demo secret key printed at first start.
+    pub sk: String,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a server with extra environment variables.
+pub fn spawn_with(env: &[(&str, &str)]) -> Server {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut vars: Vec<(String, String)> = vec![
+        ("STOWAGE_DATA_DIR".into(), data.path().display().to_string()),
+        ("STOWAGE_LISTEN".into(), "127.0.0.1:0".into()),
+        ("RUST_LOG".into(), "warn".into()),
+    ];
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut cmd = Command::new(BIN);
+    cmd.envs(vars.iter().cloned())
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("start stowage");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut base, mut pk, mut sk) = (None, None, None);
+    while pk.is_none() || sk.is_none() || base.is_none() {
+        let line = lines
+            .next()
+            .expect("server exited before printing its banner")
+            .expect("read stdout");
+        if let Some(url) = line.strip_prefix("Stowage listening on ") {
+            base = Some(url.trim().to_owned());
+        } else if let Some(k) = line.trim().strip_prefix("publishable: ") {
+            pk = Some(k.trim().to_owned());
+        } else if let Some(k) = line.trim().strip_prefix("secret:") {
+            sk = Some(k.trim().to_owned());
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        base: base.unwrap_or_default(),
+        data,
+        client: Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("client"),
+        pk: pk.unwrap_or_default(),
+        sk: sk.unwrap_or_default(),
+        env: vars,
+    }
+}
+
+/// Starts a server with the defaults.
+pub fn spawn() -> Server {
+    spawn_with(&[])
+}
+
+/// Credentials of one caller.
+#[derive(Clone, Debug)]
+pub struct Creds {
+    pub key: String,
+    pub token: Option<String>,
+}
+
+impl Server {
+    /// Runs the CLI against this server's data folder; returns the last stdout line.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .envs(self.env.iter().cloned())
+            .env_remove("DATABASE_URL")
+            .args(args)
+            .output()
+            .expect("run cli");
+        assert!(
+            out.status.success(),
+            "stowage {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    }
+
+    /// A user token from the dev helper.
+    pub fn token(&self, sub: &str) -> String {
+        self.cli(&["token", "--sub", sub])
+    }
+
+    /// A user of the demo project (publishable key + token).
+    pub fn user(&self, sub: &str) -> Creds {
+        Creds {
+            key: self.pk.clone(),
+            token: Some(self.token(sub)),
+        }
+    }
+
+    /// An admin user of the demo project.
+    pub fn admin_user(&self, sub: &str) -> Creds {
+        Creds {
+            key: self.pk.clone(),
+            token: Some(self.cli(&["token", "--sub", sub, "--role", "admin"])),
+        }
+    }
+
+    /// The demo project's service principal.
+    pub fn service(&self) -> Creds {
+        Creds {
+            key: self.sk.clone(),
+            token: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn req(&self, method: Method, path: &str, creds: &Creds) -> RequestBuilder {
+        let mut r = self
+            .client
+            .request(method, self.url(path))
+            .header("X-API-Key", &creds.key);
+        if let Some(t) = &creds.token {
+            r = r.bearer_auth(t);
+        }
+        r
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        creds: &Creds,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self.req(method, path, creds);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        read(r.send().await.expect("request")).await
+    }
+
+    pub async fn post(&self, path: &str, creds: &Creds, body: Value) -> (u16, Value) {
+        self.call(Method::POST, path, creds, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str, creds: &Creds) -> (u16, Value) {
+        self.call(Method::GET, path, creds, None).await
+    }
+
+    /// Presign, PUT the bytes, register; returns the file object.
+    pub async fn upload(
+        &self,
+        creds: &Creds,
+        name: &str,
+        mime: &str,
+        bytes: &[u8],
+        extra: Value,
+    ) -> Value {
+        let (status, ticket) = self
+            .post(
+                "/v1/files/presigned-url",
+                creds,
+                json!({"filename": name, "contentType": mime, "fileSize": bytes.len()}),
+            )
+            .await;
+        assert_eq!(status, 200, "{ticket}");
+        let put = self.put_presigned(&ticket, bytes.to_vec()).await;
+        assert_eq!(put.status(), 200);
+        let mut body = json!({"s3Key": ticket["key"], "originalName": name, "mimeType": mime, "size": bytes.len()});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let (status, file) = self.post("/v1/files", creds, body).await;
+        assert_eq!(status, 201, "{file}");
+        file
+    }
+
+    /// PUTs bytes to an issued URL with exactly the headers it asks for.
+    pub async fn put_presigned(&self, ticket: &Value, bytes: Vec<u8>) -> Response {
+        let mut r = self.client.put(ticket["url"].as_str().expect("url"));
+        if let Some(headers) = ticket["headers"].as_object() {
+            for (k, v) in headers {
+                if !k.eq_ignore_ascii_case("content-length") {
+                    r = r.header(k, v.as_str().unwrap_or_default());
+                }
+            }
+        }
+        r.body(bytes).send().await.expect("put")
+    }
+}
+
+pub async fn read(r: Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Asserts an error answer: status, code, and the envelope's shape.
+pub fn assert_error(got: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(
+        (got.0, got.1["error"]["code"].as_str()),
+        (status, Some(code)),
+        "body: {}",
+        got.1
+    );
+    assert!(
+        got.1["error"]["message"].is_string() && got.1["error"]["requestId"].is_string(),
+        "{}",
+        got.1
+    );
+}
