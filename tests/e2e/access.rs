@@ -16,6 +16,9 @@ enum Read {
     NotFound,
 }
 
+/// For a file visibility: what the caller may read, and whether it may modify.
+type Rule = fn(&str) -> (Read, bool);
+
 fn is_public_projection(f: &Value) -> bool {
     f.get("s3Key").is_none()
         && f.get("sharedWith").is_none()
@@ -58,7 +61,7 @@ async fn section_5_table() {
         "--kind",
         "secret",
     ]);
-    let callers: Vec<(&str, Creds, fn(&str) -> (Read, bool))> = vec![
+    let callers: Vec<(&str, Creds, Rule)> = vec![
         ("owner", alice.clone(), |_| (Read::Full, true)),
         ("admin user", s.admin_user("root"), |_| (Read::Full, true)),
         ("service", s.service(), |_| (Read::Full, true)),
