@@ -4,6 +4,7 @@
 
 mod access;
 mod errors;
+mod faults;
 mod flow;
 mod gateway;
 mod helpers;

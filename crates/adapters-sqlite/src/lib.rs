@@ -39,8 +39,9 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/s
 type Conn = SyncConnectionWrapper<SqliteConnection>;
 
 /// Per-connection settings: WAL for concurrent readers, a busy timeout so writers
-/// queue instead of failing, foreign keys for `file_shares`.
-const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+/// queue instead of failing (shorter than the query timeout, so a locked database
+/// surfaces as `unavailable` rather than a stuck connection), foreign keys.
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 1500; \
                        PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
 /// Tunables of the SQLite adapter.
@@ -63,7 +64,7 @@ impl SqliteConfig {
             path: path.into(),
             max_connections: 8,
             connect_timeout: Duration::from_secs(2),
-            query_timeout: Duration::from_secs(5),
+            query_timeout: Duration::from_secs(2),
         }
     }
 }

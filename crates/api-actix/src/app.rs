@@ -109,11 +109,13 @@ impl Application {
             ..ServiceConfig::default()
         };
         let files = FileService::new(repos.files.clone(), store, clock.clone(), service_config);
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         let state = web::Data::new(AppState {
             files,
             auth,
             gateway,
             clock,
+            metrics,
         });
         let worker = tokio::spawn(deletion_worker(state.clone()));
 
@@ -160,7 +162,10 @@ async fn deletion_worker(state: web::Data<AppState>) {
         tick.tick().await;
         match state.files.retry_object_deletions(100).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "queued object deletions done"),
+            Ok(n) => {
+                crate::metrics::Metrics::add(&state.metrics.deletions_retried, n as u64);
+                tracing::info!(deleted = n, "queued object deletions done");
+            }
             Err(e) => {
                 tracing::warn!(code = %e.code(), detail = e.detail().unwrap_or(""), "deletion retry failed")
             }
@@ -232,10 +237,17 @@ where
     let path = req.path().to_owned();
     req.extensions_mut().insert(id.clone());
     let started = Instant::now();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| Arc::clone(&s.metrics));
     let fut = srv.call(req);
     REQUEST_ID.scope(id.clone(), fut).map(move |res| {
         let mut res = res?;
         let status = res.status().as_u16();
+        if let Some(m) = &metrics {
+            let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+            m.observe(method.as_str(), &route, status, started.elapsed());
+        }
         tracing::info!(request_id = %id, %method, %path, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
         if let Ok(v) = HeaderValue::from_str(&id) {
             res.headers_mut().insert(X_REQUEST_ID.clone(), v);

@@ -34,17 +34,18 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
 }
 
 /// The error envelope.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// The inside of the envelope.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorDetail {
-    /// Stable code.
+    /// Stable code, e.g. `file/not-found`.
+    #[schema(value_type = String)]
     pub code: &'static str,
     /// Human message.
     pub message: String,

@@ -7,5 +7,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod jwt;
+pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod state;

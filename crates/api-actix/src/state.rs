@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use stowage_adapters_fs::FsStore;
+
+use crate::metrics::Metrics;
 use stowage_domain::auth::Authenticator;
 use stowage_domain::ports::Clock;
 use stowage_domain::service::FileService;
@@ -17,4 +19,6 @@ pub struct AppState {
     pub gateway: Option<Arc<FsStore>>,
     /// Time source.
     pub clock: Arc<dyn Clock>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
 }

@@ -51,6 +51,19 @@ macro_rules! wire_enum {
             }
         }
 
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),*]))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
@@ -249,6 +262,7 @@ impl fmt::Display for FileId {
 
 /// Descriptive metadata of a file (API.md §3). Unknown keys are dropped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FileMetadata {
     /// Free category label (≤ 64 chars).
@@ -268,6 +282,7 @@ pub struct FileMetadata {
     pub related_entity_id: Option<String>,
     /// Any JSON object ≤ 8 KiB serialized; hidden in the public projection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub custom: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -317,9 +332,11 @@ pub enum Projection {
 
 /// The file object as a caller sees it (API.md §3).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FileView {
     /// Id.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "uuid"))]
     pub id: FileId,
     /// Key; owner and admins only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -353,8 +370,10 @@ pub struct FileView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
     /// Created.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// Updated.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 

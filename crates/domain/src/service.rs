@@ -46,6 +46,7 @@ impl Default for ServiceConfig {
 
 /// Answer of `POST /v1/files/presigned-url`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UploadTicket {
     /// Where to PUT.
@@ -59,13 +60,16 @@ pub struct UploadTicket {
     /// Always `PUT`.
     pub method: &'static str,
     /// Headers to send.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub headers: serde_json::Map<String, Value>,
     /// URL expiry.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
 }
 
 /// Answer of `POST /v1/files/multipart/init`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MultipartTicket {
     /// Store upload id.
@@ -78,6 +82,7 @@ pub struct MultipartTicket {
 
 /// Answer of `POST /v1/files/multipart/presigned-url`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PartTicket {
     /// Where to PUT the part.
@@ -88,6 +93,7 @@ pub struct PartTicket {
 
 /// Answer of `POST /v1/files/multipart/complete`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompletedUpload {
     /// The key.
     pub key: String,
@@ -97,6 +103,7 @@ pub struct CompletedUpload {
 
 /// Answer of `POST /v1/files/:id/download-url`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DownloadTicket {
     /// Where to GET.
@@ -108,11 +115,13 @@ pub struct DownloadTicket {
     /// Size.
     pub size: u64,
     /// URL expiry.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
 }
 
 /// Body of `POST /v1/files`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterFile {
     /// Issued key.
@@ -137,6 +146,7 @@ pub struct RegisterFile {
     pub bucket: Option<Bucket>,
     /// Metadata.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Value>,
     /// Share list.
     #[serde(default)]
@@ -145,6 +155,7 @@ pub struct RegisterFile {
 
 /// Body of `PATCH /v1/files/:id`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FilePatch {
     /// New name.
@@ -155,6 +166,7 @@ pub struct FilePatch {
     pub visibility: Option<Visibility>,
     /// RFC 7396 merge patch of metadata.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Value>,
     /// New share list.
     #[serde(default)]
@@ -207,6 +219,7 @@ pub struct PartInput {
 
 /// Pagination block of a list answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
     /// Visible matching rows.
@@ -228,6 +241,7 @@ pub struct Pagination {
 
 /// Answer of `GET /v1/files`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileList {
     /// Rows, each in the caller's projection.
     pub items: Vec<FileView>,

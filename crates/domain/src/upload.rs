@@ -74,6 +74,7 @@ pub struct IssuedUpload {
 
 /// Body of `POST /v1/files/presigned-url` and `POST /v1/files/multipart/init`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct IssueUpload {
     /// Client file name.

@@ -1,30 +1,91 @@
 //! Handlers of `/v1/files`: authenticate, parse, call one use case, render.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use stowage_domain::list::ListParams;
+#[allow(unused_imports)] // referenced by the OpenAPI attributes
+use stowage_domain::model::{Bucket, FileView, OwnerTypeFilter, Visibility};
+#[allow(unused_imports)] // referenced by the OpenAPI attributes
+use stowage_domain::service::{
+    CompletedUpload, DownloadTicket, FileList, MultipartTicket, PartTicket, UploadTicket,
+};
 use stowage_domain::service::{FilePatch, RegisterFile};
 use stowage_domain::upload::IssueUpload;
 use stowage_domain::Error;
+use utoipa::ToSchema;
 
 use crate::error::ApiResult;
+#[allow(unused_imports)] // referenced by the OpenAPI attributes
+use crate::error::ErrorBody;
 use crate::extract::{
     from_value, json_body, json_value, json_value_limited, Caller, MAX_COMPLETE_BODY,
 };
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 type State = web::Data<AppState>;
 
 /// Body naming a multipart upload.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadRef {
+    /// The upload's key.
     key: String,
+    /// The store's upload id.
     upload_id: String,
 }
 
+/// Body of `multipart/presigned-url` (documentation of the wire shape).
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct PartUrlRequest {
+    /// The upload's key.
+    key: String,
+    /// The store's upload id.
+    upload_id: String,
+    /// 1..=10000.
+    #[schema(minimum = 1, maximum = 10000)]
+    part_number: u32,
+}
+
+/// One uploaded part.
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct PartEntry {
+    /// 1..=10000.
+    #[schema(minimum = 1, maximum = 10000)]
+    part_number: u32,
+    /// The part's ETag, quoted or not.
+    etag: String,
+}
+
+/// Body of `multipart/complete` (documentation of the wire shape).
+#[derive(Debug, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct CompleteRequest {
+    /// The upload's key.
+    key: String,
+    /// The store's upload id.
+    upload_id: String,
+    /// Parts in ascending order.
+    parts: Vec<PartEntry>,
+}
+
+/// Answer of `multipart/abort`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AbortResponse {
+    /// Always true.
+    success: bool,
+    /// The upload's key.
+    key: String,
+}
+
 /// `POST /v1/files/presigned-url`
+#[utoipa::path(post, path = "/v1/files/presigned-url", tag = "files", request_body = IssueUpload, responses((status = 200, description = "Upload URL issued", body = UploadTicket), (status = "4XX", description = "Error (see API.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn presigned_url(
     state: State,
     Caller(p): Caller,
@@ -32,10 +93,13 @@ pub async fn presigned_url(
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let body: IssueUpload = json_body(&req, body).await?;
-    Ok(HttpResponse::Ok().json(state.files.issue_upload_url(&p, body).await?))
+    let ticket = state.files.issue_upload_url(&p, body).await?;
+    Metrics::add(&state.metrics.uploads_issued, 1);
+    Ok(HttpResponse::Ok().json(ticket))
 }
 
 /// `POST /v1/files/multipart/init`
+#[utoipa::path(post, path = "/v1/files/multipart/init", tag = "multipart", request_body = IssueUpload, responses((status = 200, description = "Multipart upload started", body = MultipartTicket), (status = "4XX", description = "Error (see API.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn multipart_init(
     state: State,
     Caller(p): Caller,
@@ -43,10 +107,13 @@ pub async fn multipart_init(
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let body: IssueUpload = json_body(&req, body).await?;
-    Ok(HttpResponse::Ok().json(state.files.init_multipart(&p, body).await?))
+    let ticket = state.files.init_multipart(&p, body).await?;
+    Metrics::add(&state.metrics.uploads_issued, 1);
+    Ok(HttpResponse::Ok().json(ticket))
 }
 
 /// `POST /v1/files/multipart/presigned-url`
+#[utoipa::path(post, path = "/v1/files/multipart/presigned-url", tag = "multipart", request_body = PartUrlRequest, responses((status = 200, description = "Part URL issued", body = PartTicket), (status = "4XX", description = "Error (see API.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn multipart_part_url(
     state: State,
     Caller(p): Caller,
@@ -65,6 +132,7 @@ pub async fn multipart_part_url(
 }
 
 /// `POST /v1/files/multipart/complete`
+#[utoipa::path(post, path = "/v1/files/multipart/complete", tag = "multipart", request_body = CompleteRequest, responses((status = 200, description = "Object assembled", body = CompletedUpload), (status = "4XX", description = "Error (see API.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn multipart_complete(
     state: State,
     Caller(p): Caller,
@@ -83,6 +151,7 @@ pub async fn multipart_complete(
 }
 
 /// `POST /v1/files/multipart/abort`
+#[utoipa::path(post, path = "/v1/files/multipart/abort", tag = "multipart", request_body = UploadRef, responses((status = 200, description = "Upload aborted", body = AbortResponse), (status = "4XX", description = "Error (see API.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn multipart_abort(
     state: State,
     Caller(p): Caller,
@@ -94,10 +163,11 @@ pub async fn multipart_abort(
         .files
         .abort_multipart(&p, &upload.key, &upload.upload_id)
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "success": true, "key": key })))
+    Ok(HttpResponse::Ok().json(AbortResponse { success: true, key }))
 }
 
 /// `POST /v1/files`
+#[utoipa::path(post, path = "/v1/files", tag = "files", request_body = RegisterFile, responses((status = 201, description = "File registered", body = FileView), (status = "4XX", description = "Error (see API.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn register(
     state: State,
     Caller(p): Caller,
@@ -105,10 +175,25 @@ pub async fn register(
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let body: RegisterFile = json_body(&req, body).await?;
-    Ok(HttpResponse::Created().json(state.files.register(&p, body).await?))
+    let file = state.files.register(&p, body).await?;
+    Metrics::add(&state.metrics.files_registered, 1);
+    Ok(HttpResponse::Created().json(file))
 }
 
 /// `GET /v1/files`
+#[utoipa::path(get, path = "/v1/files", tag = "files", params(
+        ("page" = Option<u32>, Query, description = "Page number, from 1", minimum = 1),
+        ("limit" = Option<u32>, Query, description = "Page size", minimum = 1, maximum = 100),
+        ("sortBy" = Option<String>, Query, description = "createdAt | updatedAt | originalName | size | mimeType"),
+        ("sortDirection" = Option<String>, Query, description = "asc | desc"),
+        ("visibility" = Option<Visibility>, Query, description = "Visibility filter"),
+        ("ownerType" = Option<OwnerTypeFilter>, Query, description = "Owner type filter"),
+        ("ownerId" = Option<String>, Query, description = "Owner id filter"),
+        ("bucket" = Option<Bucket>, Query, description = "Bucket filter"),
+        ("mimeType" = Option<String>, Query, description = "Exact type, or `type/*`"),
+        ("search" = Option<String>, Query, description = "Case-insensitive substring of originalName"),
+        ("cursor" = Option<String>, Query, description = "Keyset cursor from pagination.nextCursor"),
+    ), responses((status = 200, description = "Visible files", body = FileList), (status = "4XX", description = "Error (see API.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn list(state: State, Caller(p): Caller, req: HttpRequest) -> ApiResult<HttpResponse> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| Error::invalid_request("malformed query string"))?;
@@ -117,6 +202,7 @@ pub async fn list(state: State, Caller(p): Caller, req: HttpRequest) -> ApiResul
 }
 
 /// `GET /v1/files/{id}`
+#[utoipa::path(get, path = "/v1/files/{id}", tag = "files", params(("id" = String, Path, description = "File id")), responses((status = 200, description = "The file", body = FileView), (status = "4XX", description = "Error (see API.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn get(
     state: State,
     Caller(p): Caller,
@@ -126,6 +212,7 @@ pub async fn get(
 }
 
 /// `PATCH /v1/files/{id}`
+#[utoipa::path(patch, path = "/v1/files/{id}", tag = "files", params(("id" = String, Path, description = "File id")), request_body = FilePatch, responses((status = 200, description = "Updated file", body = FileView), (status = "4XX", description = "Error (see API.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn patch(
     state: State,
     Caller(p): Caller,
@@ -138,6 +225,7 @@ pub async fn patch(
 }
 
 /// `DELETE /v1/files/{id}`
+#[utoipa::path(delete, path = "/v1/files/{id}", tag = "files", params(("id" = String, Path, description = "File id")), responses((status = 200, description = "Deleted", body = Object), (status = "4XX", description = "Error (see API.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn delete(
     state: State,
     Caller(p): Caller,
@@ -148,6 +236,7 @@ pub async fn delete(
 }
 
 /// `POST /v1/files/{id}/download-url`
+#[utoipa::path(post, path = "/v1/files/{id}/download-url", tag = "files", params(("id" = String, Path, description = "File id")), responses((status = 200, description = "Download URL issued", body = DownloadTicket), (status = "4XX", description = "Error (see API.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn download_url(
     state: State,
     Caller(p): Caller,

@@ -13,6 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use crate::error::ApiResult;
+#[allow(unused_imports)] // referenced by the OpenAPI attributes
+use crate::error::ErrorBody;
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 fn store(state: &AppState) -> ApiResult<&FsStore> {
@@ -36,6 +39,10 @@ fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+#[utoipa::path(put, path = "/v1/storage/{key}", tag = "gateway",
+    params(("key" = String, Path, description = "Object key (may contain `/`)")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The bytes"),
+    responses((status = 200, description = "Stored; ETag header carries the quoted MD5"), (status = "4XX", description = "Refused", body = ErrorBody)))]
 /// `PUT /v1/storage/{key}`: an object or a part.
 pub async fn put(
     state: web::Data<AppState>,
@@ -88,6 +95,7 @@ pub async fn put(
             )
         }
     };
+    Metrics::add(&state.metrics.gateway_bytes_in, written.size);
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, written.etag))
         .finish())
@@ -130,6 +138,9 @@ fn parse_range(header: Option<&str>, len: u64) -> RangeRequest {
     }
 }
 
+#[utoipa::path(get, path = "/v1/storage/{key}", tag = "gateway",
+    params(("key" = String, Path, description = "Object key (may contain `/`)"), ("Range" = Option<String>, Header, description = "bytes=start-end")),
+    responses((status = 200, description = "The object", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "A byte range"), (status = 416, description = "Range not satisfiable"), (status = "4XX", description = "Refused", body = ErrorBody)))]
 /// `GET`/`HEAD /v1/storage/{key}`: the object with the signed response headers.
 pub async fn get(
     state: web::Data<AppState>,
@@ -179,6 +190,7 @@ pub async fn get(
             .await
             .map_err(|e| Error::internal(format!("seek: {e}")))?;
     }
+    Metrics::add(&state.metrics.gateway_bytes_out, count);
     let stream = ReaderStream::with_capacity(file.take(count), 256 * 1024);
     Ok(response.body(SizedStream::new(count, stream)))
 }
@@ -208,4 +220,16 @@ mod tests {
             assert_eq!(parse_range(h, 10), want, "{h:?}");
         }
     }
+}
+
+/// `HEAD /v1/storage/{key}`: as GET, without the body.
+#[utoipa::path(head, path = "/v1/storage/{key}", tag = "gateway",
+    params(("key" = String, Path, description = "Object key (may contain `/`)")),
+    responses((status = 200, description = "Headers of the object"), (status = "4XX", description = "Refused", body = ErrorBody)))]
+pub async fn head(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    key: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    get(state, req, key).await
 }

@@ -1,4 +1,6 @@
-//! HTTP routes: the files API, the object gateway and the operational endpoints.
+//! HTTP routes: the files API, the object gateway and the operational endpoints,
+//! registered from one table that the OpenAPI test also reads, so no route can
+//! exist without being documented.
 
 pub mod files;
 pub mod gateway;
@@ -6,34 +8,81 @@ pub mod ops;
 
 use actix_web::web;
 
-/// Registers every route.
+/// One route: method, actix path, OpenAPI path, and how to build it.
+pub struct RouteSpec {
+    /// HTTP method (lower case, as in OpenAPI).
+    pub method: &'static str,
+    /// Path as registered with actix.
+    pub path: &'static str,
+    /// Path as written in the OpenAPI document.
+    pub doc_path: &'static str,
+    /// The actix route.
+    pub route: fn() -> actix_web::Route,
+}
+
+/// Every route of the server.
+pub fn table() -> Vec<RouteSpec> {
+    macro_rules! r {
+        ($method:ident, $path:literal, $doc:literal, $handler:path) => {
+            RouteSpec {
+                method: stringify!($method),
+                path: $path,
+                doc_path: $doc,
+                route: || web::$method().to($handler),
+            }
+        };
+        ($method:ident, $path:literal, $handler:path) => {
+            r!($method, $path, $path, $handler)
+        };
+    }
+    vec![
+        r!(post, "/v1/files/presigned-url", files::presigned_url),
+        r!(post, "/v1/files/multipart/init", files::multipart_init),
+        r!(
+            post,
+            "/v1/files/multipart/presigned-url",
+            files::multipart_part_url
+        ),
+        r!(
+            post,
+            "/v1/files/multipart/complete",
+            files::multipart_complete
+        ),
+        r!(post, "/v1/files/multipart/abort", files::multipart_abort),
+        r!(post, "/v1/files", files::register),
+        r!(get, "/v1/files", files::list),
+        r!(get, "/v1/files/{id}", files::get),
+        r!(patch, "/v1/files/{id}", files::patch),
+        r!(delete, "/v1/files/{id}", files::delete),
+        r!(post, "/v1/files/{id}/download-url", files::download_url),
+        r!(
+            put,
+            "/v1/storage/{key:.*}",
+            "/v1/storage/{key}",
+            gateway::put
+        ),
+        r!(
+            get,
+            "/v1/storage/{key:.*}",
+            "/v1/storage/{key}",
+            gateway::get
+        ),
+        r!(
+            head,
+            "/v1/storage/{key:.*}",
+            "/v1/storage/{key}",
+            gateway::head
+        ),
+        r!(get, "/health", ops::health),
+        r!(get, "/ready", ops::ready),
+        r!(get, "/metrics", ops::metrics),
+        r!(get, "/openapi.json", ops::openapi),
+    ]
+}
+
+/// Registers every route of [`table`].
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/v1/files")
-            .route("/presigned-url", web::post().to(files::presigned_url))
-            .route("/multipart/init", web::post().to(files::multipart_init))
-            .route(
-                "/multipart/presigned-url",
-                web::post().to(files::multipart_part_url),
-            )
-            .route(
-                "/multipart/complete",
-                web::post().to(files::multipart_complete),
-            )
-            .route("/multipart/abort", web::post().to(files::multipart_abort))
-            .route("", web::post().to(files::register))
-            .route("", web::get().to(files::list))
-            .route("/{id}", web::get().to(files::get))
-            .route("/{id}", web::patch().to(files::patch))
-            .route("/{id}", web::delete().to(files::delete))
-            .route("/{id}/download-url", web::post().to(files::download_url)),
-    )
-    .service(
-        web::resource("/v1/storage/{key:.*}")
-            .route(web::put().to(gateway::put))
-            .route(web::get().to(gateway::get))
-            .route(web::head().to(gateway::get)),
-    )
-    .route("/health", web::get().to(ops::health))
-    .route("/ready", web::get().to(ops::ready));
+    for spec in table() {
+        cfg.route(spec.path, (spec.route)());
+    }
 }

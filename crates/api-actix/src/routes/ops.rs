@@ -5,14 +5,26 @@ use actix_web::{web, HttpResponse};
 use stowage_domain::Error;
 
 use crate::error::error_body;
+#[allow(unused_imports)] // referenced by the OpenAPI attributes
+use crate::error::ErrorBody;
 use crate::state::AppState;
 
 /// `GET /health`: the process is alive.
+#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, description = "Alive")))]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
+/// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render())
+}
+
 /// `GET /ready`: database and store reachable; 503 otherwise.
+#[utoipa::path(get, path = "/ready", tag = "ops", responses((status = 200, description = "Ready"), (status = 503, description = "A backend is unreachable", body = ErrorBody)))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let check = tokio::time::timeout(
         std::time::Duration::from_secs(2),
@@ -28,4 +40,10 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         Err(_) => HttpResponse::ServiceUnavailable()
             .json(error_body(&Error::unavailable("readiness check timed out"))),
     }
+}
+
+/// `GET /openapi.json`: this API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI document", content_type = "application/json")))]
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(crate::openapi::document())
 }

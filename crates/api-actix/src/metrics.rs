@@ -1,0 +1,182 @@
+//! Prometheus metrics in the text exposition format: requests and latency by
+//! route, bytes through the gateway, uploads issued and files registered.
+//! A small registry of our own: a handful of counters needs no metrics framework.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Default)]
+struct Latency {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// The process's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<(String, String), Latency>>,
+    /// Bytes received by the gateway (object and part PUTs).
+    pub gateway_bytes_in: AtomicU64,
+    /// Bytes sent by the gateway (GETs).
+    pub gateway_bytes_out: AtomicU64,
+    /// Upload URLs and multipart uploads issued.
+    pub uploads_issued: AtomicU64,
+    /// Files registered.
+    pub files_registered: AtomicU64,
+    /// Queued object deletions completed by the worker.
+    pub deletions_retried: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// Records one finished request.
+    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        *lock(&self.requests)
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+        let secs = elapsed.as_secs_f64();
+        let mut latency = lock(&self.latency);
+        let l = latency
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default();
+        l.count += 1;
+        l.sum += secs;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                l.buckets[i] += 1;
+            }
+        }
+    }
+
+    /// Adds to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP stowage_http_requests_total HTTP requests by method, route and status.\n",
+        );
+        out.push_str("# TYPE stowage_http_requests_total counter\n");
+        for ((method, route, status), n) in lock(&self.requests).iter() {
+            let _ = writeln!(out, "stowage_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}", escape(route));
+        }
+        out.push_str(
+            "# HELP stowage_http_request_duration_seconds Request latency by method and route.\n",
+        );
+        out.push_str("# TYPE stowage_http_request_duration_seconds histogram\n");
+        for ((method, route), l) in lock(&self.latency).iter() {
+            let labels = format!("method=\"{method}\",route=\"{}\"", escape(route));
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "stowage_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
+                    l.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "stowage_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                l.count
+            );
+            let _ = writeln!(
+                out,
+                "stowage_http_request_duration_seconds_sum{{{labels}}} {}",
+                l.sum
+            );
+            let _ = writeln!(
+                out,
+                "stowage_http_request_duration_seconds_count{{{labels}}} {}",
+                l.count
+            );
+        }
+        let counters = [
+            (
+                "stowage_gateway_bytes_total",
+                "Bytes through the object gateway.",
+                Some(("direction", "in")),
+                &self.gateway_bytes_in,
+            ),
+            (
+                "stowage_gateway_bytes_total",
+                "",
+                Some(("direction", "out")),
+                &self.gateway_bytes_out,
+            ),
+            (
+                "stowage_uploads_issued_total",
+                "Upload URLs and multipart uploads issued.",
+                None,
+                &self.uploads_issued,
+            ),
+            (
+                "stowage_files_registered_total",
+                "Files registered.",
+                None,
+                &self.files_registered,
+            ),
+            (
+                "stowage_object_deletions_retried_total",
+                "Queued object deletions completed.",
+                None,
+                &self.deletions_retried,
+            ),
+        ];
+        for (name, help, label, value) in counters {
+            if !help.is_empty() {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            }
+            let v = value.load(Ordering::Relaxed);
+            match label {
+                Some((k, l)) => {
+                    let _ = writeln!(out, "{name}{{{k}=\"{l}\"}} {v}");
+                }
+                None => {
+                    let _ = writeln!(out, "{name} {v}");
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        m.observe("GET", "/v1/files/{id}", 200, Duration::from_millis(3));
+        m.observe("GET", "/v1/files/{id}", 404, Duration::from_millis(30));
+        Metrics::add(&m.gateway_bytes_in, 10);
+        let text = m.render();
+        assert!(text.contains(
+            "stowage_http_requests_total{method=\"GET\",route=\"/v1/files/{id}\",status=\"200\"} 1"
+        ));
+        assert!(text.contains("stowage_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/files/{id}\",le=\"0.005\"} 1"));
+        assert!(text.contains("stowage_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/files/{id}\",le=\"+Inf\"} 2"));
+        assert!(text.contains("stowage_gateway_bytes_total{direction=\"in\"} 10"));
+    }
+}

@@ -1,0 +1,163 @@
+//! Faults injected from outside the process: a locked database, a broken store
+//! folder, a corrupt row. Each must give the documented code and leak nothing.
+
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn python(script: &str) -> std::process::Child {
+    Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3")
+}
+
+#[tokio::test]
+async fn a_locked_database_is_service_unavailable_not_a_hang() {
+    let s = spawn();
+    let alice = s.user("alice");
+    let db = s.data.path().join("stowage.db");
+    let mut locker = python(&format!(
+        "import sqlite3, sys, time\nc = sqlite3.connect({:?}, isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(6)\n",
+        db.display().to_string()
+    ));
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(locker.stdout.as_mut().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    assert_eq!(line.trim(), "locked");
+    let started = std::time::Instant::now();
+    let got = s
+        .post(
+            "/v1/files/presigned-url",
+            &alice,
+            json!({"filename": "a.txt", "contentType": "text/plain"}),
+        )
+        .await;
+    assert_error(&got, 503, "common/service-unavailable");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "answered in {:?}",
+        started.elapsed()
+    );
+    let _ = locker.kill();
+    let _ = locker.wait();
+    // Recovery without a restart.
+    let (status, _) = s
+        .post(
+            "/v1/files/presigned-url",
+            &alice,
+            json!({"filename": "a.txt", "contentType": "text/plain"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_broken_store_fails_multipart_init_and_readiness() {
+    let s = spawn();
+    let alice = s.user("alice");
+    let multipart = s.data.path().join("objects").join("multipart");
+    std::fs::remove_dir_all(&multipart).expect("remove");
+    std::fs::write(&multipart, b"not a folder").expect("write");
+    let got = s
+        .post(
+            "/v1/files/multipart/init",
+            &alice,
+            json!({"filename": "a.bin", "contentType": "application/octet-stream", "fileSize": 10}),
+        )
+        .await;
+    assert_error(&got, 500, "file/upload-init-failed");
+    let text = got.1.to_string();
+    assert!(
+        !text.contains(&s.data.path().display().to_string()),
+        "no server path in the body: {text}"
+    );
+
+    let objects = s.data.path().join("objects").join("objects");
+    std::fs::rename(&objects, s.data.path().join("moved")).expect("rename");
+    let ready = read(s.client.get(s.url("/ready")).send().await.expect("ready")).await;
+    assert_error(&ready, 503, "common/service-unavailable");
+    std::fs::rename(s.data.path().join("moved"), &objects).expect("rename back");
+    assert_eq!(
+        s.client
+            .get(s.url("/ready"))
+            .send()
+            .await
+            .expect("ready")
+            .status(),
+        200,
+        "recovers"
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_row_is_an_opaque_internal_error() {
+    let s = spawn();
+    let alice = s.user("alice");
+    let file = s
+        .upload(&alice, "a.txt", "text/plain", b"abc", json!({}))
+        .await;
+    let id = file["id"].as_str().expect("id");
+    let db = s.data.path().join("stowage.db");
+    let status = python(&format!(
+        "import sqlite3\nc = sqlite3.connect({:?})\nc.execute(\"UPDATE files SET visibility = 'bogus' WHERE id = ?\", ({id:?},))\nc.commit()\n",
+        db.display().to_string()
+    ))
+    .wait()
+    .expect("python");
+    assert!(status.success());
+    let got = s.get(&format!("/v1/files/{id}"), &alice).await;
+    assert_error(&got, 500, "common/internal");
+    assert_eq!(
+        got.1["error"]["message"], "Internal server error",
+        "no detail leaks: {}",
+        got.1
+    );
+}
+
+#[tokio::test]
+async fn metrics_and_openapi_are_served() {
+    let s = spawn();
+    let alice = s.user("alice");
+    s.upload(&alice, "a.txt", "text/plain", b"abc", json!({}))
+        .await;
+    let text = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for needle in [
+        "stowage_http_requests_total{method=\"POST\",route=\"/v1/files\",status=\"201\"} 1",
+        "stowage_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/files/presigned-url\"",
+        "stowage_gateway_bytes_total{direction=\"in\"} 3",
+        "stowage_uploads_issued_total 1",
+        "stowage_files_registered_total 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    let (status, doc) = read(
+        s.client
+            .get(s.url("/openapi.json"))
+            .send()
+            .await
+            .expect("openapi"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.1")));
+    assert!(doc["paths"]["/v1/files/{id}"]["patch"].is_object());
+}
