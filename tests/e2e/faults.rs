@@ -161,3 +161,38 @@ async fn metrics_and_openapi_are_served() {
         .is_some_and(|v| v.starts_with("3.1")));
     assert!(doc["paths"]["/v1/files/{id}"]["patch"].is_object());
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let s = spawn_with(&[
+        ("STOWAGE_RATE_LIMIT_PER_SEC", "1"),
+        ("STOWAGE_RATE_LIMIT_BURST", "2"),
+    ]);
+    let alice = s.user("alice");
+    assert_eq!(s.get("/v1/files", &alice).await.0, 200);
+    assert_eq!(s.get("/v1/files", &alice).await.0, 200);
+    let r = s
+        .req(reqwest::Method::GET, "/v1/files", &alice)
+        .send()
+        .await
+        .expect("send");
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    assert_error(&read(r).await, 429, "common/rate-limited");
+    assert_eq!(retry.as_deref(), Some("1"));
+    assert_eq!(
+        s.get("/v1/files", &s.user("bob")).await.0,
+        200,
+        "limits are per user"
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            s.get("/v1/files", &s.service()).await.0,
+            200,
+            "the service principal is exempt by default"
+        );
+    }
+}

@@ -110,11 +110,13 @@ impl Application {
         };
         let files = FileService::new(repos.files.clone(), store, clock.clone(), service_config);
         let metrics = Arc::new(crate::metrics::Metrics::default());
+        let limiter = Arc::new(crate::ratelimit::RateLimiter::new(config.rate_limit));
         let state = web::Data::new(AppState {
             files,
             auth,
             gateway,
             clock,
+            limiter,
             metrics,
         });
         let worker = tokio::spawn(deletion_worker(state.clone()));

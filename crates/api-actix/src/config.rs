@@ -110,6 +110,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// CORS origins.
     pub cors_origins: CorsOrigins,
+    /// Per-caller rate limits.
+    pub rate_limit: crate::ratelimit::RateLimitConfig,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -242,6 +244,13 @@ impl Config {
             limits,
             log_format,
             cors_origins,
+            rate_limit: crate::ratelimit::RateLimitConfig {
+                per_second: num("STOWAGE_RATE_LIMIT_PER_SEC", 0)? as f64,
+                burst: num("STOWAGE_RATE_LIMIT_BURST", 0)?
+                    .max(num("STOWAGE_RATE_LIMIT_PER_SEC", 0)?) as f64,
+                include_service: var("STOWAGE_RATE_LIMIT_SERVICE")
+                    .is_some_and(|v| v == "1" || v == "true"),
+            },
             data_dir,
         })
     }

@@ -55,23 +55,42 @@ pub struct ErrorDetail {
 
 /// A domain error on its way to the client.
 #[derive(Debug)]
-pub struct ApiError(pub Error);
+pub struct ApiError {
+    /// The error.
+    pub error: Error,
+    /// Seconds for `Retry-After` (rate limiting).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// `429 common/rate-limited` with `Retry-After`.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self {
+            error: Error::new(ErrorCode::RateLimited),
+            retry_after: Some(secs.max(1)),
+        }
+    }
+}
 
 impl From<Error> for ApiError {
-    fn from(e: Error) -> Self {
-        Self(e)
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            retry_after: None,
+        }
     }
 }
 
 impl From<ErrorCode> for ApiError {
     fn from(c: ErrorCode) -> Self {
-        Self(Error::new(c))
+        Error::new(c).into()
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        self.error.fmt(f)
     }
 }
 
@@ -88,11 +107,11 @@ pub fn error_body(e: &Error) -> ErrorBody {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        status_of(self.0.kind())
+        status_of(self.error.kind())
     }
 
     fn error_response(&self) -> HttpResponse {
-        let e = &self.0;
+        let e = &self.error;
         match e.kind() {
             ErrorKind::Internal => {
                 tracing::error!(code = %e.code(), detail = e.detail().unwrap_or(""), "request failed")
@@ -102,7 +121,11 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        HttpResponse::build(self.status_code()).json(error_body(e))
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(secs) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        response.json(error_body(e))
     }
 }
 
@@ -117,7 +140,7 @@ mod tests {
     async fn envelope_is_exact_and_carries_the_request_id() {
         let response = REQUEST_ID
             .scope("req-1".to_owned(), async {
-                ApiError(Error::new(ErrorCode::FileNotFound)).error_response()
+                ApiError::from(ErrorCode::FileNotFound).error_response()
             })
             .await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);

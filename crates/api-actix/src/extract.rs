@@ -36,7 +36,7 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req
             .app_data::<web::Data<AppState>>()
-            .map(|d| Arc::clone(&d.auth));
+            .map(|d| (Arc::clone(&d.auth), Arc::clone(&d.limiter)));
         let header_value = |name| {
             req.headers()
                 .get(name)
@@ -45,7 +45,7 @@ impl FromRequest for Caller {
         let key = header_value("x-api-key");
         let authorization = header_value(header::AUTHORIZATION.as_str());
         Box::pin(async move {
-            let auth = state.ok_or_else(|| Error::internal("authenticator missing"))?;
+            let (auth, limiter) = state.ok_or_else(|| Error::internal("authenticator missing"))?;
             // A header that is not visible ASCII is as good as absent-but-malformed.
             let key = key
                 .transpose()
@@ -53,10 +53,13 @@ impl FromRequest for Caller {
             let authorization = authorization
                 .transpose()
                 .map_err(|_| Error::new(ErrorCode::AuthenticationRequired))?;
-            Ok(Caller(
-                auth.authenticate(key.as_deref(), authorization.as_deref())
-                    .await?,
-            ))
+            let principal = auth
+                .authenticate(key.as_deref(), authorization.as_deref())
+                .await?;
+            limiter
+                .check(&principal, std::time::Instant::now())
+                .map_err(ApiError::rate_limited)?;
+            Ok(Caller(principal))
         })
     }
 }

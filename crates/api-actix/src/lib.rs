@@ -9,5 +9,6 @@ pub mod extract;
 pub mod jwt;
 pub mod metrics;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
 pub mod state;

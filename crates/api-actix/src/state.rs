@@ -5,6 +5,7 @@ use std::sync::Arc;
 use stowage_adapters_fs::FsStore;
 
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
 use stowage_domain::auth::Authenticator;
 use stowage_domain::ports::Clock;
 use stowage_domain::service::FileService;
@@ -21,4 +22,6 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Per-caller rate limits.
+    pub limiter: Arc<RateLimiter>,
 }
