@@ -113,7 +113,7 @@ mod tests {
         for _ in 0..3 {
             assert!(l.check(&alice, t0).is_ok());
         }
-        let wait = l.check(&alice, t0).err().expect("limited");
+        let wait = l.check(&alice, t0).expect_err("limited");
         assert!(wait <= Duration::from_millis(500) && wait > Duration::ZERO);
         assert!(
             l.check(&principal(OwnerType::User, "bob"), t0).is_ok(),
