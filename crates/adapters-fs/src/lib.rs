@@ -175,9 +175,12 @@ impl FsStore {
     {
         let path = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
         let result = async {
-            let mut file = fs::File::create(&path)
+            // Coalesce network-sized chunks into 1 MiB writes: each tokio file
+            // write is a trip to the blocking pool.
+            let file = fs::File::create(&path)
                 .await
                 .map_err(|e| io_error("create temp", e))?;
+            let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
             let mut md5 = Md5::new();
             let mut size: u64 = 0;
             let cap = expected.unwrap_or(limit);
@@ -207,7 +210,9 @@ impl FsStore {
                     "Body length differs from the signed Content-Length",
                 ));
             }
-            file.sync_all()
+            file.flush().await.map_err(|e| io_error("write temp", e))?;
+            file.get_ref()
+                .sync_all()
                 .await
                 .map_err(|e| io_error("fsync temp", e))?;
             Ok(Written {
