@@ -295,12 +295,7 @@ async fn cli_keys_lifecycle() {
         token: None,
     };
     assert_eq!(s.get("/v1/files", &creds).await.0, 200);
-    let list = std::process::Command::new(env!("CARGO_BIN_EXE_stowage"))
-        .env("STOWAGE_DATA_DIR", s.data.path())
-        .args(["keys", "list"])
-        .output()
-        .expect("list");
-    let text = String::from_utf8_lossy(&list.stdout);
+    let text = s.cli_output(&["keys", "list"]);
     assert!(
         text.contains("shop") && !text.contains(&key),
         "keys list never shows keys: {text}"
@@ -317,6 +312,7 @@ async fn cli_keys_lifecycle() {
         401,
         "common/invalid-api-key",
     );
+    // (Embedded mode: the key must not appear anywhere in the database file.)
     let db = std::fs::read(s.data.path().join("stowage.db")).unwrap_or_default();
     assert!(
         !db.windows(key.len()).any(|w| w == key.as_bytes()),

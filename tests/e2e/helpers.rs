@@ -20,13 +20,58 @@ pub struct Server {
     /// Demo secret key printed at first start.
     pub sk: String,
     env: Vec<(String, String)>,
+    database: Option<String>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let (Some(admin), Some(name)) = (postgres_admin_url(), self.database.take()) {
+            // Drop runs inside the test's runtime; use a thread with its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(stowage_adapters_postgres::drop_database(&admin, &name))
+                    .ok()
+            })
+            .join();
+        }
     }
+}
+
+/// The PostgreSQL server the suite runs against (`STOWAGE_E2E_POSTGRES_URL`,
+/// an admin URL), or `None` for the embedded SQLite default.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("STOWAGE_E2E_POSTGRES_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+/// A fresh database for one server: `(name, url)`.
+fn fresh_postgres_database(admin: &str) -> (String, String) {
+    let name = format!("stowage_e2e_{}", uuid::Uuid::new_v4().simple());
+    let (admin_owned, name_owned) = (admin.to_owned(), name.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(stowage_adapters_postgres::create_database(
+            &admin_owned,
+            &name_owned,
+        ))
+        .expect("create database")
+    })
+    .join()
+    .expect("create database thread");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or_else(|| admin.to_owned());
+    (name.clone(), format!("{base}/{name}"))
 }
 
 /// Starts a server with extra environment variables.
@@ -37,10 +82,17 @@ pub fn spawn_with(env: &[(&str, &str)]) -> Server {
         ("STOWAGE_LISTEN".into(), "127.0.0.1:0".into()),
         ("RUST_LOG".into(), "warn".into()),
     ];
+    let database = postgres_admin_url().map(|admin| {
+        let (name, url) = fresh_postgres_database(&admin);
+        vars.push(("DATABASE_URL".into(), url));
+        name
+    });
     vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let mut cmd = Command::new(BIN);
+    if database.is_none() {
+        cmd.env_remove("DATABASE_URL");
+    }
     cmd.envs(vars.iter().cloned())
-        .env_remove("DATABASE_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut child = cmd.spawn().expect("start stowage");
@@ -73,6 +125,7 @@ pub fn spawn_with(env: &[(&str, &str)]) -> Server {
         pk: pk.unwrap_or_default(),
         sk: sk.unwrap_or_default(),
         env: vars,
+        database,
     }
 }
 
@@ -89,11 +142,14 @@ pub struct Creds {
 }
 
 impl Server {
-    /// Runs the CLI against this server's data folder; returns the last stdout line.
-    pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new(BIN)
+    /// Runs the CLI against this server's data folder and database; returns stdout.
+    pub fn cli_output(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(BIN);
+        if self.database.is_none() {
+            cmd.env_remove("DATABASE_URL");
+        }
+        let out = cmd
             .envs(self.env.iter().cloned())
-            .env_remove("DATABASE_URL")
             .args(args)
             .output()
             .expect("run cli");
@@ -102,7 +158,12 @@ impl Server {
             "stowage {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout)
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the CLI; returns the last stdout line.
+    pub fn cli(&self, args: &[&str]) -> String {
+        self.cli_output(args)
             .lines()
             .last()
             .unwrap_or_default()

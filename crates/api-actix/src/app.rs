@@ -11,6 +11,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, App, HttpMessage, HttpServer};
 use futures_util::FutureExt;
 use stowage_adapters_fs::{FsConfig, FsStore};
+use stowage_adapters_postgres::{PostgresConfig, PostgresRepository};
 use stowage_adapters_sqlite::{SqliteConfig, SqliteRepository};
 use stowage_domain::auth::Authenticator;
 use stowage_domain::ports::{ApiKeyRepository, Clock, FileRepository, ObjectStore, SystemClock};
@@ -41,12 +42,30 @@ pub async fn repositories(config: &Config) -> Result<Repositories, String> {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("migrating SQLite: {e}"))?;
-            let repo = Arc::new(SqliteRepository::connect(&SqliteConfig::new(path.clone())).await.map_err(|e| e.to_string())?);
-            Ok(Repositories { files: repo.clone(), keys: repo })
+            let repo = Arc::new(
+                SqliteRepository::connect(&SqliteConfig::new(path.clone()))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            Ok(Repositories {
+                files: repo.clone(),
+                keys: repo,
+            })
         }
-        Database::Postgres(_) => Err("DATABASE_URL points at PostgreSQL, but this build has no PostgreSQL adapter yet \
-             (see the open issue \"PostgreSQL adapter\"); unset DATABASE_URL to use the embedded SQLite store"
-            .into()),
+        Database::Postgres(url) => {
+            stowage_adapters_postgres::migrate(url)
+                .await
+                .map_err(|e| format!("migrating PostgreSQL: {e}"))?;
+            let repo = Arc::new(
+                PostgresRepository::connect(&PostgresConfig::new(url.clone()))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            Ok(Repositories {
+                files: repo.clone(),
+                keys: repo,
+            })
+        }
     }
 }
 

@@ -138,7 +138,13 @@ async fn migrate(config: Config) -> Result<(), String> {
             println!("applied {} migration(s)", applied.len());
             Ok(())
         }
-        Database::Postgres(_) => Err("this build has no PostgreSQL adapter yet".into()),
+        Database::Postgres(url) => {
+            let applied = stowage_adapters_postgres::migrate(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("applied {} migration(s)", applied.len());
+            Ok(())
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use stowage_domain::limits::Limits;
 pub enum Database {
     /// A SQLite file.
     Sqlite(String),
-    /// A PostgreSQL URL (not supported by this build yet).
+    /// A PostgreSQL URL.
     Postgres(String),
 }
 

@@ -1,0 +1,738 @@
+//! Stowage's repository ports on PostgreSQL: diesel + diesel-async
+//! (`AsyncPgConnection`, no libpq) behind a bb8 pool with a connection timeout,
+//! every call under a timeout that surfaces as `unavailable`; migrations embedded.
+//! The production metadata store: any number of stateless replicas share it.
+
+mod rows;
+mod schema;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use diesel::dsl::{count_star, exists, not};
+use diesel::pg::Pg;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::{
+    BoolExpressionMethods, Connection, EscapeExpressionMethods, ExpressionMethods,
+    OptionalExtension, PgArrayExpressionMethods, QueryDsl, SelectableHelper, TextExpressionMethods,
+};
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use stowage_domain::auth::ApiKeyRecord;
+use stowage_domain::list::{
+    like_pattern, ListPage, ListQuery, MimeFilter, Scope, SortBy, SortDirection, SortValue,
+};
+use stowage_domain::model::{File, FileId, OwnerTypeFilter, Tenant, Timestamp, Visibility};
+use stowage_domain::ports::{ApiKeyRepository, FileRepository};
+use stowage_domain::upload::{IssuedUpload, UploadState};
+use stowage_domain::{Error, ErrorCode, Result};
+
+use crate::rows::{ApiKeyRow, FileRow, UploadRow};
+use crate::schema::{api_keys, files, object_deletions, uploads};
+
+/// Migrations of `migrations/postgres`, compiled in.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+type Conn = AsyncPgConnection;
+
+/// Tunables of the PostgreSQL adapter.
+#[derive(Clone)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// How long to wait for a pooled connection.
+    pub connect_timeout: Duration,
+    /// Longest any one repository call may take before it is `unavailable`.
+    pub query_timeout: Duration,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("PostgresConfig")
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresConfig {
+    /// Defaults for a database URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(2),
+            query_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Runs pending migrations; returns the names applied.
+///
+/// # Errors
+/// `common/service-unavailable` if the server cannot be reached, `common/internal` if a migration fails.
+pub async fn migrate(url: &str) -> Result<Vec<String>> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = <AsyncConnectionWrapper<Conn> as Connection>::establish(&url)
+            .map_err(|e| Error::unavailable(format!("postgres: {e}")))?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|e| Error::internal(format!("migration failed: {e}")))?;
+        Ok(applied.iter().map(|m| m.to_string()).collect())
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))?
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Creates a database (for test isolation: one database per run).
+///
+/// # Errors
+/// `common/service-unavailable` if the server cannot be reached.
+pub async fn create_database(admin_url: &str, name: &str) -> Result<()> {
+    let mut conn = Conn::establish(admin_url)
+        .await
+        .map_err(|e| Error::unavailable(format!("postgres: {e}")))?;
+    diesel::sql_query(format!("CREATE DATABASE {}", quote_ident(name)))
+        .execute(&mut conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Drops a database created by [`create_database`], closing its connections.
+///
+/// # Errors
+/// `common/service-unavailable` if the server cannot be reached.
+pub async fn drop_database(admin_url: &str, name: &str) -> Result<()> {
+    let mut conn = Conn::establish(admin_url)
+        .await
+        .map_err(|e| Error::unavailable(format!("postgres: {e}")))?;
+    diesel::sql_query(format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote_ident(name)
+    ))
+    .execute(&mut conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// The PostgreSQL repositories (files, uploads, deletion queue, API keys).
+#[derive(Clone)]
+pub struct PostgresRepository {
+    pool: Pool<Conn>,
+    query_timeout: Duration,
+}
+
+fn db_error(e: DieselError) -> Error {
+    match &e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            Error::new(ErrorCode::S3KeyAlreadyExists)
+        }
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            info,
+        ) => Error::unavailable(format!("postgres: {}", info.message())),
+        DieselError::DatabaseError(_, info)
+            if info.message().contains("timeout") || info.message().contains("shutting down") =>
+        {
+            Error::unavailable(format!("postgres: {}", info.message()))
+        }
+        _ => Error::internal(format!("postgres: {e}")),
+    }
+}
+
+/// Error inside a transaction: a driver error or a domain decision.
+enum TxError {
+    Db(DieselError),
+    Domain(Error),
+}
+
+impl From<DieselError> for TxError {
+    fn from(e: DieselError) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<TxError> for Error {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Db(e) => db_error(e),
+            TxError::Domain(e) => e,
+        }
+    }
+}
+
+impl PostgresRepository {
+    /// Opens the pool (after [`migrate`] has run).
+    ///
+    /// # Errors
+    /// `common/service-unavailable` when no connection can be made.
+    pub async fn connect(config: &PostgresConfig) -> Result<Self> {
+        let manager = AsyncDieselConnectionManager::<Conn>::new(&config.url);
+        let pool = Pool::builder()
+            .max_size(config.max_connections)
+            .connection_timeout(config.connect_timeout)
+            .build(manager)
+            .await
+            .map_err(|e| Error::unavailable(format!("postgres pool: {e}")))?;
+        Ok(Self {
+            pool,
+            query_timeout: config.query_timeout,
+        })
+    }
+
+    async fn conn(&self) -> Result<PooledConnection<'_, Conn>> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| Error::unavailable(format!("postgres pool: {e}")))
+    }
+
+    /// Runs `f` on a pooled connection under the query timeout.
+    async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        F: for<'c> AsyncFnOnce(&'c mut Conn) -> Result<T>,
+    {
+        let work = async {
+            let mut conn = self.conn().await?;
+            f(&mut conn).await
+        };
+        tokio::time::timeout(self.query_timeout, work)
+            .await
+            .map_err(|_| Error::unavailable("postgres: query timed out"))?
+    }
+}
+
+fn tenant_filter<'a>(q: files::BoxedQuery<'a, Pg>, t: &'a Tenant) -> files::BoxedQuery<'a, Pg> {
+    q.filter(files::project.eq(t.project.as_str()))
+        .filter(files::env.eq(t.env.as_str()))
+}
+
+/// Rows in scope and matching the filters, without order or paging.
+fn filtered(query: &ListQuery) -> files::BoxedQuery<'_, Pg> {
+    let mut q = tenant_filter(files::table.into_boxed(), &query.tenant);
+    if let Scope::VisibleTo { owner, user_id } = &query.scope {
+        let own = files::owner_type
+            .eq(owner.kind.as_str())
+            .and(files::owner_id.eq(owner.id.as_str()));
+        let open =
+            files::visibility.eq_any([Visibility::Public.as_str(), Visibility::Protected.as_str()]);
+        q = match user_id {
+            Some(uid) => {
+                let shared = files::visibility
+                    .eq(Visibility::Shared.as_str())
+                    .and(files::shared_with.contains(vec![uid.clone()]));
+                q.filter(own.or(open).or(shared))
+            }
+            None => q.filter(own.or(open)),
+        };
+    }
+    let p = &query.params;
+    if let Some(v) = p.visibility {
+        q = q.filter(files::visibility.eq(v.as_str()));
+    }
+    match p.owner_type {
+        Some(OwnerTypeFilter::User) => q = q.filter(files::owner_type.eq("user")),
+        Some(OwnerTypeFilter::Service) => q = q.filter(files::owner_type.eq("service")),
+        Some(OwnerTypeFilter::Session | OwnerTypeFilter::Public) => {
+            q = q.filter(not(files::id.eq(files::id)))
+        }
+        None => {}
+    }
+    if let Some(o) = &p.owner_id {
+        q = q.filter(files::owner_id.eq(o.as_str()));
+    }
+    if let Some(b) = p.bucket {
+        q = q.filter(files::bucket.eq(b.as_str()));
+    }
+    match &p.mime_type {
+        Some(MimeFilter::Exact(m)) => q = q.filter(files::mime_type.eq(m.as_str())),
+        Some(MimeFilter::Prefix(prefix)) => {
+            let pattern = like_pattern(prefix);
+            // like_pattern wraps in %…%; a prefix match drops the leading %.
+            q = q.filter(files::mime_type.like(pattern[1..].to_owned()).escape('\\'));
+        }
+        None => {}
+    }
+    if let Some(s) = &p.search {
+        q = q.filter(files::name_folded.like(like_pattern(s)).escape('\\'));
+    }
+    q
+}
+
+macro_rules! keyset {
+    ($q:expr, $col:expr, $value:expr, $id:expr, $dir:expr) => {{
+        let (v, id) = ($value, $id);
+        match $dir {
+            SortDirection::Asc => {
+                $q.filter($col.gt(v.clone()).or($col.eq(v).and(files::id.gt(id))))
+            }
+            SortDirection::Desc => {
+                $q.filter($col.lt(v.clone()).or($col.eq(v).and(files::id.lt(id))))
+            }
+        }
+    }};
+}
+
+macro_rules! order {
+    ($q:expr, $col:expr, $dir:expr) => {
+        match $dir {
+            SortDirection::Asc => $q.order_by(($col.asc(), files::id.asc())),
+            SortDirection::Desc => $q.order_by(($col.desc(), files::id.desc())),
+        }
+    };
+}
+
+fn page_query(query: &ListQuery) -> Result<files::BoxedQuery<'_, Pg>> {
+    let p = &query.params;
+    let mut q = filtered(query);
+    if let Some(c) = &p.cursor {
+        let id = c.id.to_string();
+        q = match (p.sort_by, &c.value) {
+            (SortBy::CreatedAt, SortValue::Int(v)) => {
+                keyset!(q, files::created_at, *v, id, p.direction)
+            }
+            (SortBy::UpdatedAt, SortValue::Int(v)) => {
+                keyset!(q, files::updated_at, *v, id, p.direction)
+            }
+            (SortBy::Size, SortValue::Int(v)) => keyset!(q, files::size, *v, id, p.direction),
+            (SortBy::OriginalName, SortValue::Text(v)) => {
+                keyset!(q, files::original_name, v.clone(), id, p.direction)
+            }
+            (SortBy::MimeType, SortValue::Text(v)) => {
+                keyset!(q, files::mime_type, v.clone(), id, p.direction)
+            }
+            _ => return Err(Error::invalid_request("invalid cursor")),
+        };
+    } else {
+        q = q.offset(i64::try_from(p.offset()).unwrap_or(i64::MAX));
+    }
+    q = match p.sort_by {
+        SortBy::CreatedAt => order!(q, files::created_at, p.direction),
+        SortBy::UpdatedAt => order!(q, files::updated_at, p.direction),
+        SortBy::Size => order!(q, files::size, p.direction),
+        SortBy::OriginalName => order!(q, files::original_name, p.direction),
+        SortBy::MimeType => order!(q, files::mime_type, p.direction),
+    };
+    Ok(q.limit(i64::from(p.limit) + 1))
+}
+
+#[async_trait]
+impl FileRepository for PostgresRepository {
+    async fn insert_upload(&self, upload: &IssuedUpload) -> Result<()> {
+        let row = UploadRow::from(upload);
+        self.run(async move |c| {
+            diesel::insert_into(uploads::table)
+                .values(&row)
+                .execute(c)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_upload(&self, tenant: &Tenant, key: &str) -> Result<Option<IssuedUpload>> {
+        self.run(async move |c| {
+            let row = uploads::table
+                .filter(uploads::s3_key.eq(key))
+                .filter(uploads::project.eq(tenant.project.as_str()))
+                .filter(uploads::env.eq(tenant.env.as_str()))
+                .select(UploadRow::as_select())
+                .first(c)
+                .await
+                .optional()
+                .map_err(db_error)?;
+            row.map(IssuedUpload::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn transition_upload(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        from: UploadState,
+        to: UploadState,
+    ) -> Result<bool> {
+        self.run(async move |c| {
+            let n = diesel::update(
+                uploads::table
+                    .filter(uploads::s3_key.eq(key))
+                    .filter(uploads::project.eq(tenant.project.as_str()))
+                    .filter(uploads::env.eq(tenant.env.as_str()))
+                    .filter(uploads::state.eq(from.as_str())),
+            )
+            .set(uploads::state.eq(to.as_str()))
+            .execute(c)
+            .await
+            .map_err(db_error)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn register_file(&self, file: &File) -> Result<()> {
+        let row = FileRow::from_file(file)?;
+        self.run(async move |c| {
+            c.transaction::<(), TxError, _>(async |c| {
+                // Claiming the upload row first serialises concurrent registrations of
+                // one key on its row lock; the loser then sees `registered`.
+                let claimed = diesel::update(
+                    uploads::table
+                        .filter(uploads::s3_key.eq(&file.s3_key))
+                        .filter(uploads::project.eq(file.tenant.project.as_str()))
+                        .filter(uploads::env.eq(file.tenant.env.as_str()))
+                        .filter(uploads::state.eq_any([
+                            UploadState::Pending.as_str(),
+                            UploadState::Completed.as_str(),
+                        ])),
+                )
+                .set(uploads::state.eq(UploadState::Registered.as_str()))
+                .execute(c)
+                .await?;
+                if claimed != 1 {
+                    let taken =
+                        diesel::select(exists(files::table.filter(files::s3_key.eq(&file.s3_key))))
+                            .get_result::<bool>(c)
+                            .await?;
+                    let registered = uploads::table
+                        .filter(uploads::s3_key.eq(&file.s3_key))
+                        .filter(uploads::state.eq(UploadState::Registered.as_str()))
+                        .count()
+                        .get_result::<i64>(c)
+                        .await?;
+                    let code = if taken || registered > 0 {
+                        ErrorCode::S3KeyAlreadyExists
+                    } else {
+                        ErrorCode::UploadNotFound
+                    };
+                    return Err(TxError::Domain(Error::new(code)));
+                }
+                diesel::insert_into(files::table)
+                    .values(&row)
+                    .execute(c)
+                    .await?;
+                Ok(())
+            })
+            .await
+            .map_err(Error::from)
+        })
+        .await
+    }
+
+    async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>> {
+        self.run(async move |c| {
+            let row = tenant_filter(files::table.into_boxed(), tenant)
+                .filter(files::id.eq(id.to_string()))
+                .select(FileRow::as_select())
+                .first(c)
+                .await
+                .optional()
+                .map_err(db_error)?;
+            row.map(File::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn update_file(&self, file: &File) -> Result<()> {
+        let row = FileRow::from_file(file)?;
+        self.run(async move |c| {
+            c.transaction::<(), TxError, _>(async |c| {
+                let n = diesel::update(
+                    files::table
+                        .filter(files::id.eq(&row.id))
+                        .filter(files::project.eq(&row.project))
+                        .filter(files::env.eq(&row.env)),
+                )
+                .set((
+                    files::original_name.eq(&row.original_name),
+                    files::name_folded.eq(&row.name_folded),
+                    files::visibility.eq(&row.visibility),
+                    files::metadata.eq(&row.metadata),
+                    files::shared_with.eq(&row.shared_with),
+                    files::updated_at.eq(row.updated_at),
+                ))
+                .execute(c)
+                .await?;
+                if n != 1 {
+                    return Err(TxError::Domain(Error::new(ErrorCode::FileNotFound)));
+                }
+                Ok(())
+            })
+            .await
+            .map_err(Error::from)
+        })
+        .await
+    }
+
+    async fn delete_file(
+        &self,
+        tenant: &Tenant,
+        id: FileId,
+        now: Timestamp,
+    ) -> Result<Option<File>> {
+        self.run(async move |c| {
+            let deleted = c
+                .transaction::<Option<FileRow>, TxError, _>(async |c| {
+                    let row = diesel::delete(
+                        files::table
+                            .filter(files::id.eq(id.to_string()))
+                            .filter(files::project.eq(tenant.project.as_str()))
+                            .filter(files::env.eq(tenant.env.as_str())),
+                    )
+                    .returning(FileRow::as_returning())
+                    .get_result(c)
+                    .await
+                    .optional()?;
+                    if let Some(row) = &row {
+                        diesel::insert_into(object_deletions::table)
+                            .values((
+                                object_deletions::s3_key.eq(&row.s3_key),
+                                object_deletions::next_attempt_at.eq(now.millis()),
+                                object_deletions::created_at.eq(now.millis()),
+                            ))
+                            .on_conflict_do_nothing()
+                            .execute(c)
+                            .await?;
+                    }
+                    Ok(row)
+                })
+                .await
+                .map_err(Error::from)?;
+            deleted.map(File::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn list_files(&self, query: &ListQuery) -> Result<ListPage> {
+        self.run(async move |c| {
+            let total: i64 = filtered(query)
+                .select(count_star())
+                .get_result(c)
+                .await
+                .map_err(db_error)?;
+            let rows: Vec<FileRow> = page_query(query)?
+                .select(FileRow::as_select())
+                .load(c)
+                .await
+                .map_err(db_error)?;
+            let limit = query.params.limit as usize;
+            let has_more = rows.len() > limit;
+            let items = rows
+                .into_iter()
+                .take(limit)
+                .map(File::try_from)
+                .collect::<Result<Vec<_>>>()?;
+            Ok(ListPage {
+                items,
+                total: u64::try_from(total).unwrap_or(0),
+                has_more,
+            })
+        })
+        .await
+    }
+
+    async fn enqueue_object_deletion(&self, key: &str, now: Timestamp) -> Result<()> {
+        self.run(async move |c| {
+            diesel::insert_into(object_deletions::table)
+                .values((
+                    object_deletions::s3_key.eq(key),
+                    object_deletions::next_attempt_at.eq(now.millis()),
+                    object_deletions::created_at.eq(now.millis()),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_object_deletion(&self, key: &str) -> Result<()> {
+        self.run(async move |c| {
+            diesel::delete(object_deletions::table.filter(object_deletions::s3_key.eq(key)))
+                .execute(c)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn due_object_deletions(&self, now: Timestamp, limit: u32) -> Result<Vec<String>> {
+        self.run(async move |c| {
+            object_deletions::table
+                .filter(object_deletions::next_attempt_at.le(now.millis()))
+                .order_by((
+                    object_deletions::next_attempt_at.asc(),
+                    object_deletions::s3_key.asc(),
+                ))
+                .limit(i64::from(limit))
+                .select(object_deletions::s3_key)
+                .load(c)
+                .await
+                .map_err(db_error)
+        })
+        .await
+    }
+
+    async fn defer_object_deletion(&self, key: &str, next_attempt: Timestamp) -> Result<()> {
+        self.run(async move |c| {
+            diesel::update(object_deletions::table.filter(object_deletions::s3_key.eq(key)))
+                .set((
+                    object_deletions::next_attempt_at.eq(next_attempt.millis()),
+                    object_deletions::attempts.eq(object_deletions::attempts + 1),
+                ))
+                .execute(c)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        self.run(async move |c| {
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+                .get_result::<i32>(c)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ApiKeyRepository for PostgresRepository {
+    async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let row = ApiKeyRow::from(key);
+        self.run(async move |c| {
+            diesel::insert_into(api_keys::table)
+                .values(&row)
+                .execute(c)
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        self.run(async move |c| {
+            let row = api_keys::table
+                .filter(api_keys::key_hash.eq(key_hash))
+                .select(ApiKeyRow::as_select())
+                .first(c)
+                .await
+                .optional()
+                .map_err(db_error)?;
+            row.map(ApiKeyRecord::try_from).transpose()
+        })
+        .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.run(async move |c| {
+            let rows: Vec<ApiKeyRow> = api_keys::table
+                .order_by((api_keys::created_at.asc(), api_keys::id.asc()))
+                .select(ApiKeyRow::as_select())
+                .load(c)
+                .await
+                .map_err(db_error)?;
+            rows.into_iter().map(ApiKeyRecord::try_from).collect()
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+        self.run(async move |c| {
+            let n = diesel::update(
+                api_keys::table
+                    .filter(api_keys::id.eq(id))
+                    .filter(api_keys::revoked_at.is_null()),
+            )
+            .set(api_keys::revoked_at.eq(at.millis()))
+            .execute(c)
+            .await
+            .map_err(db_error)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stowage_domain::testing::contract;
+
+    /// A fresh database on the configured server, or `None` (with a loud
+    /// message) when there is none and it is not required.
+    async fn database() -> Option<(String, String, String)> {
+        let admin = std::env::var("STOWAGE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("stowage_test_{}", uuid::Uuid::new_v4().simple());
+        match create_database(&admin, &name).await {
+            Ok(()) => {
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_owned())
+                    .unwrap_or_else(|| admin.clone());
+                Some((admin, name.clone(), format!("{base}/{name}")))
+            }
+            Err(e) if std::env::var("STOWAGE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+                panic!("PostgreSQL is required (STOWAGE_REQUIRE_POSTGRES=1) but unavailable: {e}")
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: PostgreSQL contract tests: no server at {admin} ({e}); set STOWAGE_TEST_POSTGRES_URL");
+                None
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_the_contract_kit() {
+        let Some((admin, name, url)) = database().await else {
+            return;
+        };
+        migrate(&url).await.expect("migrate");
+        assert!(
+            migrate(&url).await.expect("migrate twice").is_empty(),
+            "migrations are idempotent"
+        );
+        let repo = PostgresRepository::connect(&PostgresConfig::new(&url))
+            .await
+            .expect("connect");
+        contract::file_repository(&repo).await;
+        contract::api_key_repository(&repo).await;
+        drop(repo);
+        drop_database(&admin, &name).await.expect("drop");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_quickly() {
+        let started = std::time::Instant::now();
+        let mut config = PostgresConfig::new("postgres://nobody@127.0.0.1:1/none");
+        config.connect_timeout = Duration::from_millis(500);
+        let err = match PostgresRepository::connect(&config).await {
+            Ok(repo) => repo.health_check().await.err(),
+            Err(e) => Some(e),
+        };
+        assert_eq!(err.map(|e| e.code()), Some(ErrorCode::ServiceUnavailable));
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+}
