@@ -702,7 +702,15 @@ mod tests {
     async fn passes_the_contract_kit() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store(&dir).await;
-        contract::object_store(&store, &Direct(&store), "demo/dev/owner").await;
+        contract::object_store(
+            &store,
+            &Direct(&store),
+            "demo/dev/owner",
+            contract::StoreProfile {
+                verifies_part_etags: true,
+            },
+        )
+        .await;
     }
 
     #[tokio::test]
