@@ -57,7 +57,7 @@ impl std::fmt::Debug for S3Config {
 #[derive(Clone)]
 enum Credentials {
     Static(StaticProvider),
-    Chain(ChainProvider),
+    Chain(Box<ChainProvider>),
 }
 
 impl Credentials {
@@ -149,11 +149,11 @@ impl S3Store {
             Some((ak, sk)) => {
                 Credentials::Static(StaticProvider::new_minimal(ak.clone(), sk.clone()))
             }
-            None => Credentials::Chain(ChainProvider::new()),
+            None => Credentials::Chain(Box::new(ChainProvider::new())),
         };
         let client = match &credentials {
             Credentials::Static(p) => S3Client::new_with(dispatcher, p.clone(), region),
-            Credentials::Chain(p) => S3Client::new_with(dispatcher, p.clone(), region),
+            Credentials::Chain(p) => S3Client::new_with(dispatcher, (**p).clone(), region),
         };
         Ok(Self {
             client,
