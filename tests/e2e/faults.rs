@@ -65,6 +65,9 @@ async fn a_locked_database_is_service_unavailable_not_a_hang() {
 
 #[tokio::test]
 async fn a_broken_store_fails_multipart_init_and_readiness() {
+    if s3_mode() {
+        return; // Breaks the disk store's folders; s3.rs covers an unreachable S3 store.
+    }
     let s = spawn();
     let alice = s.user("alice");
     let multipart = s.data.path().join("objects").join("multipart");
@@ -147,12 +150,14 @@ async fn metrics_and_openapi_are_served() {
     for needle in [
         "stowage_http_requests_total{method=\"POST\",route=\"/v1/files\",status=\"201\"} 1",
         "stowage_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/files/presigned-url\"",
-        "stowage_gateway_bytes_total{direction=\"in\"} 3",
         "stowage_uploads_issued_total 1",
         "stowage_files_registered_total 1",
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
+    let gateway_in = if s3_mode() { 0 } else { 3 };
+    let needle = format!("stowage_gateway_bytes_total{{direction=\"in\"}} {gateway_in}");
+    assert!(text.contains(&needle), "missing {needle} in\n{text}");
     let (status, doc) = read(
         s.client
             .get(s.url("/openapi.json"))

@@ -42,6 +42,49 @@ impl Drop for Server {
     }
 }
 
+/// Whether the suite runs on the S3 backend (`STOWAGE_E2E_S3=1`), against an
+/// in-process s3s-fs server that checks every signature.
+pub fn s3_mode() -> bool {
+    std::env::var("STOWAGE_E2E_S3").is_ok_and(|v| v == "1")
+}
+
+const S3_ACCESS_KEY: &str = "AKSTOWAGETEST";
+const S3_SECRET_KEY: &str = "stowage-e2e-secret";
+
+/// The endpoint of the suite's S3 server, started once per test process on a
+/// thread with its own runtime (each test has its own, shorter-lived one).
+fn s3_endpoint() -> String {
+    static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    let root = std::env::temp_dir()
+                        .join(format!("stowage-e2e-s3-{}", uuid::Uuid::new_v4().simple()));
+                    let server = stowage_adapters_s3::test_server::start(
+                        &root,
+                        "127.0.0.1:0".parse().expect("addr"),
+                        S3_ACCESS_KEY,
+                        S3_SECRET_KEY,
+                    )
+                    .await
+                    .expect("start s3 server");
+                    let _ = tx.send(server.endpoint());
+                    std::future::pending::<()>().await;
+                    drop(server);
+                });
+            });
+            rx.recv().expect("s3 endpoint")
+        })
+        .clone()
+}
+
 /// The PostgreSQL server the suite runs against (`STOWAGE_E2E_POSTGRES_URL`,
 /// an admin URL), or `None` for the embedded SQLite default.
 pub fn postgres_admin_url() -> Option<String> {
@@ -87,6 +130,17 @@ pub fn spawn_with(env: &[(&str, &str)]) -> Server {
         vars.push(("DATABASE_URL".into(), url));
         name
     });
+    if s3_mode() {
+        let bucket = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        vars.extend([
+            ("STOWAGE_STORAGE_BACKEND".into(), "s3".into()),
+            ("STOWAGE_S3_ENDPOINT".into(), s3_endpoint()),
+            ("STOWAGE_S3_BUCKET".into(), bucket),
+            ("STOWAGE_S3_ACCESS_KEY_ID".into(), S3_ACCESS_KEY.into()),
+            ("STOWAGE_S3_SECRET_ACCESS_KEY".into(), S3_SECRET_KEY.into()),
+            ("STOWAGE_S3_INIT_BUCKET".into(), "1".into()),
+        ]);
+    }
     vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let mut cmd = Command::new(BIN);
     if database.is_none() {

@@ -9,3 +9,4 @@ mod flow;
 mod gateway;
 mod helpers;
 mod multipart;
+mod s3;

@@ -12,6 +12,7 @@ use actix_web::{web, App, HttpMessage, HttpServer};
 use futures_util::FutureExt;
 use stowage_adapters_fs::{FsConfig, FsStore};
 use stowage_adapters_postgres::{PostgresConfig, PostgresRepository};
+use stowage_adapters_s3::S3Store;
 use stowage_adapters_sqlite::{SqliteConfig, SqliteRepository};
 use stowage_domain::auth::Authenticator;
 use stowage_domain::ports::{ApiKeyRepository, Clock, FileRepository, ObjectStore, SystemClock};
@@ -69,6 +70,37 @@ pub async fn repositories(config: &Config) -> Result<Repositories, String> {
     }
 }
 
+/// Opens the configured S3 store, creating the bucket first when asked to.
+///
+/// # Errors
+/// A message when the store is not configured or cannot be initialised.
+pub async fn open_s3(config: &Config) -> Result<S3Store, String> {
+    let s3_config = config
+        .s3
+        .as_ref()
+        .ok_or("STOWAGE_STORAGE_BACKEND=s3 needs STOWAGE_S3_BUCKET")?;
+    let store =
+        S3Store::new(s3_config).map_err(|e| e.detail().unwrap_or(e.message()).to_owned())?;
+    if config.s3_init_bucket {
+        for note in store
+            .init_bucket(&cors_origin_list(&config.cors_origins))
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            tracing::info!("{note}");
+        }
+    }
+    Ok(store)
+}
+
+/// The configured CORS origins as a list (`*` for any).
+pub fn cors_origin_list(origins: &CorsOrigins) -> Vec<String> {
+    match origins {
+        CorsOrigins::Any => vec!["*".into()],
+        CorsOrigins::List(l) => l.clone(),
+    }
+}
+
 /// A running server.
 pub struct Application {
     server: Server,
@@ -94,25 +126,31 @@ impl Application {
             .unwrap_or_else(|| base_url.clone());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
-        let (store, gateway): (Arc<dyn ObjectStore>, Option<Arc<FsStore>>) = match config.storage_backend.as_str() {
-            "fs" => {
-                let fs = Arc::new(
-                    FsStore::open(FsConfig {
-                        root: config.data_dir.join("objects"),
-                        public_url,
-                        secret: config.gateway_secret.expose().to_vec(),
-                        max_object_size: config.limits.single_put_max,
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?,
-                );
-                (fs.clone(), Some(fs))
-            }
-            "s3" => {
-                return Err("STOWAGE_STORAGE_BACKEND=s3 is not available in this build yet (see the open issue \"S3 adapter\")".into())
-            }
-            other => return Err(format!("STOWAGE_STORAGE_BACKEND must be fs or s3, got `{other}`")),
-        };
+        let (store, gateway): (Arc<dyn ObjectStore>, Option<Arc<FsStore>>) =
+            match config.storage_backend.as_str() {
+                "fs" => {
+                    let fs = Arc::new(
+                        FsStore::open(FsConfig {
+                            root: config.data_dir.join("objects"),
+                            public_url,
+                            secret: config.gateway_secret.expose().to_vec(),
+                            max_object_size: config.limits.single_put_max,
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    );
+                    (fs.clone(), Some(fs))
+                }
+                "s3" => {
+                    let s3 = Arc::new(open_s3(&config).await?);
+                    (s3, None)
+                }
+                other => {
+                    return Err(format!(
+                        "STOWAGE_STORAGE_BACKEND must be fs or s3, got `{other}`"
+                    ))
+                }
+            };
 
         let verifier = Arc::new(JwtVerifier::new(&config.jwt)?);
         let auth = Arc::new(Authenticator::new(

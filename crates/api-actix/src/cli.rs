@@ -27,6 +27,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Object store set-up.
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
+    },
     /// DEV ONLY: print an HS256 user token signed with the configured secret.
     Token {
         /// The user id (`sub`).
@@ -39,6 +44,12 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum StorageCommand {
+    /// Create the S3 bucket if missing and apply the CORS rule for browser uploads.
+    Init,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -110,6 +121,9 @@ pub fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
             Command::Keys { command } => keys(config, command).await,
+            Command::Storage {
+                command: StorageCommand::Init,
+            } => storage_init(config).await,
             Command::Token { sub, role, ttl } => {
                 let token = crate::jwt::mint(&config.jwt, &sub, role.as_deref(), ttl)?;
                 println!("{token}");
@@ -124,6 +138,30 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn storage_init(config: Config) -> Result<(), String> {
+    if config.storage_backend != "s3" {
+        println!(
+            "the disk store needs no set-up (objects live under {})",
+            config.data_dir.display()
+        );
+        return Ok(());
+    }
+    let s3_config = config
+        .s3
+        .as_ref()
+        .ok_or("STOWAGE_STORAGE_BACKEND=s3 needs STOWAGE_S3_BUCKET")?;
+    let store = stowage_adapters_s3::S3Store::new(s3_config)
+        .map_err(|e| e.detail().unwrap_or(e.message()).to_owned())?;
+    let notes = store
+        .init_bucket(&crate::app::cors_origin_list(&config.cors_origins))
+        .await
+        .map_err(|e| format!("{}: {}", e.message(), e.detail().unwrap_or("")))?;
+    for note in notes {
+        println!("{note}");
+    }
+    Ok(())
 }
 
 async fn migrate(config: Config) -> Result<(), String> {

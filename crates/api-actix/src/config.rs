@@ -96,6 +96,10 @@ pub struct Config {
     pub database: Database,
     /// `fs` or `s3`.
     pub storage_backend: String,
+    /// The S3 store, when `storage_backend` is `s3`.
+    pub s3: Option<stowage_adapters_s3::S3Config>,
+    /// Create the bucket and its CORS rule at start-up (`STOWAGE_S3_INIT_BUCKET=1`).
+    pub s3_init_bucket: bool,
     /// Token verification.
     pub jwt: JwtConfig,
     /// Gateway URL signing key.
@@ -155,6 +159,38 @@ fn data_secret(dir: &Path, name: &str) -> Result<Secret, String> {
         }
         Err(e) => Err(format!("read {}: {e}", path.display())),
     }
+}
+
+/// The S3 settings (`STOWAGE_S3_*`, with the standard AWS variables honoured),
+/// or `None` when no bucket is configured.
+fn s3_config() -> Result<Option<stowage_adapters_s3::S3Config>, String> {
+    let Some(bucket) = var("STOWAGE_S3_BUCKET") else {
+        if var("STOWAGE_STORAGE_BACKEND").as_deref() == Some("s3") {
+            return Err("STOWAGE_STORAGE_BACKEND=s3 needs STOWAGE_S3_BUCKET".into());
+        }
+        return Ok(None);
+    };
+    let access = var("STOWAGE_S3_ACCESS_KEY_ID");
+    let secret = var("STOWAGE_S3_SECRET_ACCESS_KEY");
+    let credentials =
+        match (access, secret) {
+            (Some(a), Some(s)) => Some((a, s)),
+            (None, None) => None, // the standard AWS chain: AWS_ACCESS_KEY_ID, profiles, instance roles
+            _ => return Err(
+                "set both STOWAGE_S3_ACCESS_KEY_ID and STOWAGE_S3_SECRET_ACCESS_KEY, or neither"
+                    .into(),
+            ),
+        };
+    Ok(Some(stowage_adapters_s3::S3Config {
+        endpoint: var("STOWAGE_S3_ENDPOINT"),
+        region: var("STOWAGE_S3_REGION")
+            .or_else(|| var("AWS_REGION"))
+            .or_else(|| var("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into()),
+        bucket,
+        credentials,
+        timeout: std::time::Duration::from_secs(num("STOWAGE_S3_TIMEOUT_SECS", 10)?),
+    }))
 }
 
 impl Config {
@@ -231,6 +267,8 @@ impl Config {
             public_base_url: var("STOWAGE_PUBLIC_BASE_URL"),
             database,
             storage_backend: var("STOWAGE_STORAGE_BACKEND").unwrap_or_else(|| "fs".into()),
+            s3: s3_config()?,
+            s3_init_bucket: var("STOWAGE_S3_INIT_BUCKET").is_some_and(|v| v == "1" || v == "true"),
             jwt: JwtConfig {
                 algorithm,
                 secret,

@@ -29,10 +29,11 @@ fn store(state: &AppState) -> ApiResult<&FsStore> {
 }
 
 fn authorize(state: &AppState, req: &HttpRequest, key: &str) -> ApiResult<Grant> {
+    let store = store(state)?;
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| Error::with_message(ErrorCode::AccessDenied, "Malformed signed URL"))?;
     let params = SignedParams::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    Ok(store(state)?.authorize(req.method().as_str(), key, &params, state.clock.now())?)
+    Ok(store.authorize(req.method().as_str(), key, &params, state.clock.now())?)
 }
 
 fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {

@@ -1,0 +1,149 @@
+//! The S3 backend (runs with `STOWAGE_E2E_S3=1`): bytes go straight between the
+//! client and the S3 server, which itself enforces the bound Content-Type and
+//! Content-Length and rejects tampered or expired URLs.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn bytes_never_pass_through_the_api_process() {
+    if !s3_mode() {
+        return;
+    }
+    let s = spawn();
+    let alice = s.user("alice");
+    let (_, ticket) = s
+        .post(
+            "/v1/files/presigned-url",
+            &alice,
+            json!({"filename": "a.txt", "contentType": "text/plain", "fileSize": 5}),
+        )
+        .await;
+    let url = ticket["url"].as_str().expect("url");
+    assert!(
+        !url.starts_with(&s.base),
+        "upload URL points at the store, not at stowage: {url}"
+    );
+    assert!(
+        url.contains("X-Amz-Signature=") && url.contains("content-type"),
+        "SigV4 with content-type signed: {url}"
+    );
+
+    let put = |ct: &'static str, body: &'static str| {
+        s.client
+            .put(url)
+            .header("Content-Type", ct)
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        put("image/png", "hello").await.expect("put").status(),
+        403,
+        "another Content-Type is refused by S3 itself"
+    );
+    assert_eq!(
+        put("text/plain", "hello!").await.expect("put").status(),
+        403,
+        "another length is refused by S3 itself"
+    );
+    let tampered = url.replace("a.txt", "b.txt");
+    assert_eq!(
+        s.client
+            .put(&tampered)
+            .header("Content-Type", "text/plain")
+            .body("hello")
+            .send()
+            .await
+            .expect("put")
+            .status(),
+        403
+    );
+    assert_eq!(put("text/plain", "hello").await.expect("put").status(), 200);
+
+    let (status, file) = s.post("/v1/files", &alice, json!({"s3Key": ticket["key"], "originalName": "a.txt", "mimeType": "text/plain", "size": 5})).await;
+    assert_eq!(
+        status, 201,
+        "registration verified the object with HEAD: {file}"
+    );
+    let (_, dl) = s
+        .post(
+            &format!(
+                "/v1/files/{}/download-url",
+                file["id"].as_str().expect("id")
+            ),
+            &alice,
+            json!({}),
+        )
+        .await;
+    let dl_url = dl["url"].as_str().expect("url");
+    assert!(!dl_url.starts_with(&s.base));
+    let got = s.client.get(dl_url).send().await.expect("get");
+    assert_eq!(got.status(), 200);
+    assert_eq!(
+        got.headers()
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok()),
+        Some("attachment; filename=\"a.txt\"")
+    );
+    assert_eq!(got.bytes().await.expect("bytes").as_ref(), b"hello");
+
+    let metrics = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("stowage_gateway_bytes_total{direction=\"in\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("stowage_gateway_bytes_total{direction=\"out\"} 0"),
+        "{metrics}"
+    );
+    let gateway = s
+        .client
+        .get(s.url(&format!(
+            "/v1/storage/{}",
+            ticket["key"].as_str().expect("key")
+        )))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(gateway.status(), 404, "no gateway in S3 mode");
+}
+
+#[tokio::test]
+async fn registration_checks_the_store() {
+    if !s3_mode() {
+        return;
+    }
+    let s = spawn();
+    let alice = s.user("alice");
+    let (_, ticket) = s
+        .post(
+            "/v1/files/presigned-url",
+            &alice,
+            json!({"filename": "b.txt", "contentType": "text/plain"}),
+        )
+        .await;
+    let body = json!({"s3Key": ticket["key"], "originalName": "b.txt", "mimeType": "text/plain", "size": 3});
+    assert_error(
+        &s.post("/v1/files", &alice, body.clone()).await,
+        404,
+        "file/upload-not-found",
+    );
+    assert_eq!(
+        s.put_presigned(&ticket, b"abcd".to_vec()).await.status(),
+        200
+    );
+    assert_error(
+        &s.post("/v1/files", &alice, body).await,
+        400,
+        "file/size-mismatch",
+    );
+}
