@@ -117,6 +117,62 @@ fn fresh_postgres_database(admin: &str) -> (String, String) {
     (name.clone(), format!("{base}/{name}"))
 }
 
+/// Starts the binary and reads its banner: the base URL and, on a first
+/// start, the demo keys.
+fn start_process(
+    vars: &[(String, String)],
+    has_database_url: bool,
+) -> (Child, String, Option<(String, String)>) {
+    let mut cmd = Command::new(BIN);
+    if !has_database_url {
+        cmd.env_remove("DATABASE_URL");
+    }
+    cmd.envs(vars.iter().cloned())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().expect("start stowage");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut base, mut pk, mut sk) = (None, None, None);
+    loop {
+        let line = lines
+            .next()
+            .expect("server exited before printing its banner")
+            .expect("read stdout");
+        if let Some(url) = line.strip_prefix("Stowage listening on ") {
+            base = Some(url.trim().to_owned());
+        } else if let Some(k) = line.trim().strip_prefix("publishable: ") {
+            pk = Some(k.trim().to_owned());
+        } else if let Some(k) = line.trim().strip_prefix("secret:") {
+            sk = Some(k.trim().to_owned());
+        } else if line.starts_with("User token") {
+            break; // the banner's last line
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let keys = pk.zip(sk);
+    (child, base.expect("banner names the address"), keys)
+}
+
+impl Server {
+    /// Kills the server with SIGKILL (no graceful shutdown) and starts it again
+    /// on the same data folder and database, on a new port.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base, _) = start_process(&self.env, self.database.is_some());
+        self.child = child;
+        self.base = base;
+    }
+
+    /// Kills the server with SIGKILL, leaving it down.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts a server with extra environment variables.
 pub fn spawn_with(env: &[(&str, &str)]) -> Server {
     let data = tempfile::tempdir().expect("tempdir");
@@ -142,42 +198,18 @@ pub fn spawn_with(env: &[(&str, &str)]) -> Server {
         ]);
     }
     vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let mut cmd = Command::new(BIN);
-    if database.is_none() {
-        cmd.env_remove("DATABASE_URL");
-    }
-    cmd.envs(vars.iter().cloned())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("start stowage");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let (mut base, mut pk, mut sk) = (None, None, None);
-    while pk.is_none() || sk.is_none() || base.is_none() {
-        let line = lines
-            .next()
-            .expect("server exited before printing its banner")
-            .expect("read stdout");
-        if let Some(url) = line.strip_prefix("Stowage listening on ") {
-            base = Some(url.trim().to_owned());
-        } else if let Some(k) = line.trim().strip_prefix("publishable: ") {
-            pk = Some(k.trim().to_owned());
-        } else if let Some(k) = line.trim().strip_prefix("secret:") {
-            sk = Some(k.trim().to_owned());
-        }
-    }
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let (child, base, keys) = start_process(&vars, database.is_some());
+    let (pk, sk) = keys.unwrap_or_default();
     Server {
         child,
-        base: base.unwrap_or_default(),
+        base,
         data,
         client: Client::builder()
             .timeout(Duration::from_secs(120))
             .build()
             .expect("client"),
-        pk: pk.unwrap_or_default(),
-        sk: sk.unwrap_or_default(),
+        pk,
+        sk,
         env: vars,
         database,
     }

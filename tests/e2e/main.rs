@@ -9,4 +9,5 @@ mod flow;
 mod gateway;
 mod helpers;
 mod multipart;
+mod reliability;
 mod s3;

@@ -538,6 +538,41 @@ impl FileRepository for SqliteRepository {
         .await
     }
 
+    async fn abandoned_uploads(
+        &self,
+        issued_before: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<IssuedUpload>> {
+        self.run(async move |c| {
+            let pending = UploadState::Pending.as_str();
+            let completed = UploadState::Completed.as_str();
+            let stale_single = uploads::state
+                .eq(pending)
+                .and(uploads::multipart_id.is_null())
+                .and(uploads::created_at.lt(issued_before.millis()));
+            let stale_completed = uploads::state
+                .eq(completed)
+                .and(uploads::multipart_id.is_not_null())
+                .and(uploads::created_at.lt(issued_before.millis()));
+            let expired_multipart = uploads::state
+                .eq(pending)
+                .and(uploads::multipart_id.is_not_null())
+                .and(uploads::expires_at.le(now.millis()));
+            let rows: Vec<UploadRow> = uploads::table
+                .filter(uploads::state.eq_any([pending, completed]))
+                .filter(stale_single.or(stale_completed).or(expired_multipart))
+                .order_by((uploads::created_at.asc(), uploads::s3_key.asc()))
+                .limit(i64::from(limit))
+                .select(UploadRow::as_select())
+                .load(c)
+                .await
+                .map_err(db_error)?;
+            rows.into_iter().map(IssuedUpload::try_from).collect()
+        })
+        .await
+    }
+
     async fn enqueue_object_deletion(&self, key: &str, now: Timestamp) -> Result<()> {
         self.run(async move |c| {
             diesel::insert_into(object_deletions::table)

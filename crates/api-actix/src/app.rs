@@ -163,7 +163,8 @@ impl Application {
             upload_url_ttl_secs: config.upload_url_ttl_secs,
             download_url_ttl_secs: config.download_url_ttl_secs,
             public_base_url: config.public_base_url.clone(),
-            ..ServiceConfig::default()
+            multipart_ttl_secs: config.multipart_ttl_secs,
+            abandoned_upload_ttl_secs: config.abandoned_upload_ttl_secs,
         };
         let files = FileService::new(repos.files.clone(), store, clock.clone(), service_config);
         let metrics = Arc::new(crate::metrics::Metrics::default());
@@ -176,7 +177,10 @@ impl Application {
             limiter,
             metrics,
         });
-        let worker = tokio::spawn(deletion_worker(state.clone()));
+        let worker = tokio::spawn(lifecycle_worker(
+            state.clone(),
+            Duration::from_secs(config.lifecycle_interval_secs.max(1)),
+        ));
 
         let cors_origins = config.cors_origins.clone();
         let server = HttpServer::new(move || {
@@ -214,9 +218,12 @@ impl Application {
     }
 }
 
-/// Retries queued object deletions every 30 seconds.
-async fn deletion_worker(state: web::Data<AppState>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(30));
+/// The lifecycle worker: every `interval`, retries queued object deletions and
+/// cleans up abandoned uploads. Safe with several replicas: every step is a
+/// compare-and-set in the repository, so two workers never clean one upload twice.
+async fn lifecycle_worker(state: web::Data<AppState>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         match state.files.retry_object_deletions(100).await {
@@ -227,6 +234,16 @@ async fn deletion_worker(state: web::Data<AppState>) {
             }
             Err(e) => {
                 tracing::warn!(code = %e.code(), detail = e.detail().unwrap_or(""), "deletion retry failed")
+            }
+        }
+        match state.files.sweep_abandoned_uploads(100).await {
+            Ok(0) => {}
+            Ok(n) => {
+                crate::metrics::Metrics::add(&state.metrics.uploads_expired, n as u64);
+                tracing::info!(cleaned = n, "abandoned uploads cleaned");
+            }
+            Err(e) => {
+                tracing::warn!(code = %e.code(), detail = e.detail().unwrap_or(""), "upload sweep failed")
             }
         }
     }

@@ -108,6 +108,12 @@ pub struct Config {
     pub upload_url_ttl_secs: u64,
     /// Download URL lifetime, seconds.
     pub download_url_ttl_secs: u64,
+    /// Lifetime of a multipart upload, seconds.
+    pub multipart_ttl_secs: u64,
+    /// Age at which an unregistered upload is cleaned up, seconds.
+    pub abandoned_upload_ttl_secs: u64,
+    /// Period of the lifecycle worker, seconds.
+    pub lifecycle_interval_secs: u64,
     /// Size limits.
     pub limits: Limits,
     /// Log format.
@@ -279,6 +285,9 @@ impl Config {
             gateway_secret: data_secret(&data_dir, "gateway_secret")?,
             upload_url_ttl_secs: num("STOWAGE_UPLOAD_URL_TTL_SECS", 900)?,
             download_url_ttl_secs: num("STOWAGE_DOWNLOAD_URL_TTL_SECS", 3600)?,
+            multipart_ttl_secs: num("STOWAGE_MULTIPART_TTL_SECS", 86_400)?,
+            abandoned_upload_ttl_secs: num("STOWAGE_ABANDONED_UPLOAD_TTL_SECS", 86_400)?,
+            lifecycle_interval_secs: num("STOWAGE_LIFECYCLE_INTERVAL_SECS", 60)?,
             limits,
             log_format,
             cors_origins,

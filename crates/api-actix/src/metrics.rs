@@ -35,6 +35,8 @@ pub struct Metrics {
     pub files_registered: AtomicU64,
     /// Queued object deletions completed by the worker.
     pub deletions_retried: AtomicU64,
+    /// Abandoned uploads cleaned by the worker.
+    pub uploads_expired: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -141,6 +143,12 @@ impl Metrics {
                 "Queued object deletions completed.",
                 None,
                 &self.deletions_retried,
+            ),
+            (
+                "stowage_uploads_expired_total",
+                "Abandoned uploads cleaned by the lifecycle worker.",
+                None,
+                &self.uploads_expired,
             ),
         ];
         for (name, help, label, value) in counters {

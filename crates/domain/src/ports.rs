@@ -88,6 +88,18 @@ pub trait FileRepository: Send + Sync {
     /// Removes a key from the deletion queue once its object is gone (idempotent).
     async fn finish_object_deletion(&self, key: &str) -> Result<()>;
 
+    /// Uploads that were abandoned, oldest first: single-PUT uploads still
+    /// pending, and multipart uploads completed but never registered, issued
+    /// before `issued_before`; multipart uploads still pending whose
+    /// `expires_at` is at or before `now`. Registered and aborted uploads are
+    /// never returned.
+    async fn abandoned_uploads(
+        &self,
+        issued_before: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<IssuedUpload>>;
+
     /// Queued keys whose next attempt is due, oldest first.
     async fn due_object_deletions(&self, now: Timestamp, limit: u32) -> Result<Vec<String>>;
 

@@ -28,6 +28,9 @@ pub struct ServiceConfig {
     pub download_url_ttl_secs: u64,
     /// Lifetime of a multipart upload, seconds.
     pub multipart_ttl_secs: u64,
+    /// Age after which an issued single-PUT upload (or a completed multipart
+    /// upload) that was never registered is cleaned up, seconds.
+    pub abandoned_upload_ttl_secs: u64,
     /// Base of `publicUrl` for public files.
     pub public_base_url: Option<String>,
 }
@@ -39,6 +42,7 @@ impl Default for ServiceConfig {
             upload_url_ttl_secs: 900,
             download_url_ttl_secs: 3600,
             multipart_ttl_secs: 24 * 3600,
+            abandoned_upload_ttl_secs: 24 * 3600,
             public_base_url: None,
         }
     }
@@ -837,6 +841,43 @@ impl FileService {
             }
         }
         Ok(done)
+    }
+
+    /// Cleans up abandoned uploads (see [`FileRepository::abandoned_uploads`]):
+    /// each is first moved to `aborted` (compare-and-set, so a registration
+    /// racing with the sweep either wins or finds nothing), then its object is
+    /// deleted or its multipart upload aborted; a failed deletion is queued.
+    /// Returns how many uploads were cleaned.
+    pub async fn sweep_abandoned_uploads(&self, batch: u32) -> Result<usize> {
+        let now = self.clock.now();
+        let cutoff = Timestamp::from_millis(
+            now.millis() - (self.config.abandoned_upload_ttl_secs as i64).saturating_mul(1000),
+        );
+        let mut cleaned = 0;
+        for upload in self.repo.abandoned_uploads(cutoff, now, batch).await? {
+            if !self
+                .repo
+                .transition_upload(
+                    &upload.tenant,
+                    &upload.key,
+                    upload.state,
+                    UploadState::Aborted,
+                )
+                .await?
+            {
+                continue; // Registered or swept by another replica meanwhile.
+            }
+            if let (Some(id), UploadState::Pending) = (&upload.multipart_id, upload.state) {
+                // If this fails the parts stay until the store's own lifecycle
+                // removes them; they can no longer become an object through us.
+                let _ = self.store.abort_multipart(&upload.key, id).await;
+            }
+            // Also for pending multipart uploads: a crash between assembling the
+            // object and recording the completion can leave an object behind.
+            self.discard_object(&upload.key).await;
+            cleaned += 1;
+        }
+        Ok(cleaned)
     }
 
     /// Readiness: both backends answer.

@@ -782,3 +782,64 @@ async fn authentication_rules() {
         "revoked"
     );
 }
+
+#[tokio::test]
+async fn abandoned_uploads_are_swept_and_racing_registrations_lose_cleanly() {
+    let h = harness();
+    let alice = h.user("alice");
+    let stale = h.upload(&alice, "stale.txt", b"abc").await;
+    let raced = h.upload(&alice, "raced.txt", b"abc").await;
+    let mp = h
+        .service
+        .init_multipart(
+            &alice,
+            issue("big.bin", "application/octet-stream", Some(10)),
+        )
+        .await
+        .expect("init");
+    let registered = h.file(&alice, "kept.txt", Visibility::Private).await;
+    h.clock.advance_secs(24 * 3600 + 1);
+    let fresh = h.upload(&alice, "fresh.txt", b"abc").await;
+
+    assert_eq!(h.service.sweep_abandoned_uploads(100).await.ok(), Some(3));
+    assert!(
+        h.store.object(&stale).is_none() && h.store.object(&raced).is_none(),
+        "objects of abandoned uploads are deleted"
+    );
+    assert!(h.store.object(&fresh).is_some(), "recent uploads are kept");
+    assert!(
+        h.store
+            .object(registered.s3_key.as_deref().expect("key"))
+            .is_some(),
+        "registered files are never touched"
+    );
+    assert_eq!(
+        code(
+            h.service
+                .register(&alice, register(&raced, "raced.txt", "text/plain", 3))
+                .await
+        ),
+        Some(ErrorCode::UploadNotFound)
+    );
+    assert_eq!(
+        code(
+            h.service
+                .presign_part(&alice, &mp.key, &mp.upload_id, &json!(1))
+                .await
+        ),
+        Some(ErrorCode::UploadNotFound)
+    );
+    assert_eq!(
+        h.service.sweep_abandoned_uploads(100).await.ok(),
+        Some(0),
+        "idempotent"
+    );
+    // A failed object deletion is queued, never lost.
+    h.clock.advance_secs(24 * 3600 + 1);
+    h.store.set_down(true);
+    assert_eq!(h.service.sweep_abandoned_uploads(100).await.ok(), Some(1));
+    h.store.set_down(false);
+    h.clock.advance_secs(61);
+    assert_eq!(h.service.retry_object_deletions(10).await.ok(), Some(1));
+    assert!(h.store.object(&fresh).is_none());
+}

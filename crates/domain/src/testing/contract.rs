@@ -28,6 +28,7 @@ pub async fn file_repository(repo: &dyn FileRepository) {
     registration_is_atomic_and_unique(repo).await;
     files_are_scoped_updated_and_deleted(repo).await;
     deletion_queue(repo).await;
+    abandoned_uploads(repo).await;
     list_scope_filters_and_order(repo).await;
     list_pagination_and_cursor(repo).await;
     repo.health_check()
@@ -237,6 +238,77 @@ async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
         "delete_file MUST queue the object for deletion"
     );
     repo.finish_object_deletion(&key).await.expect("finish");
+}
+
+async fn abandoned_uploads(repo: &dyn FileRepository) {
+    let t = fresh_tenant();
+    let alice = user("alice");
+    let old = Timestamp::from_millis(T0 - 100 * 3600 * 1000);
+    let key = |n: &str| format!("{}/dev/h/ab/{n}", t.project);
+    let mut single_old = pending_upload(&t, &alice, &key("single-old"), old);
+    single_old.expires_at = old.plus_secs(900);
+    repo.insert_upload(&single_old).await.expect("insert");
+    repo.insert_upload(&pending_upload(
+        &t,
+        &alice,
+        &key("single-new"),
+        Timestamp::from_millis(T0),
+    ))
+    .await
+    .expect("insert");
+    let mut mp_expired = pending_upload(&t, &alice, &key("mp-expired"), old);
+    mp_expired.multipart_id = Some("u1".into());
+    mp_expired.expires_at = Timestamp::from_millis(T0 - 1);
+    repo.insert_upload(&mp_expired).await.expect("insert");
+    let mut mp_live = pending_upload(&t, &alice, &key("mp-live"), old);
+    mp_live.multipart_id = Some("u2".into());
+    mp_live.expires_at = Timestamp::from_millis(T0 + 1000);
+    repo.insert_upload(&mp_live).await.expect("insert");
+    let mut mp_done = pending_upload(&t, &alice, &key("mp-done"), old);
+    mp_done.multipart_id = Some("u3".into());
+    repo.insert_upload(&mp_done).await.expect("insert");
+    repo.transition_upload(
+        &t,
+        &mp_done.key,
+        UploadState::Pending,
+        UploadState::Completed,
+    )
+    .await
+    .expect("cas");
+    let registered = pending_upload(&t, &alice, &key("registered"), old);
+    repo.insert_upload(&registered).await.expect("insert");
+    repo.register_file(&file(
+        &t,
+        &alice,
+        &registered.key,
+        "r",
+        Visibility::Private,
+        old,
+    ))
+    .await
+    .expect("register");
+    let aborted = pending_upload(&t, &alice, &key("aborted"), old);
+    repo.insert_upload(&aborted).await.expect("insert");
+    repo.transition_upload(&t, &aborted.key, UploadState::Pending, UploadState::Aborted)
+        .await
+        .expect("cas");
+
+    let cutoff = Timestamp::from_millis(T0 - 3600 * 1000);
+    let found = repo
+        .abandoned_uploads(cutoff, Timestamp::from_millis(T0), 10_000)
+        .await
+        .expect("abandoned");
+    let mut mine: Vec<&str> = found
+        .iter()
+        .filter(|u| u.tenant == t)
+        .map(|u| u.key.rsplit('/').next().unwrap_or_default())
+        .collect();
+    mine.sort_unstable();
+    assert_eq!(
+        mine,
+        ["mp-done", "mp-expired", "single-old"],
+        "abandoned uploads are exactly the stale pending/completed ones"
+    );
 }
 
 async fn deletion_queue(repo: &dyn FileRepository) {

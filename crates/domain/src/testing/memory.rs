@@ -237,6 +237,30 @@ impl FileRepository for MemoryFileRepository {
         })
     }
 
+    async fn abandoned_uploads(
+        &self,
+        issued_before: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<IssuedUpload>> {
+        let s = lock(&self.0);
+        let mut out: Vec<IssuedUpload> = s
+            .uploads
+            .values()
+            .filter(|u| match (u.state, u.multipart_id.is_some()) {
+                (UploadState::Pending, false) | (UploadState::Completed, true) => {
+                    u.created_at < issued_before
+                }
+                (UploadState::Pending, true) => u.expires_at <= now,
+                _ => false,
+            })
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.key.cmp(&b.key)));
+        out.truncate(limit as usize);
+        Ok(out)
+    }
+
     async fn enqueue_object_deletion(&self, key: &str, now: Timestamp) -> Result<()> {
         lock(&self.0).deletions.entry(key.to_owned()).or_insert(now);
         Ok(())
