@@ -8,6 +8,7 @@ mod faults;
 mod flow;
 mod gateway;
 mod helpers;
+mod hostile;
 mod multipart;
 mod reliability;
 mod s3;
