@@ -5,6 +5,12 @@
 //!   (`$DATABASE_URL`, else 127.0.0.1:5432). With `STOWAGE_REQUIRE_POSTGRES=1` a
 //!   missing PostgreSQL fails the run instead of being skipped.
 //! - `migrate` apply migrations to `DATABASE_URL` (default: the embedded SQLite file).
+//! - `bench-db [--files N]` seeds N files (default 1,000,000) in a throwaway
+//!   PostgreSQL database, measures the list/get/register paths and writes the
+//!   table and EXPLAIN plans into docs/performance.md.
+//! - `fuzz-api [--max-examples N]` runs schemathesis (PyPI, in a venv under
+//!   target/) against /openapi.json of a fresh embedded server with keys and a
+//!   token; fails on any 5xx or any response that breaks the documented schema.
 //! - `s3-server --port P --dir D --bucket B --access-key K --secret-key S`
 //!   an S3-compatible server (s3s-fs, SigV4-checking) in the foreground on 127.0.0.1.
 
@@ -109,6 +115,164 @@ fn test(extra: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Replaces the text between `<!-- {name}:start -->` and `<!-- {name}:end -->`
+/// in docs/performance.md (appending the section when it is missing).
+fn write_report(name: &str, title: &str, body: &str) -> Result<(), String> {
+    let path = std::path::Path::new("docs/performance.md");
+    let doc = std::fs::read_to_string(path).unwrap_or_else(|_| "# Performance\n".into());
+    let (start, end) = (
+        format!("<!-- {name}:start -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    let section = format!("{start}\n{body}\n{end}");
+    let updated = match (doc.find(&start), doc.find(&end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{section}{}", &doc[..a], &doc[b + end.len()..]),
+        _ => format!("{}\n## {title}\n\n{section}\n", doc.trim_end()),
+    };
+    std::fs::write(path, updated).map_err(|e| format!("write {}: {e}", path.display()))
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| format!("{} GiB", kb / 1024 / 1024))
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {mem} RAM")
+}
+
+fn bench_db(args: &[String]) -> Result<(), String> {
+    let admin =
+        find_postgres().ok_or("bench-db needs PostgreSQL ($DATABASE_URL or 127.0.0.1:5432)")?;
+    let files = flag(args, "--files").unwrap_or_else(|| "1000000".into());
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "--locked",
+        "-p",
+        "stowage-adapters-postgres",
+        "--example",
+        "bench-db",
+        "--",
+    ])
+    .args([&admin, &files]);
+    eprintln!("xtask: running {cmd:?}");
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        return Err("bench-db failed".into());
+    }
+    let report = String::from_utf8_lossy(&out.stdout);
+    println!("{report}");
+    let body = format!(
+        "Machine: {}. PostgreSQL on the same machine.\n\n{report}",
+        machine()
+    );
+    write_report(
+        "bench-db",
+        "Metadata queries at a million files (cargo xtask bench-db)",
+        &body,
+    )
+}
+
+/// Starts `stowage` (debug build) on a free port with a fresh data folder;
+/// returns the child, its base URL and the demo secret key.
+fn start_stowage(data: &std::path::Path) -> Result<(std::process::Child, String, String), String> {
+    use std::io::BufRead;
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--locked",
+        "-p",
+        "stowage-api-actix",
+        "--bin",
+        "stowage",
+    ]);
+    run(build)?;
+    let bin = std::path::Path::new("target/debug/stowage");
+    let mut child = Command::new(bin)
+        .env("STOWAGE_DATA_DIR", data)
+        .env("STOWAGE_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("start stowage: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let (mut base, mut sk) = (None, None);
+    while base.is_none() || sk.is_none() {
+        let line = lines
+            .next()
+            .ok_or("stowage exited early")?
+            .map_err(|e| e.to_string())?;
+        if let Some(url) = line.strip_prefix("Stowage listening on ") {
+            base = Some(url.trim().to_owned());
+        } else if let Some(k) = line.trim().strip_prefix("secret:") {
+            sk = Some(k.trim().to_owned());
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Ok((child, base.unwrap_or_default(), sk.unwrap_or_default()))
+}
+
+/// Runs schemathesis (from PyPI, in a virtual environment under target/)
+/// against /openapi.json of a fresh embedded server.
+fn fuzz_api(args: &[String]) -> Result<(), String> {
+    let examples = flag(args, "--max-examples").unwrap_or_else(|| "150".into());
+    let venv = std::path::Path::new("target/fuzz-venv");
+    let st = venv.join("bin/st");
+    if !st.exists() {
+        let mut mk = Command::new("python3");
+        mk.args(["-m", "venv"]).arg(venv);
+        run(mk)?;
+        let mut pip = Command::new(venv.join("bin/pip"));
+        pip.args(["install", "--quiet", "schemathesis==4.32.5"]);
+        run(pip)?;
+    }
+    let data = std::env::temp_dir().join(format!("stowage-fuzz-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (mut child, base, sk) = start_stowage(&data)?;
+    let token = Command::new("target/debug/stowage")
+        .env("STOWAGE_DATA_DIR", &data)
+        .env_remove("DATABASE_URL")
+        .args(["token", "--sub", "fuzzer", "--role", "admin"])
+        .output()
+        .map_err(|e| e.to_string())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())?;
+    let mut cmd = Command::new(&st);
+    cmd.args(["run", &format!("{base}/openapi.json")])
+        .args(["-H", &format!("X-API-Key: {sk}"), "-H", &format!("Authorization: Bearer {token}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
+        ])
+        .args(["--max-examples", &examples, "--phases", "examples,coverage,fuzzing", "--seed", "20261128"]);
+    let result = run(cmd);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&data);
+    result.map_err(|e| format!("schemathesis found problems: {e}"))
+}
+
 fn migrate() -> Result<(), String> {
     let mut cmd = cargo();
     cmd.args([
@@ -165,9 +329,11 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("migrate") => migrate(),
         Some("s3-server") => s3_server(&args[1..]),
+        Some("bench-db") => bench_db(&args[1..]),
+        Some("fuzz-api") => fuzz_api(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | migrate | \
+                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--files N] | fuzz-api [--max-examples N] | \
                  s3-server --port P --dir D --bucket B --access-key K --secret-key S>"
             );
             return ExitCode::from(2);

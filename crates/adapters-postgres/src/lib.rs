@@ -275,12 +275,14 @@ macro_rules! keyset {
     ($q:expr, $col:expr, $value:expr, $id:expr, $dir:expr) => {{
         let (v, id) = ($value, $id);
         match $dir {
-            SortDirection::Asc => {
-                $q.filter($col.gt(v.clone()).or($col.eq(v).and(files::id.gt(id))))
-            }
-            SortDirection::Desc => {
-                $q.filter($col.lt(v.clone()).or($col.eq(v).and(files::id.lt(id))))
-            }
+            // The first, redundant bound is what the index can seek on; the
+            // second is the exact keyset condition with the id tie-break.
+            SortDirection::Asc => $q
+                .filter($col.ge(v.clone()))
+                .filter($col.gt(v.clone()).or($col.eq(v).and(files::id.gt(id)))),
+            SortDirection::Desc => $q
+                .filter($col.le(v.clone()))
+                .filter($col.lt(v.clone()).or($col.eq(v).and(files::id.lt(id)))),
         }
     }};
 }
@@ -518,11 +520,16 @@ impl FileRepository for PostgresRepository {
 
     async fn list_files(&self, query: &ListQuery) -> Result<ListPage> {
         self.run(async move |c| {
-            let total: i64 = filtered(query)
-                .select(count_star())
-                .get_result(c)
-                .await
-                .map_err(db_error)?;
+            // A cursor carries the total counted for its first page, so
+            // pages after it cost O(limit) at any depth.
+            let total: i64 = match query.params.cursor.as_ref().and_then(|c| c.total) {
+                Some(t) => i64::try_from(t).unwrap_or(i64::MAX),
+                None => filtered(query)
+                    .select(count_star())
+                    .get_result(c)
+                    .await
+                    .map_err(db_error)?,
+            };
             let rows: Vec<FileRow> = page_query(query)?
                 .select(FileRow::as_select())
                 .load(c)

@@ -4,6 +4,8 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use stowage_domain::model::{Bucket, Category, OwnerType, OwnerTypeFilter, Visibility};
+
 use crate::routes::{files, gateway, ops};
 
 struct SecuritySchemes;
@@ -36,6 +38,7 @@ impl Modify for SecuritySchemes {
         files::download_url, gateway::put, gateway::get, gateway::head, ops::health, ops::ready, ops::metrics,
         ops::openapi,
     ),
+    components(schemas(Visibility, Bucket, OwnerType, OwnerTypeFilter, Category)),
     modifiers(&SecuritySchemes),
     tags((name = "files"), (name = "multipart"), (name = "gateway"), (name = "ops"))
 )]

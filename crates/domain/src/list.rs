@@ -74,6 +74,10 @@ pub struct Cursor {
     /// Id of the last row.
     #[serde(rename = "i")]
     pub id: Uuid,
+    /// The total counted for the first page of this listing; pages reached
+    /// through the cursor report it instead of counting again.
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
 }
 
 impl Cursor {
@@ -91,6 +95,7 @@ impl Cursor {
             direction,
             value,
             id: file.id.0,
+            total: None,
         }
     }
 
@@ -406,6 +411,7 @@ mod tests {
             direction: SortDirection::Asc,
             value: SortValue::Int(5),
             id: Uuid::now_v7(),
+            total: None,
         };
         assert_eq!(Cursor::decode(&c.encode()).ok(), Some(c.clone()));
         let enc = c.encode();

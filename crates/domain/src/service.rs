@@ -725,9 +725,13 @@ impl FileService {
             })?;
         let total_pages = page.total.div_ceil(u64::from(params.limit));
         let next_cursor = match page.items.last() {
-            Some(last) if page.has_more => {
-                Some(Cursor::after(last, params.sort_by, params.direction).encode())
-            }
+            Some(last) if page.has_more => Some(
+                Cursor {
+                    total: Some(page.total),
+                    ..Cursor::after(last, params.sort_by, params.direction)
+                }
+                .encode(),
+            ),
             _ => None,
         };
         Ok(FileList {

@@ -193,7 +193,11 @@ impl FileRepository for MemoryFileRepository {
         let s = lock(&self.0);
         let p = &query.params;
         let mut rows: Vec<&File> = s.files.values().filter(|f| matches(query, f)).collect();
-        let total = rows.len() as u64;
+        let total = p
+            .cursor
+            .as_ref()
+            .and_then(|c| c.total)
+            .unwrap_or(rows.len() as u64);
         rows.sort_by(|a, b| {
             let ord = match (sort_value(a, p.sort_by), sort_value(b, p.sort_by)) {
                 (SortValue::Int(x), SortValue::Int(y)) => x.cmp(&y),
