@@ -11,8 +11,12 @@
 //! - `fuzz-api [--max-examples N]` runs schemathesis (PyPI, in a venv under
 //!   target/) against /openapi.json of a fresh embedded server with keys and a
 //!   token; fails on any 5xx or any response that breaks the documented schema.
+//! - `bench-http [--mode embedded|postgres]` load-tests a release server and
+//!   writes requests/s, p50/p99, CPU and RSS into docs/performance.md.
 //! - `s3-server --port P --dir D --bucket B --access-key K --secret-key S`
 //!   an S3-compatible server (s3s-fs, SigV4-checking) in the foreground on 127.0.0.1.
+
+mod bench_http;
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
@@ -273,6 +277,47 @@ fn fuzz_api(args: &[String]) -> Result<(), String> {
     result.map_err(|e| format!("schemathesis found problems: {e}"))
 }
 
+fn bench_http(args: &[String]) -> Result<(), String> {
+    let mode = flag(args, "--mode").unwrap_or_else(|| "embedded".into());
+    if mode != "embedded" && mode != "postgres" {
+        return Err("--mode must be embedded or postgres".into());
+    }
+    let duration = flag(args, "--duration")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(20);
+    let concurrency = flag(args, "--concurrency")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(32);
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "stowage-api-actix",
+        "--bin",
+        "stowage",
+    ]);
+    run(build)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let report = rt.block_on(bench_http::run(
+        &mode,
+        Duration::from_secs(duration),
+        concurrency,
+        find_postgres(),
+    ))?;
+    println!("{report}");
+    let body = format!("Machine: {}.\n\n{report}", machine());
+    write_report(
+        &format!("bench-http-{mode}"),
+        &format!("HTTP throughput, {mode} mode (cargo xtask bench-http --mode {mode})"),
+        &body,
+    )
+}
+
 fn migrate() -> Result<(), String> {
     let mut cmd = cargo();
     cmd.args([
@@ -331,9 +376,10 @@ fn main() -> ExitCode {
         Some("s3-server") => s3_server(&args[1..]),
         Some("bench-db") => bench_db(&args[1..]),
         Some("fuzz-api") => fuzz_api(&args[1..]),
+        Some("bench-http") => bench_http(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--files N] | fuzz-api [--max-examples N] | \
+                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--files N] | fuzz-api [--max-examples N] | bench-http [--mode embedded|postgres] [--duration S] [--concurrency C] | \
                  s3-server --port P --dir D --bucket B --access-key K --secret-key S>"
             );
             return ExitCode::from(2);

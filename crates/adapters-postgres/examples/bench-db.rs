@@ -279,7 +279,7 @@ async fn main() {
     explain(
         &mut conn,
         "Cursor page",
-        &format!("SELECT * FROM files WHERE {scope} AND (created_at < {0} OR (created_at = {0} AND id < 'ffff')) ORDER BY created_at DESC, id DESC LIMIT 21", base_ms + 500_000_000),
+        &format!("SELECT * FROM files WHERE {scope} AND created_at <= {0} AND (created_at < {0} OR (created_at = {0} AND id < 'ffff')) ORDER BY created_at DESC, id DESC LIMIT 21", base_ms + 500_000_000),
         &mut plans,
     )
     .await;

@@ -1,0 +1,501 @@
+//! `cargo xtask bench-http [--mode embedded|postgres] [--duration S] [--concurrency C]`:
+//! starts a release `stowage` with fresh state, seeds files over many users,
+//! drives each operation with C concurrent connections for S seconds, and
+//! reports requests/s, p50, p99, server CPU and RSS into docs/performance.md.
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const USERS: usize = 100;
+const SEED_FILES: usize = 3000;
+
+struct Server {
+    child: Child,
+    base: String,
+    pk: String,
+    pid: u32,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn proc_status(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields after the command: state is index 0; utime is 11, stime 12.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn start(env: Vec<(String, String)>) -> Result<Server, String> {
+    let mut child = Command::new("target/release/stowage")
+        .envs(env.iter().cloned())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("start stowage: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let (mut base, mut pk) = (None, None);
+    while base.is_none() || pk.is_none() {
+        let line = lines
+            .next()
+            .ok_or("stowage exited early")?
+            .map_err(|e| e.to_string())?;
+        if let Some(u) = line.strip_prefix("Stowage listening on ") {
+            base = Some(u.trim().to_owned());
+        } else if let Some(k) = line.trim().strip_prefix("publishable: ") {
+            pk = Some(k.trim().to_owned());
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let pid = child.id();
+    Ok(Server {
+        child,
+        base: base.unwrap_or_default(),
+        pk: pk.unwrap_or_default(),
+        pid,
+        env,
+    })
+}
+
+fn token(server: &Server, sub: &str) -> String {
+    Command::new("target/release/stowage")
+        .envs(server.env.iter().cloned())
+        .args(["token", "--sub", sub, "--ttl", "7200"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[derive(Clone)]
+struct Caller {
+    key: String,
+    token: Option<String>,
+}
+
+fn request(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    c: &Caller,
+) -> reqwest::RequestBuilder {
+    let mut r = client.request(method, url).header("X-API-Key", &c.key);
+    if let Some(t) = &c.token {
+        r = r.bearer_auth(t);
+    }
+    r
+}
+
+async fn upload(
+    client: &reqwest::Client,
+    base: &str,
+    c: &Caller,
+    i: usize,
+) -> Result<String, String> {
+    let body =
+        json!({"filename": format!("file-{i}.txt"), "contentType": "text/plain", "fileSize": 16});
+    let t: Value = request(
+        client,
+        reqwest::Method::POST,
+        format!("{base}/v1/files/presigned-url"),
+        c,
+    )
+    .json(&body)
+    .send()
+    .await
+    .map_err(|e| e.to_string())?
+    .json()
+    .await
+    .map_err(|e| e.to_string())?;
+    let url = t["url"].as_str().ok_or("no url")?;
+    client
+        .put(url)
+        .header("Content-Type", "text/plain")
+        .body(vec![b'x'; 16])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(t["key"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn register(
+    client: &reqwest::Client,
+    base: &str,
+    c: &Caller,
+    key: &str,
+    i: usize,
+) -> Result<String, String> {
+    let vis = ["public", "private", "protected", "shared"][i % 4];
+    let body = json!({"s3Key": key, "originalName": format!("file-{i}.txt"), "mimeType": "text/plain", "size": 16,
+                      "visibility": vis, "sharedWith": [format!("user-{}", (i + 1) % USERS)]});
+    let f: Value = request(client, reqwest::Method::POST, format!("{base}/v1/files"), c)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(f["id"].as_str().unwrap_or_default().to_owned())
+}
+
+struct Outcome {
+    name: &'static str,
+    requests: usize,
+    errors: usize,
+    secs: f64,
+    p50: f64,
+    p99: f64,
+    cpu: f64,
+    rss_kib: u64,
+}
+
+/// Drives `op` with `concurrency` workers for `duration` (or until `op` says stop).
+async fn drive<F, Fut>(
+    name: &'static str,
+    server: &Server,
+    concurrency: usize,
+    duration: Duration,
+    op: F,
+) -> Outcome
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<bool>> + Send,
+{
+    let op = Arc::new(op);
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = Arc::new(AtomicUsize::new(0));
+    let cpu_before = cpu_seconds(server.pid);
+    let mut peak_rss = 0;
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (op, stop, counter) = (op.clone(), stop.clone(), counter.clone());
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            let mut errors = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                match op(i).await {
+                    None => break,
+                    Some(ok) => {
+                        lat.push(t.elapsed().as_micros() as u32);
+                        if !ok {
+                            errors += 1;
+                        }
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    while started.elapsed() < duration && workers.iter().any(|w| !w.is_finished()) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak_rss = peak_rss.max(proc_status(server.pid, "VmRSS:"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let secs = started.elapsed().as_secs_f64();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for w in workers {
+        if let Ok((lat, e)) = w.await {
+            all.extend(lat);
+            errors += e;
+        }
+    }
+    let cpu = (cpu_seconds(server.pid) - cpu_before) / secs * 100.0;
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len().max(1) - 1) as f64 * p).round() as usize)
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    let o = Outcome {
+        name,
+        requests: all.len(),
+        errors,
+        secs,
+        p50: pct(0.5),
+        p99: pct(0.99),
+        cpu,
+        rss_kib: peak_rss,
+    };
+    eprintln!(
+        "{name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}, server CPU {:.0}%, peak RSS {:.1} MiB",
+        o.requests as f64 / o.secs,
+        o.p50,
+        o.p99,
+        o.errors,
+        o.cpu,
+        o.rss_kib as f64 / 1024.0
+    );
+    o
+}
+
+/// Runs the benchmark; returns the Markdown report.
+pub async fn run(
+    mode: &str,
+    duration: Duration,
+    concurrency: usize,
+    postgres: Option<String>,
+) -> Result<String, String> {
+    let data = std::env::temp_dir().join(format!("stowage-bench-http-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let mut env = vec![
+        ("STOWAGE_DATA_DIR".to_owned(), data.display().to_string()),
+        ("STOWAGE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("RUST_LOG".to_owned(), "error".to_owned()),
+    ];
+    let mut database = None;
+    if mode == "postgres" {
+        let admin =
+            postgres.ok_or("--mode postgres needs PostgreSQL ($DATABASE_URL or 127.0.0.1:5432)")?;
+        let name = format!("stowage_bench_http_{}", std::process::id());
+        let status = Command::new("psql")
+            .args([&admin, "-q", "-c", &format!("CREATE DATABASE {name}")])
+            .status()
+            .map_err(|e| format!("psql: {e}"))?;
+        if !status.success() {
+            return Err("could not create the benchmark database".into());
+        }
+        let url = format!(
+            "{}/{name}",
+            admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin)
+        );
+        env.push(("DATABASE_URL".to_owned(), url));
+        database = Some((admin, name));
+    }
+    let server = start(env)?;
+    let idle_rss = proc_status(server.pid, "VmRSS:");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency * 2)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let users: Vec<Caller> = (0..USERS)
+        .map(|u| Caller {
+            key: server.pk.clone(),
+            token: Some(token(&server, &format!("user-{u}"))),
+        })
+        .collect();
+    let base = server.base.clone();
+
+    // Seed: files over many users, through the API.
+    eprintln!("seeding {SEED_FILES} files over {USERS} users…");
+    let mut ids = Vec::new();
+    for chunk in (0..SEED_FILES).collect::<Vec<_>>().chunks(64) {
+        let futs = chunk.iter().map(|&i| {
+            let (client, base, c) = (client.clone(), base.clone(), users[i % USERS].clone());
+            async move {
+                let key = upload(&client, &base, &c, i).await?;
+                register(&client, &base, &c, &key, i).await
+            }
+        });
+        for r in futures_util::future::join_all(futs).await {
+            ids.push(r?);
+        }
+    }
+    // Pre-uploaded objects for the register phase.
+    let prepared = 20_000;
+    eprintln!("pre-uploading {prepared} objects for the register phase…");
+    let mut keys = Vec::new();
+    for chunk in (0..prepared).collect::<Vec<_>>().chunks(128) {
+        let futs = chunk.iter().map(|&i| {
+            let (client, base, c) = (client.clone(), base.clone(), users[i % USERS].clone());
+            async move { upload(&client, &base, &c, i).await.map(|k| (k, i)) }
+        });
+        for r in futures_util::future::join_all(futs).await {
+            keys.push(r?);
+        }
+    }
+    let ids = Arc::new(ids);
+    let keys = Arc::new(keys);
+    let users = Arc::new(users);
+    let mut outcomes = Vec::new();
+
+    macro_rules! phase {
+        ($name:literal, |$i:ident, $client:ident, $base:ident, $users:ident, $ids:ident, $keys:ident| $body:expr) => {{
+            let ($client, $base, $users, $ids, $keys) = (
+                client.clone(),
+                base.clone(),
+                users.clone(),
+                ids.clone(),
+                keys.clone(),
+            );
+            outcomes.push(
+                drive($name, &server, concurrency, duration, move |$i| {
+                    let ($client, $base, $users, $ids, $keys) = (
+                        $client.clone(),
+                        $base.clone(),
+                        $users.clone(),
+                        $ids.clone(),
+                        $keys.clone(),
+                    );
+                    async move {
+                        let _ = (&$users, &$ids, &$keys);
+                        $body
+                    }
+                })
+                .await,
+            );
+        }};
+    }
+    phase!(
+        "GET /health (HTTP-stack ceiling)",
+        |i, client, base, users, ids, keys| {
+            let _ = i;
+            Some(
+                client
+                    .get(format!("{base}/health"))
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false),
+            )
+        }
+    );
+    phase!(
+        "POST /v1/files/presigned-url",
+        |i, client, base, users, ids, keys| {
+            let body = json!({"filename": "a.txt", "contentType": "text/plain", "fileSize": 16});
+            let r = request(
+                &client,
+                reqwest::Method::POST,
+                format!("{base}/v1/files/presigned-url"),
+                &users[i % USERS],
+            )
+            .json(&body)
+            .send()
+            .await;
+            Some(r.map(|r| r.status().is_success()).unwrap_or(false))
+        }
+    );
+    phase!(
+        "POST /v1/files (register, objects pre-uploaded)",
+        |i, client, base, users, ids, keys| {
+            let (key, n) = keys.get(i)?;
+            let ok = register(&client, &base, &users[n % USERS], key, *n)
+                .await
+                .map(|id| !id.is_empty())
+                .unwrap_or(false);
+            Some(ok)
+        }
+    );
+    phase!("GET /v1/files/:id", |i, client, base, users, ids, keys| {
+        let id = &ids[i % ids.len()];
+        let r = request(
+            &client,
+            reqwest::Method::GET,
+            format!("{base}/v1/files/{id}"),
+            &users[i % USERS],
+        )
+        .send()
+        .await;
+        Some(
+            r.map(|r| r.status().as_u16() == 200 || r.status().as_u16() == 403)
+                .unwrap_or(false),
+        )
+    });
+    phase!(
+        "GET /v1/files (list 20)",
+        |i, client, base, users, ids, keys| {
+            let r = request(
+                &client,
+                reqwest::Method::GET,
+                format!("{base}/v1/files?limit=20"),
+                &users[i % USERS],
+            )
+            .send()
+            .await;
+            Some(r.map(|r| r.status().is_success()).unwrap_or(false))
+        }
+    );
+    phase!(
+        "POST /v1/files/:id/download-url",
+        |i, client, base, users, ids, keys| {
+            let id = &ids[i % ids.len()];
+            let owner = &users[(i % ids.len()) % USERS];
+            let r = request(
+                &client,
+                reqwest::Method::POST,
+                format!("{base}/v1/files/{id}/download-url"),
+                owner,
+            )
+            .send()
+            .await;
+            Some(r.map(|r| r.status().is_success()).unwrap_or(false))
+        }
+    );
+
+    let peak = proc_status(server.pid, "VmHWM:");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+    if let Some((admin, name)) = database {
+        let _ = Command::new("psql")
+            .args([
+                &admin,
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            ])
+            .status();
+    }
+    let health_rps = outcomes
+        .first()
+        .map(|o| o.requests as f64 / o.secs)
+        .unwrap_or(1.0);
+    let mut report = format!(
+        "Mode: {mode}. {concurrency} concurrent connections, {}s per operation, load generator on the same machine. \
+         Seeded {SEED_FILES} files over {USERS} users. Server RSS idle {:.1} MiB, peak (VmHWM) {:.1} MiB.\n\n\
+         | operation | req/s | % of /health | p50 ms | p99 ms | errors | server CPU | peak RSS MiB |\n|---|---|---|---|---|---|---|---|\n",
+        duration.as_secs(),
+        idle_rss as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    for o in &outcomes {
+        let rps = o.requests as f64 / o.secs;
+        report.push_str(&format!(
+            "| {} | {:.0} | {:.0}% | {:.2} | {:.2} | {} | {:.0}% | {:.1} |\n",
+            o.name,
+            rps,
+            rps / health_rps * 100.0,
+            o.p50,
+            o.p99,
+            o.errors,
+            o.cpu,
+            o.rss_kib as f64 / 1024.0
+        ));
+    }
+    Ok(report)
+}
