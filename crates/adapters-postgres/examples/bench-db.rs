@@ -107,7 +107,11 @@ async fn main() {
                 CASE WHEN i % 4 = 3 THEN ARRAY['user-' || ((i + 1) % {USERS}), 'user-' || ((i + 7) % {USERS})] ELSE ARRAY[]::text[] END,
                 '{{}}'::jsonb, {base_ms} + i * 1000, {base_ms} + i * 1000
          FROM generate_series(1, {files}) AS i;
-         ANALYZE files;"
+         INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n)
+             SELECT project, env, visibility, owner_type, owner_id, count(*) FROM files
+             GROUP BY project, env, visibility, owner_type, owner_id;
+         ANALYZE files;
+         ANALYZE file_counts;"
     ))
     .await
     .expect("seed");

@@ -65,4 +65,21 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(api_keys, uploads, files, object_deletions);
+diesel::table! {
+    file_counts (project, env, visibility, owner_type, owner_id) {
+        project -> Text,
+        env -> Text,
+        visibility -> Text,
+        owner_type -> Text,
+        owner_id -> Text,
+        n -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    file_counts,
+    api_keys,
+    uploads,
+    files,
+    object_deletions
+);

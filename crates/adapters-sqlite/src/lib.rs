@@ -31,7 +31,7 @@ use stowage_domain::upload::{IssuedUpload, UploadState};
 use stowage_domain::{Error, ErrorCode, Result};
 
 use crate::rows::{ApiKeyRow, FileRow, UploadRow};
-use crate::schema::{api_keys, file_shares, files, object_deletions, uploads};
+use crate::schema::{api_keys, file_counts, file_shares, files, object_deletions, uploads};
 
 /// Migrations of `migrations/sqlite`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -319,6 +319,120 @@ async fn replace_shares(conn: &mut Conn, file: &File) -> std::result::Result<(),
     Ok(())
 }
 
+/// Adds `delta` to the count of files of one owner and visibility.
+async fn bump_count(
+    c: &mut Conn,
+    project: &str,
+    env: &str,
+    visibility: &str,
+    owner_type: &str,
+    owner_id: &str,
+    delta: i64,
+) -> std::result::Result<(), DieselError> {
+    diesel::insert_into(file_counts::table)
+        .values((
+            file_counts::project.eq(project),
+            file_counts::env.eq(env),
+            file_counts::visibility.eq(visibility),
+            file_counts::owner_type.eq(owner_type),
+            file_counts::owner_id.eq(owner_id),
+            file_counts::n.eq(delta),
+        ))
+        .on_conflict((
+            file_counts::project,
+            file_counts::env,
+            file_counts::visibility,
+            file_counts::owner_type,
+            file_counts::owner_id,
+        ))
+        .do_update()
+        .set(file_counts::n.eq(file_counts::n + delta))
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+/// The total of a listing from the maintained counts, without counting rows;
+/// `None` when a filter (bucket, MIME type, search) needs an exact count.
+async fn counted_total(
+    c: &mut Conn,
+    query: &ListQuery,
+) -> std::result::Result<Option<i64>, DieselError> {
+    let p = &query.params;
+    if p.bucket.is_some() || p.mime_type.is_some() || p.search.is_some() {
+        return Ok(None);
+    }
+    let owner_type = match p.owner_type {
+        None => None,
+        Some(OwnerTypeFilter::User) => Some("user"),
+        Some(OwnerTypeFilter::Service) => Some("service"),
+        Some(OwnerTypeFilter::Session | OwnerTypeFilter::Public) => return Ok(Some(0)),
+    };
+    let counts = || {
+        let mut q = file_counts::table
+            .filter(file_counts::project.eq(query.tenant.project.as_str()))
+            .filter(file_counts::env.eq(query.tenant.env.as_str()))
+            .into_boxed();
+        if let Some(v) = p.visibility {
+            q = q.filter(file_counts::visibility.eq(v.as_str()));
+        }
+        if let Some(t) = owner_type {
+            q = q.filter(file_counts::owner_type.eq(t));
+        }
+        if let Some(o) = &p.owner_id {
+            q = q.filter(file_counts::owner_id.eq(o.clone()));
+        }
+        q
+    };
+    let sum = |rows: Vec<i64>| rows.into_iter().sum::<i64>();
+    match &query.scope {
+        Scope::All => Ok(Some(sum(counts().select(file_counts::n).load(c).await?))),
+        Scope::VisibleTo { owner, user_id } => {
+            let open: Vec<i64> = counts()
+                .filter(
+                    file_counts::visibility
+                        .eq_any([Visibility::Public.as_str(), Visibility::Protected.as_str()]),
+                )
+                .select(file_counts::n)
+                .load(c)
+                .await?;
+            let own: Vec<i64> = counts()
+                .filter(
+                    file_counts::visibility
+                        .eq_any([Visibility::Private.as_str(), Visibility::Shared.as_str()]),
+                )
+                .filter(file_counts::owner_type.eq(owner.kind.as_str()))
+                .filter(file_counts::owner_id.eq(owner.id.as_str()))
+                .select(file_counts::n)
+                .load(c)
+                .await?;
+            let mut total = sum(open) + sum(own);
+            let shared_visible = p.visibility.is_none_or(|v| v == Visibility::Shared);
+            if let (Some(uid), true) = (user_id, shared_visible) {
+                let shared = file_shares::table
+                    .inner_join(files::table)
+                    .filter(file_shares::user_id.eq(uid.as_str()))
+                    .filter(files::project.eq(query.tenant.project.as_str()))
+                    .filter(files::env.eq(query.tenant.env.as_str()))
+                    .filter(files::visibility.eq(Visibility::Shared.as_str()))
+                    .filter(not(files::owner_type
+                        .eq(owner.kind.as_str())
+                        .and(files::owner_id.eq(owner.id.as_str()))))
+                    .into_boxed();
+                let mut shared = shared;
+                if let Some(t) = owner_type {
+                    shared = shared.filter(files::owner_type.eq(t));
+                }
+                if let Some(o) = &p.owner_id {
+                    shared = shared.filter(files::owner_id.eq(o.clone()));
+                }
+                total += shared.select(count_star()).get_result::<i64>(c).await?;
+            }
+            Ok(Some(total))
+        }
+    }
+}
+
 #[async_trait]
 impl FileRepository for SqliteRepository {
     async fn insert_upload(&self, upload: &IssuedUpload) -> Result<()> {
@@ -415,6 +529,16 @@ impl FileRepository for SqliteRepository {
                     .values(&row)
                     .execute(c)
                     .await?;
+                bump_count(
+                    c,
+                    &row.project,
+                    &row.env,
+                    &row.visibility,
+                    &row.owner_type,
+                    &row.owner_id,
+                    1,
+                )
+                .await?;
                 replace_shares(c, file).await?;
                 Ok(())
             })
@@ -442,6 +566,19 @@ impl FileRepository for SqliteRepository {
         let row = FileRow::from_file(file)?;
         self.run(async move |c| {
             c.transaction::<(), TxError, _>(async |c| {
+                // Take the write lock before reading (SQLite: no read-to-write upgrade).
+                diesel::update(files::table.filter(files::id.eq(&row.id)))
+                    .set(files::updated_at.eq(files::updated_at))
+                    .execute(c)
+                    .await?;
+                let old: Option<String> = files::table
+                    .filter(files::id.eq(&row.id))
+                    .filter(files::project.eq(&row.project))
+                    .filter(files::env.eq(&row.env))
+                    .select(files::visibility)
+                    .first(c)
+                    .await
+                    .optional()?;
                 let n = diesel::update(
                     files::table
                         .filter(files::id.eq(&row.id))
@@ -460,6 +597,28 @@ impl FileRepository for SqliteRepository {
                 .await?;
                 if n != 1 {
                     return Err(TxError::Domain(Error::new(ErrorCode::FileNotFound)));
+                }
+                if let Some(old) = old.filter(|v| *v != row.visibility) {
+                    bump_count(
+                        c,
+                        &row.project,
+                        &row.env,
+                        &old,
+                        &row.owner_type,
+                        &row.owner_id,
+                        -1,
+                    )
+                    .await?;
+                    bump_count(
+                        c,
+                        &row.project,
+                        &row.env,
+                        &row.visibility,
+                        &row.owner_type,
+                        &row.owner_id,
+                        1,
+                    )
+                    .await?;
                 }
                 replace_shares(c, file).await?;
                 Ok(())
@@ -490,6 +649,16 @@ impl FileRepository for SqliteRepository {
                     .await
                     .optional()?;
                     if let Some(row) = &row {
+                        bump_count(
+                            c,
+                            &row.project,
+                            &row.env,
+                            &row.visibility,
+                            &row.owner_type,
+                            &row.owner_id,
+                            -1,
+                        )
+                        .await?;
                         diesel::delete(file_shares::table.filter(file_shares::file_id.eq(&row.id)))
                             .execute(c)
                             .await?;
@@ -518,11 +687,14 @@ impl FileRepository for SqliteRepository {
             // pages after it cost O(limit) at any depth.
             let total: i64 = match query.params.cursor.as_ref().and_then(|c| c.total) {
                 Some(t) => i64::try_from(t).unwrap_or(i64::MAX),
-                None => filtered(query)
-                    .select(count_star())
-                    .get_result(c)
-                    .await
-                    .map_err(db_error)?,
+                None => match counted_total(c, query).await.map_err(db_error)? {
+                    Some(t) => t,
+                    None => filtered(query)
+                        .select(count_star())
+                        .get_result(c)
+                        .await
+                        .map_err(db_error)?,
+                },
             };
             let rows: Vec<FileRow> = page_query(query)?
                 .select(FileRow::as_select())

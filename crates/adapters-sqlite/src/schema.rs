@@ -73,7 +73,19 @@ diesel::table! {
 }
 
 diesel::joinable!(file_shares -> files (file_id));
+diesel::table! {
+    file_counts (project, env, visibility, owner_type, owner_id) {
+        project -> Text,
+        env -> Text,
+        visibility -> Text,
+        owner_type -> Text,
+        owner_id -> Text,
+        n -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    file_counts,
     api_keys,
     uploads,
     files,

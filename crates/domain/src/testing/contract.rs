@@ -683,6 +683,63 @@ async fn list_scope_filters_and_order(repo: &dyn FileRepository) {
             );
         }
     }
+
+    // Totals follow visibility changes and deletions.
+    let total_for = |scope: Scope| {
+        let query = ListQuery {
+            tenant: t.clone(),
+            scope,
+            params: ListParams {
+                limit: 100,
+                ..ListParams::default()
+            },
+        };
+        async move { repo.list_files(&query).await }
+    };
+    let everything = total_for(Scope::All).await.expect("list");
+    let alpha = everything
+        .items
+        .iter()
+        .find(|f| f.original_name == "Alpha.png")
+        .cloned()
+        .expect("Alpha");
+    let beta = everything
+        .items
+        .iter()
+        .find(|f| f.original_name == "beta.jpg")
+        .cloned()
+        .expect("beta");
+    assert_eq!(total_for(visible_to("eve")).await.expect("list").total, 3);
+    let mut public_alpha = alpha.clone();
+    public_alpha.visibility = Visibility::Public;
+    repo.update_file(&public_alpha).await.expect("update");
+    assert_eq!(
+        total_for(visible_to("eve")).await.expect("list").total,
+        4,
+        "a file made public counts for everyone"
+    );
+    repo.update_file(&public_alpha)
+        .await
+        .expect("update again, same visibility");
+    assert_eq!(total_for(visible_to("eve")).await.expect("list").total, 4);
+    repo.delete_file(&t, beta.id, Timestamp::from_millis(T0))
+        .await
+        .expect("delete");
+    assert_eq!(
+        total_for(visible_to("eve")).await.expect("list").total,
+        3,
+        "a deleted file no longer counts"
+    );
+    assert_eq!(total_for(Scope::All).await.expect("list").total, 8);
+    let mut private_again = public_alpha;
+    private_again.visibility = Visibility::Private;
+    repo.update_file(&private_again).await.expect("update");
+    assert_eq!(total_for(visible_to("eve")).await.expect("list").total, 2);
+    assert_eq!(
+        total_for(visible_to("alice")).await.expect("list").total,
+        4,
+        "owners still count their own private files"
+    );
 }
 
 async fn list_pagination_and_cursor(repo: &dyn FileRepository) {
