@@ -147,3 +147,25 @@ async fn registration_checks_the_store() {
         "file/size-mismatch",
     );
 }
+
+#[tokio::test]
+async fn a_missing_bucket_is_reported() {
+    if !s3_mode() {
+        return;
+    }
+    let s = spawn_with(&[
+        ("STOWAGE_S3_BUCKET", "no-such-bucket"),
+        ("STOWAGE_S3_INIT_BUCKET", "0"),
+    ]);
+    let alice = s.user("alice");
+    let got = s
+        .post(
+            "/v1/files/multipart/init",
+            &alice,
+            json!({"filename": "a.bin", "contentType": "application/octet-stream", "fileSize": 10}),
+        )
+        .await;
+    assert_error(&got, 500, "file/bucket-not-configured");
+    let ready = read(s.client.get(s.url("/ready")).send().await.expect("ready")).await;
+    assert_error(&ready, 503, "common/service-unavailable");
+}

@@ -458,6 +458,11 @@ pub async fn run(
         }
     );
 
+    let upload_report = if mode == "embedded" {
+        upload_throughput(&server, &client, &data).await?
+    } else {
+        String::new()
+    };
     let peak = proc_status(server.pid, "VmHWM:");
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
@@ -497,5 +502,104 @@ pub async fn run(
             o.rss_kib as f64 / 1024.0
         ));
     }
+    report.push_str(&upload_report);
     Ok(report)
+}
+
+/// 1 GiB through the gateway vs `dd` to the same disk, with the server's RSS.
+async fn upload_throughput(
+    server: &Server,
+    client: &reqwest::Client,
+    data: &std::path::Path,
+) -> Result<String, String> {
+    const SIZE: u64 = 1 << 30;
+    let src = data.join("bench-1gib.bin");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&src).map_err(|e| e.to_string())?;
+        let block: Vec<u8> = (0..1 << 20)
+            .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for _ in 0..1024 {
+            f.write_all(&block).map_err(|e| e.to_string())?;
+        }
+        f.sync_all().map_err(|e| e.to_string())?;
+    }
+    let dd_started = Instant::now();
+    let dd = Command::new("dd")
+        .arg(format!("if={}", src.display()))
+        .arg(format!("of={}", data.join("dd.bin").display()))
+        .args(["bs=1M", "conv=fsync", "status=none"])
+        .status()
+        .map_err(|e| format!("dd: {e}"))?;
+    let dd_secs = dd_started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(data.join("dd.bin"));
+    if !dd.success() {
+        return Err("dd failed".into());
+    }
+    let sk_caller = Caller {
+        key: server.pk.clone(),
+        token: Some(token(server, "uploader")),
+    };
+    let ticket: Value = request(client, reqwest::Method::POST, format!("{}/v1/files/presigned-url", server.base), &sk_caller)
+        .json(&json!({"filename": "big.bin", "contentType": "application/octet-stream", "fileSize": SIZE}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let rss_before = proc_status(server.pid, "VmRSS:");
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (done, pid) = (done.clone(), server.pid);
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while !done.load(Ordering::Relaxed) {
+                peak = peak.max(proc_status(pid, "VmRSS:"));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            peak
+        })
+    };
+    let file = tokio::fs::File::open(&src)
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+        file,
+        256 * 1024,
+    ));
+    let started = Instant::now();
+    let status = client
+        .put(ticket["url"].as_str().unwrap_or_default())
+        .header("Content-Type", "application/octet-stream")
+        .header("Content-Length", SIZE.to_string())
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .status();
+    let put_secs = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let rss_peak = sampler.await.unwrap_or(0);
+    let _ = std::fs::remove_file(&src);
+    let mib = (SIZE >> 20) as f64;
+    eprintln!(
+        "1 GiB upload: {status}, {:.0} MiB/s (dd {:.0} MiB/s), RSS {rss_before} -> {rss_peak} KiB",
+        mib / put_secs,
+        mib / dd_secs
+    );
+    Ok(format!(
+        "\n1 GiB through the gateway (status {}): {:.2} s = {:.0} MiB/s; `dd bs=1M conv=fsync` to the same disk: {:.2} s = {:.0} MiB/s \
+         ({:.0}% of dd). Server RSS {:.1} MiB before, {:.1} MiB peak during the upload (growth {:.1} MiB).\n",
+        status.as_u16(),
+        put_secs,
+        mib / put_secs,
+        dd_secs,
+        mib / dd_secs,
+        dd_secs / put_secs * 100.0,
+        rss_before as f64 / 1024.0,
+        rss_peak as f64 / 1024.0,
+        rss_peak.saturating_sub(rss_before) as f64 / 1024.0
+    ))
 }

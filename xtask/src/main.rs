@@ -17,6 +17,7 @@
 //!   an S3-compatible server (s3s-fs, SigV4-checking) in the foreground on 127.0.0.1.
 
 mod bench_http;
+mod local_pg;
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
@@ -52,7 +53,21 @@ fn find_postgres() -> Option<String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     let require = std::env::var("STOWAGE_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-    let postgres = find_postgres();
+    // $DATABASE_URL, else a server on 127.0.0.1:5432, else a throwaway cluster
+    // under target/ (STOWAGE_LOCAL_POSTGRES=1 forces the latter).
+    let force_local = std::env::var("STOWAGE_LOCAL_POSTGRES").is_ok_and(|v| v == "1");
+    let mut cluster = None;
+    let mut postgres = if force_local { None } else { find_postgres() };
+    if postgres.is_none() {
+        match local_pg::LocalCluster::start() {
+            Ok(c) => {
+                eprintln!("xtask: started a throwaway PostgreSQL cluster at {}", c.url);
+                postgres = Some(c.url.clone());
+                cluster = Some(c);
+            }
+            Err(e) => eprintln!("xtask: no throwaway PostgreSQL cluster: {e}"),
+        }
+    }
     if postgres.is_none() && require {
         return Err("STOWAGE_REQUIRE_POSTGRES=1 but no PostgreSQL server was found ($DATABASE_URL or 127.0.0.1:5432)".into());
     }
@@ -110,12 +125,12 @@ fn test(extra: &[String]) -> Result<(), String> {
         for s in &skipped {
             eprintln!("  - {s}");
         }
-        eprintln!(
-            "  No PostgreSQL server found. Start one on 127.0.0.1:5432 (user postgres, trust auth)"
-        );
+        eprintln!("  No PostgreSQL server found and none could be started under target/.");
+        eprintln!("  Start one on 127.0.0.1:5432 (user postgres, trust auth), install PostgreSQL (initdb),");
         eprintln!("  or set DATABASE_URL=postgres://…; set STOWAGE_REQUIRE_POSTGRES=1 to make this an error.");
         eprintln!("=========================================================\n");
     }
+    drop(cluster);
     Ok(())
 }
 

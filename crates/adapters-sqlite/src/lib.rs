@@ -409,23 +409,31 @@ async fn counted_total(
             let mut total = sum(open) + sum(own);
             let shared_visible = p.visibility.is_none_or(|v| v == Visibility::Shared);
             if let (Some(uid), true) = (user_id, shared_visible) {
-                let shared = file_shares::table
-                    .inner_join(files::table)
-                    .filter(file_shares::user_id.eq(uid.as_str()))
+                // Start from the user's shares (indexed by user) and probe each file
+                // by id, rather than letting SQLite scan the tenant's files.
+                let types: Vec<&str> =
+                    owner_type.map_or_else(|| vec!["user", "service"], |t| vec![t]);
+                let any_owner =
+                    diesel::dsl::sql::<diesel::sql_types::Bool>(if p.owner_id.is_none() {
+                        "1"
+                    } else {
+                        "0"
+                    });
+                let file = files::table
+                    .filter(files::id.eq(file_shares::file_id))
                     .filter(files::project.eq(query.tenant.project.as_str()))
                     .filter(files::env.eq(query.tenant.env.as_str()))
                     .filter(files::visibility.eq(Visibility::Shared.as_str()))
                     .filter(not(files::owner_type
                         .eq(owner.kind.as_str())
                         .and(files::owner_id.eq(owner.id.as_str()))))
-                    .into_boxed();
-                let mut shared = shared;
-                if let Some(t) = owner_type {
-                    shared = shared.filter(files::owner_type.eq(t));
-                }
-                if let Some(o) = &p.owner_id {
-                    shared = shared.filter(files::owner_id.eq(o.clone()));
-                }
+                    .filter(files::owner_type.eq_any(types))
+                    .filter(
+                        any_owner.or(files::owner_id.eq(p.owner_id.clone().unwrap_or_default())),
+                    );
+                let shared = file_shares::table
+                    .filter(file_shares::user_id.eq(uid.as_str()))
+                    .filter(exists(file));
                 total += shared.select(count_star()).get_result::<i64>(c).await?;
             }
             Ok(Some(total))

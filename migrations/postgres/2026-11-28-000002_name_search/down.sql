@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS files_name_trgm;
