@@ -158,14 +158,19 @@ async fn a_missing_bucket_is_reported() {
         ("STOWAGE_S3_INIT_BUCKET", "0"),
     ]);
     let alice = s.user("alice");
-    let got = s
+    let (_, ticket) = s
         .post(
-            "/v1/files/multipart/init",
+            "/v1/files/presigned-url",
             &alice,
-            json!({"filename": "a.bin", "contentType": "application/octet-stream", "fileSize": 10}),
+            json!({"filename": "a.txt", "contentType": "text/plain", "fileSize": 3}),
         )
         .await;
-    assert_error(&got, 500, "file/bucket-not-configured");
+    let body = json!({"s3Key": ticket["key"], "originalName": "a.txt", "mimeType": "text/plain", "size": 3});
+    assert_error(
+        &s.post("/v1/files", &alice, body).await,
+        500,
+        "file/bucket-not-configured",
+    );
     let ready = read(s.client.get(s.url("/ready")).send().await.expect("ready")).await;
     assert_error(&ready, 503, "common/service-unavailable");
 }

@@ -304,6 +304,11 @@ impl S3Store {
         Ok(())
     }
 
+    /// `Ok` when the bucket exists; `file/bucket-not-configured` when it does not.
+    async fn bucket_exists(&self) -> Result<()> {
+        self.health_check().await
+    }
+
     /// Creates the bucket if missing and applies a CORS rule for browser
     /// PUT/GET from `origins`. Returns notes for the operator (e.g. a server
     /// without CORS support).
@@ -415,8 +420,12 @@ impl ObjectStore for S3Store {
                         .unwrap_or(0),
                     etag: out.e_tag,
                 })),
-                Err(RusotoError::Service(HeadObjectError::NoSuchKey(_))) => Ok(None),
-                Err(e) if is_status(&e, 404) => Ok(None),
+                // A HEAD 404 has no body, so "no such key" and "no such bucket"
+                // look alike; ask the bucket before saying the object is missing.
+                Err(RusotoError::Service(HeadObjectError::NoSuchKey(_))) => {
+                    self.bucket_exists().await.map(|()| None)
+                }
+                Err(e) if is_status(&e, 404) => self.bucket_exists().await.map(|()| None),
                 Err(e) => Err(store_error("head", e)),
             }
         })
