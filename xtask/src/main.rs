@@ -256,7 +256,7 @@ fn start_stowage(data: &std::path::Path) -> Result<(std::process::Child, String,
 /// Runs schemathesis (from PyPI, in a virtual environment under target/)
 /// against /openapi.json of a fresh embedded server.
 fn fuzz_api(args: &[String]) -> Result<(), String> {
-    let examples = flag(args, "--max-examples").unwrap_or_else(|| "150".into());
+    let examples = flag(args, "--max-examples").unwrap_or_else(|| "350".into());
     let venv = std::path::Path::new("target/fuzz-venv");
     let st = venv.join("bin/st");
     if !st.exists() {
