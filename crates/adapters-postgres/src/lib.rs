@@ -8,7 +8,6 @@ mod schema;
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use diesel::dsl::{count_star, exists, not};
 use diesel::pg::Pg;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -21,17 +20,15 @@ use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use stowage_domain::auth::ApiKeyRecord;
 use stowage_domain::list::{
     like_pattern, ListPage, ListQuery, MimeFilter, Scope, SortBy, SortDirection, SortValue,
 };
 use stowage_domain::model::{File, FileId, OwnerTypeFilter, Tenant, Timestamp, Visibility};
-use stowage_domain::ports::{ApiKeyRepository, FileRepository};
-use stowage_domain::upload::{IssuedUpload, UploadState};
+use stowage_domain::upload::UploadState;
 use stowage_domain::{Error, ErrorCode, Result};
 
-use crate::rows::{ApiKeyRow, FileRow, UploadRow};
-use crate::schema::{api_keys, file_counts, files, object_deletions, uploads};
+use crate::rows::FileRow;
+use crate::schema::{file_counts, files, object_deletions, uploads};
 
 /// Migrations of `migrations/postgres`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -330,39 +327,6 @@ fn page_query(query: &ListQuery) -> Result<files::BoxedQuery<'_, Pg>> {
     Ok(q.limit(i64::from(p.limit) + 1))
 }
 
-/// Adds `delta` to the count of files of one owner and visibility.
-async fn bump_count(
-    c: &mut Conn,
-    project: &str,
-    env: &str,
-    visibility: &str,
-    owner_type: &str,
-    owner_id: &str,
-    delta: i64,
-) -> std::result::Result<(), DieselError> {
-    diesel::insert_into(file_counts::table)
-        .values((
-            file_counts::project.eq(project),
-            file_counts::env.eq(env),
-            file_counts::visibility.eq(visibility),
-            file_counts::owner_type.eq(owner_type),
-            file_counts::owner_id.eq(owner_id),
-            file_counts::n.eq(delta),
-        ))
-        .on_conflict((
-            file_counts::project,
-            file_counts::env,
-            file_counts::visibility,
-            file_counts::owner_type,
-            file_counts::owner_id,
-        ))
-        .do_update()
-        .set(file_counts::n.eq(file_counts::n + delta))
-        .execute(c)
-        .await?;
-    Ok(())
-}
-
 /// The total of a listing from the maintained counts, without counting rows;
 /// `None` when a filter (bucket, MIME type, search) needs an exact count.
 async fn counted_total(
@@ -443,62 +407,10 @@ async fn counted_total(
     }
 }
 
-#[async_trait]
-impl FileRepository for PostgresRepository {
-    async fn insert_upload(&self, upload: &IssuedUpload) -> Result<()> {
-        let row = UploadRow::from(upload);
-        self.run(async move |c| {
-            diesel::insert_into(uploads::table)
-                .values(&row)
-                .execute(c)
-                .await
-                .map_err(db_error)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn find_upload(&self, tenant: &Tenant, key: &str) -> Result<Option<IssuedUpload>> {
-        self.run(async move |c| {
-            let row = uploads::table
-                .filter(uploads::s3_key.eq(key))
-                .filter(uploads::project.eq(tenant.project.as_str()))
-                .filter(uploads::env.eq(tenant.env.as_str()))
-                .select(UploadRow::as_select())
-                .first(c)
-                .await
-                .optional()
-                .map_err(db_error)?;
-            row.map(IssuedUpload::try_from).transpose()
-        })
-        .await
-    }
-
-    async fn transition_upload(
-        &self,
-        tenant: &Tenant,
-        key: &str,
-        from: UploadState,
-        to: UploadState,
-    ) -> Result<bool> {
-        self.run(async move |c| {
-            let n = diesel::update(
-                uploads::table
-                    .filter(uploads::s3_key.eq(key))
-                    .filter(uploads::project.eq(tenant.project.as_str()))
-                    .filter(uploads::env.eq(tenant.env.as_str()))
-                    .filter(uploads::state.eq(from.as_str())),
-            )
-            .set(uploads::state.eq(to.as_str()))
-            .execute(c)
-            .await
-            .map_err(db_error)?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
-    async fn register_file(&self, file: &File) -> Result<()> {
+/// The backend-specific half of the repository ports (the rest is shared,
+/// see `stowage_diesel_common::shared_repository!`).
+impl PostgresRepository {
+    pub(crate) async fn db_register_file(&self, file: &File) -> Result<()> {
         let row = FileRow::from_file(file)?;
         self.run(async move |c| {
             c.transaction::<(), TxError, _>(async |c| {
@@ -557,7 +469,7 @@ impl FileRepository for PostgresRepository {
         .await
     }
 
-    async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>> {
+    pub(crate) async fn db_get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>> {
         self.run(async move |c| {
             let row = tenant_filter(files::table.into_boxed(), tenant)
                 .filter(files::id.eq(id.to_string()))
@@ -571,7 +483,7 @@ impl FileRepository for PostgresRepository {
         .await
     }
 
-    async fn update_file(&self, file: &File) -> Result<()> {
+    pub(crate) async fn db_update_file(&self, file: &File) -> Result<()> {
         let row = FileRow::from_file(file)?;
         self.run(async move |c| {
             c.transaction::<(), TxError, _>(async |c| {
@@ -633,7 +545,7 @@ impl FileRepository for PostgresRepository {
         .await
     }
 
-    async fn delete_file(
+    pub(crate) async fn db_delete_file(
         &self,
         tenant: &Tenant,
         id: FileId,
@@ -682,7 +594,7 @@ impl FileRepository for PostgresRepository {
         .await
     }
 
-    async fn list_files(&self, query: &ListQuery) -> Result<ListPage> {
+    pub(crate) async fn db_list_files(&self, query: &ListQuery) -> Result<ListPage> {
         self.run(async move |c| {
             // A cursor carries the total counted for its first page, so
             // pages after it cost O(limit) at any depth.
@@ -717,176 +629,14 @@ impl FileRepository for PostgresRepository {
         })
         .await
     }
-
-    async fn abandoned_uploads(
-        &self,
-        issued_before: Timestamp,
-        now: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<IssuedUpload>> {
-        self.run(async move |c| {
-            let pending = UploadState::Pending.as_str();
-            let completed = UploadState::Completed.as_str();
-            let stale_single = uploads::state
-                .eq(pending)
-                .and(uploads::multipart_id.is_null())
-                .and(uploads::created_at.lt(issued_before.millis()));
-            let stale_completed = uploads::state
-                .eq(completed)
-                .and(uploads::multipart_id.is_not_null())
-                .and(uploads::created_at.lt(issued_before.millis()));
-            let expired_multipart = uploads::state
-                .eq(pending)
-                .and(uploads::multipart_id.is_not_null())
-                .and(uploads::expires_at.le(now.millis()));
-            let rows: Vec<UploadRow> = uploads::table
-                .filter(uploads::state.eq_any([pending, completed]))
-                .filter(stale_single.or(stale_completed).or(expired_multipart))
-                .order_by((uploads::created_at.asc(), uploads::s3_key.asc()))
-                .limit(i64::from(limit))
-                .select(UploadRow::as_select())
-                .load(c)
-                .await
-                .map_err(db_error)?;
-            rows.into_iter().map(IssuedUpload::try_from).collect()
-        })
-        .await
-    }
-
-    async fn enqueue_object_deletion(&self, key: &str, now: Timestamp) -> Result<()> {
-        self.run(async move |c| {
-            diesel::insert_into(object_deletions::table)
-                .values((
-                    object_deletions::s3_key.eq(key),
-                    object_deletions::next_attempt_at.eq(now.millis()),
-                    object_deletions::created_at.eq(now.millis()),
-                ))
-                .on_conflict_do_nothing()
-                .execute(c)
-                .await
-                .map_err(db_error)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn finish_object_deletion(&self, key: &str) -> Result<()> {
-        self.run(async move |c| {
-            diesel::delete(object_deletions::table.filter(object_deletions::s3_key.eq(key)))
-                .execute(c)
-                .await
-                .map_err(db_error)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn due_object_deletions(&self, now: Timestamp, limit: u32) -> Result<Vec<String>> {
-        self.run(async move |c| {
-            object_deletions::table
-                .filter(object_deletions::next_attempt_at.le(now.millis()))
-                .order_by((
-                    object_deletions::next_attempt_at.asc(),
-                    object_deletions::s3_key.asc(),
-                ))
-                .limit(i64::from(limit))
-                .select(object_deletions::s3_key)
-                .load(c)
-                .await
-                .map_err(db_error)
-        })
-        .await
-    }
-
-    async fn defer_object_deletion(&self, key: &str, next_attempt: Timestamp) -> Result<()> {
-        self.run(async move |c| {
-            diesel::update(object_deletions::table.filter(object_deletions::s3_key.eq(key)))
-                .set((
-                    object_deletions::next_attempt_at.eq(next_attempt.millis()),
-                    object_deletions::attempts.eq(object_deletions::attempts + 1),
-                ))
-                .execute(c)
-                .await
-                .map_err(db_error)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn health_check(&self) -> Result<()> {
-        self.run(async move |c| {
-            diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
-                .get_result::<i32>(c)
-                .await
-                .map_err(db_error)?;
-            Ok(())
-        })
-        .await
-    }
 }
 
-#[async_trait]
-impl ApiKeyRepository for PostgresRepository {
-    async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
-        let row = ApiKeyRow::from(key);
-        self.run(async move |c| {
-            diesel::insert_into(api_keys::table)
-                .values(&row)
-                .execute(c)
-                .await
-                .map_err(db_error)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn find_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
-        self.run(async move |c| {
-            let row = api_keys::table
-                .filter(api_keys::key_hash.eq(key_hash))
-                .select(ApiKeyRow::as_select())
-                .first(c)
-                .await
-                .optional()
-                .map_err(db_error)?;
-            row.map(ApiKeyRecord::try_from).transpose()
-        })
-        .await
-    }
-
-    async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>> {
-        self.run(async move |c| {
-            let rows: Vec<ApiKeyRow> = api_keys::table
-                .order_by((api_keys::created_at.asc(), api_keys::id.asc()))
-                .select(ApiKeyRow::as_select())
-                .load(c)
-                .await
-                .map_err(db_error)?;
-            rows.into_iter().map(ApiKeyRecord::try_from).collect()
-        })
-        .await
-    }
-
-    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
-        self.run(async move |c| {
-            let n = diesel::update(
-                api_keys::table
-                    .filter(api_keys::id.eq(id))
-                    .filter(api_keys::revoked_at.is_null()),
-            )
-            .set(api_keys::revoked_at.eq(at.millis()))
-            .execute(c)
-            .await
-            .map_err(db_error)?;
-            Ok(n == 1)
-        })
-        .await
-    }
-}
+stowage_diesel_common::shared_repository!(PostgresRepository);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stowage_domain::ports::FileRepository;
     use stowage_domain::testing::contract;
 
     /// A fresh database on the configured server, or `None` (with a loud

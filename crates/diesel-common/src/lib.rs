@@ -1,0 +1,539 @@
+//! Code the SQLite and PostgreSQL adapters share, written once. Diesel queries
+//! are typed by backend and connection, so the shared parts are macros that
+//! each adapter expands against its own schema, connection type and error
+//! mapping; what differs between the backends (the `files` table, its list
+//! query, transactions) stays in the adapters.
+//!
+//! An adapter provides, at its crate root: `schema` (calling [`shared_tables!`]),
+//! `rows` (calling [`shared_rows!`]), a `Conn` type, `db_error`, an
+//! inherent `run` and the `db_register_file`, `db_get_file`, `db_update_file`,
+//! `db_delete_file`, `db_list_files` methods; [`shared_repository!`] then
+//! implements both repository ports.
+
+/// The tables whose definition is identical on every backend.
+#[macro_export]
+macro_rules! shared_tables {
+    () => {
+        diesel::table! {
+            api_keys (id) {
+                id -> Text,
+                key_hash -> Text,
+                project -> Text,
+                env -> Text,
+                kind -> Text,
+                created_at -> BigInt,
+                expires_at -> Nullable<BigInt>,
+                revoked_at -> Nullable<BigInt>,
+            }
+        }
+
+        diesel::table! {
+            uploads (s3_key) {
+                s3_key -> Text,
+                project -> Text,
+                env -> Text,
+                owner_type -> Text,
+                owner_id -> Text,
+                filename -> Text,
+                content_type -> Text,
+                declared_size -> Nullable<BigInt>,
+                visibility -> Nullable<Text>,
+                category -> Nullable<Text>,
+                max_size -> BigInt,
+                multipart_id -> Nullable<Text>,
+                state -> Text,
+                created_at -> BigInt,
+                expires_at -> BigInt,
+            }
+        }
+
+        diesel::table! {
+            object_deletions (s3_key) {
+                s3_key -> Text,
+                next_attempt_at -> BigInt,
+                attempts -> Integer,
+                created_at -> BigInt,
+            }
+        }
+
+        diesel::table! {
+            file_counts (project, env, visibility, owner_type, owner_id) {
+                project -> Text,
+                env -> Text,
+                visibility -> Text,
+                owner_type -> Text,
+                owner_id -> Text,
+                n -> BigInt,
+            }
+        }
+    };
+}
+
+/// Row types of the shared tables and their conversions; `$backend` is the
+/// diesel backend the rows are checked against.
+#[macro_export]
+macro_rules! shared_rows {
+    ($backend:ty) => {
+        pub(crate) fn corrupt(what: &str) -> Error {
+            Error::internal(format!("corrupt row: {what}"))
+        }
+
+        pub(crate) fn to_i64(v: u64) -> i64 {
+            i64::try_from(v).unwrap_or(i64::MAX)
+        }
+
+        pub(crate) fn to_u64(v: i64, what: &str) -> Result<u64> {
+            u64::try_from(v).map_err(|_| corrupt(what))
+        }
+
+        pub(crate) fn tenant(project: &str, env: &str) -> Result<Tenant> {
+            Ok(Tenant {
+                project: ProjectId::new(project).map_err(|_| corrupt("project"))?,
+                env: env.parse().map_err(|_| corrupt("env"))?,
+            })
+        }
+
+        #[derive(Queryable, Selectable, Insertable)]
+        #[diesel(table_name = api_keys, check_for_backend($backend))]
+        pub(crate) struct ApiKeyRow {
+            pub id: String,
+            pub key_hash: String,
+            pub project: String,
+            pub env: String,
+            pub kind: String,
+            pub created_at: i64,
+            pub expires_at: Option<i64>,
+            pub revoked_at: Option<i64>,
+        }
+
+        impl From<&ApiKeyRecord> for ApiKeyRow {
+            fn from(k: &ApiKeyRecord) -> Self {
+                Self {
+                    id: k.id.clone(),
+                    key_hash: k.key_hash.clone(),
+                    project: k.tenant.project.to_string(),
+                    env: k.tenant.env.to_string(),
+                    kind: k.kind.as_str().into(),
+                    created_at: k.created_at.millis(),
+                    expires_at: k.expires_at.map(Timestamp::millis),
+                    revoked_at: k.revoked_at.map(Timestamp::millis),
+                }
+            }
+        }
+
+        impl TryFrom<ApiKeyRow> for ApiKeyRecord {
+            type Error = Error;
+            fn try_from(r: ApiKeyRow) -> Result<Self> {
+                Ok(Self {
+                    tenant: tenant(&r.project, &r.env)?,
+                    kind: ApiKeyKind::parse(&r.kind).ok_or_else(|| corrupt("kind"))?,
+                    id: r.id,
+                    key_hash: r.key_hash,
+                    created_at: Timestamp::from_millis(r.created_at),
+                    expires_at: r.expires_at.map(Timestamp::from_millis),
+                    revoked_at: r.revoked_at.map(Timestamp::from_millis),
+                })
+            }
+        }
+
+        #[derive(Queryable, Selectable, Insertable)]
+        #[diesel(table_name = uploads, check_for_backend($backend))]
+        pub(crate) struct UploadRow {
+            pub s3_key: String,
+            pub project: String,
+            pub env: String,
+            pub owner_type: String,
+            pub owner_id: String,
+            pub filename: String,
+            pub content_type: String,
+            pub declared_size: Option<i64>,
+            pub visibility: Option<String>,
+            pub category: Option<String>,
+            pub max_size: i64,
+            pub multipart_id: Option<String>,
+            pub state: String,
+            pub created_at: i64,
+            pub expires_at: i64,
+        }
+
+        impl From<&IssuedUpload> for UploadRow {
+            fn from(u: &IssuedUpload) -> Self {
+                Self {
+                    s3_key: u.key.clone(),
+                    project: u.tenant.project.to_string(),
+                    env: u.tenant.env.to_string(),
+                    owner_type: u.owner.kind.to_string(),
+                    owner_id: u.owner.id.clone(),
+                    filename: u.filename.clone(),
+                    content_type: u.content_type.clone(),
+                    declared_size: u.declared_size.map(to_i64),
+                    visibility: u.visibility.map(|v| v.to_string()),
+                    category: u.category.map(|c| c.to_string()),
+                    max_size: to_i64(u.max_size),
+                    multipart_id: u.multipart_id.clone(),
+                    state: u.state.as_str().into(),
+                    created_at: u.created_at.millis(),
+                    expires_at: u.expires_at.millis(),
+                }
+            }
+        }
+
+        impl TryFrom<UploadRow> for IssuedUpload {
+            type Error = Error;
+            fn try_from(r: UploadRow) -> Result<Self> {
+                Ok(Self {
+                    tenant: tenant(&r.project, &r.env)?,
+                    owner: Owner {
+                        kind: r.owner_type.parse().map_err(|_| corrupt("owner_type"))?,
+                        id: r.owner_id,
+                    },
+                    declared_size: r
+                        .declared_size
+                        .map(|s| to_u64(s, "declared_size"))
+                        .transpose()?,
+                    visibility: r
+                        .visibility
+                        .map(|v| v.parse())
+                        .transpose()
+                        .map_err(|_| corrupt("visibility"))?,
+                    category: r
+                        .category
+                        .map(|c| c.parse())
+                        .transpose()
+                        .map_err(|_| corrupt("category"))?,
+                    max_size: to_u64(r.max_size, "max_size")?,
+                    state: UploadState::parse(&r.state).ok_or_else(|| corrupt("state"))?,
+                    key: r.s3_key,
+                    filename: r.filename,
+                    content_type: r.content_type,
+                    multipart_id: r.multipart_id,
+                    created_at: Timestamp::from_millis(r.created_at),
+                    expires_at: Timestamp::from_millis(r.expires_at),
+                })
+            }
+        }
+    };
+}
+
+/// The repository ports: shared queries inline, backend-specific ones
+/// delegated to the adapter's `db_*` methods.
+#[macro_export]
+macro_rules! shared_repository {
+    ($repo:ident) => {
+        mod shared_repository {
+            use ::async_trait::async_trait;
+            use ::diesel::result::Error as DieselError;
+            use ::diesel::{
+                BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl,
+                SelectableHelper,
+            };
+            use ::diesel_async::RunQueryDsl;
+            use ::stowage_domain::auth::ApiKeyRecord;
+            use ::stowage_domain::list::{ListPage, ListQuery};
+            use ::stowage_domain::model::{File, FileId, Tenant, Timestamp};
+            use ::stowage_domain::ports::{ApiKeyRepository, FileRepository};
+            use ::stowage_domain::upload::{IssuedUpload, UploadState};
+            use ::stowage_domain::Result;
+
+            use super::rows::{ApiKeyRow, UploadRow};
+            use super::schema::{api_keys, file_counts, object_deletions, uploads};
+            use super::{db_error, $repo, Conn};
+
+            /// Adds `delta` to the count of files of one owner and visibility.
+            pub(crate) async fn bump_count(
+                c: &mut Conn,
+                project: &str,
+                env: &str,
+                visibility: &str,
+                owner_type: &str,
+                owner_id: &str,
+                delta: i64,
+            ) -> std::result::Result<(), DieselError> {
+                diesel::insert_into(file_counts::table)
+                    .values((
+                        file_counts::project.eq(project),
+                        file_counts::env.eq(env),
+                        file_counts::visibility.eq(visibility),
+                        file_counts::owner_type.eq(owner_type),
+                        file_counts::owner_id.eq(owner_id),
+                        file_counts::n.eq(delta),
+                    ))
+                    .on_conflict((
+                        file_counts::project,
+                        file_counts::env,
+                        file_counts::visibility,
+                        file_counts::owner_type,
+                        file_counts::owner_id,
+                    ))
+                    .do_update()
+                    .set(file_counts::n.eq(file_counts::n + delta))
+                    .execute(c)
+                    .await?;
+                Ok(())
+            }
+
+            #[async_trait]
+            impl FileRepository for $repo {
+                async fn insert_upload(&self, upload: &IssuedUpload) -> Result<()> {
+                    let row = UploadRow::from(upload);
+                    self.run(async move |c| {
+                        diesel::insert_into(uploads::table)
+                            .values(&row)
+                            .execute(c)
+                            .await
+                            .map_err(db_error)?;
+                        Ok(())
+                    })
+                    .await
+                }
+
+                async fn find_upload(
+                    &self,
+                    tenant: &Tenant,
+                    key: &str,
+                ) -> Result<Option<IssuedUpload>> {
+                    self.run(async move |c| {
+                        let row = uploads::table
+                            .filter(uploads::s3_key.eq(key))
+                            .filter(uploads::project.eq(tenant.project.as_str()))
+                            .filter(uploads::env.eq(tenant.env.as_str()))
+                            .select(UploadRow::as_select())
+                            .first(c)
+                            .await
+                            .optional()
+                            .map_err(db_error)?;
+                        row.map(IssuedUpload::try_from).transpose()
+                    })
+                    .await
+                }
+
+                async fn transition_upload(
+                    &self,
+                    tenant: &Tenant,
+                    key: &str,
+                    from: UploadState,
+                    to: UploadState,
+                ) -> Result<bool> {
+                    self.run(async move |c| {
+                        let n = diesel::update(
+                            uploads::table
+                                .filter(uploads::s3_key.eq(key))
+                                .filter(uploads::project.eq(tenant.project.as_str()))
+                                .filter(uploads::env.eq(tenant.env.as_str()))
+                                .filter(uploads::state.eq(from.as_str())),
+                        )
+                        .set(uploads::state.eq(to.as_str()))
+                        .execute(c)
+                        .await
+                        .map_err(db_error)?;
+                        Ok(n == 1)
+                    })
+                    .await
+                }
+
+                async fn abandoned_uploads(
+                    &self,
+                    issued_before: Timestamp,
+                    now: Timestamp,
+                    limit: u32,
+                ) -> Result<Vec<IssuedUpload>> {
+                    self.run(async move |c| {
+                        let pending = UploadState::Pending.as_str();
+                        let completed = UploadState::Completed.as_str();
+                        let stale_single = uploads::state
+                            .eq(pending)
+                            .and(uploads::multipart_id.is_null())
+                            .and(uploads::created_at.lt(issued_before.millis()));
+                        let stale_completed = uploads::state
+                            .eq(completed)
+                            .and(uploads::multipart_id.is_not_null())
+                            .and(uploads::created_at.lt(issued_before.millis()));
+                        let expired_multipart = uploads::state
+                            .eq(pending)
+                            .and(uploads::multipart_id.is_not_null())
+                            .and(uploads::expires_at.le(now.millis()));
+                        let rows: Vec<UploadRow> = uploads::table
+                            .filter(uploads::state.eq_any([pending, completed]))
+                            .filter(stale_single.or(stale_completed).or(expired_multipart))
+                            .order_by((uploads::created_at.asc(), uploads::s3_key.asc()))
+                            .limit(i64::from(limit))
+                            .select(UploadRow::as_select())
+                            .load(c)
+                            .await
+                            .map_err(db_error)?;
+                        rows.into_iter().map(IssuedUpload::try_from).collect()
+                    })
+                    .await
+                }
+
+                async fn enqueue_object_deletion(&self, key: &str, now: Timestamp) -> Result<()> {
+                    self.run(async move |c| {
+                        diesel::insert_into(object_deletions::table)
+                            .values((
+                                object_deletions::s3_key.eq(key),
+                                object_deletions::next_attempt_at.eq(now.millis()),
+                                object_deletions::created_at.eq(now.millis()),
+                            ))
+                            .on_conflict_do_nothing()
+                            .execute(c)
+                            .await
+                            .map_err(db_error)?;
+                        Ok(())
+                    })
+                    .await
+                }
+
+                async fn finish_object_deletion(&self, key: &str) -> Result<()> {
+                    self.run(async move |c| {
+                        diesel::delete(
+                            object_deletions::table.filter(object_deletions::s3_key.eq(key)),
+                        )
+                        .execute(c)
+                        .await
+                        .map_err(db_error)?;
+                        Ok(())
+                    })
+                    .await
+                }
+
+                async fn due_object_deletions(
+                    &self,
+                    now: Timestamp,
+                    limit: u32,
+                ) -> Result<Vec<String>> {
+                    self.run(async move |c| {
+                        object_deletions::table
+                            .filter(object_deletions::next_attempt_at.le(now.millis()))
+                            .order_by((
+                                object_deletions::next_attempt_at.asc(),
+                                object_deletions::s3_key.asc(),
+                            ))
+                            .limit(i64::from(limit))
+                            .select(object_deletions::s3_key)
+                            .load(c)
+                            .await
+                            .map_err(db_error)
+                    })
+                    .await
+                }
+
+                async fn defer_object_deletion(
+                    &self,
+                    key: &str,
+                    next_attempt: Timestamp,
+                ) -> Result<()> {
+                    self.run(async move |c| {
+                        diesel::update(
+                            object_deletions::table.filter(object_deletions::s3_key.eq(key)),
+                        )
+                        .set((
+                            object_deletions::next_attempt_at.eq(next_attempt.millis()),
+                            object_deletions::attempts.eq(object_deletions::attempts + 1),
+                        ))
+                        .execute(c)
+                        .await
+                        .map_err(db_error)?;
+                        Ok(())
+                    })
+                    .await
+                }
+
+                async fn health_check(&self) -> Result<()> {
+                    self.run(async move |c| {
+                        diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+                            .get_result::<i32>(c)
+                            .await
+                            .map_err(db_error)?;
+                        Ok(())
+                    })
+                    .await
+                }
+
+                async fn register_file(&self, file: &File) -> Result<()> {
+                    self.db_register_file(file).await
+                }
+
+                async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>> {
+                    self.db_get_file(tenant, id).await
+                }
+
+                async fn update_file(&self, file: &File) -> Result<()> {
+                    self.db_update_file(file).await
+                }
+
+                async fn delete_file(
+                    &self,
+                    tenant: &Tenant,
+                    id: FileId,
+                    now: Timestamp,
+                ) -> Result<Option<File>> {
+                    self.db_delete_file(tenant, id, now).await
+                }
+
+                async fn list_files(&self, query: &ListQuery) -> Result<ListPage> {
+                    self.db_list_files(query).await
+                }
+            }
+
+            #[async_trait]
+            impl ApiKeyRepository for $repo {
+                async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
+                    let row = ApiKeyRow::from(key);
+                    self.run(async move |c| {
+                        diesel::insert_into(api_keys::table)
+                            .values(&row)
+                            .execute(c)
+                            .await
+                            .map_err(db_error)?;
+                        Ok(())
+                    })
+                    .await
+                }
+
+                async fn find_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+                    self.run(async move |c| {
+                        let row = api_keys::table
+                            .filter(api_keys::key_hash.eq(key_hash))
+                            .select(ApiKeyRow::as_select())
+                            .first(c)
+                            .await
+                            .optional()
+                            .map_err(db_error)?;
+                        row.map(ApiKeyRecord::try_from).transpose()
+                    })
+                    .await
+                }
+
+                async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+                    self.run(async move |c| {
+                        let rows: Vec<ApiKeyRow> = api_keys::table
+                            .order_by((api_keys::created_at.asc(), api_keys::id.asc()))
+                            .select(ApiKeyRow::as_select())
+                            .load(c)
+                            .await
+                            .map_err(db_error)?;
+                        rows.into_iter().map(ApiKeyRecord::try_from).collect()
+                    })
+                    .await
+                }
+
+                async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+                    self.run(async move |c| {
+                        let n = diesel::update(
+                            api_keys::table
+                                .filter(api_keys::id.eq(id))
+                                .filter(api_keys::revoked_at.is_null()),
+                        )
+                        .set(api_keys::revoked_at.eq(at.millis()))
+                        .execute(c)
+                        .await
+                        .map_err(db_error)?;
+                        Ok(n == 1)
+                    })
+                    .await
+                }
+            }
+        }
+        pub(crate) use shared_repository::bump_count;
+    };
+}
