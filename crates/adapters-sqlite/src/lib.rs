@@ -8,11 +8,13 @@ mod schema;
 use std::time::Duration;
 
 use diesel::dsl::{count_star, exists, not};
+use diesel::expression::BoxableExpression;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::Bool;
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel::{
-    BoolExpressionMethods, Connection, EscapeExpressionMethods, ExpressionMethods,
-    OptionalExtension, QueryDsl, SelectableHelper, TextExpressionMethods,
+    BoolExpressionMethods, Connection, ExpressionMethods, OptionalExtension, QueryDsl,
+    SelectableHelper,
 };
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
@@ -20,9 +22,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
-use stowage_domain::list::{
-    like_pattern, ListPage, ListQuery, MimeFilter, Scope, SortBy, SortDirection, SortValue,
-};
+use stowage_domain::list::{ListPage, ListQuery, Scope};
 use stowage_domain::model::{File, FileId, OwnerTypeFilter, Tenant, Timestamp, Visibility};
 use stowage_domain::upload::UploadState;
 use stowage_domain::{Error, ErrorCode, Result};
@@ -177,128 +177,18 @@ impl SqliteRepository {
     }
 }
 
-fn tenant_filter<'a>(
-    q: files::BoxedQuery<'a, Sqlite>,
-    t: &'a Tenant,
-) -> files::BoxedQuery<'a, Sqlite> {
-    q.filter(files::project.eq(t.project.as_str()))
-        .filter(files::env.eq(t.env.as_str()))
+/// "This file's share list names `uid`" (the `file_shares` join table).
+fn shared_with_user(
+    uid: &str,
+) -> Box<dyn BoxableExpression<files::table, Sqlite, SqlType = Bool> + '_> {
+    Box::new(exists(
+        file_shares::table
+            .filter(file_shares::file_id.eq(files::id))
+            .filter(file_shares::user_id.eq(uid)),
+    ))
 }
 
-/// Rows in scope and matching the filters, without order or paging.
-fn filtered(query: &ListQuery) -> files::BoxedQuery<'_, Sqlite> {
-    let mut q = tenant_filter(files::table.into_boxed(), &query.tenant);
-    if let Scope::VisibleTo { owner, user_id } = &query.scope {
-        let own = files::owner_type
-            .eq(owner.kind.as_str())
-            .and(files::owner_id.eq(owner.id.as_str()));
-        let open =
-            files::visibility.eq_any([Visibility::Public.as_str(), Visibility::Protected.as_str()]);
-        q = match user_id {
-            Some(uid) => {
-                let shared = files::visibility
-                    .eq(Visibility::Shared.as_str())
-                    .and(exists(
-                        file_shares::table
-                            .filter(file_shares::file_id.eq(files::id))
-                            .filter(file_shares::user_id.eq(uid.as_str())),
-                    ));
-                q.filter(own.or(open).or(shared))
-            }
-            None => q.filter(own.or(open)),
-        };
-    }
-    let p = &query.params;
-    if let Some(v) = p.visibility {
-        q = q.filter(files::visibility.eq(v.as_str()));
-    }
-    match p.owner_type {
-        Some(OwnerTypeFilter::User) => q = q.filter(files::owner_type.eq("user")),
-        Some(OwnerTypeFilter::Service) => q = q.filter(files::owner_type.eq("service")),
-        Some(OwnerTypeFilter::Session | OwnerTypeFilter::Public) => {
-            q = q.filter(not(files::id.eq(files::id)))
-        }
-        None => {}
-    }
-    if let Some(o) = &p.owner_id {
-        q = q.filter(files::owner_id.eq(o.as_str()));
-    }
-    if let Some(b) = p.bucket {
-        q = q.filter(files::bucket.eq(b.as_str()));
-    }
-    match &p.mime_type {
-        Some(MimeFilter::Exact(m)) => q = q.filter(files::mime_type.eq(m.as_str())),
-        Some(MimeFilter::Prefix(prefix)) => {
-            let pattern = like_pattern(prefix);
-            // like_pattern wraps in %…%; a prefix match drops the leading %.
-            q = q.filter(files::mime_type.like(pattern[1..].to_owned()).escape('\\'));
-        }
-        None => {}
-    }
-    if let Some(s) = &p.search {
-        q = q.filter(files::name_folded.like(like_pattern(s)).escape('\\'));
-    }
-    q
-}
-
-macro_rules! keyset {
-    ($q:expr, $col:expr, $value:expr, $id:expr, $dir:expr) => {{
-        let (v, id) = ($value, $id);
-        match $dir {
-            // The first, redundant bound is what the index can seek on; the
-            // second is the exact keyset condition with the id tie-break.
-            SortDirection::Asc => $q
-                .filter($col.ge(v.clone()))
-                .filter($col.gt(v.clone()).or($col.eq(v).and(files::id.gt(id)))),
-            SortDirection::Desc => $q
-                .filter($col.le(v.clone()))
-                .filter($col.lt(v.clone()).or($col.eq(v).and(files::id.lt(id)))),
-        }
-    }};
-}
-
-macro_rules! order {
-    ($q:expr, $col:expr, $dir:expr) => {
-        match $dir {
-            SortDirection::Asc => $q.order_by(($col.asc(), files::id.asc())),
-            SortDirection::Desc => $q.order_by(($col.desc(), files::id.desc())),
-        }
-    };
-}
-
-fn page_query(query: &ListQuery) -> Result<files::BoxedQuery<'_, Sqlite>> {
-    let p = &query.params;
-    let mut q = filtered(query);
-    if let Some(c) = &p.cursor {
-        let id = c.id.to_string();
-        q = match (p.sort_by, &c.value) {
-            (SortBy::CreatedAt, SortValue::Int(v)) => {
-                keyset!(q, files::created_at, *v, id, p.direction)
-            }
-            (SortBy::UpdatedAt, SortValue::Int(v)) => {
-                keyset!(q, files::updated_at, *v, id, p.direction)
-            }
-            (SortBy::Size, SortValue::Int(v)) => keyset!(q, files::size, *v, id, p.direction),
-            (SortBy::OriginalName, SortValue::Text(v)) => {
-                keyset!(q, files::original_name, v.clone(), id, p.direction)
-            }
-            (SortBy::MimeType, SortValue::Text(v)) => {
-                keyset!(q, files::mime_type, v.clone(), id, p.direction)
-            }
-            _ => return Err(Error::invalid_request("invalid cursor")),
-        };
-    } else {
-        q = q.offset(i64::try_from(p.offset()).unwrap_or(i64::MAX));
-    }
-    q = match p.sort_by {
-        SortBy::CreatedAt => order!(q, files::created_at, p.direction),
-        SortBy::UpdatedAt => order!(q, files::updated_at, p.direction),
-        SortBy::Size => order!(q, files::size, p.direction),
-        SortBy::OriginalName => order!(q, files::original_name, p.direction),
-        SortBy::MimeType => order!(q, files::mime_type, p.direction),
-    };
-    Ok(q.limit(i64::from(p.limit) + 1))
-}
+stowage_diesel_common::shared_list_query!(diesel::sqlite::Sqlite);
 
 async fn replace_shares(conn: &mut Conn, file: &File) -> std::result::Result<(), DieselError> {
     let id = file.id.to_string();
