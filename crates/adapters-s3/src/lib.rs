@@ -82,6 +82,8 @@ pub struct S3Store {
 }
 
 const RETRIES: u32 = 3;
+/// Deadline of `CompleteMultipartUpload`, which assembles the object.
+const COMPLETE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Maps a rusoto error to a domain error; `op` names the call for the log.
 fn store_error<E: std::error::Error + 'static>(op: &str, e: RusotoError<E>) -> Error {
@@ -186,10 +188,19 @@ impl S3Store {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let mut attempt = 0;
         loop {
             match call().await {
-                Err(e) if e.kind() == ErrorKind::Unavailable && attempt + 1 < RETRIES => {
+                // Retry only while the whole call stays within one timeout, so a
+                // store that is down answers 503 in `timeout`, not `RETRIES × timeout`.
+                Err(e)
+                    if e.kind() == ErrorKind::Unavailable
+                        && attempt + 1 < RETRIES
+                        && tokio::time::Instant::now()
+                            + Duration::from_millis(100 << (attempt + 1))
+                            < deadline =>
+                {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                 }
@@ -510,12 +521,15 @@ impl ObjectStore for S3Store {
             multipart_upload: Some(CompletedMultipartUpload { parts: Some(parts) }),
             ..Default::default()
         };
-        let out = match self
-            .timed(
-                "complete multipart",
-                self.client.complete_multipart_upload(req),
-            )
-            .await?
+        // Assembling a large object can take the store minutes; this one call
+        // gets a longer deadline than the others.
+        let completion = tokio::time::timeout(
+            COMPLETE_TIMEOUT.max(self.timeout),
+            self.client.complete_multipart_upload(req),
+        );
+        let out = match completion
+            .await
+            .map_err(|_| Error::unavailable("s3 complete multipart: timed out"))?
         {
             Ok(out) => out,
             Err(e)

@@ -195,7 +195,7 @@ fn s3_config() -> Result<Option<stowage_adapters_s3::S3Config>, String> {
             .unwrap_or_else(|| "us-east-1".into()),
         bucket,
         credentials,
-        timeout: std::time::Duration::from_secs(num("STOWAGE_S3_TIMEOUT_SECS", 10)?),
+        timeout: std::time::Duration::from_millis(num("STOWAGE_S3_TIMEOUT_MS", 2000)?),
     }))
 }
 
