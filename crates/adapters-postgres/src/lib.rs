@@ -8,7 +8,7 @@ mod schema;
 
 use std::time::Duration;
 
-use diesel::dsl::{count_star, exists, not};
+use diesel::dsl::{count_star, not};
 use diesel::expression::BoxableExpression;
 use diesel::pg::Pg;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -24,11 +24,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use stowage_domain::list::{ListPage, ListQuery, Scope};
 use stowage_domain::model::{File, FileId, OwnerTypeFilter, Tenant, Timestamp, Visibility};
-use stowage_domain::upload::UploadState;
 use stowage_domain::{Error, ErrorCode, Result};
 
 use crate::rows::FileRow;
-use crate::schema::{file_counts, files, object_deletions, uploads};
+use crate::schema::{file_counts, files, object_deletions};
 
 /// Migrations of `migrations/postgres`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -146,27 +145,6 @@ fn db_error(e: DieselError) -> Error {
             Error::unavailable(format!("postgres: {}", info.message()))
         }
         _ => Error::internal(format!("postgres: {e}")),
-    }
-}
-
-/// Error inside a transaction: a driver error or a domain decision.
-enum TxError {
-    Db(DieselError),
-    Domain(Error),
-}
-
-impl From<DieselError> for TxError {
-    fn from(e: DieselError) -> Self {
-        Self::Db(e)
-    }
-}
-
-impl From<TxError> for Error {
-    fn from(e: TxError) -> Self {
-        match e {
-            TxError::Db(e) => db_error(e),
-            TxError::Domain(e) => e,
-        }
     }
 }
 
@@ -307,39 +285,7 @@ impl PostgresRepository {
         let row = FileRow::from_file(file)?;
         self.run(async move |c| {
             c.transaction::<(), TxError, _>(async |c| {
-                // Claiming the upload row first serialises concurrent registrations of
-                // one key on its row lock; the loser then sees `registered`.
-                let claimed = diesel::update(
-                    uploads::table
-                        .filter(uploads::s3_key.eq(&file.s3_key))
-                        .filter(uploads::project.eq(file.tenant.project.as_str()))
-                        .filter(uploads::env.eq(file.tenant.env.as_str()))
-                        .filter(uploads::state.eq_any([
-                            UploadState::Pending.as_str(),
-                            UploadState::Completed.as_str(),
-                        ])),
-                )
-                .set(uploads::state.eq(UploadState::Registered.as_str()))
-                .execute(c)
-                .await?;
-                if claimed != 1 {
-                    let taken =
-                        diesel::select(exists(files::table.filter(files::s3_key.eq(&file.s3_key))))
-                            .get_result::<bool>(c)
-                            .await?;
-                    let registered = uploads::table
-                        .filter(uploads::s3_key.eq(&file.s3_key))
-                        .filter(uploads::state.eq(UploadState::Registered.as_str()))
-                        .count()
-                        .get_result::<i64>(c)
-                        .await?;
-                    let code = if taken || registered > 0 {
-                        ErrorCode::S3KeyAlreadyExists
-                    } else {
-                        ErrorCode::UploadNotFound
-                    };
-                    return Err(TxError::Domain(Error::new(code)));
-                }
+                claim_upload(c, file).await?;
                 diesel::insert_into(files::table)
                     .values(&row)
                     .execute(c)

@@ -24,11 +24,10 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
 use stowage_domain::list::{ListPage, ListQuery, Scope};
 use stowage_domain::model::{File, FileId, OwnerTypeFilter, Tenant, Timestamp, Visibility};
-use stowage_domain::upload::UploadState;
 use stowage_domain::{Error, ErrorCode, Result};
 
 use crate::rows::FileRow;
-use crate::schema::{file_counts, file_shares, files, object_deletions, uploads};
+use crate::schema::{file_counts, file_shares, files, object_deletions};
 
 /// Migrations of `migrations/sqlite`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -99,27 +98,6 @@ fn db_error(e: DieselError) -> Error {
             Error::unavailable(format!("sqlite: {}", info.message()))
         }
         _ => Error::internal(format!("sqlite: {e}")),
-    }
-}
-
-/// Error inside a transaction: a driver error or a domain decision.
-enum TxError {
-    Db(DieselError),
-    Domain(Error),
-}
-
-impl From<DieselError> for TxError {
-    fn from(e: DieselError) -> Self {
-        Self::Db(e)
-    }
-}
-
-impl From<TxError> for Error {
-    fn from(e: TxError) -> Self {
-        match e {
-            TxError::Db(e) => db_error(e),
-            TxError::Domain(e) => e,
-        }
     }
 }
 
@@ -302,39 +280,7 @@ impl SqliteRepository {
         let row = FileRow::from_file(file)?;
         self.run(async move |c| {
             c.transaction::<(), TxError, _>(async |c| {
-                // The first statement writes, so the transaction takes the write
-                // lock at once (no read-to-write upgrade that could fail as busy).
-                let claimed = diesel::update(
-                    uploads::table
-                        .filter(uploads::s3_key.eq(&file.s3_key))
-                        .filter(uploads::project.eq(file.tenant.project.as_str()))
-                        .filter(uploads::env.eq(file.tenant.env.as_str()))
-                        .filter(uploads::state.eq_any([
-                            UploadState::Pending.as_str(),
-                            UploadState::Completed.as_str(),
-                        ])),
-                )
-                .set(uploads::state.eq(UploadState::Registered.as_str()))
-                .execute(c)
-                .await?;
-                if claimed != 1 {
-                    let taken =
-                        diesel::select(exists(files::table.filter(files::s3_key.eq(&file.s3_key))))
-                            .get_result::<bool>(c)
-                            .await?;
-                    let registered = uploads::table
-                        .filter(uploads::s3_key.eq(&file.s3_key))
-                        .filter(uploads::state.eq(UploadState::Registered.as_str()))
-                        .count()
-                        .get_result::<i64>(c)
-                        .await?;
-                    let code = if taken || registered > 0 {
-                        ErrorCode::S3KeyAlreadyExists
-                    } else {
-                        ErrorCode::UploadNotFound
-                    };
-                    return Err(TxError::Domain(Error::new(code)));
-                }
+                claim_upload(c, file).await?;
                 diesel::insert_into(files::table)
                     .values(&row)
                     .execute(c)

@@ -236,8 +236,74 @@ macro_rules! shared_repository {
             use ::stowage_domain::Result;
 
             use super::rows::{ApiKeyRow, UploadRow};
-            use super::schema::{api_keys, file_counts, object_deletions, uploads};
+            use super::schema::{api_keys, file_counts, files, object_deletions, uploads};
             use super::{db_error, $repo, Conn};
+
+            /// Error inside a transaction: a driver error or a domain decision.
+            pub(crate) enum TxError {
+                Db(DieselError),
+                Domain(::stowage_domain::Error),
+            }
+
+            impl From<DieselError> for TxError {
+                fn from(e: DieselError) -> Self {
+                    Self::Db(e)
+                }
+            }
+
+            impl From<TxError> for ::stowage_domain::Error {
+                fn from(e: TxError) -> Self {
+                    match e {
+                        TxError::Db(e) => db_error(e),
+                        TxError::Domain(e) => e,
+                    }
+                }
+            }
+
+            /// The first step of registration, inside the caller's transaction:
+            /// moves the upload of `file.s3_key` from pending/completed to
+            /// registered (compare-and-set, so of two racing registrations one
+            /// wins), or says why it cannot: already registered, or no such upload.
+            /// On SQLite this first statement is a write, so the transaction takes
+            /// the write lock at once (no read-to-write upgrade that could fail).
+            pub(crate) async fn claim_upload(
+                c: &mut Conn,
+                file: &File,
+            ) -> std::result::Result<(), TxError> {
+                let claimed = diesel::update(
+                    uploads::table
+                        .filter(uploads::s3_key.eq(&file.s3_key))
+                        .filter(uploads::project.eq(file.tenant.project.as_str()))
+                        .filter(uploads::env.eq(file.tenant.env.as_str()))
+                        .filter(uploads::state.eq_any([
+                            UploadState::Pending.as_str(),
+                            UploadState::Completed.as_str(),
+                        ])),
+                )
+                .set(uploads::state.eq(UploadState::Registered.as_str()))
+                .execute(c)
+                .await?;
+                if claimed == 1 {
+                    return Ok(());
+                }
+                let taken = diesel::select(::diesel::dsl::exists(
+                    files::table.filter(files::s3_key.eq(&file.s3_key)),
+                ))
+                .get_result::<bool>(c)
+                .await?;
+                let registered = uploads::table
+                    .filter(uploads::s3_key.eq(&file.s3_key))
+                    .filter(uploads::state.eq(UploadState::Registered.as_str()))
+                    .count()
+                    .get_result::<i64>(c)
+                    .await?;
+                let code = if taken || registered > 0 {
+                    ::stowage_domain::ErrorCode::S3KeyAlreadyExists
+                } else {
+                    ::stowage_domain::ErrorCode::UploadNotFound
+                };
+                Err(TxError::Domain(::stowage_domain::Error::new(code)))
+            }
 
             /// Adds `delta` to the count of files of one owner and visibility.
             pub(crate) async fn bump_count(
@@ -534,7 +600,7 @@ macro_rules! shared_repository {
                 }
             }
         }
-        pub(crate) use shared_repository::bump_count;
+        pub(crate) use shared_repository::{bump_count, claim_upload, TxError};
     };
 }
 
