@@ -270,6 +270,7 @@ pub async fn run(
     duration: Duration,
     concurrency: usize,
     postgres: Option<String>,
+    key_cache_ms: u64,
 ) -> Result<String, String> {
     let data = std::env::temp_dir().join(format!("stowage-bench-http-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
@@ -277,6 +278,10 @@ pub async fn run(
         ("STOWAGE_DATA_DIR".to_owned(), data.display().to_string()),
         ("STOWAGE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
         ("RUST_LOG".to_owned(), "error".to_owned()),
+        (
+            "STOWAGE_API_KEY_CACHE_MS".to_owned(),
+            key_cache_ms.to_string(),
+        ),
     ];
     let mut database = None;
     if mode == "postgres" {
@@ -494,7 +499,7 @@ pub async fn run(
         .map(|o| o.requests as f64 / o.secs)
         .unwrap_or(1.0);
     let mut report = format!(
-        "Mode: {mode}. {concurrency} concurrent connections, {}s per operation, load generator on the same machine. \
+        "Mode: {mode}, API-key cache {key_cache_ms} ms. {concurrency} concurrent connections, {}s per operation, load generator on the same machine. \
          Seeded {SEED_FILES} files over {USERS} users. Server RSS idle {:.1} MiB, peak (VmHWM) {:.1} MiB.\n\n\
          | operation | req/s | % of /health | p50 ms | p99 ms | errors | server CPU | peak RSS MiB |\n|---|---|---|---|---|---|---|---|\n",
         duration.as_secs(),

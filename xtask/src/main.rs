@@ -303,6 +303,9 @@ fn bench_http(args: &[String]) -> Result<(), String> {
     let concurrency = flag(args, "--concurrency")
         .and_then(|c| c.parse().ok())
         .unwrap_or(32);
+    let key_cache_ms = flag(args, "--key-cache-ms")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let mut build = cargo();
     build.args([
         "build",
@@ -323,14 +326,16 @@ fn bench_http(args: &[String]) -> Result<(), String> {
         Duration::from_secs(duration),
         concurrency,
         find_postgres(),
+        key_cache_ms,
     ))?;
     println!("{report}");
     let body = format!("Machine: {}.\n\n{report}", machine());
-    write_report(
-        &format!("bench-http-{mode}"),
-        &format!("HTTP throughput, {mode} mode (cargo xtask bench-http --mode {mode})"),
-        &body,
-    )
+    let name = if key_cache_ms > 0 {
+        format!("{mode}-key-cache")
+    } else {
+        mode.clone()
+    };
+    write_report(&format!("bench-http-{name}"), &format!("HTTP throughput, {name} (cargo xtask bench-http --mode {mode} --key-cache-ms {key_cache_ms})"), &body)
 }
 
 fn migrate() -> Result<(), String> {

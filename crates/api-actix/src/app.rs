@@ -14,7 +14,7 @@ use stowage_adapters_fs::{FsConfig, FsStore};
 use stowage_adapters_postgres::{PostgresConfig, PostgresRepository};
 use stowage_adapters_s3::S3Store;
 use stowage_adapters_sqlite::{SqliteConfig, SqliteRepository};
-use stowage_domain::auth::Authenticator;
+use stowage_domain::auth::{Authenticator, CachedApiKeys};
 use stowage_domain::ports::{ApiKeyRepository, Clock, FileRepository, ObjectStore, SystemClock};
 use stowage_domain::service::{FileService, ServiceConfig};
 
@@ -153,11 +153,11 @@ impl Application {
             };
 
         let verifier = Arc::new(JwtVerifier::new(&config.jwt)?);
-        let auth = Arc::new(Authenticator::new(
-            repos.keys.clone(),
-            verifier,
-            clock.clone(),
-        ));
+        let keys: Arc<dyn ApiKeyRepository> = match config.api_key_cache_ms {
+            0 => repos.keys.clone(),
+            ttl => Arc::new(CachedApiKeys::new(repos.keys.clone(), clock.clone(), ttl)),
+        };
+        let auth = Arc::new(Authenticator::new(keys, verifier, clock.clone()));
         let service_config = ServiceConfig {
             limits: config.limits.clone(),
             upload_url_ttl_secs: config.upload_url_ttl_secs,

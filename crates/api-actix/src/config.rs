@@ -122,6 +122,8 @@ pub struct Config {
     pub cors_origins: CorsOrigins,
     /// Per-caller rate limits.
     pub rate_limit: crate::ratelimit::RateLimitConfig,
+    /// How long API-key lookups are remembered (0: not at all).
+    pub api_key_cache_ms: u64,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -291,6 +293,7 @@ impl Config {
             limits,
             log_format,
             cors_origins,
+            api_key_cache_ms: num("STOWAGE_API_KEY_CACHE_MS", 0)?,
             rate_limit: crate::ratelimit::RateLimitConfig {
                 per_second: num("STOWAGE_RATE_LIMIT_PER_SEC", 0)? as f64,
                 burst: num("STOWAGE_RATE_LIMIT_BURST", 0)?

@@ -257,6 +257,78 @@ fn bearer_token(header: &str) -> Result<&str> {
     Ok(token)
 }
 
+/// An [`ApiKeyRepository`] that remembers lookups by hash (found or not) for a
+/// fixed time, saving a database round trip on almost every request. The price
+/// is explicit: a key revoked (or created) through another process keeps its
+/// old answer on this replica for at most `ttl_ms`. Revocations through this
+/// decorator take effect at once.
+pub struct CachedApiKeys {
+    inner: Arc<dyn ApiKeyRepository>,
+    clock: Arc<dyn Clock>,
+    ttl_ms: i64,
+    entries: std::sync::Mutex<std::collections::HashMap<String, (Timestamp, Option<ApiKeyRecord>)>>,
+}
+
+/// Most lookups remembered; past that the cache starts afresh.
+const MAX_CACHED_KEYS: usize = 10_000;
+
+impl CachedApiKeys {
+    /// Wraps `inner`; lookups are remembered for `ttl_ms` milliseconds.
+    pub fn new(inner: Arc<dyn ApiKeyRepository>, clock: Arc<dyn Clock>, ttl_ms: u64) -> Self {
+        Self {
+            inner,
+            clock,
+            ttl_ms: i64::try_from(ttl_ms).unwrap_or(i64::MAX),
+            entries: Default::default(),
+        }
+    }
+
+    fn entries(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<String, (Timestamp, Option<ApiKeyRecord>)>,
+    > {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ApiKeyRepository for CachedApiKeys {
+    async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        self.entries().remove(&key.key_hash);
+        self.inner.insert_key(key).await
+    }
+
+    async fn find_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let now = self.clock.now();
+        if let Some((at, record)) = self.entries().get(key_hash) {
+            if now.millis().saturating_sub(at.millis()) < self.ttl_ms {
+                return Ok(record.clone());
+            }
+        }
+        let record = self.inner.find_by_hash(key_hash).await?;
+        let mut entries = self.entries();
+        if entries.len() >= MAX_CACHED_KEYS {
+            entries.clear();
+        }
+        entries.insert(key_hash.to_owned(), (now, record.clone()));
+        Ok(record)
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        self.inner.list_keys().await
+    }
+
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+        self.entries()
+            .retain(|_, (_, r)| r.as_ref().is_none_or(|r| r.id != id));
+        self.inner.revoke_key(id, at).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

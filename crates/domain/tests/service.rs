@@ -843,3 +843,69 @@ async fn abandoned_uploads_are_swept_and_racing_registrations_lose_cleanly() {
     assert_eq!(h.service.retry_object_deletions(10).await.ok(), Some(1));
     assert!(h.store.object(&fresh).is_none());
 }
+
+#[tokio::test]
+async fn cached_api_keys_trade_a_bounded_revocation_delay_for_round_trips() {
+    use stowage_domain::auth::CachedApiKeys;
+    let inner = Arc::new(MemoryApiKeyRepository::default());
+    let clock = Arc::new(ManualClock::at(1_700_000_000_000));
+    let cached = Arc::new(CachedApiKeys::new(inner.clone(), clock.clone(), 5_000));
+    let auth = Authenticator::new(cached.clone(), Arc::new(FakeTokens), clock.clone());
+    let (sk, hash) = new_api_key(ApiKeyKind::Secret, [4; 32]);
+    let rec = ApiKeyRecord {
+        id: "key-4".into(),
+        key_hash: hash,
+        tenant: fresh_tenant(),
+        kind: ApiKeyKind::Secret,
+        created_at: clock.now(),
+        expires_at: None,
+        revoked_at: None,
+    };
+    let unknown = new_api_key(ApiKeyKind::Secret, [5; 32]).0;
+    assert!(
+        auth.authenticate(Some(&unknown), None).await.is_err(),
+        "unknown before it exists"
+    );
+    cached.insert_key(&rec).await.expect("insert");
+    assert!(auth.authenticate(Some(&sk), None).await.is_ok());
+    // Revoked elsewhere (another replica, the CLI): still served from the cache…
+    inner
+        .revoke_key("key-4", clock.now())
+        .await
+        .expect("revoke");
+    assert!(
+        auth.authenticate(Some(&sk), None).await.is_ok(),
+        "within the TTL the cached answer stands"
+    );
+    // …for at most the TTL.
+    clock.advance_secs(5);
+    assert_eq!(
+        auth.authenticate(Some(&sk), None)
+            .await
+            .err()
+            .map(|e| e.code()),
+        Some(ErrorCode::InvalidApiKey)
+    );
+    // Revoked through the cache itself: at once.
+    let (sk2, hash2) = new_api_key(ApiKeyKind::Secret, [6; 32]);
+    cached
+        .insert_key(&ApiKeyRecord {
+            id: "key-6".into(),
+            key_hash: hash2,
+            ..rec.clone()
+        })
+        .await
+        .expect("insert");
+    assert!(auth.authenticate(Some(&sk2), None).await.is_ok());
+    cached
+        .revoke_key("key-6", clock.now())
+        .await
+        .expect("revoke");
+    assert_eq!(
+        auth.authenticate(Some(&sk2), None)
+            .await
+            .err()
+            .map(|e| e.code()),
+        Some(ErrorCode::InvalidApiKey)
+    );
+}
