@@ -22,7 +22,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
-use stowage_domain::list::{ListPage, ListQuery, Scope};
+use stowage_domain::list::{ListQuery, Scope};
 use stowage_domain::model::{File, FileId, OwnerTypeFilter, Tenant, Timestamp, Visibility};
 use stowage_domain::{Error, ErrorCode, Result};
 
@@ -304,20 +304,6 @@ impl SqliteRepository {
         .await
     }
 
-    pub(crate) async fn db_get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>> {
-        self.run(async move |c| {
-            let row = tenant_filter(files::table.into_boxed(), tenant)
-                .filter(files::id.eq(id.to_string()))
-                .select(FileRow::as_select())
-                .first(c)
-                .await
-                .optional()
-                .map_err(db_error)?;
-            row.map(File::try_from).transpose()
-        })
-        .await
-    }
-
     pub(crate) async fn db_update_file(&self, file: &File) -> Result<()> {
         let row = FileRow::from_file(file)?;
         self.run(async move |c| {
@@ -433,42 +419,6 @@ impl SqliteRepository {
                 .await
                 .map_err(Error::from)?;
             deleted.map(File::try_from).transpose()
-        })
-        .await
-    }
-
-    pub(crate) async fn db_list_files(&self, query: &ListQuery) -> Result<ListPage> {
-        self.run(async move |c| {
-            // A cursor carries the total counted for its first page, so
-            // pages after it cost O(limit) at any depth.
-            let total: i64 = match query.params.cursor.as_ref().and_then(|c| c.total) {
-                Some(t) => i64::try_from(t).unwrap_or(i64::MAX),
-                None => match counted_total(c, query).await.map_err(db_error)? {
-                    Some(t) => t,
-                    None => filtered(query)
-                        .select(count_star())
-                        .get_result(c)
-                        .await
-                        .map_err(db_error)?,
-                },
-            };
-            let rows: Vec<FileRow> = page_query(query)?
-                .select(FileRow::as_select())
-                .load(c)
-                .await
-                .map_err(db_error)?;
-            let limit = query.params.limit as usize;
-            let has_more = rows.len() > limit;
-            let items = rows
-                .into_iter()
-                .take(limit)
-                .map(File::try_from)
-                .collect::<Result<Vec<_>>>()?;
-            Ok(ListPage {
-                items,
-                total: u64::try_from(total).unwrap_or(0),
-                has_more,
-            })
         })
         .await
     }

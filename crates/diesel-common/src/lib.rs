@@ -1,13 +1,15 @@
 //! Code the SQLite and PostgreSQL adapters share, written once. Diesel queries
 //! are typed by backend and connection, so the shared parts are macros that
 //! each adapter expands against its own schema, connection type and error
-//! mapping; what differs between the backends (the `files` table, its list
-//! query, transactions) stays in the adapters.
+//! mapping; what differs between the backends (the `files` row mapping, the
+//! share-list predicate and count, transactions that write `files`) stays in
+//! the adapters.
 //!
 //! An adapter provides, at its crate root: `schema` (calling [`shared_tables!`]),
 //! `rows` (calling [`shared_rows!`]), a `Conn` type, `db_error`, an
-//! inherent `run` and the `db_register_file`, `db_get_file`, `db_update_file`,
-//! `db_delete_file`, `db_list_files` methods; [`shared_repository!`] then
+//! inherent `run`, `tenant_filter`/`filtered`/`page_query` (from [`shared_list_query!`]),
+//! `counted_total`, and the `db_register_file`, `db_update_file`,
+//! `db_delete_file` methods; [`shared_repository!`] then
 //! implements both repository ports.
 
 /// The tables whose definition is identical on every backend.
@@ -222,6 +224,7 @@ macro_rules! shared_repository {
     ($repo:ident) => {
         mod shared_repository {
             use ::async_trait::async_trait;
+            use ::diesel::dsl::count_star;
             use ::diesel::result::Error as DieselError;
             use ::diesel::{
                 BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl,
@@ -235,7 +238,7 @@ macro_rules! shared_repository {
             use ::stowage_domain::upload::{IssuedUpload, UploadState};
             use ::stowage_domain::Result;
 
-            use super::rows::{ApiKeyRow, UploadRow};
+            use super::rows::{ApiKeyRow, FileRow, UploadRow};
             use super::schema::{api_keys, file_counts, files, object_deletions, uploads};
             use super::{db_error, $repo, Conn};
 
@@ -518,9 +521,18 @@ macro_rules! shared_repository {
                 async fn register_file(&self, file: &File) -> Result<()> {
                     self.db_register_file(file).await
                 }
-
                 async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>> {
-                    self.db_get_file(tenant, id).await
+                    self.run(async move |c| {
+                        let row = super::tenant_filter(files::table.into_boxed(), tenant)
+                            .filter(files::id.eq(id.to_string()))
+                            .select(FileRow::as_select())
+                            .first(c)
+                            .await
+                            .optional()
+                            .map_err(db_error)?;
+                        row.map(File::try_from).transpose()
+                    })
+                    .await
                 }
 
                 async fn update_file(&self, file: &File) -> Result<()> {
@@ -535,9 +547,40 @@ macro_rules! shared_repository {
                 ) -> Result<Option<File>> {
                     self.db_delete_file(tenant, id, now).await
                 }
-
                 async fn list_files(&self, query: &ListQuery) -> Result<ListPage> {
-                    self.db_list_files(query).await
+                    self.run(async move |c| {
+                        // A cursor carries the total counted for its first page, so
+                        // pages after it cost O(limit) at any depth.
+                        let total: i64 = match query.params.cursor.as_ref().and_then(|c| c.total) {
+                            Some(t) => i64::try_from(t).unwrap_or(i64::MAX),
+                            None => match super::counted_total(c, query).await.map_err(db_error)? {
+                                Some(t) => t,
+                                None => super::filtered(query)
+                                    .select(count_star())
+                                    .get_result(c)
+                                    .await
+                                    .map_err(db_error)?,
+                            },
+                        };
+                        let rows: Vec<FileRow> = super::page_query(query)?
+                            .select(FileRow::as_select())
+                            .load(c)
+                            .await
+                            .map_err(db_error)?;
+                        let limit = query.params.limit as usize;
+                        let has_more = rows.len() > limit;
+                        let items = rows
+                            .into_iter()
+                            .take(limit)
+                            .map(File::try_from)
+                            .collect::<Result<Vec<_>>>()?;
+                        Ok(ListPage {
+                            items,
+                            total: u64::try_from(total).unwrap_or(0),
+                            has_more,
+                        })
+                    })
+                    .await
                 }
             }
 
