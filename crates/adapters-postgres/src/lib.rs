@@ -22,12 +22,12 @@ use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use stowage_domain::list::{ListQuery, Scope};
-use stowage_domain::model::{File, FileId, OwnerTypeFilter, Tenant, Timestamp, Visibility};
+use stowage_domain::list::ListQuery;
+use stowage_domain::model::{File, FileId, Tenant, Timestamp, Visibility};
 use stowage_domain::{Error, ErrorCode, Result};
 
 use crate::rows::FileRow;
-use crate::schema::{file_counts, files, object_deletions};
+use crate::schema::{files, object_deletions};
 
 /// Migrations of `migrations/postgres`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -198,84 +198,33 @@ fn shared_with_user(
 
 stowage_diesel_common::shared_list_query!(diesel::pg::Pg);
 
-/// The total of a listing from the maintained counts, without counting rows;
-/// `None` when a filter (bucket, MIME type, search) needs an exact count.
-async fn counted_total(
+/// How many files of other owners, in the listing's tenant and owner filters,
+/// are `shared` with `uid` (the part of a list total that counts cannot give).
+async fn count_shared_with(
     c: &mut Conn,
     query: &ListQuery,
-) -> std::result::Result<Option<i64>, DieselError> {
+    owner: &stowage_domain::model::Owner,
+    uid: &str,
+    owner_type: Option<&str>,
+) -> std::result::Result<i64, DieselError> {
     let p = &query.params;
-    if p.bucket.is_some() || p.mime_type.is_some() || p.search.is_some() {
-        return Ok(None);
+    let shared = files::table
+        .filter(files::project.eq(query.tenant.project.as_str()))
+        .filter(files::env.eq(query.tenant.env.as_str()))
+        .filter(files::visibility.eq(Visibility::Shared.as_str()))
+        .filter(files::shared_with.contains(vec![uid.to_owned()]))
+        .filter(not(files::owner_type
+            .eq(owner.kind.as_str())
+            .and(files::owner_id.eq(owner.id.as_str()))))
+        .into_boxed();
+    let mut shared = shared;
+    if let Some(t) = owner_type {
+        shared = shared.filter(files::owner_type.eq(t));
     }
-    let owner_type = match p.owner_type {
-        None => None,
-        Some(OwnerTypeFilter::User) => Some("user"),
-        Some(OwnerTypeFilter::Service) => Some("service"),
-        Some(OwnerTypeFilter::Session | OwnerTypeFilter::Public) => return Ok(Some(0)),
-    };
-    let counts = || {
-        let mut q = file_counts::table
-            .filter(file_counts::project.eq(query.tenant.project.as_str()))
-            .filter(file_counts::env.eq(query.tenant.env.as_str()))
-            .into_boxed();
-        if let Some(v) = p.visibility {
-            q = q.filter(file_counts::visibility.eq(v.as_str()));
-        }
-        if let Some(t) = owner_type {
-            q = q.filter(file_counts::owner_type.eq(t));
-        }
-        if let Some(o) = &p.owner_id {
-            q = q.filter(file_counts::owner_id.eq(o.clone()));
-        }
-        q
-    };
-    let sum = |rows: Vec<i64>| rows.into_iter().sum::<i64>();
-    match &query.scope {
-        Scope::All => Ok(Some(sum(counts().select(file_counts::n).load(c).await?))),
-        Scope::VisibleTo { owner, user_id } => {
-            let open: Vec<i64> = counts()
-                .filter(
-                    file_counts::visibility
-                        .eq_any([Visibility::Public.as_str(), Visibility::Protected.as_str()]),
-                )
-                .select(file_counts::n)
-                .load(c)
-                .await?;
-            let own: Vec<i64> = counts()
-                .filter(
-                    file_counts::visibility
-                        .eq_any([Visibility::Private.as_str(), Visibility::Shared.as_str()]),
-                )
-                .filter(file_counts::owner_type.eq(owner.kind.as_str()))
-                .filter(file_counts::owner_id.eq(owner.id.as_str()))
-                .select(file_counts::n)
-                .load(c)
-                .await?;
-            let mut total = sum(open) + sum(own);
-            let shared_visible = p.visibility.is_none_or(|v| v == Visibility::Shared);
-            if let (Some(uid), true) = (user_id, shared_visible) {
-                let shared = files::table
-                    .filter(files::project.eq(query.tenant.project.as_str()))
-                    .filter(files::env.eq(query.tenant.env.as_str()))
-                    .filter(files::visibility.eq(Visibility::Shared.as_str()))
-                    .filter(files::shared_with.contains(vec![uid.clone()]))
-                    .filter(not(files::owner_type
-                        .eq(owner.kind.as_str())
-                        .and(files::owner_id.eq(owner.id.as_str()))))
-                    .into_boxed();
-                let mut shared = shared;
-                if let Some(t) = owner_type {
-                    shared = shared.filter(files::owner_type.eq(t));
-                }
-                if let Some(o) = &p.owner_id {
-                    shared = shared.filter(files::owner_id.eq(o.clone()));
-                }
-                total += shared.select(count_star()).get_result::<i64>(c).await?;
-            }
-            Ok(Some(total))
-        }
+    if let Some(o) = &p.owner_id {
+        shared = shared.filter(files::owner_id.eq(o.clone()));
     }
+    shared.select(count_star()).get_result::<i64>(c).await
 }
 
 /// The backend-specific half of the repository ports (the rest is shared,

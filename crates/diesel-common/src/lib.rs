@@ -232,8 +232,9 @@ macro_rules! shared_repository {
             };
             use ::diesel_async::RunQueryDsl;
             use ::stowage_domain::auth::ApiKeyRecord;
-            use ::stowage_domain::list::{ListPage, ListQuery};
+            use ::stowage_domain::list::{ListPage, ListQuery, Scope};
             use ::stowage_domain::model::{File, FileId, Tenant, Timestamp};
+            use ::stowage_domain::model::{OwnerTypeFilter, Visibility};
             use ::stowage_domain::ports::{ApiKeyRepository, FileRepository};
             use ::stowage_domain::upload::{IssuedUpload, UploadState};
             use ::stowage_domain::Result;
@@ -339,6 +340,71 @@ macro_rules! shared_repository {
                     .execute(c)
                     .await?;
                 Ok(())
+            }
+
+            /// The total of a listing from the maintained counts, without counting rows;
+            /// `None` when a filter (bucket, MIME type, search) needs an exact count.
+            pub(crate) async fn counted_total(
+                c: &mut Conn,
+                query: &ListQuery,
+            ) -> std::result::Result<Option<i64>, DieselError> {
+                let p = &query.params;
+                if p.bucket.is_some() || p.mime_type.is_some() || p.search.is_some() {
+                    return Ok(None);
+                }
+                let owner_type = match p.owner_type {
+                    None => None,
+                    Some(OwnerTypeFilter::User) => Some("user"),
+                    Some(OwnerTypeFilter::Service) => Some("service"),
+                    Some(OwnerTypeFilter::Session | OwnerTypeFilter::Public) => return Ok(Some(0)),
+                };
+                let counts = || {
+                    let mut q = file_counts::table
+                        .filter(file_counts::project.eq(query.tenant.project.as_str()))
+                        .filter(file_counts::env.eq(query.tenant.env.as_str()))
+                        .into_boxed();
+                    if let Some(v) = p.visibility {
+                        q = q.filter(file_counts::visibility.eq(v.as_str()));
+                    }
+                    if let Some(t) = owner_type {
+                        q = q.filter(file_counts::owner_type.eq(t));
+                    }
+                    if let Some(o) = &p.owner_id {
+                        q = q.filter(file_counts::owner_id.eq(o.clone()));
+                    }
+                    q
+                };
+                let sum = |rows: Vec<i64>| rows.into_iter().sum::<i64>();
+                match &query.scope {
+                    Scope::All => Ok(Some(sum(counts().select(file_counts::n).load(c).await?))),
+                    Scope::VisibleTo { owner, user_id } => {
+                        let open: Vec<i64> = counts()
+                            .filter(file_counts::visibility.eq_any([
+                                Visibility::Public.as_str(),
+                                Visibility::Protected.as_str(),
+                            ]))
+                            .select(file_counts::n)
+                            .load(c)
+                            .await?;
+                        let own: Vec<i64> = counts()
+                            .filter(file_counts::visibility.eq_any([
+                                Visibility::Private.as_str(),
+                                Visibility::Shared.as_str(),
+                            ]))
+                            .filter(file_counts::owner_type.eq(owner.kind.as_str()))
+                            .filter(file_counts::owner_id.eq(owner.id.as_str()))
+                            .select(file_counts::n)
+                            .load(c)
+                            .await?;
+                        let mut total = sum(open) + sum(own);
+                        let shared_visible = p.visibility.is_none_or(|v| v == Visibility::Shared);
+                        if let (Some(uid), true) = (user_id, shared_visible) {
+                            total +=
+                                super::count_shared_with(c, query, owner, uid, owner_type).await?;
+                        }
+                        Ok(Some(total))
+                    }
+                }
             }
 
             #[async_trait]
@@ -553,7 +619,7 @@ macro_rules! shared_repository {
                         // pages after it cost O(limit) at any depth.
                         let total: i64 = match query.params.cursor.as_ref().and_then(|c| c.total) {
                             Some(t) => i64::try_from(t).unwrap_or(i64::MAX),
-                            None => match super::counted_total(c, query).await.map_err(db_error)? {
+                            None => match counted_total(c, query).await.map_err(db_error)? {
                                 Some(t) => t,
                                 None => super::filtered(query)
                                     .select(count_star())
