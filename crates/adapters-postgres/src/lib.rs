@@ -239,16 +239,7 @@ impl PostgresRepository {
                     .values(&row)
                     .execute(c)
                     .await?;
-                bump_count(
-                    c,
-                    &row.project,
-                    &row.env,
-                    &row.visibility,
-                    &row.owner_type,
-                    &row.owner_id,
-                    1,
-                )
-                .await?;
+                bump_count(c, &row, &row.visibility, 1).await?;
                 Ok(())
             })
             .await
@@ -270,47 +261,7 @@ impl PostgresRepository {
                     .first(c)
                     .await
                     .optional()?;
-                let n = diesel::update(
-                    files::table
-                        .filter(files::id.eq(&row.id))
-                        .filter(files::project.eq(&row.project))
-                        .filter(files::env.eq(&row.env)),
-                )
-                .set((
-                    files::original_name.eq(&row.original_name),
-                    files::name_folded.eq(&row.name_folded),
-                    files::visibility.eq(&row.visibility),
-                    files::metadata.eq(&row.metadata),
-                    files::shared_with.eq(&row.shared_with),
-                    files::updated_at.eq(row.updated_at),
-                ))
-                .execute(c)
-                .await?;
-                if n != 1 {
-                    return Err(TxError::Domain(Error::new(ErrorCode::FileNotFound)));
-                }
-                if let Some(old) = old.filter(|v| *v != row.visibility) {
-                    bump_count(
-                        c,
-                        &row.project,
-                        &row.env,
-                        &old,
-                        &row.owner_type,
-                        &row.owner_id,
-                        -1,
-                    )
-                    .await?;
-                    bump_count(
-                        c,
-                        &row.project,
-                        &row.env,
-                        &row.visibility,
-                        &row.owner_type,
-                        &row.owner_id,
-                        1,
-                    )
-                    .await?;
-                }
+                apply_file_update(c, &row, old).await?;
                 Ok(())
             })
             .await
@@ -339,16 +290,7 @@ impl PostgresRepository {
                     .await
                     .optional()?;
                     if let Some(row) = &row {
-                        bump_count(
-                            c,
-                            &row.project,
-                            &row.env,
-                            &row.visibility,
-                            &row.owner_type,
-                            &row.owner_id,
-                            -1,
-                        )
-                        .await?;
+                        bump_count(c, row, &row.visibility, -1).await?;
                         diesel::insert_into(object_deletions::table)
                             .values((
                                 object_deletions::s3_key.eq(&row.s3_key),

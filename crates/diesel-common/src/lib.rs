@@ -309,23 +309,20 @@ macro_rules! shared_repository {
                 Err(TxError::Domain(::stowage_domain::Error::new(code)))
             }
 
-            /// Adds `delta` to the count of files of one owner and visibility.
+            /// Adds `delta` to the count of `row`'s owner's files of `visibility`.
             pub(crate) async fn bump_count(
                 c: &mut Conn,
-                project: &str,
-                env: &str,
+                row: &FileRow,
                 visibility: &str,
-                owner_type: &str,
-                owner_id: &str,
                 delta: i64,
             ) -> std::result::Result<(), DieselError> {
                 diesel::insert_into(file_counts::table)
                     .values((
-                        file_counts::project.eq(project),
-                        file_counts::env.eq(env),
+                        file_counts::project.eq(&row.project),
+                        file_counts::env.eq(&row.env),
                         file_counts::visibility.eq(visibility),
-                        file_counts::owner_type.eq(owner_type),
-                        file_counts::owner_id.eq(owner_id),
+                        file_counts::owner_type.eq(&row.owner_type),
+                        file_counts::owner_id.eq(&row.owner_id),
                         file_counts::n.eq(delta),
                     ))
                     .on_conflict((
@@ -339,6 +336,43 @@ macro_rules! shared_repository {
                     .set(file_counts::n.eq(file_counts::n + delta))
                     .execute(c)
                     .await?;
+                Ok(())
+            }
+
+            /// Writes the mutable fields of `row` (inside the caller's transaction)
+            /// and moves its count when the visibility changed from `old`; `None`
+            /// (no such row) is `file/not-found`. The caller reads `old` with the
+            /// locking its backend needs.
+            pub(crate) async fn apply_file_update(
+                c: &mut Conn,
+                row: &FileRow,
+                old: Option<String>,
+            ) -> std::result::Result<(), TxError> {
+                let n = diesel::update(
+                    files::table
+                        .filter(files::id.eq(&row.id))
+                        .filter(files::project.eq(&row.project))
+                        .filter(files::env.eq(&row.env)),
+                )
+                .set((
+                    files::original_name.eq(&row.original_name),
+                    files::name_folded.eq(&row.name_folded),
+                    files::visibility.eq(&row.visibility),
+                    files::metadata.eq(&row.metadata),
+                    files::shared_with.eq(&row.shared_with),
+                    files::updated_at.eq(row.updated_at),
+                ))
+                .execute(c)
+                .await?;
+                if n != 1 {
+                    return Err(TxError::Domain(::stowage_domain::Error::new(
+                        ::stowage_domain::ErrorCode::FileNotFound,
+                    )));
+                }
+                if let Some(old) = old.filter(|v| *v != row.visibility) {
+                    bump_count(c, row, &old, -1).await?;
+                    bump_count(c, row, &row.visibility, 1).await?;
+                }
                 Ok(())
             }
 
@@ -709,7 +743,7 @@ macro_rules! shared_repository {
                 }
             }
         }
-        pub(crate) use shared_repository::{bump_count, claim_upload, TxError};
+        pub(crate) use shared_repository::{apply_file_update, bump_count, claim_upload, TxError};
     };
 }
 

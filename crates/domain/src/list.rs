@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{Bucket, File, FileId, Owner, OwnerTypeFilter, Principal, Tenant, Visibility};
+use crate::model::{Bucket, File, Owner, OwnerTypeFilter, Principal, Tenant, Visibility};
 
 /// Sort column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,11 +328,6 @@ pub fn like_pattern(search: &str) -> String {
 /// The lower-cased form of a name that `search` is matched against.
 pub fn search_key(name: &str) -> String {
     name.to_lowercase()
-}
-
-/// The id as a cursor tiebreaker.
-pub fn file_id_of(c: &Cursor) -> FileId {
-    FileId(c.id)
 }
 
 #[cfg(test)]
