@@ -20,6 +20,7 @@ struct Server {
     pk: String,
     pid: u32,
     env: Vec<(String, String)>,
+    bin: String,
 }
 
 impl Drop for Server {
@@ -56,8 +57,22 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn start(env: Vec<(String, String)>) -> Result<Server, String> {
-    let mut child = Command::new("target/release/stowage")
+/// CPU seconds used by all local `postgres` processes (server and backends).
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .map(cpu_seconds)
+        .sum()
+}
+
+fn start(bin: &str, env: Vec<(String, String)>) -> Result<Server, String> {
+    let mut child = Command::new(bin)
         .envs(env.iter().cloned())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -85,11 +100,12 @@ fn start(env: Vec<(String, String)>) -> Result<Server, String> {
         pk: pk.unwrap_or_default(),
         pid,
         env,
+        bin: bin.to_owned(),
     })
 }
 
 fn token(server: &Server, sub: &str) -> String {
-    Command::new("target/release/stowage")
+    Command::new(&server.bin)
         .envs(server.env.iter().cloned())
         .args(["token", "--sub", sub, "--ttl", "7200"])
         .output()
@@ -177,6 +193,8 @@ struct Outcome {
     p50: f64,
     p99: f64,
     cpu: f64,
+    client_cpu: f64,
+    db_cpu: f64,
     rss_kib: u64,
 }
 
@@ -196,6 +214,8 @@ where
     let stop = Arc::new(AtomicBool::new(false));
     let counter = Arc::new(AtomicUsize::new(0));
     let cpu_before = cpu_seconds(server.pid);
+    let client_cpu_before = cpu_seconds(std::process::id());
+    let db_cpu_before = postgres_cpu_seconds();
     let mut peak_rss = 0;
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -235,6 +255,8 @@ where
         }
     }
     let cpu = (cpu_seconds(server.pid) - cpu_before) / secs * 100.0;
+    let client_cpu = (cpu_seconds(std::process::id()) - client_cpu_before) / secs * 100.0;
+    let db_cpu = (postgres_cpu_seconds() - db_cpu_before) / secs * 100.0;
     all.sort_unstable();
     let pct = |p: f64| {
         all.get(((all.len().max(1) - 1) as f64 * p).round() as usize)
@@ -250,15 +272,19 @@ where
         p50: pct(0.5),
         p99: pct(0.99),
         cpu,
+        client_cpu,
+        db_cpu,
         rss_kib: peak_rss,
     };
     eprintln!(
-        "{name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}, server CPU {:.0}%, peak RSS {:.1} MiB",
+        "{name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}, server CPU {:.0}%, load generator CPU {:.0}%, PostgreSQL CPU {:.0}%, peak RSS {:.1} MiB",
         o.requests as f64 / o.secs,
         o.p50,
         o.p99,
         o.errors,
         o.cpu,
+        o.client_cpu,
+        o.db_cpu,
         o.rss_kib as f64 / 1024.0
     );
     o
@@ -270,7 +296,8 @@ pub async fn run(
     duration: Duration,
     concurrency: usize,
     postgres: Option<String>,
-    key_cache_ms: u64,
+    key_cache_ms: Option<u64>,
+    server_bin: &str,
 ) -> Result<String, String> {
     let data = std::env::temp_dir().join(format!("stowage-bench-http-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
@@ -278,11 +305,15 @@ pub async fn run(
         ("STOWAGE_DATA_DIR".to_owned(), data.display().to_string()),
         ("STOWAGE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
         ("RUST_LOG".to_owned(), "error".to_owned()),
-        (
-            "STOWAGE_API_KEY_CACHE_MS".to_owned(),
-            key_cache_ms.to_string(),
-        ),
     ];
+    if let Some(ms) = key_cache_ms {
+        env.push(("STOWAGE_API_KEY_CACHE_MS".to_owned(), ms.to_string()));
+    }
+    let cache = match (key_cache_ms, mode) {
+        (Some(ms), _) => format!("{ms} ms"),
+        (None, "postgres") => "10000 ms with change notifications (the default)".to_owned(),
+        (None, _) => "off (the default)".to_owned(),
+    };
     let mut database = None;
     if mode == "postgres" {
         let admin =
@@ -302,7 +333,7 @@ pub async fn run(
         env.push(("DATABASE_URL".to_owned(), url));
         database = Some((admin, name));
     }
-    let server = start(env)?;
+    let server = start(server_bin, env)?;
     let idle_rss = proc_status(server.pid, "VmRSS:");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency * 2)
@@ -499,9 +530,9 @@ pub async fn run(
         .map(|o| o.requests as f64 / o.secs)
         .unwrap_or(1.0);
     let mut report = format!(
-        "Mode: {mode}, API-key cache {key_cache_ms} ms. {concurrency} concurrent connections, {}s per operation, load generator on the same machine. \
+        "Mode: {mode}, API-key cache {cache}. {concurrency} concurrent connections, {}s per operation, load generator on the same machine. \
          Seeded {SEED_FILES} files over {USERS} users. Server RSS idle {:.1} MiB, peak (VmHWM) {:.1} MiB.\n\n\
-         | operation | req/s | % of /health | p50 ms | p99 ms | errors | server CPU | peak RSS MiB |\n|---|---|---|---|---|---|---|---|\n",
+         | operation | req/s | % of /health | p50 ms | p99 ms | errors | server CPU | load generator CPU | PostgreSQL CPU | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|\n",
         duration.as_secs(),
         idle_rss as f64 / 1024.0,
         peak as f64 / 1024.0
@@ -509,7 +540,7 @@ pub async fn run(
     for o in &outcomes {
         let rps = o.requests as f64 / o.secs;
         report.push_str(&format!(
-            "| {} | {:.0} | {:.0}% | {:.2} | {:.2} | {} | {:.0}% | {:.1} |\n",
+            "| {} | {:.0} | {:.0}% | {:.2} | {:.2} | {} | {:.0}% | {:.0}% | {:.0}% | {:.1} |\n",
             o.name,
             rps,
             rps / health_rps * 100.0,
@@ -517,6 +548,8 @@ pub async fn run(
             o.p99,
             o.errors,
             o.cpu,
+            o.client_cpu,
+            o.db_cpu,
             o.rss_kib as f64 / 1024.0
         ));
     }

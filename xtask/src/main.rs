@@ -11,8 +11,10 @@
 //! - `fuzz-api [--max-examples N]` runs schemathesis (PyPI, in a venv under
 //!   target/) against /openapi.json of a fresh embedded server with keys and a
 //!   token; fails on any 5xx or any response that breaks the documented schema.
-//! - `bench-http [--mode embedded|postgres]` load-tests a release server and
-//!   writes requests/s, p50/p99, CPU and RSS into docs/performance.md.
+//! - `bench-http [--mode embedded|postgres] [--duration S] [--concurrency C]
+//!   [--key-cache-ms MS] [--server-bin PATH]` load-tests a release server and
+//!   writes requests/s, p50/p99, CPU and RSS into docs/performance.md
+//!   (`--server-bin`: measure another build, report on stdout only).
 //! - `s3-server --port P --dir D --bucket B --access-key K --secret-key S`
 //!   an S3-compatible server (s3s-fs, SigV4-checking) in the foreground on 127.0.0.1.
 
@@ -303,9 +305,13 @@ fn bench_http(args: &[String]) -> Result<(), String> {
     let concurrency = flag(args, "--concurrency")
         .and_then(|c| c.parse().ok())
         .unwrap_or(32);
-    let key_cache_ms = flag(args, "--key-cache-ms")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let key_cache_ms: Option<u64> = flag(args, "--key-cache-ms").and_then(|c| c.parse().ok());
+    // `--server-bin` measures another build (say, the previous commit's) with
+    // the same load; the report then is not written into docs/performance.md.
+    let custom_bin = flag(args, "--server-bin");
+    let server_bin = custom_bin
+        .clone()
+        .unwrap_or_else(|| "target/release/stowage".into());
     let mut build = cargo();
     build.args([
         "build",
@@ -317,6 +323,16 @@ fn bench_http(args: &[String]) -> Result<(), String> {
         "stowage",
     ]);
     run(build)?;
+    // The load generator must not be the debug build `cargo xtask` runs:
+    // unoptimised, it would spend the CPU the server is measured on.
+    if cfg!(debug_assertions) {
+        let mut build = cargo();
+        build.args(["build", "--release", "--locked", "-p", "xtask"]);
+        run(build)?;
+        let mut bench = Command::new("target/release/xtask");
+        bench.arg("bench-http").args(args);
+        return run(bench);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -327,15 +343,25 @@ fn bench_http(args: &[String]) -> Result<(), String> {
         concurrency,
         find_postgres(),
         key_cache_ms,
+        &server_bin,
     ))?;
     println!("{report}");
+    if custom_bin.is_some() {
+        return Ok(());
+    }
     let body = format!("Machine: {}.\n\n{report}", machine());
-    let name = if key_cache_ms > 0 {
-        format!("{mode}-key-cache")
-    } else {
-        mode.clone()
+    let (name, command) = match key_cache_ms {
+        None => (mode.clone(), format!("--mode {mode}")),
+        Some(ms) => (
+            format!("{mode}-key-cache-{ms}ms"),
+            format!("--mode {mode} --key-cache-ms {ms}"),
+        ),
     };
-    write_report(&format!("bench-http-{name}"), &format!("HTTP throughput, {name} (cargo xtask bench-http --mode {mode} --key-cache-ms {key_cache_ms})"), &body)
+    write_report(
+        &format!("bench-http-{name}"),
+        &format!("HTTP throughput, {name} (cargo xtask bench-http {command})"),
+        &body,
+    )
 }
 
 fn migrate() -> Result<(), String> {

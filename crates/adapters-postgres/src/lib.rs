@@ -11,6 +11,7 @@ use std::time::Duration;
 use diesel::dsl::{count_star, not};
 use diesel::expression::BoxableExpression;
 use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::Bool;
 use diesel::{
@@ -19,11 +20,15 @@ use diesel::{
 };
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use stowage_domain::auth::KeyChange;
 use stowage_domain::list::ListQuery;
 use stowage_domain::model::{File, FileId, Tenant, Timestamp, Visibility};
+use stowage_domain::upload::UploadState;
 use stowage_domain::{Error, ErrorCode, Result};
 
 use crate::rows::FileRow;
@@ -123,6 +128,57 @@ pub async fn drop_database(admin_url: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The channel the `api_keys` triggers notify (payload: the key's hash, or
+/// `*` for every key).
+const KEY_CHANNEL: &str = "stowage_api_keys";
+
+/// Announces every committed change to the API keys, from any process or
+/// replica, through `on_change` (for [`stowage_domain::auth::CachedApiKeys`]):
+/// `Listening` once `LISTEN` is in place, `Changed(hash)` per change, `Lost`
+/// when the connection drops. Reconnects with backoff; runs until dropped.
+pub async fn watch_api_keys(url: String, on_change: impl Fn(KeyChange) + Send + Sync) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let ended = listen_for_key_changes(&url, &on_change, &mut backoff).await;
+        on_change(KeyChange::Lost);
+        tracing::warn!(
+            "API-key change feed lost ({ended}); keys are looked up on every request until it is back"
+        );
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One `LISTEN` session, until its connection ends; says why it ended.
+async fn listen_for_key_changes(
+    url: &str,
+    on_change: &(impl Fn(KeyChange) + Send + Sync),
+    backoff: &mut Duration,
+) -> String {
+    use futures_util::StreamExt;
+    let mut conn = match Conn::establish(url).await {
+        Ok(conn) => conn,
+        Err(e) => return e.to_string(),
+    };
+    if let Err(e) = diesel::sql_query(format!("LISTEN {KEY_CHANNEL}"))
+        .execute(&mut conn)
+        .await
+    {
+        return e.to_string();
+    }
+    *backoff = Duration::from_millis(100);
+    on_change(KeyChange::Listening);
+    let mut changes = std::pin::pin!(conn.notifications_stream());
+    while let Some(n) = changes.next().await {
+        match n {
+            Ok(n) if n.payload == "*" => on_change(KeyChange::Listening),
+            Ok(n) => on_change(KeyChange::Changed(n.payload)),
+            Err(e) => return e.to_string(),
+        }
+    }
+    "connection closed".to_owned()
+}
+
 /// The PostgreSQL repositories (files, uploads, deletion queue, API keys).
 #[derive(Clone)]
 pub struct PostgresRepository {
@@ -154,7 +210,23 @@ impl PostgresRepository {
     /// # Errors
     /// `common/service-unavailable` when no connection can be made.
     pub async fn connect(config: &PostgresConfig) -> Result<Self> {
-        let manager = AsyncDieselConnectionManager::<Conn>::new(&config.url);
+        // A checkout costs no round trip: instead of `SELECT 1` per checkout
+        // (diesel-async's default, one extra round trip on every request), a
+        // connection whose socket has closed or whose transaction is broken is
+        // discarded and another one is taken.
+        let mut manager_config = ManagerConfig::<Conn>::default();
+        manager_config.recycling_method = RecyclingMethod::CustomFunction(Box::new(|c| {
+            let broken = c.is_broken();
+            Box::pin(async move {
+                if broken {
+                    Err(DieselError::BrokenTransactionManager)
+                } else {
+                    Ok(())
+                }
+            })
+        }));
+        let manager =
+            AsyncDieselConnectionManager::<Conn>::new_with_config(&config.url, manager_config);
         let pool = Pool::builder()
             .max_size(config.max_connections)
             .connection_timeout(config.connect_timeout)
@@ -189,11 +261,39 @@ impl PostgresRepository {
     }
 }
 
-/// "This file's share list names `uid`" (the `text[]` column, GIN-indexed).
+/// `visibility = 'shared'` spelled as a literal, not a bind parameter: only
+/// then can generic plans of prepared statements use the partial index
+/// `files_shared` (migration `000005_shared_index_partial`). Unlike
+/// `diesel::dsl::sql`, it keeps the query cacheable as a prepared statement.
+#[derive(Debug, Clone, Copy, diesel::expression::ValidGrouping, diesel::query_builder::QueryId)]
+struct IsShared;
+
+impl diesel::Expression for IsShared {
+    type SqlType = Bool;
+}
+
+impl diesel::AppearsOnTable<files::table> for IsShared {}
+
+impl diesel::SelectableExpression<files::table> for IsShared {}
+
+impl QueryFragment<Pg> for IsShared {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {
+        out.push_sql("\"files\".\"visibility\" = 'shared'");
+        Ok(())
+    }
+}
+
+fn is_shared() -> IsShared {
+    debug_assert_eq!(Visibility::Shared.as_str(), "shared");
+    IsShared
+}
+
+/// "This file is `shared` and its share list names `uid`" (the `text[]`
+/// column, GIN-indexed over shared files).
 fn shared_with_user(
     uid: &str,
 ) -> Box<dyn BoxableExpression<files::table, Pg, SqlType = Bool> + '_> {
-    Box::new(files::shared_with.contains(vec![uid.to_owned()]))
+    Box::new(is_shared().and(files::shared_with.contains(vec![uid.to_owned()])))
 }
 
 stowage_diesel_common::shared_list_query!(diesel::pg::Pg);
@@ -211,8 +311,7 @@ async fn count_shared_with(
     let shared = files::table
         .filter(files::project.eq(query.tenant.project.as_str()))
         .filter(files::env.eq(query.tenant.env.as_str()))
-        .filter(files::visibility.eq(Visibility::Shared.as_str()))
-        .filter(files::shared_with.contains(vec![uid.to_owned()]))
+        .filter(shared_with_user(uid))
         .filter(not(files::owner_type
             .eq(owner.kind.as_str())
             .and(files::owner_id.eq(owner.id.as_str()))))
@@ -227,23 +326,102 @@ async fn count_shared_with(
     shared.select(count_star()).get_result::<i64>(c).await
 }
 
+/// Registration in one statement (atomic on its own, one round trip instead
+/// of five for BEGIN, claim, insert, count, COMMIT): claims the upload
+/// (compare-and-set, so of two racing registrations one wins), inserts the
+/// file and counts it. Nothing claimed means nothing written. Its SQL text is
+/// fixed, so diesel prepares it once per connection (`sql_query` would not).
+struct RegisterStatement<'a>(&'a FileRow);
+
+impl QueryId for RegisterStatement<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl QueryFragment<Pg> for RegisterStatement<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {
+        use diesel::sql_types::{Array, BigInt, Jsonb, Nullable, Text};
+        let r = self.0;
+        out.push_sql("WITH claimed AS (UPDATE uploads SET state = ");
+        out.push_bind_param::<Text, _>(UploadState::Registered.as_str())?;
+        out.push_sql(" WHERE s3_key = ");
+        out.push_bind_param::<Text, _>(&r.s3_key)?;
+        out.push_sql(" AND project = ");
+        out.push_bind_param::<Text, _>(&r.project)?;
+        out.push_sql(" AND env = ");
+        out.push_bind_param::<Text, _>(&r.env)?;
+        out.push_sql(" AND state IN (");
+        out.push_bind_param::<Text, _>(UploadState::Pending.as_str())?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(UploadState::Completed.as_str())?;
+        out.push_sql(
+            ") RETURNING 1), inserted AS (INSERT INTO files (id, project, env, s3_key, \
+             original_name, name_folded, mime_type, size, width, height, visibility, bucket, \
+             owner_type, owner_id, shared_with, metadata, created_at, updated_at) SELECT ",
+        );
+        for (i, text) in [
+            &r.id,
+            &r.project,
+            &r.env,
+            &r.s3_key,
+            &r.original_name,
+            &r.name_folded,
+            &r.mime_type,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            out.push_bind_param::<Text, _>(text)?;
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&r.size)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&r.width)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&r.height)?;
+        for text in [&r.visibility, &r.bucket, &r.owner_type, &r.owner_id] {
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(text)?;
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&r.shared_with)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Jsonb, _>(&r.metadata)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&r.created_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&r.updated_at)?;
+        out.push_sql(
+            " FROM claimed RETURNING project, env, visibility, owner_type, owner_id) \
+             INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n) \
+             SELECT project, env, visibility, owner_type, owner_id, 1 FROM inserted \
+             ON CONFLICT (project, env, visibility, owner_type, owner_id) \
+             DO UPDATE SET n = file_counts.n + 1",
+        );
+        Ok(())
+    }
+}
+
 /// The backend-specific half of the repository ports (the rest is shared,
 /// see `stowage_diesel_common::shared_repository!`).
 impl PostgresRepository {
+    /// Registration in one statement (atomic on its own, one round trip instead
+    /// of five for BEGIN, claim, insert, count, COMMIT): claims the upload
+    /// (compare-and-set, so of two racing registrations one wins), inserts the
+    /// file and counts it. Nothing claimed means nothing written; then the
+    /// reason is looked up.
     pub(crate) async fn db_register_file(&self, file: &File) -> Result<()> {
         let row = FileRow::from_file(file)?;
         self.run(async move |c| {
-            c.transaction::<(), TxError, _>(async |c| {
-                claim_upload(c, file).await?;
-                diesel::insert_into(files::table)
-                    .values(&row)
-                    .execute(c)
-                    .await?;
-                bump_count(c, &row, &row.visibility, 1).await?;
+            let written = RegisterStatement(&row).execute(c).await.map_err(db_error)?;
+            if written == 1 {
                 Ok(())
-            })
-            .await
-            .map_err(Error::from)
+            } else {
+                Err(unclaimed(c, file).await.map_err(db_error)?)
+            }
         })
         .await
     }
@@ -359,6 +537,113 @@ mod tests {
         contract::file_repository(&repo).await;
         contract::api_key_repository(&repo).await;
         drop(repo);
+        drop_database(&admin, &name).await.expect("drop");
+    }
+
+    /// Checkouts skip the `SELECT 1`, so a connection the server dropped must
+    /// be noticed from its closed socket and replaced, not handed out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_the_server_dropped_are_replaced() {
+        let Some((admin, name, url)) = database().await else {
+            return;
+        };
+        migrate(&url).await.expect("migrate");
+        let mut config = PostgresConfig::new(&url);
+        config.max_connections = 4;
+        let repo = PostgresRepository::connect(&config).await.expect("connect");
+        // Open every pooled connection.
+        let mut checks = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let repo = repo.clone();
+            checks.spawn(async move { repo.health_check().await });
+        }
+        while let Some(r) = checks.join_next().await {
+            r.expect("joined").expect("healthy");
+        }
+        let mut killer = Conn::establish(&admin).await.expect("admin connection");
+        #[derive(diesel::QueryableByName)]
+        struct Killed {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let killed: Killed = diesel::sql_query(format!(
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .get_result(&mut killer)
+        .await
+        .expect("terminate");
+        assert!(killed.n >= 1, "the pool had open connections");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..8 {
+            repo.health_check()
+                .await
+                .expect("a fresh connection replaces the dropped one");
+        }
+        drop(repo);
+        drop_database(&admin, &name).await.expect("drop");
+    }
+
+    /// Every committed change to a key is announced with its hash; a dropped
+    /// feed says `Lost`, then `Listening` again once it has reconnected.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn key_changes_are_announced() {
+        use stowage_domain::auth::{new_api_key, ApiKeyKind, ApiKeyRecord};
+        use stowage_domain::ports::ApiKeyRepository;
+        let Some((admin, name, url)) = database().await else {
+            return;
+        };
+        migrate(&url).await.expect("migrate");
+        let repo = PostgresRepository::connect(&PostgresConfig::new(&url))
+            .await
+            .expect("connect");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let watcher = tokio::spawn(watch_api_keys(url.clone(), move |c| {
+            let _ = tx.send(c);
+        }));
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("announced in time")
+                .expect("feed open")
+        };
+        assert_eq!(next().await, KeyChange::Listening);
+
+        let (_, hash) = new_api_key(ApiKeyKind::Secret, [3; 32]);
+        let record = ApiKeyRecord {
+            id: "key-3".into(),
+            key_hash: hash.clone(),
+            tenant: stowage_domain::testing::fresh_tenant(),
+            kind: ApiKeyKind::Secret,
+            created_at: Timestamp::from_millis(1_700_000_000_000),
+            expires_at: None,
+            revoked_at: None,
+        };
+        repo.insert_key(&record).await.expect("insert");
+        assert_eq!(next().await, KeyChange::Changed(hash.clone()));
+        repo.revoke_key("key-3", Timestamp::from_millis(1_700_000_001_000))
+            .await
+            .expect("revoke");
+        assert_eq!(next().await, KeyChange::Changed(hash.clone()));
+
+        let mut admin_conn = Conn::establish(&url).await.expect("connection");
+        diesel::sql_query("TRUNCATE api_keys")
+            .execute(&mut admin_conn)
+            .await
+            .expect("truncate");
+        assert_eq!(next().await, KeyChange::Listening, "everything changed");
+
+        diesel::sql_query(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND query LIKE 'LISTEN%'"
+        ))
+        .execute(&mut admin_conn)
+        .await
+        .expect("terminate the listener");
+        assert_eq!(next().await, KeyChange::Lost);
+        assert_eq!(next().await, KeyChange::Listening, "reconnected");
+
+        watcher.abort();
+        drop((repo, admin_conn));
         drop_database(&admin, &name).await.expect("drop");
     }
 

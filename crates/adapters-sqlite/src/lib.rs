@@ -17,7 +17,9 @@ use diesel::{
     SelectableHelper,
 };
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -108,6 +110,9 @@ impl SqliteRepository {
     /// `common/service-unavailable` when no connection can be made.
     pub async fn connect(config: &SqliteConfig) -> Result<Self> {
         let mut manager_config = ManagerConfig::<Conn>::default();
+        // A local file cannot drop a connection: skip the `SELECT 1` per checkout
+        // (it would cost a trip through the blocking pool on every request).
+        manager_config.recycling_method = RecyclingMethod::Fast;
         manager_config.custom_setup = Box::new(|url| {
             let url = url.to_owned();
             async move {

@@ -108,6 +108,7 @@ pub struct Application {
     /// Base URL clients use.
     pub base_url: String,
     worker: tokio::task::JoinHandle<()>,
+    key_watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -153,9 +154,27 @@ impl Application {
             };
 
         let verifier = Arc::new(JwtVerifier::new(&config.jwt)?);
-        let keys: Arc<dyn ApiKeyRepository> = match config.api_key_cache_ms {
-            0 => repos.keys.clone(),
-            ttl => Arc::new(CachedApiKeys::new(repos.keys.clone(), clock.clone(), ttl)),
+        let mut key_watcher = None;
+        let keys: Arc<dyn ApiKeyRepository> = match (config.api_key_cache_ms, &config.database) {
+            (0, _) => repos.keys.clone(),
+            // PostgreSQL announces key changes: a revocation anywhere counts here
+            // at once, and nothing is cached while the announcements are not heard.
+            (ttl, Database::Postgres(url)) => {
+                let cache = Arc::new(CachedApiKeys::notified(
+                    repos.keys.clone(),
+                    clock.clone(),
+                    ttl,
+                ));
+                let feed = cache.clone();
+                key_watcher = Some(tokio::spawn(stowage_adapters_postgres::watch_api_keys(
+                    url.clone(),
+                    move |change| feed.apply(change),
+                )));
+                cache
+            }
+            (ttl, Database::Sqlite(_)) => {
+                Arc::new(CachedApiKeys::new(repos.keys.clone(), clock.clone(), ttl))
+            }
         };
         let auth = Arc::new(Authenticator::new(keys, verifier, clock.clone()));
         let service_config = ServiceConfig {
@@ -199,6 +218,7 @@ impl Application {
             port: addr.port(),
             base_url,
             worker,
+            key_watcher,
         })
     }
 
@@ -214,6 +234,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.worker.abort();
+        if let Some(w) = &self.key_watcher {
+            w.abort();
+        }
         result
     }
 }

@@ -217,6 +217,17 @@ impl Config {
             }
             Some(url) => Database::Sqlite(url.strip_prefix("sqlite://").unwrap_or(&url).to_owned()),
         };
+        // PostgreSQL pushes key changes (LISTEN/NOTIFY), so caching costs no
+        // revocation delay there; the TTL only bounds a silently dead feed.
+        // SQLite cannot announce the CLI's changes: no cache unless asked.
+        let api_key_cache_ms = num(
+            "STOWAGE_API_KEY_CACHE_MS",
+            if matches!(database, Database::Postgres(_)) {
+                10_000
+            } else {
+                0
+            },
+        )?;
         let algorithm = match var("STOWAGE_JWT_ALGORITHM").as_deref() {
             None | Some("HS256") => jsonwebtoken::Algorithm::HS256,
             Some("RS256") => jsonwebtoken::Algorithm::RS256,
@@ -293,7 +304,7 @@ impl Config {
             limits,
             log_format,
             cors_origins,
-            api_key_cache_ms: num("STOWAGE_API_KEY_CACHE_MS", 0)?,
+            api_key_cache_ms,
             rate_limit: crate::ratelimit::RateLimitConfig {
                 per_second: num("STOWAGE_RATE_LIMIT_PER_SEC", 0)? as f64,
                 burst: num("STOWAGE_RATE_LIMIT_BURST", 0)?

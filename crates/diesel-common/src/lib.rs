@@ -290,6 +290,15 @@ macro_rules! shared_repository {
                 if claimed == 1 {
                     return Ok(());
                 }
+                Err(TxError::Domain(unclaimed(c, file).await?))
+            }
+
+            /// Why the upload of `file.s3_key` could not be claimed: it is already
+            /// registered (`file/s3-key-already-exists`), or there is no such upload.
+            pub(crate) async fn unclaimed(
+                c: &mut Conn,
+                file: &File,
+            ) -> std::result::Result<::stowage_domain::Error, DieselError> {
                 let taken = diesel::select(::diesel::dsl::exists(
                     files::table.filter(files::s3_key.eq(&file.s3_key)),
                 ))
@@ -306,7 +315,7 @@ macro_rules! shared_repository {
                 } else {
                     ::stowage_domain::ErrorCode::UploadNotFound
                 };
-                Err(TxError::Domain(::stowage_domain::Error::new(code)))
+                Ok(::stowage_domain::Error::new(code))
             }
 
             /// Adds `delta` to the count of `row`'s owner's files of `visibility`.
@@ -412,25 +421,23 @@ macro_rules! shared_repository {
                 match &query.scope {
                     Scope::All => Ok(Some(sum(counts().select(file_counts::n).load(c).await?))),
                     Scope::VisibleTo { owner, user_id } => {
-                        let open: Vec<i64> = counts()
-                            .filter(file_counts::visibility.eq_any([
-                                Visibility::Public.as_str(),
-                                Visibility::Protected.as_str(),
-                            ]))
+                        // Open files of anyone plus the caller's own closed ones, in one
+                        // statement over the counts.
+                        let visible: Vec<i64> = counts()
+                            .filter(
+                                file_counts::visibility
+                                    .eq_any([
+                                        Visibility::Public.as_str(),
+                                        Visibility::Protected.as_str(),
+                                    ])
+                                    .or(file_counts::owner_type
+                                        .eq(owner.kind.as_str())
+                                        .and(file_counts::owner_id.eq(owner.id.as_str()))),
+                            )
                             .select(file_counts::n)
                             .load(c)
                             .await?;
-                        let own: Vec<i64> = counts()
-                            .filter(file_counts::visibility.eq_any([
-                                Visibility::Private.as_str(),
-                                Visibility::Shared.as_str(),
-                            ]))
-                            .filter(file_counts::owner_type.eq(owner.kind.as_str()))
-                            .filter(file_counts::owner_id.eq(owner.id.as_str()))
-                            .select(file_counts::n)
-                            .load(c)
-                            .await?;
-                        let mut total = sum(open) + sum(own);
+                        let mut total = sum(visible);
                         let shared_visible = p.visibility.is_none_or(|v| v == Visibility::Shared);
                         if let (Some(uid), true) = (user_id, shared_visible) {
                             total +=
@@ -743,7 +750,9 @@ macro_rules! shared_repository {
                 }
             }
         }
-        pub(crate) use shared_repository::{apply_file_update, bump_count, claim_upload, TxError};
+        pub(crate) use shared_repository::{
+            apply_file_update, bump_count, claim_upload, unclaimed, TxError,
+        };
     };
 }
 

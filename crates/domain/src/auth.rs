@@ -257,16 +257,48 @@ fn bearer_token(header: &str) -> Result<&str> {
     Ok(token)
 }
 
-/// An [`ApiKeyRepository`] that remembers lookups by hash (found or not) for a
-/// fixed time, saving a database round trip on almost every request. The price
-/// is explicit: a key revoked (or created) through another process keeps its
-/// old answer on this replica for at most `ttl_ms`. Revocations through this
-/// decorator take effect at once.
+/// A change to the stored API keys, announced by a backend that can push them
+/// (PostgreSQL: `LISTEN`/`NOTIFY`, see the adapter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyChange {
+    /// Changes are heard from now on (a listener connected or reconnected).
+    Listening,
+    /// The key with this hash was created, revoked or deleted.
+    Changed(String),
+    /// Changes can no longer be heard (the listener lost its connection).
+    Lost,
+}
+
+/// An [`ApiKeyRepository`] that remembers lookups by hash (found or not),
+/// saving a database round trip on almost every request.
+///
+/// Two ways to keep it honest:
+/// - [`CachedApiKeys::new`]: answers are remembered for `ttl_ms`, so a key
+///   revoked through another process keeps its old answer on this replica for
+///   at most that long;
+/// - [`CachedApiKeys::notified`]: changes are pushed through
+///   [`CachedApiKeys::apply`]; nothing is served from memory until the feed says
+///   [`KeyChange::Listening`], nor after it says [`KeyChange::Lost`], and a
+///   changed key is forgotten as soon as it is announced. The TTL then only
+///   bounds a feed that dies silently.
+///
+/// Revocations through this decorator take effect at once either way.
 pub struct CachedApiKeys {
     inner: Arc<dyn ApiKeyRepository>,
     clock: Arc<dyn Clock>,
     ttl_ms: i64,
-    entries: std::sync::Mutex<std::collections::HashMap<String, (Timestamp, Option<ApiKeyRecord>)>>,
+    state: std::sync::Mutex<CacheState>,
+}
+
+type CachedRecord = (Timestamp, Option<ApiKeyRecord>);
+
+struct CacheState {
+    entries: std::collections::HashMap<String, CachedRecord>,
+    /// Bumped by every forget: a lookup that started before a change must not
+    /// store the answer it read before the change.
+    generation: u64,
+    /// Whether answers may be served from memory.
+    live: bool,
 }
 
 /// Most lookups remembered; past that the cache starts afresh.
@@ -275,21 +307,62 @@ const MAX_CACHED_KEYS: usize = 10_000;
 impl CachedApiKeys {
     /// Wraps `inner`; lookups are remembered for `ttl_ms` milliseconds.
     pub fn new(inner: Arc<dyn ApiKeyRepository>, clock: Arc<dyn Clock>, ttl_ms: u64) -> Self {
+        Self::with_state(inner, clock, ttl_ms, true)
+    }
+
+    /// Wraps `inner` for a pushed change feed: serves nothing from memory until
+    /// [`KeyChange::Listening`] is applied.
+    pub fn notified(inner: Arc<dyn ApiKeyRepository>, clock: Arc<dyn Clock>, ttl_ms: u64) -> Self {
+        Self::with_state(inner, clock, ttl_ms, false)
+    }
+
+    fn with_state(
+        inner: Arc<dyn ApiKeyRepository>,
+        clock: Arc<dyn Clock>,
+        ttl_ms: u64,
+        live: bool,
+    ) -> Self {
         Self {
             inner,
             clock,
             ttl_ms: i64::try_from(ttl_ms).unwrap_or(i64::MAX),
-            entries: Default::default(),
+            state: std::sync::Mutex::new(CacheState {
+                entries: std::collections::HashMap::new(),
+                generation: 0,
+                live,
+            }),
         }
     }
 
-    fn entries(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<String, (Timestamp, Option<ApiKeyRecord>)>,
-    > {
-        self.entries
+    /// Applies a change announced by the backend.
+    pub fn apply(&self, change: KeyChange) {
+        let mut state = self.state();
+        state.generation = state.generation.wrapping_add(1);
+        match change {
+            KeyChange::Changed(hash) => {
+                state.entries.remove(&hash);
+            }
+            KeyChange::Listening => {
+                // Changes made while nobody listened are unknown: start afresh.
+                state.entries.clear();
+                state.live = true;
+            }
+            KeyChange::Lost => {
+                state.entries.clear();
+                state.live = false;
+            }
+        }
+    }
+
+    /// Forgets every remembered answer matching `pred`.
+    fn forget(&self, pred: impl Fn(&str, &Option<ApiKeyRecord>) -> bool) {
+        let mut state = self.state();
+        state.generation = state.generation.wrapping_add(1);
+        state.entries.retain(|hash, (_, r)| !pred(hash, r));
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -298,23 +371,31 @@ impl CachedApiKeys {
 #[async_trait::async_trait]
 impl ApiKeyRepository for CachedApiKeys {
     async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
-        self.entries().remove(&key.key_hash);
+        self.forget(|hash, _| hash == key.key_hash);
         self.inner.insert_key(key).await
     }
 
     async fn find_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
         let now = self.clock.now();
-        if let Some((at, record)) = self.entries().get(key_hash) {
-            if now.millis().saturating_sub(at.millis()) < self.ttl_ms {
-                return Ok(record.clone());
+        let generation = {
+            let state = self.state();
+            if let (true, Some((at, record))) = (state.live, state.entries.get(key_hash)) {
+                if now.millis().saturating_sub(at.millis()) < self.ttl_ms {
+                    return Ok(record.clone());
+                }
             }
-        }
+            state.generation
+        };
         let record = self.inner.find_by_hash(key_hash).await?;
-        let mut entries = self.entries();
-        if entries.len() >= MAX_CACHED_KEYS {
-            entries.clear();
+        let mut state = self.state();
+        if state.live && state.generation == generation {
+            if state.entries.len() >= MAX_CACHED_KEYS {
+                state.entries.clear();
+            }
+            state
+                .entries
+                .insert(key_hash.to_owned(), (now, record.clone()));
         }
-        entries.insert(key_hash.to_owned(), (now, record.clone()));
         Ok(record)
     }
 
@@ -323,9 +404,11 @@ impl ApiKeyRepository for CachedApiKeys {
     }
 
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
-        self.entries()
-            .retain(|_, (_, r)| r.as_ref().is_none_or(|r| r.id != id));
-        self.inner.revoke_key(id, at).await
+        self.forget(|_, r| r.as_ref().is_some_and(|r| r.id == id));
+        let revoked = self.inner.revoke_key(id, at).await;
+        // A lookup that raced the revocation may have stored the old answer.
+        self.forget(|_, r| r.as_ref().is_some_and(|r| r.id == id));
+        revoked
     }
 }
 

@@ -909,3 +909,137 @@ async fn cached_api_keys_trade_a_bounded_revocation_delay_for_round_trips() {
         Some(ErrorCode::InvalidApiKey)
     );
 }
+
+/// The inner repository of a notified cache: counts lookups, and can announce
+/// a change in the middle of one (the race a generation counter must win).
+#[derive(Default)]
+struct WatchedKeys {
+    inner: MemoryApiKeyRepository,
+    lookups: std::sync::atomic::AtomicUsize,
+    change_during_lookup:
+        std::sync::Mutex<Option<(Arc<stowage_domain::auth::CachedApiKeys>, String)>>,
+}
+
+#[async_trait::async_trait]
+impl ApiKeyRepository for WatchedKeys {
+    async fn insert_key(&self, key: &ApiKeyRecord) -> stowage_domain::Result<()> {
+        self.inner.insert_key(key).await
+    }
+    async fn find_by_hash(&self, hash: &str) -> stowage_domain::Result<Option<ApiKeyRecord>> {
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let found = self.inner.find_by_hash(hash).await;
+        let pending = self
+            .change_during_lookup
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some((cache, changed)) = pending {
+            cache.apply(stowage_domain::auth::KeyChange::Changed(changed));
+        }
+        found
+    }
+    async fn list_keys(&self) -> stowage_domain::Result<Vec<ApiKeyRecord>> {
+        self.inner.list_keys().await
+    }
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> stowage_domain::Result<bool> {
+        self.inner.revoke_key(id, at).await
+    }
+}
+
+#[tokio::test]
+async fn a_notified_key_cache_serves_only_while_it_hears_changes() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use stowage_domain::auth::{CachedApiKeys, KeyChange};
+    let inner = Arc::new(WatchedKeys::default());
+    let clock = Arc::new(ManualClock::at(1_700_000_000_000));
+    let cached = Arc::new(CachedApiKeys::notified(
+        inner.clone(),
+        clock.clone(),
+        60_000,
+    ));
+    let auth = Authenticator::new(cached.clone(), Arc::new(FakeTokens), clock.clone());
+    let (sk, hash) = new_api_key(ApiKeyKind::Secret, [8; 32]);
+    let rec = ApiKeyRecord {
+        id: "key-8".into(),
+        key_hash: hash.clone(),
+        tenant: fresh_tenant(),
+        kind: ApiKeyKind::Secret,
+        created_at: clock.now(),
+        expires_at: None,
+        revoked_at: None,
+    };
+    inner.insert_key(&rec).await.expect("insert");
+    let code = |r: stowage_domain::Result<Principal>| r.err().map(|e| e.code());
+
+    // Not listening yet: every request looks the key up.
+    for _ in 0..3 {
+        assert!(auth.authenticate(Some(&sk), None).await.is_ok());
+    }
+    assert_eq!(inner.lookups.load(SeqCst), 3, "no caching before Listening");
+
+    // Listening: one lookup, then answers from memory.
+    cached.apply(KeyChange::Listening);
+    for _ in 0..3 {
+        assert!(auth.authenticate(Some(&sk), None).await.is_ok());
+    }
+    assert_eq!(inner.lookups.load(SeqCst), 4, "remembered while listening");
+
+    // Revoked elsewhere and announced: refused at once, well within the TTL.
+    inner
+        .revoke_key("key-8", clock.now())
+        .await
+        .expect("revoke");
+    cached.apply(KeyChange::Changed(hash.clone()));
+    assert_eq!(
+        code(auth.authenticate(Some(&sk), None).await),
+        Some(ErrorCode::InvalidApiKey)
+    );
+
+    // A change announced while a lookup is in flight: the answer read before
+    // the change is not remembered.
+    let (sk2, hash2) = new_api_key(ApiKeyKind::Secret, [9; 32]);
+    inner
+        .insert_key(&ApiKeyRecord {
+            id: "key-9".into(),
+            key_hash: hash2.clone(),
+            ..rec.clone()
+        })
+        .await
+        .expect("insert");
+    *inner
+        .change_during_lookup
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((cached.clone(), hash2.clone()));
+    assert!(auth.authenticate(Some(&sk2), None).await.is_ok());
+    inner
+        .revoke_key("key-9", clock.now())
+        .await
+        .expect("revoke");
+    assert_eq!(
+        code(auth.authenticate(Some(&sk2), None).await),
+        Some(ErrorCode::InvalidApiKey),
+        "the racing lookup's answer was not stored"
+    );
+
+    // Deaf again: nothing from memory, so an unannounced revocation counts at once.
+    let (sk3, hash3) = new_api_key(ApiKeyKind::Secret, [10; 32]);
+    inner
+        .insert_key(&ApiKeyRecord {
+            id: "key-10".into(),
+            key_hash: hash3,
+            ..rec.clone()
+        })
+        .await
+        .expect("insert");
+    assert!(auth.authenticate(Some(&sk3), None).await.is_ok());
+    cached.apply(KeyChange::Lost);
+    inner
+        .revoke_key("key-10", clock.now())
+        .await
+        .expect("revoke");
+    assert_eq!(
+        code(auth.authenticate(Some(&sk3), None).await),
+        Some(ErrorCode::InvalidApiKey)
+    );
+}

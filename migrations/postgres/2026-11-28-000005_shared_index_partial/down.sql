@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS files_shared;
+CREATE INDEX files_shared ON files USING GIN (shared_with) WITH (fastupdate = off);
