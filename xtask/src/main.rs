@@ -322,7 +322,9 @@ fn bench_http(args: &[String]) -> Result<(), String> {
         "--bin",
         "stowage",
     ]);
-    run(build)?;
+    if custom_bin.is_none() {
+        run(build)?;
+    }
     // The load generator must not be the debug build `cargo xtask` runs:
     // unoptimised, it would spend the CPU the server is measured on.
     if cfg!(debug_assertions) {
