@@ -330,8 +330,8 @@ pub async fn run(
             "{}/{name}",
             admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin)
         );
-        env.push(("DATABASE_URL".to_owned(), url));
-        database = Some((admin, name));
+        env.push(("DATABASE_URL".to_owned(), url.clone()));
+        database = Some((admin, name, url));
     }
     let server = start(server_bin, env)?;
     let idle_rss = proc_status(server.pid, "VmRSS:");
@@ -451,14 +451,9 @@ pub async fn run(
     // The register phase just wrote 20,000 rows: let PostgreSQL catch up
     // (statistics, visibility map) as it would in steady state, instead of
     // measuring reads against autovacuum running on the same two cores.
-    if let Some((_, url)) = database.as_ref().map(|(a, n)| {
-        (
-            a,
-            format!("{}/{n}", a.rsplit_once('/').map(|(b, _)| b).unwrap_or(a)),
-        )
-    }) {
+    if let Some((_, _, url)) = &database {
         let _ = Command::new("psql")
-            .args([&url, "-q", "-c", "VACUUM ANALYZE"])
+            .args([url, "-q", "-c", "VACUUM ANALYZE"])
             .status();
     }
     phase!("GET /v1/files/:id", |i, client, base, users, ids, keys| {
@@ -515,7 +510,7 @@ pub async fn run(
     let peak = proc_status(server.pid, "VmHWM:");
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
-    if let Some((admin, name)) = database {
+    if let Some((admin, name, _)) = database {
         let _ = Command::new("psql")
             .args([
                 &admin,

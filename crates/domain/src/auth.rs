@@ -371,8 +371,10 @@ impl CachedApiKeys {
 #[async_trait::async_trait]
 impl ApiKeyRepository for CachedApiKeys {
     async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let inserted = self.inner.insert_key(key).await;
+        // After the write: forgetting also voids any lookup still in flight.
         self.forget(|hash, _| hash == key.key_hash);
-        self.inner.insert_key(key).await
+        inserted
     }
 
     async fn find_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
@@ -404,9 +406,8 @@ impl ApiKeyRepository for CachedApiKeys {
     }
 
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
-        self.forget(|_, r| r.as_ref().is_some_and(|r| r.id == id));
         let revoked = self.inner.revoke_key(id, at).await;
-        // A lookup that raced the revocation may have stored the old answer.
+        // After the write: forgetting also voids any lookup still in flight.
         self.forget(|_, r| r.as_ref().is_some_and(|r| r.id == id));
         revoked
     }
