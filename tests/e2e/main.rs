@@ -9,6 +9,7 @@ mod flow;
 mod gateway;
 mod helpers;
 mod hostile;
+mod integrity;
 mod multipart;
 mod reliability;
 mod s3;

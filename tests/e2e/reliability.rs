@@ -60,13 +60,11 @@ async fn the_lifecycle_worker_cleans_abandoned_uploads() {
         "file/upload-not-found",
     );
     if !s3_mode() {
-        let path = s
-            .data
-            .path()
-            .join("objects")
-            .join("objects")
-            .join(ticket["key"].as_str().expect("key"));
-        assert!(!path.exists(), "the abandoned object is deleted");
+        let path = s.data.path().join("objects").join("objects");
+        let key = ticket["key"].as_str().expect("key");
+        for path in [path.join(key), path.join("_staging").join(key)] {
+            assert!(!path.exists(), "the abandoned object is deleted");
+        }
     }
     let (_, dl) = s
         .post(
@@ -183,7 +181,13 @@ async fn sigkill_during_uploads_leaves_no_partial_object_and_no_dangling_row() {
 
     s.crash_and_restart();
     // No partial object under any key: every object has its full size.
-    let objects = s.data.path().join("objects").join("objects");
+    // (Uploaded, not yet registered: in staging.)
+    let objects = s
+        .data
+        .path()
+        .join("objects")
+        .join("objects")
+        .join("_staging");
     let mut found = 0;
     for t in &tickets {
         let path = objects.join(t["key"].as_str().expect("key"));
@@ -278,6 +282,7 @@ async fn sigterm_drains_in_flight_requests() {
         .path()
         .join("objects")
         .join("objects")
+        .join("_staging")
         .join(ticket["key"].as_str().expect("key"));
     assert_eq!(
         std::fs::metadata(path).map(|m| m.len() as usize).ok(),

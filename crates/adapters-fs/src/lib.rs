@@ -4,7 +4,10 @@
 //!
 //! Layout under the root: `objects/<key>` (complete objects only), `tmp/`
 //! (uploads in flight; an object appears under its key only by `rename`), and
-//! `multipart/<upload-id>/` (the key, and parts named `<n>-<md5>`).
+//! `multipart/<upload-id>/` (the key, and parts named `<n>-<seq>-<md5>`:
+//! several PUTs of one part number each rename a whole file in, the newest
+//! `seq` is the part, older ones are removed, so racing PUTs never leave
+//! none).
 
 mod signing;
 
@@ -242,15 +245,17 @@ impl FsStore {
         result
     }
 
-    /// Handles an authorized gateway PUT of a whole object.
+    /// Handles an authorized gateway PUT of a whole object; `limit` is what
+    /// the upload allows (the store's own maximum applies too).
     ///
     /// # Errors
     /// `file/access-denied` when the body breaks the signed length;
-    /// `file/file-too-large` over the store's limit.
+    /// `file/file-too-large` as soon as the body passes `limit` (nothing is kept).
     pub async fn put_object<S, B, E>(
         &self,
         key: &str,
         content_length: Option<u64>,
+        limit: u64,
         body: S,
     ) -> Result<Written>
     where
@@ -260,23 +265,28 @@ impl FsStore {
     {
         let dest = self.object_path(key).await?;
         let (tmp, mut written) = self
-            .receive(content_length, self.max_object_size, body)
+            .receive(content_length, limit.min(self.max_object_size), body)
             .await?;
         self.publish(&tmp, &dest).await?;
         written.etag = quoted(&written.etag);
         Ok(written)
     }
 
-    /// Handles an authorized gateway PUT of one part; a part number uploaded
-    /// again replaces the old part.
+    /// Handles an authorized gateway PUT of one part of at most `limit`
+    /// bytes; a part number uploaded again replaces the old part. Each PUT
+    /// renames a whole file in under a fresh sequence number and then removes
+    /// the older files of its part number, so of racing PUTs the newest stays
+    /// whole and none removes it.
     ///
     /// # Errors
-    /// `file/upload-not-found` for an unknown, completed or aborted upload.
+    /// `file/upload-not-found` for an unknown, completed or aborted upload;
+    /// `file/file-too-large` as soon as the body passes `limit`.
     pub async fn put_part<S, B, E>(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u32,
+        limit: u64,
         body: S,
     ) -> Result<Written>
     where
@@ -286,18 +296,20 @@ impl FsStore {
     {
         let dir = self.upload_dir(upload_id)?;
         self.check_upload(&dir, key).await?;
-        let (tmp, mut written) = self.receive(None, self.max_object_size, body).await?;
-        let dest = dir.join(format!("{part_number}-{}", written.etag));
+        let (tmp, mut written) = self
+            .receive(None, limit.min(self.max_object_size), body)
+            .await?;
         // The upload may have been aborted while the body streamed in.
         if fs::metadata(&dir).await.is_err() {
             let _ = fs::remove_file(&tmp).await;
             return Err(Error::new(ErrorCode::UploadNotFound));
         }
-        self.publish(&tmp, &dest).await?;
-        let keep = format!("{part_number}-{}", written.etag);
-        for (n, name) in self.parts(&dir).await? {
-            if n == part_number && name != keep {
-                let _ = fs::remove_file(dir.join(name)).await;
+        let seq = part_sequence();
+        let name = format!("{part_number}-{seq}-{}", written.etag);
+        self.publish(&tmp, &dir.join(&name)).await?;
+        for part in self.parts(&dir).await? {
+            if part.number == part_number && part.seq < seq {
+                let _ = fs::remove_file(dir.join(&part.name)).await;
             }
         }
         written.etag = quoted(&written.etag);
@@ -313,8 +325,8 @@ impl FsStore {
         }
     }
 
-    /// `(part number, file name)` of every stored part.
-    async fn parts(&self, dir: &Path) -> Result<Vec<(u32, String)>> {
+    /// Every stored part file.
+    async fn parts(&self, dir: &Path) -> Result<Vec<StoredPart>> {
         let mut out = Vec::new();
         let mut entries = fs::read_dir(dir)
             .await
@@ -325,14 +337,29 @@ impl FsStore {
             .map_err(|e| io_error("read upload", e))?
         {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(n) = name
-                .split_once('-')
-                .and_then(|(n, _)| n.parse::<u32>().ok())
-            {
-                out.push((n, name));
+            if let Some(part) = StoredPart::parse(name) {
+                out.push(part);
             }
         }
         Ok(out)
+    }
+
+    /// The current file of each part number: the newest of its PUTs.
+    async fn current_parts(
+        &self,
+        dir: &Path,
+    ) -> Result<std::collections::HashMap<u32, StoredPart>> {
+        let mut current: std::collections::HashMap<u32, StoredPart> =
+            std::collections::HashMap::new();
+        for part in self.parts(dir).await? {
+            match current.get(&part.number) {
+                Some(have) if have.seq >= part.seq => {}
+                _ => {
+                    current.insert(part.number, part);
+                }
+            }
+        }
+        Ok(current)
     }
 
     /// Opens an object for reading: the file and its size; `None` if absent.
@@ -437,6 +464,35 @@ impl ObjectStore for FsStore {
         }
     }
 
+    async fn promote(&self, from: &str, to: &str, _size: u64) -> Result<()> {
+        let (source, meta) = self.resolve(from).await?;
+        if !meta.is_some_and(|m| m.is_file()) {
+            return Err(Error::new(ErrorCode::UploadNotFound));
+        }
+        let dest = self.object_path(to).await?;
+        let parent = dest
+            .parent()
+            .ok_or_else(|| Error::internal("object path has no parent"))?;
+        fs::create_dir_all(parent)
+            .await
+            .map_err(|e| io_error("create object folder", e))?;
+        // One rename: a reader of `to` sees the old object or the new one.
+        match fs::rename(&source, &dest).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == IoKind::NotFound => {
+                return Err(Error::new(ErrorCode::UploadNotFound))
+            }
+            Err(e) => return Err(io_error("move object", e)),
+        }
+        if let Ok(dir) = fs::File::open(parent).await {
+            let _ = dir.sync_all().await;
+        }
+        if let Some(old_parent) = source.parent() {
+            let _ = fs::remove_dir(old_parent).await;
+        }
+        Ok(())
+    }
+
     async fn create_multipart(&self, key: &str, _content_type: &str) -> Result<String> {
         self.object_path(key).await?;
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -481,17 +537,19 @@ impl ObjectStore for FsStore {
         let dir = self.upload_dir(upload_id)?;
         self.check_upload(&dir, key).await?;
         let dest = self.object_path(key).await?;
-        let stored = self.parts(&dir).await?;
+        let stored = self.current_parts(&dir).await?;
         let mut files = Vec::with_capacity(parts.len());
         for (i, part) in parts.iter().enumerate() {
-            let name = format!("{}-{}", part.part_number, part.etag.to_ascii_lowercase());
-            if !stored.iter().any(|(_, n)| *n == name) {
+            let Some(current) = stored
+                .get(&part.part_number)
+                .filter(|p| p.etag.eq_ignore_ascii_case(&part.etag))
+            else {
                 return Err(Error::with_message(
                     ErrorCode::InvalidPartsArray,
                     format!("part {} was not uploaded with that ETag", part.part_number),
                 ));
-            }
-            let path = dir.join(&name);
+            };
+            let path = dir.join(&current.name);
             let len = fs::metadata(&path)
                 .await
                 .map_err(|e| io_error("stat part", e))?
@@ -563,6 +621,43 @@ impl ObjectStore for FsStore {
             .map(|_| ())
             .map_err(|e| Error::unavailable(format!("object folder: {e}")))
     }
+}
+
+/// One stored part file, `<number>-<seq>-<md5>` (`<number>-<md5>` from
+/// before sequence numbers counts as the oldest).
+#[derive(Debug, Clone)]
+struct StoredPart {
+    number: u32,
+    seq: String,
+    etag: String,
+    name: String,
+}
+
+impl StoredPart {
+    fn parse(name: String) -> Option<Self> {
+        let mut fields = name.splitn(3, '-');
+        let number = fields.next()?.parse().ok()?;
+        let (seq, etag) = match (fields.next()?, fields.next()) {
+            (seq, Some(etag)) => (seq.to_owned(), etag.to_owned()),
+            (etag, None) => (String::new(), etag.to_owned()),
+        };
+        Some(Self {
+            number,
+            seq,
+            etag,
+            name,
+        })
+    }
+}
+
+/// A sequence number for a part file: fixed-width nanoseconds since the
+/// epoch and a random tail, so later PUTs sort later and two never tie.
+fn part_sequence() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let tail = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    format!("{nanos:024}{tail}")
 }
 
 /// Path of the object `key` under `objects`, refusing any segment that is a
@@ -680,12 +775,18 @@ mod tests {
                     {
                         return (403, None);
                     }
-                    self.0.put_object(&key, content_length, chunks).await
+                    self.0
+                        .put_object(&key, content_length, u64::MAX, chunks)
+                        .await
                 }
                 Ok(Grant::PutPart {
                     upload_id,
                     part_number,
-                }) => self.0.put_part(&key, &upload_id, part_number, chunks).await,
+                }) => {
+                    self.0
+                        .put_part(&key, &upload_id, part_number, u64::MAX, chunks)
+                        .await
+                }
                 _ => return (403, None),
             };
             match result {
@@ -731,16 +832,52 @@ mod tests {
     #[tokio::test]
     async fn passes_the_contract_kit() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = store(&dir).await;
-        contract::object_store(
-            &store,
+        let store = std::sync::Arc::new(store(&dir).await);
+        contract::object_store(store.as_ref(), &Direct(&store), "demo/dev/owner").await;
+        contract::file_service(
+            std::sync::Arc::new(stowage_domain::testing::memory::MemoryFileRepository::default()),
+            store.clone(),
             &Direct(&store),
-            "demo/dev/owner",
-            contract::StoreProfile {
-                verifies_part_etags: true,
-            },
         )
         .await;
+    }
+
+    #[tokio::test]
+    async fn bodies_past_the_limit_are_cut_off_and_leave_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(&dir).await;
+        let chunks = futures_util::stream::iter(
+            (0..64).map(|_| Ok::<_, std::convert::Infallible>(vec![0u8; 1024])),
+        );
+        let err = store
+            .put_object("demo/dev/h/u/a.bin", None, 10_000, chunks)
+            .await
+            .err()
+            .map(|e| e.code());
+        assert_eq!(err, Some(ErrorCode::FileTooLarge));
+        assert_eq!(store.head("demo/dev/h/u/a.bin").await.ok(), Some(None));
+        let id = store
+            .create_multipart("demo/dev/h/u/b.bin", "application/octet-stream")
+            .await
+            .expect("create");
+        let chunks = futures_util::stream::iter(
+            (0..64).map(|_| Ok::<_, std::convert::Infallible>(vec![0u8; 1024])),
+        );
+        let err = store
+            .put_part("demo/dev/h/u/b.bin", &id, 1, 10_000, chunks)
+            .await
+            .err()
+            .map(|e| e.code());
+        assert_eq!(err, Some(ErrorCode::FileTooLarge));
+        assert!(store
+            .current_parts(&store.upload_dir(&id).expect("dir"))
+            .await
+            .expect("parts")
+            .is_empty());
+        let tmp = std::fs::read_dir(dir.path().join("tmp"))
+            .expect("tmp")
+            .count();
+        assert_eq!(tmp, 0, "nothing is kept in tmp");
     }
 
     #[tokio::test]
@@ -784,7 +921,7 @@ mod tests {
         let body = futures_util::stream::iter(vec![Ok::<_, String>(vec![1u8; 3])]);
         assert_eq!(
             store
-                .put_object("link/secret.txt", None, body)
+                .put_object("link/secret.txt", None, u64::MAX, body)
                 .await
                 .err()
                 .map(|e| e.code()),
@@ -799,12 +936,12 @@ mod tests {
         let store = store(&dir).await;
         let body =
             futures_util::stream::iter(vec![Ok(vec![1u8; 10]), Err("connection reset".to_owned())]);
-        assert!(store.put_object("a/b", None, body).await.is_err());
+        assert!(store.put_object("a/b", None, u64::MAX, body).await.is_err());
         assert_eq!(store.head("a/b").await.ok().flatten(), None);
         let short = futures_util::stream::iter(vec![Ok::<_, String>(vec![1u8; 3])]);
         assert_eq!(
             store
-                .put_object("a/b", Some(5), short)
+                .put_object("a/b", Some(5), u64::MAX, short)
                 .await
                 .err()
                 .map(|e| e.code()),

@@ -354,6 +354,8 @@ impl QueryFragment<Pg> for RegisterStatement<'_> {
         out.push_bind_param::<Text, _>(UploadState::Pending.as_str())?;
         out.push_sql(", ");
         out.push_bind_param::<Text, _>(UploadState::Completed.as_str())?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(UploadState::Registering.as_str())?;
         out.push_sql(
             ") RETURNING 1), inserted AS (INSERT INTO files (id, project, env, s3_key, \
              original_name, name_folded, mime_type, size, width, height, visibility, bucket, \
@@ -426,10 +428,10 @@ impl PostgresRepository {
         .await
     }
 
-    pub(crate) async fn db_update_file(&self, file: &File) -> Result<()> {
+    pub(crate) async fn db_update_file(&self, file: &File, expected: Timestamp) -> Result<bool> {
         let row = FileRow::from_file(file)?;
         self.run(async move |c| {
-            c.transaction::<(), TxError, _>(async |c| {
+            c.transaction::<bool, TxError, _>(async |c| {
                 let old: Option<String> = files::table
                     .filter(files::id.eq(&row.id))
                     .filter(files::project.eq(&row.project))
@@ -439,8 +441,7 @@ impl PostgresRepository {
                     .first(c)
                     .await
                     .optional()?;
-                apply_file_update(c, &row, old).await?;
-                Ok(())
+                apply_file_update(c, &row, old, expected.millis()).await
             })
             .await
             .map_err(Error::from)
@@ -536,7 +537,9 @@ mod tests {
             .expect("connect");
         contract::file_repository(&repo).await;
         contract::api_key_repository(&repo).await;
-        drop(repo);
+        let store =
+            std::sync::Arc::new(stowage_domain::testing::memory::MemoryObjectStore::default());
+        contract::file_service(std::sync::Arc::new(repo), store.clone(), store.as_ref()).await;
         drop_database(&admin, &name).await.expect("drop");
     }
 

@@ -30,5 +30,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     uploads,
     files,
-    object_deletions
+    object_deletions,
+    instance_secrets
 );

@@ -1,6 +1,11 @@
 //! An S3-compatible server in-process (s3s-fs on a folder), which verifies SigV4
 //! including presigned URLs. For tests and `cargo xtask s3-server`; never used
 //! by `stowage` itself.
+//!
+//! s3s-fs 0.14 lists parts without their ETags; real S3 and MinIO list them,
+//! and the adapter compares them before completing. [`Listing`] adds them
+//! (the MD5 of each part file), so the test server behaves like the stores
+//! Stowage is deployed against.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -9,6 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
+use s3s::{S3Request, S3Response, S3Result, S3};
 
 /// A running server; it stops when dropped.
 #[derive(Debug)]
@@ -44,7 +50,10 @@ pub async fn start(
 ) -> Result<TestS3Server, String> {
     std::fs::create_dir_all(root).map_err(|e| format!("create {}: {e}", root.display()))?;
     let fs = s3s_fs::FileSystem::new(root).map_err(|e| format!("s3s-fs: {e:?}"))?;
-    let mut builder = S3ServiceBuilder::new(fs);
+    let mut builder = S3ServiceBuilder::new(Listing {
+        inner: fs,
+        root: root.to_path_buf(),
+    });
     builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
     let service = builder.build();
     let listener = tokio::net::TcpListener::bind(addr)
@@ -74,4 +83,72 @@ pub async fn start(
 /// A message when the folder cannot be created.
 pub fn create_bucket(root: &Path, bucket: &str) -> Result<(), String> {
     std::fs::create_dir_all(root.join(bucket)).map_err(|e| format!("create bucket {bucket}: {e}"))
+}
+
+/// s3s-fs with ETags in `ListParts`; every other operation is s3s-fs's own.
+struct Listing {
+    inner: s3s_fs::FileSystem,
+    root: std::path::PathBuf,
+}
+
+impl std::fmt::Debug for Listing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listing").field("root", &self.root).finish()
+    }
+}
+
+/// The `S3` impl of [`Listing`]: `$op` delegate to s3s-fs; `list_parts` adds ETags.
+/// (The whole impl comes out of the macro so that `async_trait` sees every method.)
+macro_rules! listing_impl {
+    ($($op:ident($input:ident) -> $output:ident;)*) => {
+        #[async_trait::async_trait]
+        impl S3 for Listing {
+            $(
+                async fn $op(
+                    &self,
+                    req: S3Request<s3s::dto::$input>,
+                ) -> S3Result<S3Response<s3s::dto::$output>> {
+                    S3::$op(&self.inner, req).await
+                }
+            )*
+
+            async fn list_parts(
+                &self,
+                req: S3Request<s3s::dto::ListPartsInput>,
+            ) -> S3Result<S3Response<s3s::dto::ListPartsOutput>> {
+                use md5::{Digest, Md5};
+                let upload_id = req.input.upload_id.clone();
+                let mut resp = S3::list_parts(&self.inner, req).await?;
+                for part in resp.output.parts.iter_mut().flatten() {
+                    let Some(n) = part.part_number else { continue };
+                    let path = self.root.join(format!(".upload_id-{upload_id}.part-{n}"));
+                    if let Ok(bytes) = tokio::fs::read(&path).await {
+                        part.e_tag = Some(s3s::dto::ETag::Strong(hex::encode(Md5::digest(&bytes))));
+                    }
+                }
+                Ok(resp)
+            }
+        }
+    };
+}
+
+listing_impl! {
+    create_bucket(CreateBucketInput) -> CreateBucketOutput;
+    copy_object(CopyObjectInput) -> CopyObjectOutput;
+    delete_bucket(DeleteBucketInput) -> DeleteBucketOutput;
+    delete_object(DeleteObjectInput) -> DeleteObjectOutput;
+    delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput;
+    get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput;
+    get_object(GetObjectInput) -> GetObjectOutput;
+    head_bucket(HeadBucketInput) -> HeadBucketOutput;
+    head_object(HeadObjectInput) -> HeadObjectOutput;
+    list_buckets(ListBucketsInput) -> ListBucketsOutput;
+    list_objects(ListObjectsInput) -> ListObjectsOutput;
+    list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;
+    put_object(PutObjectInput) -> PutObjectOutput;
+    create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
+    upload_part(UploadPartInput) -> UploadPartOutput;
+    upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
+    complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
+    abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput;
 }

@@ -242,10 +242,10 @@ impl SqliteRepository {
         .await
     }
 
-    pub(crate) async fn db_update_file(&self, file: &File) -> Result<()> {
+    pub(crate) async fn db_update_file(&self, file: &File, expected: Timestamp) -> Result<bool> {
         let row = FileRow::from_file(file)?;
         self.run(async move |c| {
-            c.transaction::<(), TxError, _>(async |c| {
+            c.transaction::<bool, TxError, _>(async |c| {
                 // Take the write lock before reading (SQLite: no read-to-write upgrade).
                 diesel::update(files::table.filter(files::id.eq(&row.id)))
                     .set(files::updated_at.eq(files::updated_at))
@@ -259,9 +259,11 @@ impl SqliteRepository {
                     .first(c)
                     .await
                     .optional()?;
-                apply_file_update(c, &row, old).await?;
-                replace_shares(c, file).await?;
-                Ok(())
+                let written = apply_file_update(c, &row, old, expected.millis()).await?;
+                if written {
+                    replace_shares(c, file).await?;
+                }
+                Ok(written)
             })
             .await
             .map_err(Error::from)
@@ -339,6 +341,9 @@ mod tests {
         let repo = repo(&dir).await;
         contract::file_repository(&repo).await;
         contract::api_key_repository(&repo).await;
+        let store =
+            std::sync::Arc::new(stowage_domain::testing::memory::MemoryObjectStore::default());
+        contract::file_service(std::sync::Arc::new(repo), store.clone(), store.as_ref()).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,5 +40,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     uploads,
     files,
     file_shares,
-    object_deletions
+    object_deletions,
+    instance_secrets
 );

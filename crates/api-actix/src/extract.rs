@@ -115,6 +115,7 @@ pub async fn json_value_limited(
     if !value.is_object() {
         return Err(Error::invalid_request("request body must be a JSON object").into());
     }
+    stowage_domain::text::check_body(&value)?;
     Ok(value)
 }
 

@@ -46,7 +46,7 @@ impl JwtVerifier {
             (alg, _) => return Err(format!("no key configured for {alg:?}")),
         };
         let mut validation = Validation::new(config.algorithm);
-        validation.leeway = 30;
+        validation.leeway = stowage_domain::auth::TOKEN_LEEWAY_SECS.unsigned_abs();
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
@@ -82,6 +82,7 @@ impl TokenVerifier for JwtVerifier {
             subject: c.sub,
             admin: c.role.as_deref() == Some("admin"),
             project_id: c.project_id,
+            issued_at: c.iat,
         })
     }
 }

@@ -59,6 +59,13 @@ macro_rules! shared_tables {
         }
 
         diesel::table! {
+            instance_secrets (name) {
+                name -> Text,
+                value -> Text,
+            }
+        }
+
+        diesel::table! {
             file_counts (project, env, visibility, owner_type, owner_id) {
                 project -> Text,
                 env -> Text,
@@ -240,7 +247,9 @@ macro_rules! shared_repository {
             use ::stowage_domain::Result;
 
             use super::rows::{ApiKeyRow, FileRow, UploadRow};
-            use super::schema::{api_keys, file_counts, files, object_deletions, uploads};
+            use super::schema::{
+                api_keys, file_counts, files, instance_secrets, object_deletions, uploads,
+            };
             use super::{db_error, $repo, Conn};
 
             /// Error inside a transaction: a driver error or a domain decision.
@@ -282,6 +291,7 @@ macro_rules! shared_repository {
                         .filter(uploads::state.eq_any([
                             UploadState::Pending.as_str(),
                             UploadState::Completed.as_str(),
+                            UploadState::Registering.as_str(),
                         ])),
                 )
                 .set(uploads::state.eq(UploadState::Registered.as_str()))
@@ -349,19 +359,27 @@ macro_rules! shared_repository {
             }
 
             /// Writes the mutable fields of `row` (inside the caller's transaction)
+            /// if the stored `updated_at` is still `expected` (compare-and-set),
             /// and moves its count when the visibility changed from `old`; `None`
-            /// (no such row) is `file/not-found`. The caller reads `old` with the
-            /// locking its backend needs.
+            /// (no such row) is `file/not-found`. Returns whether it wrote. The
+            /// caller reads `old` with the locking its backend needs.
             pub(crate) async fn apply_file_update(
                 c: &mut Conn,
                 row: &FileRow,
                 old: Option<String>,
-            ) -> std::result::Result<(), TxError> {
+                expected: i64,
+            ) -> std::result::Result<bool, TxError> {
+                let Some(old) = old else {
+                    return Err(TxError::Domain(::stowage_domain::Error::new(
+                        ::stowage_domain::ErrorCode::FileNotFound,
+                    )));
+                };
                 let n = diesel::update(
                     files::table
                         .filter(files::id.eq(&row.id))
                         .filter(files::project.eq(&row.project))
-                        .filter(files::env.eq(&row.env)),
+                        .filter(files::env.eq(&row.env))
+                        .filter(files::updated_at.eq(expected)),
                 )
                 .set((
                     files::original_name.eq(&row.original_name),
@@ -374,15 +392,13 @@ macro_rules! shared_repository {
                 .execute(c)
                 .await?;
                 if n != 1 {
-                    return Err(TxError::Domain(::stowage_domain::Error::new(
-                        ::stowage_domain::ErrorCode::FileNotFound,
-                    )));
+                    return Ok(false);
                 }
-                if let Some(old) = old.filter(|v| *v != row.visibility) {
+                if old != row.visibility {
                     bump_count(c, row, &old, -1).await?;
                     bump_count(c, row, &row.visibility, 1).await?;
                 }
-                Ok(())
+                Ok(true)
             }
 
             /// The total of a listing from the maintained counts, without counting rows;
@@ -516,6 +532,11 @@ macro_rules! shared_repository {
                     self.run(async move |c| {
                         let pending = UploadState::Pending.as_str();
                         let completed = UploadState::Completed.as_str();
+                        let completing = UploadState::Completing.as_str();
+                        let registering = UploadState::Registering.as_str();
+                        let stuck = uploads::state
+                            .eq_any([completing, registering])
+                            .and(uploads::created_at.lt(issued_before.millis()));
                         let stale_single = uploads::state
                             .eq(pending)
                             .and(uploads::multipart_id.is_null())
@@ -529,8 +550,18 @@ macro_rules! shared_repository {
                             .and(uploads::multipart_id.is_not_null())
                             .and(uploads::expires_at.le(now.millis()));
                         let rows: Vec<UploadRow> = uploads::table
-                            .filter(uploads::state.eq_any([pending, completed]))
-                            .filter(stale_single.or(stale_completed).or(expired_multipart))
+                            .filter(uploads::state.eq_any([
+                                pending,
+                                completed,
+                                completing,
+                                registering,
+                            ]))
+                            .filter(
+                                stale_single
+                                    .or(stale_completed)
+                                    .or(expired_multipart)
+                                    .or(stuck),
+                            )
                             .order_by((uploads::created_at.asc(), uploads::s3_key.asc()))
                             .limit(i64::from(limit))
                             .select(UploadRow::as_select())
@@ -542,13 +573,13 @@ macro_rules! shared_repository {
                     .await
                 }
 
-                async fn enqueue_object_deletion(&self, key: &str, now: Timestamp) -> Result<()> {
+                async fn enqueue_object_deletion(&self, key: &str, due: Timestamp) -> Result<()> {
                     self.run(async move |c| {
                         diesel::insert_into(object_deletions::table)
                             .values((
                                 object_deletions::s3_key.eq(key),
-                                object_deletions::next_attempt_at.eq(now.millis()),
-                                object_deletions::created_at.eq(now.millis()),
+                                object_deletions::next_attempt_at.eq(due.millis()),
+                                object_deletions::created_at.eq(due.millis()),
                             ))
                             .on_conflict_do_nothing()
                             .execute(c)
@@ -642,8 +673,39 @@ macro_rules! shared_repository {
                     .await
                 }
 
-                async fn update_file(&self, file: &File) -> Result<()> {
-                    self.db_update_file(file).await
+                async fn update_file(
+                    &self,
+                    file: &File,
+                    expected_updated_at: Timestamp,
+                ) -> Result<bool> {
+                    self.db_update_file(file, expected_updated_at).await
+                }
+
+                async fn instance_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
+                    let value = ::hex::encode(candidate);
+                    self.run(async move |c| {
+                        diesel::insert_into(instance_secrets::table)
+                            .values((
+                                instance_secrets::name.eq(name),
+                                instance_secrets::value.eq(&value),
+                            ))
+                            .on_conflict_do_nothing()
+                            .execute(c)
+                            .await
+                            .map_err(db_error)?;
+                        let stored: String = instance_secrets::table
+                            .filter(instance_secrets::name.eq(name))
+                            .select(instance_secrets::value)
+                            .first(c)
+                            .await
+                            .map_err(db_error)?;
+                        ::hex::decode(stored).map_err(|_| {
+                            ::stowage_domain::Error::internal(format!(
+                                "stored secret `{name}` is not hex"
+                            ))
+                        })
+                    })
+                    .await
                 }
 
                 async fn delete_file(

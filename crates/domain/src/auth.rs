@@ -117,7 +117,12 @@ pub struct TokenClaims {
     pub admin: bool,
     /// `projectId`, when present.
     pub project_id: Option<String>,
+    /// `iat` (Unix seconds), when present.
+    pub issued_at: Option<i64>,
 }
+
+/// Leeway for token times, seconds (API.md §1).
+pub const TOKEN_LEEWAY_SECS: i64 = 30;
 
 /// Verifies bearer tokens (signature, algorithm, `exp`/`nbf` with leeway, `iss`/`aud`).
 pub trait TokenVerifier: Send + Sync {
@@ -226,10 +231,19 @@ impl Authenticator {
                         "Token belongs to another project",
                     ));
                 }
-                if claims.subject.is_empty() {
+                if !crate::text::is_valid_user_id(&claims.subject) {
                     return Err(Error::with_message(
                         ErrorCode::AuthenticationRequired,
-                        "Token has an empty subject",
+                        "Token subject must be 1-255 characters, not blank, without control characters",
+                    ));
+                }
+                if claims
+                    .issued_at
+                    .is_some_and(|iat| iat > now.unix_seconds() + TOKEN_LEEWAY_SECS)
+                {
+                    return Err(Error::with_message(
+                        ErrorCode::AuthenticationRequired,
+                        "Token is issued in the future",
                     ));
                 }
                 Ok(Principal {

@@ -76,6 +76,33 @@ pub fn is_safe_key(key: &str) -> bool {
         })
 }
 
+/// Prefix of the staging area: upload and part URLs are signed for
+/// `_staging/{key}`, never for `{key}` itself. Registration moves the object
+/// from there to `{key}`, a location no URL was ever signed to write (API.md
+/// §12), so a URL that outlives its upload can only write into staging. No
+/// issued key starts with `_` (project ids start with `a-z` or `0-9`), so the
+/// two areas never meet.
+pub const STAGING_PREFIX: &str = "_staging/";
+
+/// Where the bytes of the upload issued as `key` are received.
+pub fn staging_key(key: &str) -> String {
+    format!("{STAGING_PREFIX}{key}")
+}
+
+/// The issued key a staging key stands for; `None` if `staging` is not one.
+pub fn unstaged(staging: &str) -> Option<&str> {
+    staging.strip_prefix(STAGING_PREFIX)
+}
+
+/// The tenant named by the first two segments of an issued key.
+pub fn tenant_of(key: &str) -> Option<Tenant> {
+    let mut parts = key.split('/');
+    let project = crate::model::ProjectId::new(parts.next()?).ok()?;
+    let env = parts.next()?.parse().ok()?;
+    let tenant = Tenant { project, env };
+    belongs_to(key, &tenant).then_some(tenant)
+}
+
 /// Whether `key` has the shape of a key issued in `tenant`. (Whether it was
 /// actually issued is the repository's to say.)
 pub fn belongs_to(key: &str, tenant: &Tenant) -> bool {
@@ -135,6 +162,13 @@ mod tests {
             ..tenant()
         };
         assert!(!belongs_to(&a, &prod));
+        assert_eq!(tenant_of(&a), Some(tenant()));
+        let staged = staging_key(&a);
+        assert!(is_safe_key(&staged));
+        assert!(!belongs_to(&staged, &tenant()));
+        assert_eq!(tenant_of(&staged), None);
+        assert_eq!(unstaged(&staged), Some(a.as_str()));
+        assert_eq!(unstaged(&a), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod metadata;
 pub mod model;
 pub mod ports;
 pub mod service;
+pub mod text;
 pub mod upload;
 
 #[cfg(feature = "testing")]

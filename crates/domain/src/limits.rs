@@ -185,13 +185,41 @@ fn forbidden_name_char(c: char) -> bool {
         || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Whether `c` is whitespace (Unicode White_Space: Zs, Zl, Zp and the ASCII
+/// spaces) or an invisible format character (Unicode Cf).
+pub fn is_blank_char(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(c,
+            '\u{ad}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61c}'
+            | '\u{6dd}'
+            | '\u{70f}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8e2}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{110bd}'
+            | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0001}'
+            | '\u{e0020}'..='\u{e007f}')
+}
+
 /// Validates a file name.
 ///
 /// # Errors
 /// `file/invalid-name` for empty, `.`, `..`, separators or control characters;
 /// `file/original-name-too-long` over 255 characters.
 pub fn validate_name(name: &str) -> Result<()> {
-    if name.is_empty() || name == "." || name == ".." || name.trim().is_empty() {
+    if name.is_empty() || name == "." || name == ".." || name.chars().all(is_blank_char) {
         return Err(Error::with_message(
             ErrorCode::InvalidName,
             "File name must not be empty, '.' or '..'",

@@ -3,7 +3,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -29,6 +31,19 @@ pub enum SortBy {
     MimeType,
 }
 
+impl SortBy {
+    /// The wire string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::CreatedAt => "createdAt",
+            Self::UpdatedAt => "updatedAt",
+            Self::OriginalName => "originalName",
+            Self::Size => "size",
+            Self::MimeType => "mimeType",
+        }
+    }
+}
+
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SortDirection {
@@ -38,6 +53,16 @@ pub enum SortDirection {
     /// Descending (default).
     #[serde(rename = "desc")]
     Desc,
+}
+
+impl SortDirection {
+    /// The wire string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Asc => "asc",
+            Self::Desc => "desc",
+        }
+    }
 }
 
 /// The `mimeType` filter: exact, or `type/*`.
@@ -99,21 +124,9 @@ impl Cursor {
         }
     }
 
-    /// Opaque text form.
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
-    }
-
-    /// Parses the opaque form.
-    ///
-    /// # Errors
-    /// `common/invalid-request` for anything that is not a cursor of this server.
-    pub fn decode(raw: &str) -> Result<Self> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(raw)
-            .map_err(|_| Error::invalid_request("invalid cursor"))?;
+    fn from_payload(bytes: &[u8]) -> Result<Self> {
         let cursor: Cursor =
-            serde_json::from_slice(&bytes).map_err(|_| Error::invalid_request("invalid cursor"))?;
+            serde_json::from_slice(bytes).map_err(|_| Error::invalid_request("invalid cursor"))?;
         let kind_ok = matches!(
             (cursor.sort_by, &cursor.value),
             (
@@ -126,6 +139,113 @@ impl Cursor {
         } else {
             Err(Error::invalid_request("invalid cursor"))
         }
+    }
+}
+
+/// Bytes of a cursor's MAC kept in its text form (128 bits).
+const CURSOR_MAC_BYTES: usize = 16;
+
+/// Seals cursors (API.md §12 "Cursors are sealed"): the text form is
+/// `base64url(payload) "." base64url(mac)`, where the MAC (HMAC-SHA256,
+/// truncated to 128 bits) covers the payload *and* the caller and the query
+/// it was made for, so a cursor that was edited, comes from another caller or
+/// is replayed with other filters or another order is refused. The key is
+/// shared by every replica (the service keeps it in the database).
+#[derive(Clone)]
+pub struct CursorSeal {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for CursorSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CursorSeal").finish_non_exhaustive()
+    }
+}
+
+impl CursorSeal {
+    /// A seal with `key` (at least 32 bytes).
+    ///
+    /// # Errors
+    /// `common/internal` for a shorter key.
+    pub fn new(key: Vec<u8>) -> Result<Self> {
+        if key.len() < 32 {
+            return Err(Error::internal("cursor key must be at least 32 bytes"));
+        }
+        Ok(Self { key })
+    }
+
+    fn mac(&self, principal: &Principal, params: &ListParams, payload: &[u8]) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        // Every bound field, length-prefixed so that no two bindings collide.
+        let mime = match &params.mime_type {
+            None => String::new(),
+            Some(MimeFilter::Exact(t)) => format!("={t}"),
+            Some(MimeFilter::Prefix(t)) => format!("^{t}"),
+        };
+        let fields: [&str; 12] = [
+            principal.tenant.project.as_str(),
+            principal.tenant.env.as_str(),
+            principal.identity.kind.as_str(),
+            &principal.identity.id,
+            if principal.admin { "admin" } else { "" },
+            params.sort_by.as_str(),
+            params.direction.as_str(),
+            params.visibility.map_or("", Visibility::as_str),
+            params.owner_type.map_or("", OwnerTypeFilter::as_str),
+            params.owner_id.as_deref().unwrap_or(""),
+            params.bucket.map_or("", Bucket::as_str),
+            params.search.as_deref().unwrap_or(""),
+        ];
+        for field in fields.iter().chain([&mime.as_str()]) {
+            mac.update(&(field.len() as u64).to_be_bytes());
+            mac.update(field.as_bytes());
+        }
+        mac.update(payload);
+        mac
+    }
+
+    /// The text form of `cursor`, bound to `principal` and `params`.
+    pub fn seal(&self, cursor: &Cursor, principal: &Principal, params: &ListParams) -> String {
+        let payload = serde_json::to_vec(cursor).unwrap_or_default();
+        let tag = self
+            .mac(principal, params, &payload)
+            .finalize()
+            .into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(&tag[..CURSOR_MAC_BYTES])
+        )
+    }
+
+    /// Opens a cursor's text form, checking it was sealed for this caller
+    /// and this query (filters, sort column and direction).
+    ///
+    /// # Errors
+    /// `common/invalid-request` for a modified, foreign or mismatched cursor.
+    pub fn open(&self, raw: &str, principal: &Principal, params: &ListParams) -> Result<Cursor> {
+        let invalid = || Error::invalid_request("invalid cursor");
+        let (payload, tag) = raw.split_once('.').ok_or_else(invalid)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| invalid())?;
+        if tag.len() != CURSOR_MAC_BYTES {
+            return Err(invalid());
+        }
+        self.mac(principal, params, &payload)
+            .verify_truncated_left(&tag)
+            .map_err(|_| {
+                Error::invalid_request(
+                    "cursor was not issued for this caller and query (sortBy, sortDirection, filters)",
+                )
+            })?;
+        let cursor = Cursor::from_payload(&payload)?;
+        if cursor.sort_by != params.sort_by || cursor.direction != params.direction {
+            return Err(Error::invalid_request(
+                "cursor was made for another sortBy/sortDirection",
+            ));
+        }
+        Ok(cursor)
     }
 }
 
@@ -152,8 +272,10 @@ pub struct ListParams {
     pub mime_type: Option<MimeFilter>,
     /// Case-insensitive substring of the name; matched literally.
     pub search: Option<String>,
-    /// Keyset position (replaces `page`).
+    /// Keyset position (replaces `page`), once opened by a [`CursorSeal`].
     pub cursor: Option<Cursor>,
+    /// The cursor as the client sent it, before it is opened.
+    pub cursor_token: Option<String>,
 }
 
 impl Default for ListParams {
@@ -170,6 +292,7 @@ impl Default for ListParams {
             mime_type: None,
             search: None,
             cursor: None,
+            cursor_token: None,
         }
     }
 }
@@ -201,8 +324,8 @@ impl ListParams {
     /// `common/invalid-request` naming the parameter.
     pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
         let mut p = Self::default();
-        let mut cursor = None;
         for (name, value) in pairs {
+            crate::text::check_query_param(name, value)?;
             match name {
                 "page" => p.page = int_param(name, value, 1, u32::MAX / 128)?,
                 "limit" => p.limit = int_param(name, value, 1, 100)?,
@@ -214,23 +337,16 @@ impl ListParams {
                 "ownerId" => p.owner_id = Some(value.to_owned()).filter(|v| !v.is_empty()),
                 "search" => p.search = Some(value.to_owned()).filter(|v| !v.is_empty()),
                 "mimeType" => p.mime_type = Some(parse_mime_filter(value)?),
-                "cursor" => {
-                    cursor = Some(value)
-                        .filter(|v| !v.is_empty())
-                        .map(Cursor::decode)
-                        .transpose()?
-                }
+                "cursor" => p.cursor_token = Some(value.to_owned()).filter(|v| !v.is_empty()),
                 _ => {}
             }
         }
-        if let Some(c) = &cursor {
-            if c.sort_by != p.sort_by || c.direction != p.direction {
-                return Err(Error::invalid_request(
-                    "cursor was made for another sortBy/sortDirection",
-                ));
-            }
+        if p.cursor_token
+            .as_deref()
+            .is_some_and(|c| c.len() > MAX_CURSOR_CHARS)
+        {
+            return Err(Error::invalid_request("invalid cursor"));
         }
-        p.cursor = cursor;
         Ok(p)
     }
 
@@ -239,6 +355,9 @@ impl ListParams {
         u64::from(self.page - 1) * u64::from(self.limit)
     }
 }
+
+/// Longest cursor text accepted (a cursor holds at most a 255-character name).
+const MAX_CURSOR_CHARS: usize = 2048;
 
 fn bad(name: &str, value: &str) -> Error {
     Error::invalid_request(format!(
@@ -388,7 +507,9 @@ mod tests {
             &[("bucket", "x")],
             &[("mimeType", "image")],
             &[("mimeType", "*/*")],
-            &[("cursor", "not-a-cursor")],
+            &[("search", "a\u{0}b")],
+            &[("ownerId", "a\u{0}")],
+            &[("cursor", &"a".repeat(3000))],
         ];
         for q in bad {
             assert_eq!(
@@ -399,32 +520,106 @@ mod tests {
         }
     }
 
+    fn principal(user: &str, admin: bool) -> Principal {
+        Principal {
+            tenant: Tenant {
+                project: crate::model::ProjectId::new("demo").expect("valid"),
+                env: crate::model::Environment::Dev,
+            },
+            identity: Owner {
+                kind: crate::model::OwnerType::User,
+                id: user.into(),
+            },
+            admin,
+        }
+    }
+
     #[test]
-    fn cursor_round_trip_and_binding() {
+    fn sealed_cursors_open_only_for_their_caller_and_query() {
+        let seal = CursorSeal::new(vec![7; 32]).expect("key");
         let c = Cursor {
             sort_by: SortBy::Size,
             direction: SortDirection::Asc,
             value: SortValue::Int(5),
             id: Uuid::now_v7(),
-            total: None,
+            total: Some(3),
         };
-        assert_eq!(Cursor::decode(&c.encode()).ok(), Some(c.clone()));
-        let enc = c.encode();
-        assert!(
-            parse(&[("cursor", &enc)]).is_err(),
-            "cursor bound to its sort"
-        );
-        assert!(parse(&[
-            ("cursor", &enc),
+        let alice = principal("alice", false);
+        let params = parse(&[
             ("sortBy", "size"),
-            ("sortDirection", "asc")
+            ("sortDirection", "asc"),
+            ("search", "x"),
         ])
-        .is_ok());
+        .expect("valid");
+        let text = seal.seal(&c, &alice, &params);
+        assert_eq!(seal.open(&text, &alice, &params).ok(), Some(c.clone()));
+
+        let refused = |text: &str, who: &Principal, params: &ListParams| {
+            seal.open(text, who, params).err().map(|e| e.code())
+        };
+        let invalid = Some(ErrorCode::InvalidRequest);
+        // Another caller, the same caller as admin, another query.
+        assert_eq!(refused(&text, &principal("bob", false), &params), invalid);
+        assert_eq!(refused(&text, &principal("alice", true), &params), invalid);
+        for other in [
+            parse(&[("sortBy", "size"), ("sortDirection", "asc")]),
+            parse(&[
+                ("sortBy", "size"),
+                ("sortDirection", "desc"),
+                ("search", "x"),
+            ]),
+            parse(&[
+                ("sortBy", "size"),
+                ("sortDirection", "asc"),
+                ("search", "x"),
+                ("bucket", "images"),
+            ]),
+            parse(&[
+                ("sortBy", "size"),
+                ("sortDirection", "asc"),
+                ("search", "x"),
+                ("mimeType", "image/*"),
+            ]),
+        ] {
+            assert_eq!(refused(&text, &alice, &other.expect("valid")), invalid);
+        }
+        // An edited payload (the total, say) or tag, another key, garbage.
+        let (payload, tag) = text.split_once('.').expect("two parts");
+        let forged = Cursor {
+            total: Some(123_456_789),
+            ..c.clone()
+        };
+        let forged = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).expect("json"));
+        assert_eq!(
+            refused(&format!("{forged}.{tag}"), &alice, &params),
+            invalid
+        );
+        assert_eq!(
+            refused(
+                &format!("{payload}.AAAAAAAAAAAAAAAAAAAAAA"),
+                &alice,
+                &params
+            ),
+            invalid
+        );
+        assert_eq!(refused(payload, &alice, &params), invalid);
+        assert_eq!(refused("@@@.@@@", &alice, &params), invalid);
+        let other_key = CursorSeal::new(vec![8; 32]).expect("key");
+        assert_eq!(
+            other_key
+                .open(&text, &alice, &params)
+                .err()
+                .map(|e| e.code()),
+            invalid
+        );
+        assert!(CursorSeal::new(vec![1; 31]).is_err());
+        // A sealed payload whose value does not fit its column is refused too.
         let wrong = Cursor {
             value: SortValue::Text("x".into()),
             ..c
         };
-        assert!(Cursor::decode(&wrong.encode()).is_err());
+        let wrong = seal.seal(&wrong, &alice, &params);
+        assert_eq!(refused(&wrong, &alice, &params), invalid);
     }
 
     #[test]

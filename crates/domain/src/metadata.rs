@@ -31,6 +31,7 @@ impl FileMetadata {
         if !value.is_object() {
             return Err(Error::invalid_request("metadata must be a JSON object"));
         }
+        crate::text::check_json(&value)?;
         let meta: FileMetadata = serde_json::from_value(value)
             .map_err(|e| Error::invalid_request(format!("metadata: {e}")))?;
         meta.validate()?;

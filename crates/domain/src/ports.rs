@@ -56,17 +56,22 @@ pub trait FileRepository: Send + Sync {
     /// # Errors
     /// MUST return `file/s3-key-already-exists` if a file with this key exists
     /// (also when two registrations race: exactly one succeeds); MUST return
-    /// `file/upload-not-found` if no pending or completed upload has this key.
+    /// `file/upload-not-found` if no pending, completed or registering upload
+    /// has this key.
     async fn register_file(&self, file: &File) -> Result<()>;
 
     /// The file with `id` in `tenant`; `None` if none (other tenants' files MUST NOT be returned).
     async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>>;
 
-    /// Replaces the mutable fields (name, visibility, metadata, sharedWith, updatedAt).
+    /// Replaces the mutable fields (name, visibility, metadata, sharedWith,
+    /// updatedAt) if and only if the stored row's `updatedAt` is still
+    /// `expected_updated_at` (compare-and-set: of two racing updates made from
+    /// the same state, one is refused and can re-apply its change to the new
+    /// state); returns whether the row was written.
     ///
     /// # Errors
     /// MUST return `file/not-found` if the file no longer exists.
-    async fn update_file(&self, file: &File) -> Result<()>;
+    async fn update_file(&self, file: &File, expected_updated_at: Timestamp) -> Result<bool>;
 
     /// Atomically deletes the file and queues its object for deletion; returns
     /// the deleted file, or `None` if there was none.
@@ -82,8 +87,9 @@ pub trait FileRepository: Send + Sync {
     /// counts every matching row in scope.
     async fn list_files(&self, query: &ListQuery) -> Result<ListPage>;
 
-    /// Queues an object for deletion (idempotent).
-    async fn enqueue_object_deletion(&self, key: &str, now: Timestamp) -> Result<()>;
+    /// Queues an object for deletion, due at `due` (idempotent: a key already
+    /// queued keeps its place).
+    async fn enqueue_object_deletion(&self, key: &str, due: Timestamp) -> Result<()>;
 
     /// Removes a key from the deletion queue once its object is gone (idempotent).
     async fn finish_object_deletion(&self, key: &str) -> Result<()>;
@@ -91,8 +97,9 @@ pub trait FileRepository: Send + Sync {
     /// Uploads that were abandoned, oldest first: single-PUT uploads still
     /// pending, and multipart uploads completed but never registered, issued
     /// before `issued_before`; multipart uploads still pending whose
-    /// `expires_at` is at or before `now`. Registered and aborted uploads are
-    /// never returned.
+    /// `expires_at` is at or before `now`; uploads left `completing` or
+    /// `registering` (a crash mid-way) issued before `issued_before`.
+    /// Registered and aborted uploads are never returned.
     async fn abandoned_uploads(
         &self,
         issued_before: Timestamp,
@@ -105,6 +112,11 @@ pub trait FileRepository: Send + Sync {
 
     /// Postpones the next attempt on a queued key.
     async fn defer_object_deletion(&self, key: &str, next_attempt: Timestamp) -> Result<()>;
+
+    /// The secret stored under `name`, shared by every replica on this
+    /// database: stores `candidate` if there is none yet, then returns
+    /// whatever is stored (so racing first callers all get the same bytes).
+    async fn instance_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>>;
 
     /// Checks the backend answers.
     async fn health_check(&self) -> Result<()>;
@@ -192,6 +204,15 @@ pub trait ObjectStore: Send + Sync {
 
     /// Deletes the object. MUST succeed when there is no object (idempotent).
     async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Moves the object at `from` (of `size` bytes) to `to`, inside the store
+    /// (no byte passes through the caller): afterwards `to` holds exactly the
+    /// bytes `from` held, replacing any object there, and `from` is gone. A
+    /// reader of `to` MUST never see a partial object.
+    ///
+    /// # Errors
+    /// MUST return `file/upload-not-found` when there is no object at `from`.
+    async fn promote(&self, from: &str, to: &str, size: u64) -> Result<()>;
 
     /// Starts a multipart upload; returns the store's upload id.
     ///

@@ -10,7 +10,7 @@ use crate::access::{modify_access, read_access};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys;
 use crate::limits::{self, Limits, MimeType, MAX_KEY_BYTES, MAX_PART_NUMBER, MAX_SHARED_WITH};
-use crate::list::{Cursor, ListParams, ListQuery, Scope};
+use crate::list::{Cursor, CursorSeal, ListParams, ListQuery, Scope};
 use crate::model::{
     Bucket, Category, File, FileId, FileMetadata, FileView, Principal, Timestamp, Visibility,
 };
@@ -313,12 +313,31 @@ fn strip_quotes(etag: &str) -> &str {
     etag.trim().trim_start_matches('"').trim_end_matches('"')
 }
 
+/// Name of the cursor-sealing key in [`FileRepository::instance_secret`].
+pub const CURSOR_SECRET: &str = "cursor-hmac";
+
+/// How long after an upload URL expires its staging key is emptied: a margin
+/// for clocks that disagree between this server and the store.
+const STAGING_GRACE_SECS: u64 = 60;
+
+/// How often a PATCH re-applies itself to a state changed under it before
+/// giving up with `common/service-unavailable`.
+const MAX_PATCH_ATTEMPTS: usize = 100;
+
+/// What the bytes of one gateway `PUT` may amount to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadAllowance {
+    /// Most bytes the body may carry; one more is `file/file-too-large`.
+    pub max_bytes: u64,
+}
+
 /// The use cases.
 pub struct FileService {
     repo: Arc<dyn FileRepository>,
     store: Arc<dyn ObjectStore>,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
+    seal: std::sync::OnceLock<CursorSeal>,
 }
 
 impl FileService {
@@ -334,7 +353,22 @@ impl FileService {
             store,
             clock,
             config,
+            seal: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The cursor seal, its key fetched from (or first stored in) the
+    /// repository, so every replica on one database seals alike.
+    async fn cursor_seal(&self) -> Result<&CursorSeal> {
+        if let Some(seal) = self.seal.get() {
+            return Ok(seal);
+        }
+        let mut candidate = Vec::with_capacity(32);
+        candidate.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+        candidate.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let key = self.repo.instance_secret(CURSOR_SECRET, &candidate).await?;
+        let seal = CursorSeal::new(key)?;
+        Ok(self.seal.get_or_init(|| seal))
     }
 
     /// The configuration in force.
@@ -403,7 +437,12 @@ impl FileService {
         let upload = self.issue(principal, &req, &mime, size, None, key).await?;
         let presigned = self
             .store
-            .presign_put(&upload.key, &upload.content_type, size, upload.expires_at)
+            .presign_put(
+                &keys::staging_key(&upload.key),
+                &upload.content_type,
+                size,
+                upload.expires_at,
+            )
             .await?;
         Ok(UploadTicket {
             url: presigned.url,
@@ -431,7 +470,10 @@ impl FileService {
         }
         let (mime, size) = self.check_issue(&req, true)?;
         let key = keys::generate(&principal.tenant, &principal.identity, &req.filename);
-        let upload_id = self.store.create_multipart(&key, mime.as_str()).await?;
+        let upload_id = self
+            .store
+            .create_multipart(&keys::staging_key(&key), mime.as_str())
+            .await?;
         let upload = self
             .issue(principal, &req, &mime, size, Some(upload_id.clone()), key)
             .await?;
@@ -487,7 +529,7 @@ impl FileService {
             .min(upload.expires_at);
         let presigned = self
             .store
-            .presign_part(key, upload_id, part_number, expires)
+            .presign_part(&keys::staging_key(key), upload_id, part_number, expires)
             .await?;
         Ok(PartTicket {
             url: presigned.url,
@@ -505,21 +547,43 @@ impl FileService {
     ) -> Result<CompletedUpload> {
         let parts = parse_parts(parts)?;
         let upload = self.multipart_upload(principal, key, upload_id).await?;
-        let assembled = self
+        let tenant = &principal.tenant;
+        // Claim the upload first: of a completion racing an abort (or another
+        // completion), exactly one gets past this line.
+        if !self
+            .repo
+            .transition_upload(tenant, key, UploadState::Pending, UploadState::Completing)
+            .await?
+        {
+            return Err(Error::new(ErrorCode::UploadNotFound));
+        }
+        let staged = keys::staging_key(key);
+        let assembled = match self
             .store
-            .complete_multipart(key, upload_id, &parts)
-            .await?;
+            .complete_multipart(&staged, upload_id, &parts)
+            .await
+        {
+            Ok(assembled) => assembled,
+            Err(e) => {
+                // A wrong parts list leaves the upload open for a corrected
+                // one; an upload the store no longer knows is over.
+                let back = if e.code() == ErrorCode::UploadNotFound {
+                    UploadState::Aborted
+                } else {
+                    UploadState::Pending
+                };
+                self.repo
+                    .transition_upload(tenant, key, UploadState::Completing, back)
+                    .await?;
+                return Err(e);
+            }
+        };
         if assembled.size > upload.max_size
             || upload.declared_size.is_some_and(|d| d != assembled.size)
         {
-            self.discard_object(key).await;
+            self.discard_object(&staged).await;
             self.repo
-                .transition_upload(
-                    &principal.tenant,
-                    key,
-                    UploadState::Pending,
-                    UploadState::Aborted,
-                )
+                .transition_upload(tenant, key, UploadState::Completing, UploadState::Aborted)
                 .await?;
             return Err(if assembled.size > upload.max_size {
                 Error::new(ErrorCode::FileTooLarge)
@@ -530,18 +594,9 @@ impl FileService {
                 )
             });
         }
-        if !self
-            .repo
-            .transition_upload(
-                &principal.tenant,
-                key,
-                UploadState::Pending,
-                UploadState::Completed,
-            )
-            .await?
-        {
-            return Err(Error::new(ErrorCode::UploadNotFound));
-        }
+        self.repo
+            .transition_upload(tenant, key, UploadState::Completing, UploadState::Completed)
+            .await?;
         Ok(CompletedUpload {
             key: key.to_owned(),
             location: assembled.location,
@@ -568,8 +623,49 @@ impl FileService {
         {
             return Err(Error::new(ErrorCode::UploadNotFound));
         }
-        self.store.abort_multipart(key, upload_id).await?;
+        self.store
+            .abort_multipart(&keys::staging_key(key), upload_id)
+            .await?;
         Ok(key.to_owned())
+    }
+
+    /// Which upload a gateway `PUT` to `staged` feeds, and how many bytes it
+    /// may carry (API.md §12): the upload must still be pending (for a part,
+    /// the multipart upload `upload_id`), so no URL outlives its upload; the
+    /// body may not pass the declared size, else the limit of the category.
+    ///
+    /// # Errors
+    /// `file/access-denied` when the upload is registered, completed, aborted,
+    /// expired or unknown (the URL's signature was valid, its upload is over).
+    pub async fn authorize_upload_bytes(
+        &self,
+        staged: &str,
+        upload_id: Option<&str>,
+    ) -> Result<UploadAllowance> {
+        let over = || {
+            Error::with_message(
+                ErrorCode::AccessDenied,
+                "This upload is no longer accepting bytes",
+            )
+        };
+        let key = keys::unstaged(staged).ok_or_else(over)?;
+        let tenant = keys::tenant_of(key).ok_or_else(over)?;
+        let upload = self
+            .repo
+            .find_upload(&tenant, key)
+            .await?
+            .ok_or_else(over)?;
+        let open = upload.state == UploadState::Pending
+            && upload.expires_at > self.clock.now()
+            && upload.multipart_id.as_deref() == upload_id;
+        if !open {
+            return Err(over());
+        }
+        Ok(UploadAllowance {
+            max_bytes: upload
+                .declared_size
+                .map_or(upload.max_size, |d| d.min(upload.max_size)),
+        })
     }
 
     /// `POST /v1/files`: the seven checks of API.md, in order.
@@ -603,17 +699,19 @@ impl FileService {
         if !(principal.admin || principal.is(&upload.owner)) {
             return Err(Error::new(ErrorCode::AccessDenied));
         }
-        // 4. Already registered?
+        // 4. Already registered (or being registered by a racing request)?
         match upload.state {
-            UploadState::Registered => return Err(Error::new(ErrorCode::S3KeyAlreadyExists)),
+            UploadState::Registered | UploadState::Registering => {
+                return Err(Error::new(ErrorCode::S3KeyAlreadyExists))
+            }
             UploadState::Aborted => return Err(Error::new(ErrorCode::UploadNotFound)),
-            UploadState::Pending if upload.multipart_id.is_some() => {
+            UploadState::Pending | UploadState::Completing if upload.multipart_id.is_some() => {
                 return Err(Error::with_message(
                     ErrorCode::UploadNotFound,
                     "Multipart upload is not completed",
                 ))
             }
-            UploadState::Pending | UploadState::Completed => {}
+            UploadState::Pending | UploadState::Completing | UploadState::Completed => {}
         }
         // 5. As issued?
         if mime.as_str() != upload.content_type {
@@ -628,29 +726,29 @@ impl FileService {
                 "size differs from the declared fileSize",
             ));
         }
-        // 6. Uploaded? 7. Of that size?
-        let object = self.store.head(&upload.key).await?.ok_or_else(|| {
-            Error::with_message(
-                ErrorCode::UploadNotFound,
-                "No object has been uploaded with this key",
-            )
-        })?;
-        if object.size > upload.max_size {
-            self.discard_object(&upload.key).await;
-            return Err(Error::new(ErrorCode::FileTooLarge));
-        }
-        if object.size != size {
-            return Err(Error::with_message(
-                ErrorCode::SizeMismatch,
-                format!("The uploaded object has {} bytes", object.size),
-            ));
-        }
 
+        // Claim the upload: of two racing registrations one gets past this
+        // line, so the object is moved into place at most once.
+        let tenant = &principal.tenant;
+        let prior = upload.state;
+        if !self
+            .repo
+            .transition_upload(tenant, &upload.key, prior, UploadState::Registering)
+            .await?
+        {
+            let now = self.repo.find_upload(tenant, &upload.key).await?;
+            return Err(match now.map(|u| u.state) {
+                Some(UploadState::Registered | UploadState::Registering) => {
+                    Error::new(ErrorCode::S3KeyAlreadyExists)
+                }
+                _ => Error::new(ErrorCode::UploadNotFound),
+            });
+        }
         let now = self.clock.now();
         let file = File {
             id: FileId::generate(),
             tenant: principal.tenant.clone(),
-            s3_key: upload.key,
+            s3_key: upload.key.clone(),
             original_name: req.original_name,
             mime_type: mime.into_string(),
             size,
@@ -663,14 +761,65 @@ impl FileService {
             bucket: req
                 .bucket
                 .unwrap_or_else(|| default_bucket(upload.category)),
-            owner: upload.owner,
+            owner: upload.owner.clone(),
             shared_with,
             metadata,
             created_at: now,
             updated_at: now,
         };
-        self.repo.register_file(&file).await?;
-        Ok(self.view(&file, crate::model::Projection::Full))
+        match self.place_and_register(&upload, &file).await {
+            Ok(()) => Ok(self.view(&file, crate::model::Projection::Full)),
+            Err(e) => {
+                // Let the caller try again (or the sweeper clean up).
+                let _ = self
+                    .repo
+                    .transition_upload(tenant, &upload.key, UploadState::Registering, prior)
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Registration past its claim: checks 6 and 7 against the stored object,
+    /// moves it from staging to its key (where no URL can write), queues the
+    /// staging key for deletion once the upload's URLs have expired (a late
+    /// `PUT` can only land there), and records the file.
+    async fn place_and_register(&self, upload: &IssuedUpload, file: &File) -> Result<()> {
+        let staged = keys::staging_key(&upload.key);
+        // 6. Uploaded? The bytes are in staging, or already at the key when an
+        // earlier attempt of this registration moved them and then failed.
+        let (object, location) = match self.store.head(&staged).await? {
+            Some(info) => (info, staged.as_str()),
+            None => (
+                self.store.head(&upload.key).await?.ok_or_else(|| {
+                    Error::with_message(
+                        ErrorCode::UploadNotFound,
+                        "No object has been uploaded with this key",
+                    )
+                })?,
+                upload.key.as_str(),
+            ),
+        };
+        // 7. Of that size?
+        if object.size > upload.max_size {
+            self.discard_object(location).await;
+            return Err(Error::new(ErrorCode::FileTooLarge));
+        }
+        if object.size != file.size {
+            return Err(Error::with_message(
+                ErrorCode::SizeMismatch,
+                format!("The uploaded object has {} bytes", object.size),
+            ));
+        }
+        if location == staged {
+            self.store
+                .promote(&staged, &upload.key, object.size)
+                .await?;
+        }
+        self.repo
+            .enqueue_object_deletion(&staged, upload.expires_at.plus_secs(STAGING_GRACE_SECS))
+            .await?;
+        self.repo.register_file(file).await
     }
 
     /// Deletes an object now, or queues it when the store fails.
@@ -705,7 +854,10 @@ impl FileService {
     }
 
     /// `GET /v1/files`.
-    pub async fn list(&self, principal: &Principal, params: ListParams) -> Result<FileList> {
+    pub async fn list(&self, principal: &Principal, mut params: ListParams) -> Result<FileList> {
+        if let Some(raw) = params.cursor_token.take() {
+            params.cursor = Some(self.cursor_seal().await?.open(&raw, principal, &params)?);
+        }
         let query = ListQuery {
             tenant: principal.tenant.clone(),
             scope: Scope::of(principal),
@@ -725,13 +877,14 @@ impl FileService {
             })?;
         let total_pages = page.total.div_ceil(u64::from(params.limit));
         let next_cursor = match page.items.last() {
-            Some(last) if page.has_more => Some(
-                Cursor {
+            Some(last) if page.has_more => Some(self.cursor_seal().await?.seal(
+                &Cursor {
                     total: Some(page.total),
                     ..Cursor::after(last, params.sort_by, params.direction)
-                }
-                .encode(),
-            ),
+                },
+                principal,
+                &params,
+            )),
             _ => None,
         };
         Ok(FileList {
@@ -759,27 +912,41 @@ impl FileService {
             limits::validate_name(name)?;
         }
         let shared_with = patch.shared_with.map(validate_shared_with).transpose()?;
-        let mut file = self.load(principal, id).await?;
-        modify_access(principal, &file)?;
         if let Some(meta) = &patch.metadata {
-            file.metadata = file.metadata.merge_patch(meta)?;
+            crate::text::check_json(meta)?;
         }
-        if let Some(name) = patch.original_name {
-            file.original_name = name;
+        let mut file = self.load(principal, id).await?;
+        for _ in 0..MAX_PATCH_ATTEMPTS {
+            modify_access(principal, &file)?;
+            let expected = file.updated_at;
+            if let Some(meta) = &patch.metadata {
+                file.metadata = file.metadata.merge_patch(meta)?;
+            }
+            if let Some(name) = &patch.original_name {
+                file.original_name.clone_from(name);
+            }
+            if let Some(v) = patch.visibility {
+                file.visibility = v;
+            }
+            if let Some(list) = &shared_with {
+                file.shared_with.clone_from(list);
+            }
+            // Strictly later than before, even within one millisecond: the
+            // version the next compare-and-set checks against.
+            file.updated_at = self
+                .clock
+                .now()
+                .max(Timestamp::from_millis(expected.millis() + 1));
+            if self.repo.update_file(&file, expected).await? {
+                return Ok(self.view(&file, crate::model::Projection::Full));
+            }
+            // Changed under us: apply the patch again to the latest state (or
+            // answer 404 if it was deleted meanwhile).
+            file = self.load(principal, id).await?;
         }
-        if let Some(v) = patch.visibility {
-            file.visibility = v;
-        }
-        if let Some(list) = shared_with {
-            file.shared_with = list;
-        }
-        // Strictly later than before, even within one millisecond.
-        file.updated_at = self
-            .clock
-            .now()
-            .max(Timestamp::from_millis(file.updated_at.millis() + 1));
-        self.repo.update_file(&file).await?;
-        Ok(self.view(&file, crate::model::Projection::Full))
+        Err(Error::unavailable(
+            "The file is changing too fast to apply this patch; try again",
+        ))
     }
 
     /// `DELETE /v1/files/:id`: the row goes and the object deletion is queued in
@@ -871,13 +1038,19 @@ impl FileService {
             {
                 continue; // Registered or swept by another replica meanwhile.
             }
-            if let (Some(id), UploadState::Pending) = (&upload.multipart_id, upload.state) {
+            let staged = keys::staging_key(&upload.key);
+            if let (Some(id), UploadState::Pending | UploadState::Completing) =
+                (&upload.multipart_id, upload.state)
+            {
                 // If this fails the parts stay until the store's own lifecycle
                 // removes them; they can no longer become an object through us.
-                let _ = self.store.abort_multipart(&upload.key, id).await;
+                let _ = self.store.abort_multipart(&staged, id).await;
             }
-            // Also for pending multipart uploads: a crash between assembling the
-            // object and recording the completion can leave an object behind.
+            // Whatever the state, an object may be in staging (uploaded, or
+            // assembled before a crash) or at the key (moved there by a
+            // registration that crashed before recording the file); no file
+            // row names either, since the upload was never registered.
+            self.discard_object(&staged).await;
             self.discard_object(&upload.key).await;
             cleaned += 1;
         }
@@ -916,7 +1089,7 @@ fn parse_parts(parts: Option<&Value>) -> Result<Vec<CompletedPart>> {
             .etag
             .as_deref()
             .map(strip_quotes)
-            .filter(|e| !e.is_empty())
+            .filter(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_graphic()))
             .ok_or_else(|| invalid("missing etag"))?;
         if out
             .last()

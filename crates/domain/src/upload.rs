@@ -10,10 +10,16 @@ use crate::model::{Category, Owner, Tenant, Timestamp, Visibility};
 pub enum UploadState {
     /// Issued; bytes may be (or have been) uploaded.
     Pending,
+    /// A multipart upload being assembled: claimed by one completion, so a
+    /// racing abort (or a second completion) finds it no longer pending.
+    Completing,
     /// A multipart upload whose object was assembled.
     Completed,
     /// A multipart upload that was aborted.
     Aborted,
+    /// Claimed by one registration, which is checking and moving the object;
+    /// a racing registration is told the key is taken.
+    Registering,
     /// A file was registered with this key.
     Registered,
 }
@@ -23,7 +29,9 @@ impl UploadState {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
+            Self::Completing => "completing",
             Self::Completed => "completed",
+            Self::Registering => "registering",
             Self::Aborted => "aborted",
             Self::Registered => "registered",
         }
@@ -33,7 +41,9 @@ impl UploadState {
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "pending" => Self::Pending,
+            "completing" => Self::Completing,
             "completed" => Self::Completed,
+            "registering" => Self::Registering,
             "aborted" => Self::Aborted,
             "registered" => Self::Registered,
             _ => return None,

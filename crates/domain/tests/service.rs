@@ -7,6 +7,7 @@ use serde_json::json;
 use stowage_domain::auth::{
     new_api_key, ApiKeyKind, ApiKeyRecord, Authenticator, TokenClaims, TokenVerifier,
 };
+use stowage_domain::keys::{staging_key, STAGING_PREFIX};
 use stowage_domain::list::ListParams;
 use stowage_domain::model::*;
 use stowage_domain::ports::{ApiKeyRepository, Clock, FileRepository};
@@ -66,7 +67,7 @@ impl Harness {
             .issue_upload_url(p, issue(name, "text/plain", Some(body.len() as i64)))
             .await
             .expect("issue");
-        self.store.put_object(&t.key, body);
+        self.store.put_object(&staging_key(&t.key), body);
         t.key
     }
     async fn file(&self, p: &Principal, name: &str, vis: Visibility) -> FileView {
@@ -104,6 +105,14 @@ fn code<T>(r: stowage_domain::Result<T>) -> Option<ErrorCode> {
 async fn memory_adapters_pass_the_contract_kit() {
     contract::file_repository(&MemoryFileRepository::default()).await;
     contract::api_key_repository(&MemoryApiKeyRepository::default()).await;
+    let store = Arc::new(MemoryObjectStore::default());
+    contract::object_store(store.as_ref(), store.as_ref(), "demo/dev/kit").await;
+    contract::file_service(
+        Arc::new(MemoryFileRepository::default()),
+        store.clone(),
+        store.as_ref(),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -247,7 +256,7 @@ async fn register_checks_run_in_the_documented_order() {
         Some(ErrorCode::UploadNotFound)
     );
     // 7. uploaded with another size.
-    h.store.put_object(&key, b"abcd");
+    h.store.put_object(&staging_key(&key), b"abcd");
     assert_eq!(
         code(
             h.service
@@ -256,7 +265,7 @@ async fn register_checks_run_in_the_documented_order() {
         ),
         Some(ErrorCode::SizeMismatch)
     );
-    h.store.put_object(&key, b"abc");
+    h.store.put_object(&staging_key(&key), b"abc");
     // An admin registers on behalf of the issuee; the issuee owns the file.
     let view = h
         .service
@@ -294,7 +303,7 @@ async fn oversized_objects_are_refused_and_deleted() {
         .expect("issue")
         .key;
     let big = vec![0u8; 10 * 1024 * 1024 + 1];
-    h.store.put_object(&key, &big);
+    h.store.put_object(&staging_key(&key), &big);
     assert_eq!(
         code(
             h.service
@@ -447,12 +456,17 @@ async fn delete_removes_row_and_object_or_queues_the_object() {
         None,
         "the queued deletion is retried"
     );
-    assert!(h
+    // What stays queued are the staging keys of the registrations, due once
+    // their upload URLs have expired (a late PUT can only have landed there).
+    let due = h
         .repo
         .due_object_deletions(h.clock.now().plus_secs(3600), 10)
         .await
-        .expect("due")
-        .is_empty());
+        .expect("due");
+    assert!(
+        !due.is_empty() && due.iter().all(|k| k.starts_with(STAGING_PREFIX)),
+        "{due:?}"
+    );
 }
 
 #[tokio::test]
@@ -666,16 +680,25 @@ impl TokenVerifier for FakeTokens {
                 subject: (*sub).into(),
                 admin: false,
                 project_id: None,
+                issued_at: None,
             }),
             ["admin", sub] => Ok(TokenClaims {
                 subject: (*sub).into(),
                 admin: true,
                 project_id: None,
+                issued_at: None,
             }),
             ["proj", p] => Ok(TokenClaims {
                 subject: "u".into(),
                 admin: false,
                 project_id: Some((*p).into()),
+                issued_at: None,
+            }),
+            ["iat", secs] => Ok(TokenClaims {
+                subject: "u".into(),
+                admin: false,
+                project_id: None,
+                issued_at: secs.parse().ok(),
             }),
             _ => Err("Token signature is invalid".into()),
         }
@@ -748,6 +771,33 @@ async fn authentication_rules() {
         .authenticate(Some(&pk), Some(&format!("Bearer proj:{}", tenant.project)))
         .await
         .is_ok());
+    // §12 "Text is text": subjects are 1-255 visible characters without
+    // controls; `iat` may not lie beyond the leeway in the future.
+    let now_s = clock.now().unix_seconds();
+    for bad in [
+        "Bearer ok: ".to_owned(),
+        "Bearer ok:\u{200b}".to_owned(),
+        "Bearer ok:a\u{0}b".to_owned(),
+        format!("Bearer ok:{}", "x".repeat(256)),
+        format!("Bearer iat:{}", now_s + 31),
+        format!("Bearer iat:{}", now_s + 10 * 365 * 86_400),
+    ] {
+        assert_eq!(
+            c(auth.authenticate(Some(&pk), Some(&bad)).await),
+            Some(ErrorCode::AuthenticationRequired),
+            "{bad:?}"
+        );
+    }
+    for good in [
+        format!("Bearer iat:{}", now_s + 30),
+        format!("Bearer iat:{}", now_s - 3600),
+        format!("Bearer ok:{}", "x".repeat(255)),
+    ] {
+        assert!(
+            auth.authenticate(Some(&pk), Some(&good)).await.is_ok(),
+            "{good}"
+        );
+    }
     let u = auth
         .authenticate(Some(&pk), Some("Bearer ok:alice"))
         .await
@@ -803,10 +853,14 @@ async fn abandoned_uploads_are_swept_and_racing_registrations_lose_cleanly() {
 
     assert_eq!(h.service.sweep_abandoned_uploads(100).await.ok(), Some(3));
     assert!(
-        h.store.object(&stale).is_none() && h.store.object(&raced).is_none(),
+        h.store.object(&staging_key(&stale)).is_none()
+            && h.store.object(&staging_key(&raced)).is_none(),
         "objects of abandoned uploads are deleted"
     );
-    assert!(h.store.object(&fresh).is_some(), "recent uploads are kept");
+    assert!(
+        h.store.object(&staging_key(&fresh)).is_some(),
+        "recent uploads are kept"
+    );
     assert!(
         h.store
             .object(registered.s3_key.as_deref().expect("key"))
@@ -840,8 +894,16 @@ async fn abandoned_uploads_are_swept_and_racing_registrations_lose_cleanly() {
     assert_eq!(h.service.sweep_abandoned_uploads(100).await.ok(), Some(1));
     h.store.set_down(false);
     h.clock.advance_secs(61);
-    assert_eq!(h.service.retry_object_deletions(10).await.ok(), Some(1));
-    assert!(h.store.object(&fresh).is_none());
+    assert!(h.service.retry_object_deletions(10).await.is_ok());
+    assert!(h.store.object(&staging_key(&fresh)).is_none());
+    assert!(
+        h.repo
+            .due_object_deletions(h.clock.now(), 10)
+            .await
+            .expect("due")
+            .is_empty(),
+        "every queued deletion went through"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! The object gateway of the disk store (API.md §7): signed PUT (streamed to a
-//! temp file, fsynced, renamed), GET with `Range`, HEAD. The signature decides
-//! everything; no API key is involved.
+//! temp file, fsynced, renamed), GET with `Range`, HEAD. No API key is
+//! involved: the signature decides what a URL may do, and for a PUT the
+//! upload it feeds decides whether bytes are still welcome and how many
+//! (API.md §12, [`stowage_domain::service::FileService::authorize_upload_bytes`]).
 
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderValue};
@@ -78,16 +80,27 @@ pub async fn put(
                     .into());
                 }
             }
+            let allowed = state.files.authorize_upload_bytes(&key, None).await?;
             store
-                .put_object(&key, content_length, Box::pin(body))
+                .put_object(&key, content_length, allowed.max_bytes, Box::pin(body))
                 .await?
         }
         Grant::PutPart {
             upload_id,
             part_number,
         } => {
+            let allowed = state
+                .files
+                .authorize_upload_bytes(&key, Some(&upload_id))
+                .await?;
             store
-                .put_part(&key, &upload_id, part_number, Box::pin(body))
+                .put_part(
+                    &key,
+                    &upload_id,
+                    part_number,
+                    allowed.max_bytes,
+                    Box::pin(body),
+                )
                 .await?
         }
         Grant::Get { .. } => {

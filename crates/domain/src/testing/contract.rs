@@ -29,6 +29,7 @@ pub async fn file_repository(repo: &dyn FileRepository) {
     files_are_scoped_updated_and_deleted(repo).await;
     deletion_queue(repo).await;
     abandoned_uploads(repo).await;
+    instance_secrets(repo).await;
     list_scope_filters_and_order(repo).await;
     list_pagination_and_cursor(repo).await;
     repo.health_check()
@@ -109,6 +110,36 @@ async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
     let t = fresh_tenant();
     let alice = user("alice");
     let now = Timestamp::from_millis(T0);
+
+    // The service claims an upload (pending/completed -> registering) before
+    // it moves the object; registration then completes from that claim.
+    let claimed = format!("{}/dev/h/u2/claimed.txt", t.project);
+    repo.insert_upload(&pending_upload(&t, &alice, &claimed, now))
+        .await
+        .expect("insert");
+    assert!(repo
+        .transition_upload(&t, &claimed, UploadState::Pending, UploadState::Registering)
+        .await
+        .expect("claim"));
+    assert_eq!(
+        repo.find_upload(&t, &claimed)
+            .await
+            .expect("find")
+            .map(|u| u.state),
+        Some(UploadState::Registering),
+        "every state round-trips"
+    );
+    repo.register_file(&file(
+        &t,
+        &alice,
+        &claimed,
+        "c.txt",
+        Visibility::Private,
+        now,
+    ))
+    .await
+    .expect("register_file MUST accept an upload claimed as registering");
+
     let key = format!("{}/dev/h/u2/a.txt", t.project);
     repo.insert_upload(&pending_upload(&t, &alice, &key, now))
         .await
@@ -199,15 +230,36 @@ async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
     changed.shared_with = vec![];
     changed.metadata.tags = None;
     changed.updated_at = now.plus_secs(5);
-    repo.update_file(&changed).await.expect("update");
+    let mut stale = changed.clone();
+    stale.original_name = "stale.txt".into();
+    assert_eq!(
+        repo.update_file(&stale, now.plus_secs(1)).await.ok(),
+        Some(false),
+        "update_file MUST refuse a row whose updatedAt is not the expected one"
+    );
+    assert_eq!(
+        repo.get_file(&t, f.id).await.expect("get"),
+        Some(f.clone()),
+        "a refused update_file MUST change nothing"
+    );
+    assert_eq!(
+        repo.update_file(&changed, f.updated_at).await.ok(),
+        Some(true),
+        "update_file from the expected updatedAt"
+    );
     assert_eq!(
         repo.get_file(&t, f.id).await.expect("get"),
         Some(changed.clone())
     );
+    assert_eq!(
+        repo.update_file(&stale, f.updated_at).await.ok(),
+        Some(false),
+        "a second update from the same state MUST be refused (no lost update)"
+    );
     let mut foreign = changed.clone();
     foreign.tenant = other.clone();
     assert_eq!(
-        code(repo.update_file(&foreign).await),
+        code(repo.update_file(&foreign, changed.updated_at).await),
         Some(ErrorCode::FileNotFound),
         "update across tenants"
     );
@@ -228,7 +280,7 @@ async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
         "second delete finds nothing"
     );
     assert_eq!(
-        code(repo.update_file(&f).await),
+        code(repo.update_file(&f, f.updated_at).await),
         Some(ErrorCode::FileNotFound),
         "update of a deleted file"
     );
@@ -238,6 +290,26 @@ async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
         "delete_file MUST queue the object for deletion"
     );
     repo.finish_object_deletion(&key).await.expect("finish");
+}
+
+async fn instance_secrets(repo: &dyn FileRepository) {
+    let name = format!("test-{}", uuid::Uuid::now_v7().simple());
+    let first = repo
+        .instance_secret(&name, &[1; 32])
+        .await
+        .expect("instance_secret");
+    assert_eq!(first, vec![1; 32], "the first candidate is stored");
+    assert_eq!(
+        repo.instance_secret(&name, &[2; 32]).await.expect("again"),
+        first,
+        "instance_secret MUST keep the first stored secret"
+    );
+    let other = format!("{name}-b");
+    assert_eq!(
+        repo.instance_secret(&other, &[3; 40]).await.expect("other"),
+        vec![3; 40],
+        "secrets are kept by name"
+    );
 }
 
 async fn abandoned_uploads(repo: &dyn FileRepository) {
@@ -293,6 +365,42 @@ async fn abandoned_uploads(repo: &dyn FileRepository) {
         .await
         .expect("cas");
 
+    // Left mid-way by a crash: a completion and a registration.
+    for (name, state, multipart) in [
+        ("stuck-completing", UploadState::Completing, true),
+        ("stuck-registering", UploadState::Registering, false),
+    ] {
+        let mut up = pending_upload(&t, &alice, &key(name), old);
+        if multipart {
+            up.multipart_id = Some(format!("u-{name}"));
+        }
+        repo.insert_upload(&up).await.expect("insert");
+        assert!(
+            repo.transition_upload(&t, &up.key, UploadState::Pending, state)
+                .await
+                .expect("cas"),
+            "pending -> {state:?}"
+        );
+    }
+    let mut fresh_registering = pending_upload(
+        &t,
+        &alice,
+        &key("registering-now"),
+        Timestamp::from_millis(T0),
+    );
+    fresh_registering.expires_at = Timestamp::from_millis(T0 + 1000);
+    repo.insert_upload(&fresh_registering)
+        .await
+        .expect("insert");
+    repo.transition_upload(
+        &t,
+        &fresh_registering.key,
+        UploadState::Pending,
+        UploadState::Registering,
+    )
+    .await
+    .expect("cas");
+
     let cutoff = Timestamp::from_millis(T0 - 3600 * 1000);
     let found = repo
         .abandoned_uploads(cutoff, Timestamp::from_millis(T0), 10_000)
@@ -306,7 +414,13 @@ async fn abandoned_uploads(repo: &dyn FileRepository) {
     mine.sort_unstable();
     assert_eq!(
         mine,
-        ["mp-done", "mp-expired", "single-old"],
+        [
+            "mp-done",
+            "mp-expired",
+            "single-old",
+            "stuck-completing",
+            "stuck-registering"
+        ],
         "abandoned uploads are exactly the stale pending/completed ones"
     );
 }
@@ -712,15 +826,24 @@ async fn list_scope_filters_and_order(repo: &dyn FileRepository) {
     assert_eq!(total_for(visible_to("eve")).await.expect("list").total, 3);
     let mut public_alpha = alpha.clone();
     public_alpha.visibility = Visibility::Public;
-    repo.update_file(&public_alpha).await.expect("update");
+    public_alpha.updated_at = alpha.updated_at.plus_secs(1);
+    assert_eq!(
+        repo.update_file(&public_alpha, alpha.updated_at).await.ok(),
+        Some(true)
+    );
     assert_eq!(
         total_for(visible_to("eve")).await.expect("list").total,
         4,
         "a file made public counts for everyone"
     );
-    repo.update_file(&public_alpha)
-        .await
-        .expect("update again, same visibility");
+    let mut again = public_alpha.clone();
+    again.updated_at = public_alpha.updated_at.plus_secs(1);
+    assert_eq!(
+        repo.update_file(&again, public_alpha.updated_at).await.ok(),
+        Some(true),
+        "update again, same visibility"
+    );
+    let public_alpha = again;
     assert_eq!(total_for(visible_to("eve")).await.expect("list").total, 4);
     repo.delete_file(&t, beta.id, Timestamp::from_millis(T0))
         .await
@@ -731,9 +854,14 @@ async fn list_scope_filters_and_order(repo: &dyn FileRepository) {
         "a deleted file no longer counts"
     );
     assert_eq!(total_for(Scope::All).await.expect("list").total, 8);
+    let public_alpha_at = public_alpha.updated_at;
     let mut private_again = public_alpha;
     private_again.visibility = Visibility::Private;
-    repo.update_file(&private_again).await.expect("update");
+    private_again.updated_at = private_again.updated_at.plus_secs(1);
+    assert_eq!(
+        repo.update_file(&private_again, public_alpha_at).await.ok(),
+        Some(true)
+    );
     assert_eq!(total_for(visible_to("eve")).await.expect("list").total, 2);
     assert_eq!(
         total_for(visible_to("alice")).await.expect("list").total,
@@ -890,22 +1018,8 @@ pub trait Transfer: Send + Sync {
     async fn get(&self, req: &PresignedRequest) -> (u16, Option<String>, Option<String>, Vec<u8>);
 }
 
-/// What a store under test is known to do beyond the port's MUSTs.
-#[derive(Debug, Clone, Copy)]
-pub struct StoreProfile {
-    /// The store itself compares part ETags at completion. Real S3, MinIO and
-    /// the disk store do; s3s-fs 0.14 (the test server) does not, so a wrong ETag
-    /// cannot be detected there when the store does not list part ETags either.
-    pub verifies_part_etags: bool,
-}
-
 /// Runs every object store check. `key_prefix` must be a key prefix the store accepts.
-pub async fn object_store(
-    store: &dyn ObjectStore,
-    io: &dyn Transfer,
-    key_prefix: &str,
-    profile: StoreProfile,
-) {
+pub async fn object_store(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix: &str) {
     let exp = Timestamp::from_datetime(chrono::Utc::now()).plus_secs(600);
     let key = format!("{key_prefix}/{}/hello.txt", uuid::Uuid::now_v7().simple());
     assert_eq!(
@@ -972,6 +1086,9 @@ pub async fn object_store(
     assert_eq!(store.head(&key).await.expect("head"), None, "deleted");
     store.delete(&key).await.expect("delete is idempotent");
 
+    promote_moves_inside_the_store(store, io, key_prefix, exp).await;
+    racing_part_uploads_leave_one_whole_part(store, io, key_prefix, exp).await;
+
     // Multipart: parts out of order, one replaced, assembled in order.
     let mkey = format!("{key_prefix}/{}/big.bin", uuid::Uuid::now_v7().simple());
     let upload_id = store
@@ -1017,17 +1134,15 @@ pub async fn object_store(
         Some(ErrorCode::InvalidPartsArray),
         "a part that was never uploaded"
     );
-    if profile.verifies_part_etags {
-        let wrong = vec![CompletedPart {
-            part_number: 1,
-            etag: "0".repeat(32),
-        }];
-        assert_eq!(
-            code(store.complete_multipart(&mkey, &upload_id, &wrong).await),
-            Some(ErrorCode::InvalidPartsArray),
-            "wrong ETag"
-        );
-    }
+    let wrong = vec![CompletedPart {
+        part_number: 1,
+        etag: "0".repeat(32),
+    }];
+    assert_eq!(
+        code(store.complete_multipart(&mkey, &upload_id, &wrong).await),
+        Some(ErrorCode::InvalidPartsArray),
+        "complete_multipart MUST refuse a part whose ETag differs"
+    );
     let done = store
         .complete_multipart(&mkey, &upload_id, &parts)
         .await
@@ -1084,4 +1199,363 @@ pub async fn object_store(
         .expect("abort is idempotent");
     assert_eq!(store.head(&skey).await.expect("head"), None);
     store.health_check().await.expect("health_check");
+}
+
+async fn promote_moves_inside_the_store(
+    store: &dyn ObjectStore,
+    io: &dyn Transfer,
+    key_prefix: &str,
+    exp: Timestamp,
+) {
+    let id = uuid::Uuid::now_v7().simple();
+    let (from, to) = (
+        format!("{key_prefix}/{id}/staged.txt"),
+        format!("{key_prefix}/{id}/placed.txt"),
+    );
+    let put = store
+        .presign_put(&from, "text/plain", None, exp)
+        .await
+        .expect("presign_put");
+    assert_eq!(io.put(&put, &[], b"hello".to_vec()).await.0, 200);
+    store.promote(&from, &to, 5).await.expect("promote");
+    assert_eq!(
+        store.head(&from).await.expect("head"),
+        None,
+        "promote MUST leave nothing at the source"
+    );
+    assert_eq!(
+        store.head(&to).await.expect("head").map(|i| i.size),
+        Some(5),
+        "promote MUST put the object at the destination"
+    );
+    // The URL that wrote the source is still valid: it can only write there.
+    let _ = io.put(&put, &[], b"EVIL!".to_vec()).await;
+    let get = store
+        .presign_get(&to, "text/plain", "attachment", exp)
+        .await
+        .expect("presign_get");
+    assert_eq!(
+        io.get(&get).await.3,
+        b"hello".to_vec(),
+        "a PUT through the source's URL MUST NOT change the promoted object"
+    );
+    assert_eq!(
+        code(
+            store
+                .promote(&format!("{key_prefix}/{id}/none"), &to, 5)
+                .await
+        ),
+        Some(ErrorCode::UploadNotFound),
+        "promote of a missing object"
+    );
+    assert_eq!(
+        io.get(&get).await.3,
+        b"hello".to_vec(),
+        "a failed promote leaves the destination alone"
+    );
+    for k in [&from, &to] {
+        store.delete(k).await.expect("delete");
+    }
+}
+
+async fn racing_part_uploads_leave_one_whole_part(
+    store: &dyn ObjectStore,
+    io: &dyn Transfer,
+    key_prefix: &str,
+    exp: Timestamp,
+) {
+    for round in 0..3 {
+        let key = format!("{key_prefix}/{}/race.bin", uuid::Uuid::now_v7().simple());
+        let upload_id = store
+            .create_multipart(&key, "application/octet-stream")
+            .await
+            .expect("create_multipart");
+        let req = store
+            .presign_part(&key, &upload_id, 1, exp)
+            .await
+            .expect("presign_part");
+        let (a, b) = (vec![b'a'; 256 * 1024], vec![b'b'; 256 * 1024 + 1]);
+        let ((sa, ea), (sb, eb)) =
+            tokio::join!(io.put(&req, &[], a.clone()), io.put(&req, &[], b.clone()));
+        assert_eq!((sa, sb), (200, 200), "both part PUTs are answered");
+        let mut survivors = Vec::new();
+        for (etag, body) in [(ea, &a), (eb, &b)] {
+            let etag = etag.expect("etag").trim_matches('"').to_owned();
+            let parts = [CompletedPart {
+                part_number: 1,
+                etag,
+            }];
+            if let Ok(done) = store.complete_multipart(&key, &upload_id, &parts).await {
+                assert_eq!(done.size, body.len() as u64, "round {round}");
+                let get = store
+                    .presign_get(&key, "application/octet-stream", "attachment", exp)
+                    .await
+                    .expect("presign_get");
+                assert!(
+                    io.get(&get).await.3 == *body,
+                    "the completed object is the whole body of the part whose ETag was named"
+                );
+                survivors.push(done);
+                break;
+            }
+        }
+        assert_eq!(
+            survivors.len(),
+            1,
+            "two PUTs of one part number MUST leave one whole part that completes (round {round})"
+        );
+        store.delete(&key).await.expect("delete");
+    }
+}
+
+/// Runs the service-level checks of API.md §12 over a repository and a store:
+/// registered bytes never change, concurrent patches all apply, a PATCH
+/// racing a DELETE never succeeds on a file that is gone, and of a multipart
+/// completion racing an abort exactly one wins and nothing is left behind.
+/// Repository crates pass the in-memory store (with itself as `io`); store
+/// crates pass the in-memory repository.
+pub async fn file_service(
+    repo: std::sync::Arc<dyn FileRepository>,
+    store: std::sync::Arc<dyn ObjectStore>,
+    io: &dyn Transfer,
+) {
+    use crate::service::{FilePatch, FileService, ServiceConfig};
+    use crate::upload::IssueUpload;
+
+    let tenant = crate::testing::fresh_tenant();
+    let alice = crate::model::Principal {
+        tenant: tenant.clone(),
+        identity: user("alice"),
+        admin: false,
+    };
+    let service = FileService::new(
+        repo,
+        store.clone(),
+        std::sync::Arc::new(crate::ports::SystemClock),
+        ServiceConfig::default(),
+    );
+    let issue = |name: &str, size: Option<i64>| IssueUpload {
+        filename: name.into(),
+        content_type: "text/plain".into(),
+        file_size: size,
+        visibility: None,
+        category: None,
+    };
+    let register = |key: &str, size: i64| crate::service::RegisterFile {
+        s3_key: key.into(),
+        original_name: "a.txt".into(),
+        mime_type: "text/plain".into(),
+        size,
+        width: None,
+        height: None,
+        visibility: None,
+        bucket: None,
+        metadata: None,
+        shared_with: None,
+    };
+    let as_request = |t: &crate::service::UploadTicket| PresignedRequest {
+        url: t.url.clone(),
+        method: "PUT",
+        headers: t
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect(),
+    };
+
+    // Registered bytes never change, and nothing comes back after DELETE.
+    let ticket = service
+        .issue_upload_url(&alice, issue("a.txt", None))
+        .await
+        .expect("issue");
+    let put = as_request(&ticket);
+    assert_eq!(io.put(&put, &[], b"hello".to_vec()).await.0, 200);
+    let file = service
+        .register(&alice, register(&ticket.key, 5))
+        .await
+        .expect("register");
+    let id = file.id.to_string();
+    let _ = io.put(&put, &[], b"EVIL! and much longer".to_vec()).await;
+    let read = |id: String| {
+        let service = &service;
+        let alice = &alice;
+        async move {
+            let dl = service
+                .download_url(alice, &id)
+                .await
+                .expect("download url");
+            let req = PresignedRequest {
+                url: dl.url,
+                method: "GET",
+                headers: Vec::new(),
+            };
+            io.get(&req).await.3
+        }
+    };
+    assert_eq!(
+        read(id.clone()).await,
+        b"hello".to_vec(),
+        "an upload URL used after registration MUST NOT change the file's bytes"
+    );
+    assert_eq!(
+        store.head(&ticket.key).await.expect("head").map(|i| i.size),
+        Some(5)
+    );
+    service.delete(&alice, &id).await.expect("delete");
+    let _ = io.put(&put, &[], b"again".to_vec()).await;
+    assert_eq!(
+        store.head(&ticket.key).await.expect("head"),
+        None,
+        "an upload URL used after DELETE MUST NOT bring the object back"
+    );
+    assert_eq!(
+        code(service.register(&alice, register(&ticket.key, 5)).await),
+        Some(ErrorCode::S3KeyAlreadyExists),
+        "a registered key stays taken after DELETE"
+    );
+
+    // Concurrent patches all apply.
+    let ticket = service
+        .issue_upload_url(&alice, issue("b.txt", Some(5)))
+        .await
+        .expect("issue");
+    assert_eq!(
+        io.put(&as_request(&ticket), &[], b"hello".to_vec()).await.0,
+        200
+    );
+    let file = service
+        .register(&alice, register(&ticket.key, 5))
+        .await
+        .expect("register");
+    let id = file.id.to_string();
+    let patches: Vec<_> = (0..20)
+        .map(|i| {
+            let patch = FilePatch {
+                metadata: Some(serde_json::json!({ "custom": { format!("k{i}"): i } })),
+                ..FilePatch::default()
+            };
+            let (service, alice, id) = (&service, &alice, &id);
+            async move { service.patch(alice, id, patch).await }
+        })
+        .collect();
+    for r in join_all(patches).await {
+        r.expect("every concurrent PATCH succeeds");
+    }
+    let custom = service
+        .get(&alice, &id)
+        .await
+        .expect("get")
+        .metadata
+        .custom
+        .map(|c| c.len());
+    assert_eq!(
+        custom,
+        Some(20),
+        "twenty concurrent PATCHes adding twenty keys MUST leave all twenty"
+    );
+
+    // A PATCH racing a DELETE: as before the delete, or 404, never a 200 for
+    // a file that is gone afterwards.
+    let patch = FilePatch {
+        original_name: Some("renamed.txt".into()),
+        ..FilePatch::default()
+    };
+    let (patched, deleted) = tokio::join!(
+        service.patch(&alice, &id, patch),
+        service.delete(&alice, &id)
+    );
+    deleted.expect("delete");
+    if let Err(e) = patched {
+        assert_eq!(
+            e.code(),
+            ErrorCode::FileNotFound,
+            "PATCH racing DELETE: {e:?}"
+        );
+    }
+    assert_eq!(
+        code(service.get(&alice, &id).await),
+        Some(ErrorCode::FileNotFound)
+    );
+
+    // Complete racing abort: one winner, nothing left behind.
+    for round in 0..4 {
+        let mut req = issue("m.bin", Some(10));
+        req.content_type = "application/octet-stream".into();
+        let mp = service.init_multipart(&alice, req).await.expect("init");
+        let part = service
+            .presign_part(&alice, &mp.key, &mp.upload_id, &serde_json::json!(1))
+            .await
+            .expect("part url");
+        let part_req = PresignedRequest {
+            url: part.url,
+            method: "PUT",
+            headers: Vec::new(),
+        };
+        let (status, etag) = io.put(&part_req, &[], vec![7; 10]).await;
+        assert_eq!(status, 200);
+        let parts = serde_json::json!([{ "partNumber": 1, "etag": etag.expect("etag") }]);
+        let (done, aborted) = if round % 2 == 0 {
+            tokio::join!(
+                service.complete_multipart(&alice, &mp.key, &mp.upload_id, Some(&parts)),
+                service.abort_multipart(&alice, &mp.key, &mp.upload_id)
+            )
+        } else {
+            let (a, d) = tokio::join!(
+                service.abort_multipart(&alice, &mp.key, &mp.upload_id),
+                service.complete_multipart(&alice, &mp.key, &mp.upload_id, Some(&parts))
+            );
+            (d, a)
+        };
+        let staged = crate::keys::staging_key(&mp.key);
+        match (&done, &aborted) {
+            (Ok(_), Err(e)) => {
+                assert_eq!(e.code(), ErrorCode::UploadNotFound, "round {round}");
+                let mut r = register(&mp.key, 10);
+                r.mime_type = "application/octet-stream".into();
+                service
+                    .register(&alice, r)
+                    .await
+                    .expect("the completed upload registers");
+            }
+            (Err(e), Ok(_)) => {
+                assert_eq!(e.code(), ErrorCode::UploadNotFound, "round {round}");
+                for k in [&mp.key, &staged] {
+                    assert_eq!(
+                        store.head(k).await.expect("head"),
+                        None,
+                        "an abort that won MUST leave no object (round {round})"
+                    );
+                }
+            }
+            other => {
+                panic!("complete vs abort MUST have exactly one winner (round {round}): {other:?}")
+            }
+        }
+    }
+}
+
+/// Polls every future on the current task until all are done (the kit has no
+/// `futures` dependency, and spawning would need `'static` borrows).
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futures.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }

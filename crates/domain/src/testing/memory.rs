@@ -46,6 +46,7 @@ struct RepoState {
     uploads: HashMap<(Tenant, String), IssuedUpload>,
     files: BTreeMap<FileId, File>,
     deletions: BTreeMap<String, Timestamp>,
+    secrets: HashMap<String, Vec<u8>>,
 }
 
 /// `FileRepository` in memory.
@@ -137,7 +138,12 @@ impl FileRepository for MemoryFileRepository {
             .uploads
             .get_mut(&(file.tenant.clone(), file.s3_key.clone()))
         {
-            Some(u) if matches!(u.state, UploadState::Pending | UploadState::Completed) => {
+            Some(u)
+                if matches!(
+                    u.state,
+                    UploadState::Pending | UploadState::Completed | UploadState::Registering
+                ) =>
+            {
                 u.state = UploadState::Registered
             }
             Some(u) if u.state == UploadState::Registered => {
@@ -157,16 +163,17 @@ impl FileRepository for MemoryFileRepository {
             .cloned())
     }
 
-    async fn update_file(&self, file: &File) -> Result<()> {
+    async fn update_file(&self, file: &File, expected_updated_at: Timestamp) -> Result<bool> {
         let mut s = lock(&self.0);
         match s.files.get_mut(&file.id) {
+            Some(f) if f.tenant == file.tenant && f.updated_at != expected_updated_at => Ok(false),
             Some(f) if f.tenant == file.tenant => {
                 f.original_name = file.original_name.clone();
                 f.visibility = file.visibility;
                 f.metadata = file.metadata.clone();
                 f.shared_with = file.shared_with.clone();
                 f.updated_at = file.updated_at;
-                Ok(())
+                Ok(true)
             }
             _ => Err(Error::new(ErrorCode::FileNotFound)),
         }
@@ -256,6 +263,9 @@ impl FileRepository for MemoryFileRepository {
                     u.created_at < issued_before
                 }
                 (UploadState::Pending, true) => u.expires_at <= now,
+                (UploadState::Completing | UploadState::Registering, _) => {
+                    u.created_at < issued_before
+                }
                 _ => false,
             })
             .cloned()
@@ -265,8 +275,8 @@ impl FileRepository for MemoryFileRepository {
         Ok(out)
     }
 
-    async fn enqueue_object_deletion(&self, key: &str, now: Timestamp) -> Result<()> {
-        lock(&self.0).deletions.entry(key.to_owned()).or_insert(now);
+    async fn enqueue_object_deletion(&self, key: &str, due: Timestamp) -> Result<()> {
+        lock(&self.0).deletions.entry(key.to_owned()).or_insert(due);
         Ok(())
     }
 
@@ -292,6 +302,14 @@ impl FileRepository for MemoryFileRepository {
             *t = next_attempt;
         }
         Ok(())
+    }
+
+    async fn instance_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
+        Ok(lock(&self.0)
+            .secrets
+            .entry(name.to_owned())
+            .or_insert_with(|| candidate.to_vec())
+            .clone())
     }
 
     async fn health_check(&self) -> Result<()> {
@@ -337,6 +355,8 @@ impl ApiKeyRepository for MemoryApiKeyRepository {
 struct StoreState {
     objects: HashMap<String, Vec<u8>>,
     uploads: HashMap<String, (String, BTreeMap<u32, Vec<u8>>)>,
+    /// Issued GET URLs: `(key, content type, content disposition)` by number.
+    gets: Vec<(String, String, String)>,
     down: bool,
 }
 
@@ -346,8 +366,8 @@ struct StoreState {
 pub struct MemoryObjectStore(Mutex<StoreState>);
 
 fn md5_like(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(&Sha256::digest(bytes)[..16])
+    use md5::{Digest, Md5};
+    hex::encode(Md5::digest(bytes))
 }
 
 impl MemoryObjectStore {
@@ -403,13 +423,14 @@ impl ObjectStore for MemoryObjectStore {
     async fn presign_get(
         &self,
         key: &str,
-        _ct: &str,
-        _cd: &str,
+        ct: &str,
+        cd: &str,
         _exp: Timestamp,
     ) -> Result<PresignedRequest> {
-        drop(self.up()?);
+        let mut s = self.up()?;
+        s.gets.push((key.to_owned(), ct.to_owned(), cd.to_owned()));
         Ok(PresignedRequest {
-            url: format!("memory://GET/{key}"),
+            url: format!("memory://GET/{}", s.gets.len() - 1),
             method: "GET",
             headers: Vec::new(),
         })
@@ -423,6 +444,15 @@ impl ObjectStore for MemoryObjectStore {
     }
     async fn delete(&self, key: &str) -> Result<()> {
         self.up()?.objects.remove(key);
+        Ok(())
+    }
+    async fn promote(&self, from: &str, to: &str, _size: u64) -> Result<()> {
+        let mut s = self.up()?;
+        let bytes = s
+            .objects
+            .remove(from)
+            .ok_or_else(|| Error::new(ErrorCode::UploadNotFound))?;
+        s.objects.insert(to.to_owned(), bytes);
         Ok(())
     }
     async fn create_multipart(&self, key: &str, _ct: &str) -> Result<String> {
@@ -494,5 +524,69 @@ impl ObjectStore for MemoryObjectStore {
     }
     async fn health_check(&self) -> Result<()> {
         self.up().map(|_| ())
+    }
+}
+
+/// Moves bytes through the store's `memory://` URLs, as a client would.
+#[async_trait]
+impl super::contract::Transfer for MemoryObjectStore {
+    async fn put(
+        &self,
+        req: &PresignedRequest,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, Option<String>) {
+        let Some(rest) = req.url.strip_prefix("memory://PUT/") else {
+            return (403, None);
+        };
+        // The URL binds its headers: a request sending other values is refused.
+        for (name, bound) in &req.headers {
+            let sent = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map_or(bound.as_str(), |(_, v)| *v);
+            if sent != bound {
+                return (403, None);
+            }
+            if name.eq_ignore_ascii_case("content-length") && bound != &body.len().to_string() {
+                return (403, None);
+            }
+        }
+        match rest.split_once('?') {
+            None => {
+                self.put_object(rest, &body);
+                (200, Some(format!("\"{}\"", md5_like(&body))))
+            }
+            Some((_, query)) => {
+                let param = |name: &str| {
+                    query
+                        .split('&')
+                        .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+                };
+                let (Some(id), Some(n)) = (
+                    param("uploadId"),
+                    param("partNumber").and_then(|n| n.parse().ok()),
+                ) else {
+                    return (400, None);
+                };
+                match self.put_part(id, n, &body) {
+                    Some(etag) => (200, Some(format!("\"{etag}\""))),
+                    None => (404, None),
+                }
+            }
+        }
+    }
+
+    async fn get(&self, req: &PresignedRequest) -> (u16, Option<String>, Option<String>, Vec<u8>) {
+        let s = lock(&self.0);
+        let found = req
+            .url
+            .strip_prefix("memory://GET/")
+            .and_then(|n| s.gets.get(n.parse::<usize>().ok()?))
+            .and_then(|(key, ct, cd)| Some((s.objects.get(key)?.clone(), ct, cd)));
+        match found {
+            Some((body, ct, cd)) => (200, Some(ct.clone()), Some(cd.clone()), body),
+            None => (404, None, None, Vec::new()),
+        }
     }
 }
