@@ -54,7 +54,16 @@ const S3_SECRET_KEY: &str = "stowage-e2e-secret";
 /// The endpoint of the suite's S3 server, started once per test process on a
 /// thread with its own runtime (each test has its own, shorter-lived one).
 fn s3_endpoint() -> String {
-    static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    s3_server().0
+}
+
+/// The folder the suite's S3 server keeps its buckets in.
+fn s3_root() -> std::path::PathBuf {
+    s3_server().1
+}
+
+fn s3_server() -> (String, std::path::PathBuf) {
+    static ENDPOINT: std::sync::OnceLock<(String, std::path::PathBuf)> = std::sync::OnceLock::new();
     ENDPOINT
         .get_or_init(|| {
             let (tx, rx) = std::sync::mpsc::channel();
@@ -75,7 +84,7 @@ fn s3_endpoint() -> String {
                     )
                     .await
                     .expect("start s3 server");
-                    let _ = tx.send(server.endpoint());
+                    let _ = tx.send((server.endpoint(), root.clone()));
                     std::future::pending::<()>().await;
                     drop(server);
                 });
@@ -302,6 +311,22 @@ impl Server {
         Creds {
             key: self.sk.clone(),
             token: None,
+        }
+    }
+
+    /// Where the store this server uses keeps the object `key` (a file in
+    /// either case: the disk store's folder, or the test S3 server's bucket).
+    pub fn stored_object(&self, key: &str) -> std::path::PathBuf {
+        if s3_mode() {
+            let bucket = self
+                .env
+                .iter()
+                .find(|(k, _)| k == "STOWAGE_S3_BUCKET")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            s3_root().join(bucket).join(key)
+        } else {
+            self.data.path().join("objects").join("objects").join(key)
         }
     }
 

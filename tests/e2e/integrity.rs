@@ -12,11 +12,6 @@ use crate::helpers::*;
 const MIB: usize = 1024 * 1024;
 const JWT_SECRET: &str = "integrity-test-secret-of-at-least-32-bytes";
 
-/// Where the disk store keeps the object of `key` (disk modes only).
-fn object_file(s: &Server, key: &str) -> std::path::PathBuf {
-    s.data.path().join("objects").join("objects").join(key)
-}
-
 /// Presigns `name` and PUTs `bytes` with only the bound headers, as a client
 /// of the reference API does; returns the ticket.
 async fn presign_and_put(s: &Server, who: &Creds, body: Value, bytes: Vec<u8>) -> Value {
@@ -146,9 +141,50 @@ async fn nothing_comes_back_after_delete() {
     );
     let again = s.post("/v1/files", &alice, register).await;
     assert_error(&again, 409, "file/s3-key-already-exists");
-    if !s3_mode() {
-        assert!(!object_file(&s, &key).exists(), "no object at the key");
+    assert!(!s.stored_object(&key).exists(), "no object at the key");
+}
+
+#[tokio::test]
+async fn the_worker_empties_staging_once_upload_urls_expired() {
+    let s = spawn_with(&[
+        ("STOWAGE_UPLOAD_URL_TTL_SECS", "2"),
+        ("STOWAGE_STAGING_GRACE_SECS", "0"),
+        ("STOWAGE_LIFECYCLE_INTERVAL_SECS", "1"),
+    ]);
+    let alice = s.user("alice");
+    let ticket = presign_and_put(
+        &s,
+        &alice,
+        json!({"filename": "a.txt", "contentType": "text/plain"}),
+        b"first".to_vec(),
+    )
+    .await;
+    let key = ticket["key"].as_str().expect("key").to_owned();
+    let (status, file) = s
+        .post(
+            "/v1/files",
+            &alice,
+            json!({"s3Key": key, "originalName": "a.txt", "mimeType": "text/plain", "size": 5}),
+        )
+        .await;
+    assert_eq!(status, 201, "{file}");
+    let staged = s.stored_object(&format!("_staging/{key}"));
+    assert!(
+        !staged.exists(),
+        "registration moved the object out of staging"
+    );
+    late_put(&s, &ticket, b"late!".to_vec()).await;
+    // On S3 the late PUT landed in staging; the worker removes it once the
+    // URL has expired (2 s), on its next round (every second).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while staged.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    assert!(!staged.exists(), "staging is emptied after the URL expired");
+    assert_eq!(
+        download(&s, &alice, file["id"].as_str().expect("id")).await,
+        b"first".to_vec()
+    );
 }
 
 #[tokio::test]
@@ -331,11 +367,9 @@ async fn complete_racing_abort_has_one_winner_and_leaves_nothing() {
                 assert_error(&done, 404, "file/upload-not-found");
                 let got = s.post("/v1/files", &alice, register).await;
                 assert_error(&got, 404, "file/upload-not-found");
-                if !s3_mode() {
-                    assert!(!object_file(&s, key).exists(), "round {round}");
-                    let staged = object_file(&s, &format!("_staging/{key}"));
-                    assert!(!staged.exists(), "round {round}: nothing left in staging");
-                }
+                assert!(!s.stored_object(key).exists(), "round {round}");
+                let staged = s.stored_object(&format!("_staging/{key}"));
+                assert!(!staged.exists(), "round {round}: nothing left in staging");
             }
             _ => panic!("round {round}: exactly one must win: {done:?} {aborted:?}"),
         }

@@ -184,6 +184,7 @@ impl Application {
             public_base_url: config.public_base_url.clone(),
             multipart_ttl_secs: config.multipart_ttl_secs,
             abandoned_upload_ttl_secs: config.abandoned_upload_ttl_secs,
+            staging_grace_secs: config.staging_grace_secs,
         };
         let files = FileService::new(repos.files.clone(), store, clock.clone(), service_config);
         let metrics = Arc::new(crate::metrics::Metrics::default());

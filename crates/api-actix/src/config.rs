@@ -114,6 +114,8 @@ pub struct Config {
     pub abandoned_upload_ttl_secs: u64,
     /// Period of the lifecycle worker, seconds.
     pub lifecycle_interval_secs: u64,
+    /// Margin after an upload URL's expiry before its staging key is emptied, seconds.
+    pub staging_grace_secs: u64,
     /// Size limits.
     pub limits: Limits,
     /// Log format.
@@ -301,6 +303,7 @@ impl Config {
             multipart_ttl_secs: num("STOWAGE_MULTIPART_TTL_SECS", 86_400)?,
             abandoned_upload_ttl_secs: num("STOWAGE_ABANDONED_UPLOAD_TTL_SECS", 86_400)?,
             lifecycle_interval_secs: num("STOWAGE_LIFECYCLE_INTERVAL_SECS", 60)?,
+            staging_grace_secs: num("STOWAGE_STAGING_GRACE_SECS", 60)?,
             limits,
             log_format,
             cors_origins,

@@ -33,6 +33,9 @@ pub struct ServiceConfig {
     pub abandoned_upload_ttl_secs: u64,
     /// Base of `publicUrl` for public files.
     pub public_base_url: Option<String>,
+    /// How long after an upload's URLs expire its staging key is emptied,
+    /// seconds: a margin for a store whose clock runs behind this server's.
+    pub staging_grace_secs: u64,
 }
 
 impl Default for ServiceConfig {
@@ -44,6 +47,7 @@ impl Default for ServiceConfig {
             multipart_ttl_secs: 24 * 3600,
             abandoned_upload_ttl_secs: 24 * 3600,
             public_base_url: None,
+            staging_grace_secs: 60,
         }
     }
 }
@@ -315,10 +319,6 @@ fn strip_quotes(etag: &str) -> &str {
 
 /// Name of the cursor-sealing key in [`FileRepository::instance_secret`].
 pub const CURSOR_SECRET: &str = "cursor-hmac";
-
-/// How long after an upload URL expires its staging key is emptied: a margin
-/// for clocks that disagree between this server and the store.
-const STAGING_GRACE_SECS: u64 = 60;
 
 /// How often a PATCH re-applies itself to a state changed under it before
 /// giving up with `common/service-unavailable`.
@@ -817,7 +817,10 @@ impl FileService {
                 .await?;
         }
         self.repo
-            .enqueue_object_deletion(&staged, upload.expires_at.plus_secs(STAGING_GRACE_SECS))
+            .enqueue_object_deletion(
+                &staged,
+                upload.expires_at.plus_secs(self.config.staging_grace_secs),
+            )
             .await?;
         self.repo.register_file(file).await
     }
