@@ -502,6 +502,24 @@ pub async fn run(
         }
     );
 
+    phase!(
+        "PATCH /v1/files/:id (metadata merge)",
+        |i, client, base, users, ids, keys| {
+            let id = &ids[i % ids.len()];
+            let owner = &users[(i % ids.len()) % USERS];
+            let r = request(
+                &client,
+                reqwest::Method::PATCH,
+                format!("{base}/v1/files/{id}"),
+                owner,
+            )
+            .json(&json!({"metadata": {"custom": {"n": i}}}))
+            .send()
+            .await;
+            Some(r.map(|r| r.status().is_success()).unwrap_or(false))
+        }
+    );
+
     let upload_report = if mode == "embedded" {
         upload_throughput(&server, &client, &data).await?
     } else {
