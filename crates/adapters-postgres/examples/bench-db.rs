@@ -17,6 +17,12 @@ use stowage_domain::model::{
 use stowage_domain::ports::FileRepository;
 
 const USERS: u64 = 1000;
+/// `(project, visibility of others' files, shared with lonely)`.
+const CLIFFS: [(&str, &str, bool); 3] = [
+    ("privy", "private", false),
+    ("opens", "public", false),
+    ("sharing", "shared", true),
+];
 const RUNS: usize = 200;
 
 fn percentile(samples: &mut [Duration], p: f64) -> f64 {
@@ -97,6 +103,27 @@ async fn main() {
     let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
     let seed_started = Instant::now();
     let base_ms: i64 = 1_700_000_000_000;
+    // Tenants where a user sees few of the tenant's files (the shapes that
+    // break a single `OR` query): `files` files of 1,000 other owners, all
+    // private / all public / all shared with `lonely`, and 3 of `lonely`'s own.
+    let cliffs: String = CLIFFS
+        .iter()
+        .map(|(project, visibility, shared)| {
+            format!(
+                "INSERT INTO files (id, project, env, s3_key, original_name, name_folded, mime_type, size, visibility, bucket,
+                                    owner_type, owner_id, shared_with, metadata, created_at, updated_at)
+                 SELECT gen_random_uuid()::text, '{project}', 'dev', '{project}/dev/h/' || i || '/f',
+                        CASE WHEN i <= 3 THEN 'Mine-' ELSE 'File-' END || i || '.txt',
+                        CASE WHEN i <= 3 THEN 'mine-' ELSE 'file-' END || i || '.txt',
+                        (ARRAY['text/plain','image/png','application/pdf'])[1 + i % 3], 1 + i % 100000,
+                        CASE WHEN i <= 3 THEN 'private' ELSE '{visibility}' END, 'files', 'user',
+                        CASE WHEN i <= 3 THEN 'lonely' ELSE 'user-' || (i % {USERS}) END,
+                        CASE WHEN i > 3 AND {shared} THEN ARRAY['lonely'] ELSE ARRAY[]::text[] END,
+                        '{{}}'::jsonb, {base_ms} + i * 1000, {base_ms} + i * 1000
+                 FROM generate_series(1, {files} + 3) AS i;"
+            )
+        })
+        .collect();
     conn.batch_execute(&format!(
         "INSERT INTO files (id, project, env, s3_key, original_name, name_folded, mime_type, size, visibility, bucket,
                             owner_type, owner_id, shared_with, metadata, created_at, updated_at)
@@ -107,6 +134,7 @@ async fn main() {
                 CASE WHEN i % 4 = 3 THEN ARRAY['user-' || ((i + 1) % {USERS}), 'user-' || ((i + 7) % {USERS})] ELSE ARRAY[]::text[] END,
                 '{{}}'::jsonb, {base_ms} + i * 1000, {base_ms} + i * 1000
          FROM generate_series(1, {files}) AS i;
+         {cliffs}
          INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n)
              SELECT project, env, visibility, owner_type, owner_id, count(*) FROM files
              GROUP BY project, env, visibility, owner_type, owner_id;
@@ -217,6 +245,68 @@ async fn main() {
     })
     .await;
 
+    // The cliff tenants: `lonely` lists, in every order, the first page and
+    // the page after it (by cursor).
+    let lonely = Scope::VisibleTo {
+        owner: Owner {
+            kind: OwnerType::User,
+            id: "lonely".into(),
+        },
+        user_id: Some("lonely".into()),
+    };
+    for (project, visibility, shared) in CLIFFS {
+        let cliff = Tenant {
+            project: ProjectId::new(project).expect("project"),
+            env: Environment::Dev,
+        };
+        let shape = match (visibility, shared) {
+            (_, true) => format!("{files} files of others shared with the caller, 3 own"),
+            (v, false) => format!("{files} {v} files of others, 3 own"),
+        };
+        for sort_by in [
+            SortBy::CreatedAt,
+            SortBy::UpdatedAt,
+            SortBy::OriginalName,
+            SortBy::Size,
+            SortBy::MimeType,
+        ] {
+            let params = ListParams {
+                sort_by,
+                ..ListParams::default()
+            };
+            let query = ListQuery {
+                tenant: cliff.clone(),
+                scope: lonely.clone(),
+                params: params.clone(),
+            };
+            let first = repo.list_files(&query).await.expect("list");
+            let cursor = first.items.last().map(|f| Cursor {
+                total: Some(first.total),
+                ..Cursor::after(f, sort_by, SortDirection::Desc)
+            });
+            for (label, cursor) in [("first page", None), ("cursor page", cursor)] {
+                let query = ListQuery {
+                    params: ListParams {
+                        cursor,
+                        ..params.clone()
+                    },
+                    ..query.clone()
+                };
+                measure(
+                    &format!("{shape}: {label}, sortBy {}", sort_by.as_str()),
+                    &mut rows,
+                    |_| {
+                        let (repo, query) = (repo.clone(), query.clone());
+                        async move {
+                            repo.list_files(&query).await.expect("list");
+                        }
+                    },
+                )
+                .await;
+            }
+        }
+    }
+
     #[derive(diesel::QueryableByName)]
     struct IdRow {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -294,7 +384,7 @@ async fn main() {
     drop(conn);
     let _ = drop_database(&admin, &name).await;
 
-    println!("Seeded {files} files for {USERS} users (mixed visibility, a quarter shared with two users) in {seed_secs:.1} s.");
+    println!("Seeded {files} files for {USERS} users (mixed visibility, a quarter shared with two users), and three tenants of {files} files where the caller `lonely` owns 3 (others' files all private, all public, or all shared with `lonely`), in {seed_secs:.1} s.");
     println!("{RUNS} runs per operation after 20 warm-up runs, one client, through `PostgresRepository`.\n");
     println!("| operation | p50 ms | p99 ms |\n|---|---|---|");
     for r in rows {

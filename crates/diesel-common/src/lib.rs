@@ -731,18 +731,38 @@ macro_rules! shared_repository {
                                     .map_err(db_error)?,
                             },
                         };
-                        let rows: Vec<FileRow> = super::page_query(query)?
-                            .select(FileRow::as_select())
-                            .load(c)
-                            .await
-                            .map_err(db_error)?;
                         let limit = query.params.limit as usize;
-                        let has_more = rows.len() > limit;
-                        let items = rows
-                            .into_iter()
-                            .take(limit)
-                            .map(File::try_from)
-                            .collect::<Result<Vec<_>>>()?;
+                        let mut items = match super::branches(query) {
+                            None => super::page_query(query)?
+                                .select(FileRow::as_select())
+                                .load::<FileRow>(c)
+                                .await
+                                .map_err(db_error)?
+                                .into_iter()
+                                .map(File::try_from)
+                                .collect::<Result<Vec<_>>>()?,
+                            Some(branches) => {
+                                // Each branch is an ordered index scan of its own,
+                                // bounded by the page; merged here in the same order.
+                                let mut rows = Vec::new();
+                                for branch in branches {
+                                    rows.extend(
+                                        super::branch_page_query(query, branch)?
+                                            .select(FileRow::as_select())
+                                            .load::<FileRow>(c)
+                                            .await
+                                            .map_err(db_error)?,
+                                    );
+                                }
+                                let rows = rows
+                                    .into_iter()
+                                    .map(File::try_from)
+                                    .collect::<Result<Vec<_>>>()?;
+                                ::stowage_domain::list::merge_branches(rows, &query.params)
+                            }
+                        };
+                        let has_more = items.len() > limit;
+                        items.truncate(limit);
                         Ok(ListPage {
                             items,
                             total: u64::try_from(total).unwrap_or(0),
@@ -818,6 +838,20 @@ macro_rules! shared_repository {
     };
 }
 
+/// A disjoint part of a caller's visible files (API.md §5), read in order
+/// from an index of its own: a listing merges them rather than asking one
+/// query whose `OR` no index serves (which walks the whole tenant when the
+/// caller sees few of its files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Branch {
+    /// The caller's own files.
+    Own,
+    /// Other owners' `public` and `protected` files.
+    Open,
+    /// Other owners' `shared` files naming the caller.
+    Shared,
+}
+
 /// The list query (scope predicate, filters, keyset, order, paging) on a
 /// backend; the adapter provides `shared_with_user(uid)`, the predicate "this
 /// file's share list names `uid`", which is stored differently per backend.
@@ -837,6 +871,7 @@ macro_rules! shared_list_query {
             use ::stowage_domain::{Error, Result};
 
             use super::schema::files;
+            use ::stowage_diesel_common::Branch;
 
             pub(crate) fn tenant_filter<'a>(
                 q: files::BoxedQuery<'a, $backend>,
@@ -865,6 +900,14 @@ macro_rules! shared_list_query {
                         None => q.filter(own.or(open)),
                     };
                 }
+                with_filters(q, query)
+            }
+
+            /// The query's own filters (visibility, owner, bucket, MIME type, search).
+            fn with_filters<'a>(
+                mut q: files::BoxedQuery<'a, $backend>,
+                query: &'a ListQuery,
+            ) -> files::BoxedQuery<'a, $backend> {
                 let p = &query.params;
                 if let Some(v) = p.visibility {
                     q = q.filter(files::visibility.eq(v.as_str()));
@@ -925,7 +968,94 @@ macro_rules! shared_list_query {
 
             pub(crate) fn page_query(query: &ListQuery) -> Result<files::BoxedQuery<'_, $backend>> {
                 let p = &query.params;
-                let mut q = filtered(query);
+                let q = ordered(filtered(query), query)?;
+                let q = if p.cursor.is_some() {
+                    q
+                } else {
+                    q.offset(i64::try_from(p.offset()).unwrap_or(i64::MAX))
+                };
+                Ok(q.limit(i64::from(p.limit) + 1))
+            }
+
+            /// Most rows a listing reads per branch (offset + limit + 1) before
+            /// the single query becomes the better plan.
+            const MAX_BRANCH_ROWS: u64 = 1_000;
+
+            /// The branches a caller's listing is read as, or `None` when the
+            /// single query is the better plan: admins (no visibility predicate),
+            /// an owner or search filter (their own indexes bound the rows),
+            /// offsets deep enough that each branch would read too much.
+            pub(crate) fn branches(query: &ListQuery) -> Option<Vec<Branch>> {
+                let Scope::VisibleTo { user_id, .. } = &query.scope else {
+                    return None;
+                };
+                let p = &query.params;
+                let rows = p.offset() + u64::from(p.limit) + 1;
+                if p.owner_id.is_some()
+                    || p.search.is_some()
+                    || (p.cursor.is_none() && rows > MAX_BRANCH_ROWS)
+                {
+                    return None;
+                }
+                let mut out = vec![Branch::Own];
+                if p.visibility
+                    .is_none_or(|v| matches!(v, Visibility::Public | Visibility::Protected))
+                {
+                    out.push(Branch::Open);
+                }
+                if user_id.is_some() && p.visibility.is_none_or(|v| v == Visibility::Shared) {
+                    out.push(Branch::Shared);
+                }
+                Some(out)
+            }
+
+            /// One branch of a caller's page: its rows in order, from the first
+            /// row after the cursor (or the first row), `offset + limit + 1` of them;
+            /// the caller merges the branches and applies the offset.
+            pub(crate) fn branch_page_query(
+                query: &ListQuery,
+                branch: Branch,
+            ) -> Result<files::BoxedQuery<'_, $backend>> {
+                let Scope::VisibleTo { owner, user_id } = &query.scope else {
+                    return Err(Error::internal("branches are for caller-scoped listings"));
+                };
+                let own = || {
+                    files::owner_type
+                        .eq(owner.kind.as_str())
+                        .and(files::owner_id.eq(owner.id.as_str()))
+                };
+                let q = tenant_filter(files::table.into_boxed(), &query.tenant);
+                let q = match (branch, user_id) {
+                    (Branch::Own, _) => q.filter(own()),
+                    // A literal predicate, so the partial indexes on open files
+                    // match it (a bound parameter would hide it from the planner).
+                    (Branch::Open, _) => q
+                        .filter(::diesel::dsl::sql::<::diesel::sql_types::Bool>(
+                            "files.visibility IN ('public', 'protected')",
+                        ))
+                        .filter(not(own())),
+                    (Branch::Shared, Some(uid)) => q
+                        .filter(files::visibility.eq(Visibility::Shared.as_str()))
+                        .filter(super::shared_with_user(uid))
+                        .filter(not(own())),
+                    (Branch::Shared, None) => q.filter(not(files::id.eq(files::id))),
+                };
+                let p = &query.params;
+                let rows = if p.cursor.is_some() {
+                    u64::from(p.limit) + 1
+                } else {
+                    p.offset() + u64::from(p.limit) + 1
+                };
+                Ok(ordered(with_filters(q, query), query)?
+                    .limit(i64::try_from(rows).unwrap_or(i64::MAX)))
+            }
+
+            /// Keyset bound (after the cursor) and order of a listing.
+            fn ordered<'a>(
+                mut q: files::BoxedQuery<'a, $backend>,
+                query: &'a ListQuery,
+            ) -> Result<files::BoxedQuery<'a, $backend>> {
+                let p = &query.params;
                 if let Some(c) = &p.cursor {
                     let id = c.id.to_string();
                     q = match (p.sort_by, &c.value) {
@@ -946,19 +1076,18 @@ macro_rules! shared_list_query {
                         }
                         _ => return Err(Error::invalid_request("invalid cursor")),
                     };
-                } else {
-                    q = q.offset(i64::try_from(p.offset()).unwrap_or(i64::MAX));
                 }
-                q = match p.sort_by {
+                Ok(match p.sort_by {
                     SortBy::CreatedAt => order!(q, files::created_at, p.direction),
                     SortBy::UpdatedAt => order!(q, files::updated_at, p.direction),
                     SortBy::Size => order!(q, files::size, p.direction),
                     SortBy::OriginalName => order!(q, files::original_name, p.direction),
                     SortBy::MimeType => order!(q, files::mime_type, p.direction),
-                };
-                Ok(q.limit(i64::from(p.limit) + 1))
+                })
             }
         }
-        pub(crate) use list_query::{filtered, page_query, tenant_filter};
+        pub(crate) use list_query::{
+            branch_page_query, branches, filtered, page_query, tenant_filter,
+        };
     };
 }

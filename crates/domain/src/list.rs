@@ -74,8 +74,9 @@ pub enum MimeFilter {
     Prefix(String),
 }
 
-/// The value of the sort column of one row, as kept in a cursor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The value of the sort column of one row, as kept in a cursor. Ordered as
+/// the databases order the column (integers; text by code point).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum SortValue {
     /// Integer columns (times in ms, size).
@@ -427,6 +428,35 @@ pub struct ListPage {
     pub total: u64,
     /// Whether rows follow the last item.
     pub has_more: bool,
+}
+
+/// Merges rows read per branch of a caller's listing (each in the listing's
+/// order, disjoint) into one page: the listing's order with ties broken by
+/// id, the offset applied (offset pages), at most `limit + 1` rows.
+pub fn merge_branches(mut rows: Vec<File>, params: &ListParams) -> Vec<File> {
+    rows.sort_by(|a, b| {
+        let key = |f: &File| {
+            (
+                Cursor::after(f, params.sort_by, params.direction).value,
+                f.id.0,
+            )
+        };
+        let ord = key(a).cmp(&key(b));
+        match params.direction {
+            SortDirection::Asc => ord,
+            SortDirection::Desc => ord.reverse(),
+        }
+    });
+    rows.dedup_by_key(|f| f.id);
+    let skip = if params.cursor.is_some() {
+        0
+    } else {
+        usize::try_from(params.offset()).unwrap_or(usize::MAX)
+    };
+    rows.into_iter()
+        .skip(skip)
+        .take(params.limit as usize + 1)
+        .collect()
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern and lower-cases it

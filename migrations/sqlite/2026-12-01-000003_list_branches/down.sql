@@ -1,0 +1,9 @@
+DROP INDEX files_owner_updated;
+DROP INDEX files_owner_name;
+DROP INDEX files_owner_size;
+DROP INDEX files_owner_mime;
+DROP INDEX files_open_created;
+DROP INDEX files_open_updated;
+DROP INDEX files_open_name;
+DROP INDEX files_open_size;
+DROP INDEX files_open_mime;
