@@ -326,7 +326,12 @@ impl Server {
                 .unwrap_or_default();
             s3_root().join(bucket).join(key)
         } else {
-            self.data.path().join("objects").join("objects").join(key)
+            let relative = stowage_adapters_fs::relative_path(key).expect("object key");
+            self.data
+                .path()
+                .join("objects")
+                .join("objects")
+                .join(relative)
         }
     }
 

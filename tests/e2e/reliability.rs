@@ -60,9 +60,11 @@ async fn the_lifecycle_worker_cleans_abandoned_uploads() {
         "file/upload-not-found",
     );
     if !s3_mode() {
-        let path = s.data.path().join("objects").join("objects");
         let key = ticket["key"].as_str().expect("key");
-        for path in [path.join(key), path.join("_staging").join(key)] {
+        for path in [
+            s.stored_object(key),
+            s.stored_object(&format!("_staging/{key}")),
+        ] {
             assert!(!path.exists(), "the abandoned object is deleted");
         }
     }
@@ -182,15 +184,10 @@ async fn sigkill_during_uploads_leaves_no_partial_object_and_no_dangling_row() {
     s.crash_and_restart();
     // No partial object under any key: every object has its full size.
     // (Uploaded, not yet registered: in staging.)
-    let objects = s
-        .data
-        .path()
-        .join("objects")
-        .join("objects")
-        .join("_staging");
+    let staged = |key: &str| s.stored_object(&format!("_staging/{key}"));
     let mut found = 0;
     for t in &tickets {
-        let path = objects.join(t["key"].as_str().expect("key"));
+        let path = staged(t["key"].as_str().expect("key"));
         if let Ok(meta) = std::fs::metadata(&path) {
             assert_eq!(
                 meta.len() as usize,
@@ -206,7 +203,7 @@ async fn sigkill_during_uploads_leaves_no_partial_object_and_no_dangling_row() {
         found >= finished_before_kill,
         "every acknowledged upload survived ({found} >= {finished_before_kill})"
     );
-    if let Ok(meta) = std::fs::metadata(objects.join(init["key"].as_str().expect("key"))) {
+    if let Ok(meta) = std::fs::metadata(staged(init["key"].as_str().expect("key"))) {
         assert_eq!(
             meta.len() as usize,
             6 * MIB,
@@ -277,13 +274,10 @@ async fn sigterm_drains_in_flight_requests() {
         s.wait_exit(Duration::from_secs(10)),
         "the server exits once drained"
     );
-    let path = s
-        .data
-        .path()
-        .join("objects")
-        .join("objects")
-        .join("_staging")
-        .join(ticket["key"].as_str().expect("key"));
+    let path = s.stored_object(&format!(
+        "_staging/{}",
+        ticket["key"].as_str().expect("key")
+    ));
     assert_eq!(
         std::fs::metadata(path).map(|m| m.len() as usize).ok(),
         Some(MIB)

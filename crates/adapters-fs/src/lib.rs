@@ -465,32 +465,13 @@ impl ObjectStore for FsStore {
     }
 
     async fn promote(&self, from: &str, to: &str, _size: u64) -> Result<()> {
-        let (source, meta) = self.resolve(from).await?;
-        if !meta.is_some_and(|m| m.is_file()) {
-            return Err(Error::new(ErrorCode::UploadNotFound));
-        }
-        let dest = self.object_path(to).await?;
-        let parent = dest
-            .parent()
-            .ok_or_else(|| Error::internal("object path has no parent"))?;
-        fs::create_dir_all(parent)
+        check_key(from)?;
+        check_key(to)?;
+        let (objects, from, to) = (self.objects.clone(), from.to_owned(), to.to_owned());
+        // One hop to the blocking pool for the whole move.
+        tokio::task::spawn_blocking(move || promote(&objects, &from, &to))
             .await
-            .map_err(|e| io_error("create object folder", e))?;
-        // One rename: a reader of `to` sees the old object or the new one.
-        match fs::rename(&source, &dest).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == IoKind::NotFound => {
-                return Err(Error::new(ErrorCode::UploadNotFound))
-            }
-            Err(e) => return Err(io_error("move object", e)),
-        }
-        if let Ok(dir) = fs::File::open(parent).await {
-            let _ = dir.sync_all().await;
-        }
-        if let Some(old_parent) = source.parent() {
-            let _ = fs::remove_dir(old_parent).await;
-        }
-        Ok(())
+            .map_err(|e| Error::internal(format!("move object: {e}")))?
     }
 
     async fn create_multipart(&self, key: &str, _content_type: &str) -> Result<String> {
@@ -664,9 +645,10 @@ fn part_sequence() -> String {
 /// symlink, with the object's own metadata when it exists (blocking).
 fn resolve(objects: &Path, key: &str) -> Result<(PathBuf, Option<std::fs::Metadata>)> {
     check_key(key)?;
+    let relative = relative_path(key)?;
     let mut path = objects.to_path_buf();
     let mut meta = None;
-    for segment in key.split('/') {
+    for segment in &relative {
         path.push(segment);
         match std::fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_symlink() => {
@@ -683,7 +665,59 @@ fn resolve(objects: &Path, key: &str) -> Result<(PathBuf, Option<std::fs::Metada
             Err(e) => return Err(io_error("stat object", e)),
         }
     }
-    Ok((objects.join(key), meta))
+    Ok((objects.join(relative), meta))
+}
+
+/// Where the object `key` lives under the store's `objects/` folder: the key
+/// as a path, except in the staging area, which is one flat folder
+/// (`_staging/a+b+c` for `_staging/a/b/c`; `+` is never in a key), so that
+/// receiving and moving an upload creates and removes no folders.
+///
+/// # Errors
+/// `file/invalid-path` for a staging name longer than a file name may be.
+pub fn relative_path(key: &str) -> Result<PathBuf> {
+    match stowage_domain::keys::unstaged(key) {
+        Some(rest) => {
+            let flat = rest.replace('/', "+");
+            if flat.len() > 255 {
+                return Err(Error::with_message(
+                    ErrorCode::InvalidPath,
+                    "Invalid object key",
+                ));
+            }
+            Ok(Path::new("_staging").join(flat))
+        }
+        None => Ok(PathBuf::from(key)),
+    }
+}
+
+/// Moves the object `from` to `to` under `objects` with one `rename(2)` (a
+/// reader of `to` sees the old object or the new one, never a part), made
+/// durable before it returns (blocking).
+fn promote(objects: &Path, from: &str, to: &str) -> Result<()> {
+    let (source, meta) = resolve(objects, from)?;
+    if !meta.is_some_and(|m| m.is_file()) {
+        return Err(Error::new(ErrorCode::UploadNotFound));
+    }
+    let (dest, _) = resolve(objects, to)?;
+    let parent = dest
+        .parent()
+        .ok_or_else(|| Error::internal("object path has no parent"))?;
+    std::fs::create_dir_all(parent).map_err(|e| io_error("create object folder", e))?;
+    match std::fs::rename(&source, &dest) {
+        Ok(()) => {}
+        Err(e) if e.kind() == IoKind::NotFound => {
+            return Err(Error::new(ErrorCode::UploadNotFound))
+        }
+        Err(e) => return Err(io_error("move object", e)),
+    }
+    if let Ok(dir) = std::fs::File::open(parent) {
+        let _ = dir.sync_all();
+    }
+    if let Some(old_parent) = source.parent() {
+        let _ = std::fs::remove_dir(old_parent);
+    }
+    Ok(())
 }
 
 /// Refuses a key that could leave `objects/` (see [`is_safe_key`]); the

@@ -348,7 +348,7 @@ async fn main() {
                 Visibility::Private,
                 now,
             );
-            repo.register_file(&file).await.expect("register");
+            repo.register_file(&file, None).await.expect("register");
         }
     })
     .await;

@@ -28,6 +28,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use stowage_domain::auth::KeyChange;
 use stowage_domain::list::ListQuery;
 use stowage_domain::model::{File, FileId, Tenant, Timestamp, Visibility};
+use stowage_domain::ports::QueuedDeletion;
 use stowage_domain::upload::UploadState;
 use stowage_domain::{Error, ErrorCode, Result};
 
@@ -331,7 +332,7 @@ async fn count_shared_with(
 /// (compare-and-set, so of two racing registrations one wins), inserts the
 /// file and counts it. Nothing claimed means nothing written. Its SQL text is
 /// fixed, so diesel prepares it once per connection (`sql_query` would not).
-struct RegisterStatement<'a>(&'a FileRow);
+struct RegisterStatement<'a>(&'a FileRow, &'a str, i64);
 
 impl QueryId for RegisterStatement<'_> {
     type QueryId = ();
@@ -397,7 +398,18 @@ impl QueryFragment<Pg> for RegisterStatement<'_> {
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&r.updated_at)?;
         out.push_sql(
-            " FROM claimed RETURNING project, env, visibility, owner_type, owner_id) \
+            " FROM claimed RETURNING project, env, visibility, owner_type, owner_id), \
+             queued AS (INSERT INTO object_deletions (s3_key, next_attempt_at, created_at) SELECT ",
+        );
+        out.push_bind_param::<Text, _>(self.1)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.2)?;
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&self.2)?;
+        out.push_sql(" FROM claimed WHERE length(");
+        out.push_bind_param::<Text, _>(self.1)?;
+        out.push_sql(
+            ") > 0 ON CONFLICT (s3_key) DO NOTHING) \
              INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n) \
              SELECT project, env, visibility, owner_type, owner_id, 1 FROM inserted \
              ON CONFLICT (project, env, visibility, owner_type, owner_id) \
@@ -415,10 +427,21 @@ impl PostgresRepository {
     /// (compare-and-set, so of two racing registrations one wins), inserts the
     /// file and counts it. Nothing claimed means nothing written; then the
     /// reason is looked up.
-    pub(crate) async fn db_register_file(&self, file: &File) -> Result<()> {
+    pub(crate) async fn db_register_file(
+        &self,
+        file: &File,
+        cleanup: Option<&QueuedDeletion>,
+    ) -> Result<()> {
         let row = FileRow::from_file(file)?;
+        // Without a deletion to queue the statement stays the same (one
+        // prepared statement): its key is empty, which `length(…) > 0` skips.
+        let (queue_key, queue_due) =
+            cleanup.map_or((String::new(), 0), |q| (q.key.clone(), q.due.millis()));
         self.run(async move |c| {
-            let written = RegisterStatement(&row).execute(c).await.map_err(db_error)?;
+            let written = RegisterStatement(&row, &queue_key, queue_due)
+                .execute(c)
+                .await
+                .map_err(db_error)?;
             if written == 1 {
                 Ok(())
             } else {

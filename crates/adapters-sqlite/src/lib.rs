@@ -26,6 +26,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
 use stowage_domain::list::ListQuery;
 use stowage_domain::model::{File, FileId, Tenant, Timestamp, Visibility};
+use stowage_domain::ports::QueuedDeletion;
 use stowage_domain::{Error, ErrorCode, Result};
 
 use crate::rows::FileRow;
@@ -223,11 +224,18 @@ async fn count_shared_with(
 /// The backend-specific half of the repository ports (the rest is shared,
 /// see `stowage_diesel_common::shared_repository!`).
 impl SqliteRepository {
-    pub(crate) async fn db_register_file(&self, file: &File) -> Result<()> {
+    pub(crate) async fn db_register_file(
+        &self,
+        file: &File,
+        cleanup: Option<&QueuedDeletion>,
+    ) -> Result<()> {
         let row = FileRow::from_file(file)?;
         self.run(async move |c| {
             c.transaction::<(), TxError, _>(async |c| {
                 claim_upload(c, file).await?;
+                if let Some(q) = cleanup {
+                    queue_deletion(c, q).await?;
+                }
                 diesel::insert_into(files::table)
                     .values(&row)
                     .execute(c)
@@ -367,7 +375,7 @@ mod tests {
                     stowage_domain::testing::file(&t, &owner, &key, "x", Visibility::Private, now),
                 );
                 tasks.push(tokio::spawn(async move {
-                    repo.register_file(&f).await.map_err(|e| e.code())
+                    repo.register_file(&f, None).await.map_err(|e| e.code())
                 }));
             }
         }

@@ -242,7 +242,7 @@ macro_rules! shared_repository {
             use ::stowage_domain::list::{ListPage, ListQuery, Scope};
             use ::stowage_domain::model::{File, FileId, Tenant, Timestamp};
             use ::stowage_domain::model::{OwnerTypeFilter, Visibility};
-            use ::stowage_domain::ports::{ApiKeyRepository, FileRepository};
+            use ::stowage_domain::ports::{ApiKeyRepository, FileRepository, QueuedDeletion};
             use ::stowage_domain::upload::{IssuedUpload, UploadState};
             use ::stowage_domain::Result;
 
@@ -326,6 +326,24 @@ macro_rules! shared_repository {
                     ::stowage_domain::ErrorCode::UploadNotFound
                 };
                 Ok(::stowage_domain::Error::new(code))
+            }
+
+            /// Queues an object deletion inside the caller's transaction (a key
+            /// already queued keeps its place).
+            pub(crate) async fn queue_deletion(
+                c: &mut Conn,
+                q: &QueuedDeletion,
+            ) -> std::result::Result<(), DieselError> {
+                diesel::insert_into(object_deletions::table)
+                    .values((
+                        object_deletions::s3_key.eq(&q.key),
+                        object_deletions::next_attempt_at.eq(q.due.millis()),
+                        object_deletions::created_at.eq(q.due.millis()),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .await?;
+                Ok(())
             }
 
             /// Adds `delta` to the count of `row`'s owner's files of `visibility`.
@@ -499,6 +517,48 @@ macro_rules! shared_repository {
                     .await
                 }
 
+                async fn claim_for_registration(
+                    &self,
+                    tenant: &Tenant,
+                    key: &str,
+                ) -> Result<Option<IssuedUpload>> {
+                    self.run(async move |c| {
+                        // The row as it was: `RETURNING` gives the new state,
+                        // which is known, so the old one is put back below.
+                        let row = diesel::update(
+                            uploads::table
+                                .filter(uploads::s3_key.eq(key))
+                                .filter(uploads::project.eq(tenant.project.as_str()))
+                                .filter(uploads::env.eq(tenant.env.as_str()))
+                                .filter(
+                                    uploads::state
+                                        .eq(UploadState::Pending.as_str())
+                                        .and(uploads::multipart_id.is_null())
+                                        .or(uploads::state
+                                            .eq(UploadState::Completed.as_str())
+                                            .and(uploads::multipart_id.is_not_null())),
+                                ),
+                        )
+                        .set(uploads::state.eq(UploadState::Registering.as_str()))
+                        .returning(UploadRow::as_returning())
+                        .get_result::<UploadRow>(c)
+                        .await
+                        .optional()
+                        .map_err(db_error)?;
+                        row.map(|r| {
+                            let mut upload = IssuedUpload::try_from(r)?;
+                            upload.state = if upload.multipart_id.is_some() {
+                                UploadState::Completed
+                            } else {
+                                UploadState::Pending
+                            };
+                            Ok(upload)
+                        })
+                        .transpose()
+                    })
+                    .await
+                }
+
                 async fn transition_upload(
                     &self,
                     tenant: &Tenant,
@@ -656,8 +716,12 @@ macro_rules! shared_repository {
                     .await
                 }
 
-                async fn register_file(&self, file: &File) -> Result<()> {
-                    self.db_register_file(file).await
+                async fn register_file(
+                    &self,
+                    file: &File,
+                    cleanup: Option<&QueuedDeletion>,
+                ) -> Result<()> {
+                    self.db_register_file(file, cleanup).await
                 }
                 async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>> {
                     self.run(async move |c| {
@@ -833,7 +897,7 @@ macro_rules! shared_repository {
             }
         }
         pub(crate) use shared_repository::{
-            apply_file_update, bump_count, claim_upload, unclaimed, TxError,
+            apply_file_update, bump_count, claim_upload, queue_deletion, unclaimed, TxError,
         };
     };
 }

@@ -50,15 +50,25 @@ pub trait FileRepository: Send + Sync {
         to: UploadState,
     ) -> Result<bool>;
 
-    /// Atomically marks the upload of `file.s3_key` as registered and inserts
-    /// `file`: either both happen or neither.
+    /// Claims the upload issued as `key` in `tenant` for registration: if it
+    /// is a single-PUT upload still `pending` or a multipart upload
+    /// `completed`, moves it to `registering` (compare-and-set: of racing
+    /// claims one wins) and returns it as it was before; `None` otherwise.
+    async fn claim_for_registration(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+    ) -> Result<Option<IssuedUpload>>;
+
+    /// Atomically marks the upload of `file.s3_key` as registered, inserts
+    /// `file` and queues `cleanup` (if any) for deletion: all happen or none.
     ///
     /// # Errors
     /// MUST return `file/s3-key-already-exists` if a file with this key exists
     /// (also when two registrations race: exactly one succeeds); MUST return
     /// `file/upload-not-found` if no pending, completed or registering upload
     /// has this key.
-    async fn register_file(&self, file: &File) -> Result<()>;
+    async fn register_file(&self, file: &File, cleanup: Option<&QueuedDeletion>) -> Result<()>;
 
     /// The file with `id` in `tenant`; `None` if none (other tenants' files MUST NOT be returned).
     async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>>;
@@ -120,6 +130,16 @@ pub trait FileRepository: Send + Sync {
 
     /// Checks the backend answers.
     async fn health_check(&self) -> Result<()>;
+}
+
+/// An object to delete later, queued with the change that makes it garbage
+/// (at registration: the staging key, due once its upload URLs have expired).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedDeletion {
+    /// The object's key.
+    pub key: String,
+    /// When it is due.
+    pub due: Timestamp,
 }
 
 /// API keys, stored hashed.

@@ -14,7 +14,7 @@ use crate::list::{Cursor, CursorSeal, ListParams, ListQuery, Scope};
 use crate::model::{
     Bucket, Category, File, FileId, FileMetadata, FileView, Principal, Timestamp, Visibility,
 };
-use crate::ports::{Clock, CompletedPart, FileRepository, ObjectStore};
+use crate::ports::{Clock, CompletedPart, FileRepository, ObjectStore, QueuedDeletion};
 use crate::upload::{IssueUpload, IssuedUpload, UploadState};
 
 /// Tunables of the use cases.
@@ -687,63 +687,39 @@ impl FileService {
             .unwrap_or_default();
         let shared_with = validate_shared_with(req.shared_with.unwrap_or_default())?;
 
-        // 2. Issued here? 3. To this caller?
-        let upload = if keys::belongs_to(&req.s3_key, &principal.tenant) {
+        // Claim the upload in the same step that reads it: of two racing
+        // registrations one gets past this line, so the object is moved into
+        // place at most once. Checks 2-5 then run on what was claimed (a
+        // failed check gives the claim back); when nothing could be claimed
+        // they run on the upload as it is, to say why.
+        let tenant = &principal.tenant;
+        let claimed = if keys::belongs_to(&req.s3_key, tenant) {
             self.repo
-                .find_upload(&principal.tenant, &req.s3_key)
+                .claim_for_registration(tenant, &req.s3_key)
                 .await?
         } else {
             None
         };
-        let upload = upload.ok_or_else(|| Error::new(ErrorCode::InvalidPath))?;
-        if !(principal.admin || principal.is(&upload.owner)) {
-            return Err(Error::new(ErrorCode::AccessDenied));
-        }
-        // 4. Already registered (or being registered by a racing request)?
-        match upload.state {
-            UploadState::Registered | UploadState::Registering => {
-                return Err(Error::new(ErrorCode::S3KeyAlreadyExists))
-            }
-            UploadState::Aborted => return Err(Error::new(ErrorCode::UploadNotFound)),
-            UploadState::Pending | UploadState::Completing if upload.multipart_id.is_some() => {
-                return Err(Error::with_message(
-                    ErrorCode::UploadNotFound,
-                    "Multipart upload is not completed",
-                ))
-            }
-            UploadState::Pending | UploadState::Completing | UploadState::Completed => {}
-        }
-        // 5. As issued?
-        if mime.as_str() != upload.content_type {
-            return Err(Error::with_message(
-                ErrorCode::InvalidFormat,
-                format!("mimeType must be `{}` as issued", upload.content_type),
-            ));
-        }
-        if upload.declared_size.is_some_and(|d| d != size) {
-            return Err(Error::with_message(
-                ErrorCode::SizeMismatch,
-                "size differs from the declared fileSize",
-            ));
-        }
-
-        // Claim the upload: of two racing registrations one gets past this
-        // line, so the object is moved into place at most once.
-        let tenant = &principal.tenant;
-        let prior = upload.state;
-        if !self
-            .repo
-            .transition_upload(tenant, &upload.key, prior, UploadState::Registering)
-            .await?
-        {
-            let now = self.repo.find_upload(tenant, &upload.key).await?;
-            return Err(match now.map(|u| u.state) {
-                Some(UploadState::Registered | UploadState::Registering) => {
-                    Error::new(ErrorCode::S3KeyAlreadyExists)
+        let upload = match claimed {
+            Some(upload) => {
+                if let Err(e) = registration_checks(principal, &upload, &mime, size) {
+                    self.release_claim(&upload).await;
+                    return Err(e);
                 }
-                _ => Error::new(ErrorCode::UploadNotFound),
-            });
-        }
+                upload
+            }
+            None => {
+                let found = if keys::belongs_to(&req.s3_key, tenant) {
+                    self.repo.find_upload(tenant, &req.s3_key).await?
+                } else {
+                    None
+                };
+                let upload = found.ok_or_else(|| Error::new(ErrorCode::InvalidPath))?;
+                registration_checks(principal, &upload, &mime, size)?;
+                // Checks pass, yet the claim failed: it moved meanwhile.
+                return Err(Error::new(ErrorCode::S3KeyAlreadyExists));
+            }
+        };
         let now = self.clock.now();
         let file = File {
             id: FileId::generate(),
@@ -771,13 +747,25 @@ impl FileService {
             Ok(()) => Ok(self.view(&file, crate::model::Projection::Full)),
             Err(e) => {
                 // Let the caller try again (or the sweeper clean up).
-                let _ = self
-                    .repo
-                    .transition_upload(tenant, &upload.key, UploadState::Registering, prior)
-                    .await;
+                self.release_claim(&upload).await;
                 Err(e)
             }
         }
+    }
+
+    /// Gives a registration's claim back: the upload returns to the state it
+    /// was claimed from, so the caller may try again (if even that fails, the
+    /// sweeper aborts the upload once it is abandoned).
+    async fn release_claim(&self, upload: &IssuedUpload) {
+        let _ = self
+            .repo
+            .transition_upload(
+                &upload.tenant,
+                &upload.key,
+                UploadState::Registering,
+                upload.state,
+            )
+            .await;
     }
 
     /// Registration past its claim: checks 6 and 7 against the stored object,
@@ -816,13 +804,11 @@ impl FileService {
                 .promote(&staged, &upload.key, object.size)
                 .await?;
         }
-        self.repo
-            .enqueue_object_deletion(
-                &staged,
-                upload.expires_at.plus_secs(self.config.staging_grace_secs),
-            )
-            .await?;
-        self.repo.register_file(file).await
+        let cleanup = QueuedDeletion {
+            key: staged,
+            due: upload.expires_at.plus_secs(self.config.staging_grace_secs),
+        };
+        self.repo.register_file(file, Some(&cleanup)).await
     }
 
     /// Deletes an object now, or queues it when the store fails.
@@ -1065,6 +1051,47 @@ impl FileService {
         self.repo.health_check().await?;
         self.store.health_check().await
     }
+}
+
+/// Checks 3-5 of registration (API.md §4) on the upload of the key (check 2,
+/// "issued here", is having found it): issued to this caller (or an admin),
+/// not registered yet (nor being registered), completed if multipart, and
+/// registered as issued.
+fn registration_checks(
+    principal: &Principal,
+    upload: &IssuedUpload,
+    mime: &MimeType,
+    size: u64,
+) -> Result<()> {
+    if !(principal.admin || principal.is(&upload.owner)) {
+        return Err(Error::new(ErrorCode::AccessDenied));
+    }
+    match upload.state {
+        UploadState::Registered | UploadState::Registering => {
+            return Err(Error::new(ErrorCode::S3KeyAlreadyExists))
+        }
+        UploadState::Aborted => return Err(Error::new(ErrorCode::UploadNotFound)),
+        UploadState::Pending | UploadState::Completing if upload.multipart_id.is_some() => {
+            return Err(Error::with_message(
+                ErrorCode::UploadNotFound,
+                "Multipart upload is not completed",
+            ))
+        }
+        UploadState::Pending | UploadState::Completing | UploadState::Completed => {}
+    }
+    if mime.as_str() != upload.content_type {
+        return Err(Error::with_message(
+            ErrorCode::InvalidFormat,
+            format!("mimeType must be `{}` as issued", upload.content_type),
+        ));
+    }
+    if upload.declared_size.is_some_and(|d| d != size) {
+        return Err(Error::with_message(
+            ErrorCode::SizeMismatch,
+            "size differs from the declared fileSize",
+        ));
+    }
+    Ok(())
 }
 
 fn parse_part_number(v: &Value) -> Result<u32> {

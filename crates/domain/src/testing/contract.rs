@@ -115,13 +115,55 @@ async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
     // The service claims an upload (pending/completed -> registering) before
     // it moves the object; registration then completes from that claim.
     let claimed = format!("{}/dev/h/u2/claimed.txt", t.project);
-    repo.insert_upload(&pending_upload(&t, &alice, &claimed, now))
-        .await
-        .expect("insert");
+    let issued = pending_upload(&t, &alice, &claimed, now);
+    repo.insert_upload(&issued).await.expect("insert");
+    assert_eq!(
+        repo.claim_for_registration(&fresh_tenant(), &claimed)
+            .await
+            .expect("claim"),
+        None,
+        "claims are scoped to the tenant"
+    );
+    assert_eq!(
+        repo.claim_for_registration(&t, &claimed)
+            .await
+            .expect("claim"),
+        Some(issued.clone()),
+        "claim_for_registration returns the upload as it was"
+    );
+    assert_eq!(
+        repo.claim_for_registration(&t, &claimed)
+            .await
+            .expect("claim"),
+        None,
+        "a claimed upload cannot be claimed again"
+    );
+    let mut multipart = pending_upload(&t, &alice, &format!("{claimed}.mp"), now);
+    multipart.multipart_id = Some("mp-claim".into());
+    repo.insert_upload(&multipart).await.expect("insert");
+    assert_eq!(
+        repo.claim_for_registration(&t, &multipart.key)
+            .await
+            .expect("claim"),
+        None,
+        "a multipart upload is claimable only once completed"
+    );
     assert!(repo
-        .transition_upload(&t, &claimed, UploadState::Pending, UploadState::Registering)
+        .transition_upload(
+            &t,
+            &multipart.key,
+            UploadState::Pending,
+            UploadState::Completed
+        )
         .await
-        .expect("claim"));
+        .expect("cas"));
+    assert_eq!(
+        repo.claim_for_registration(&t, &multipart.key)
+            .await
+            .expect("claim")
+            .map(|u| u.state),
+        Some(UploadState::Completed)
+    );
     assert_eq!(
         repo.find_upload(&t, &claimed)
             .await
@@ -130,14 +172,10 @@ async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
         Some(UploadState::Registering),
         "every state round-trips"
     );
-    repo.register_file(&file(
-        &t,
-        &alice,
-        &claimed,
-        "c.txt",
-        Visibility::Private,
-        now,
-    ))
+    repo.register_file(
+        &file(&t, &alice, &claimed, "c.txt", Visibility::Private, now),
+        None,
+    )
     .await
     .expect("register_file MUST accept an upload claimed as registering");
 
@@ -148,12 +186,32 @@ async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
 
     let a = file(&t, &alice, &key, "a.txt", Visibility::Private, now);
     let b = file(&t, &alice, &key, "b.txt", Visibility::Private, now);
-    let (ra, rb) = tokio::join!(repo.register_file(&a), repo.register_file(&b));
+    let queued = |name: &str| crate::ports::QueuedDeletion {
+        key: format!("_staging/{key}/{name}"),
+        due: now.plus_secs(60),
+    };
+    let (qa, qb) = (queued("a"), queued("b"));
+    let (ra, rb) = tokio::join!(
+        repo.register_file(&a, Some(&qa)),
+        repo.register_file(&b, Some(&qb))
+    );
     let oks = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
     assert_eq!(
         oks, 1,
         "exactly one of two concurrent registrations MUST succeed: {ra:?} {rb:?}"
     );
+    let due = repo
+        .due_object_deletions(now.plus_secs(60), 100_000)
+        .await
+        .expect("due");
+    let (won, lost) = if ra.is_ok() { (&qa, &qb) } else { (&qb, &qa) };
+    assert!(
+        due.contains(&won.key) && !due.contains(&lost.key),
+        "register_file MUST queue its cleanup with the registration, and only then"
+    );
+    for q in [&qa, &qb] {
+        repo.finish_object_deletion(&q.key).await.expect("finish");
+    }
     let loser = if ra.is_ok() { rb } else { ra };
     assert_eq!(
         code(loser),
@@ -180,7 +238,7 @@ async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
         now,
     );
     assert_eq!(
-        code(repo.register_file(&missing).await),
+        code(repo.register_file(&missing, None).await),
         Some(ErrorCode::UploadNotFound),
         "no upload, no file"
     );
@@ -213,7 +271,7 @@ async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
         kind: OwnerType::User,
         id: "alice".into(),
     };
-    repo.register_file(&f).await.expect("register");
+    repo.register_file(&f, None).await.expect("register");
     assert_eq!(
         repo.get_file(&t, f.id).await.expect("get"),
         Some(f.clone()),
@@ -350,14 +408,10 @@ async fn abandoned_uploads(repo: &dyn FileRepository) {
     .expect("cas");
     let registered = pending_upload(&t, &alice, &key("registered"), old);
     repo.insert_upload(&registered).await.expect("insert");
-    repo.register_file(&file(
-        &t,
-        &alice,
-        &registered.key,
-        "r",
-        Visibility::Private,
-        old,
-    ))
+    repo.register_file(
+        &file(&t, &alice, &registered.key, "r", Visibility::Private, old),
+        None,
+    )
     .await
     .expect("register");
     let aborted = pending_upload(&t, &alice, &key("aborted"), old);
@@ -547,7 +601,7 @@ async fn seed(repo: &dyn FileRepository) -> crate::model::Tenant {
         f.shared_with = shared.iter().map(|s| s.to_string()).collect();
         f.mime_type = (*mime).into();
         f.size = *size;
-        repo.register_file(&f).await.expect("register");
+        repo.register_file(&f, None).await.expect("register");
     }
     let svc = Owner {
         kind: OwnerType::Service,
@@ -560,7 +614,7 @@ async fn seed(repo: &dyn FileRepository) -> crate::model::Tenant {
         .expect("insert");
     let mut f = file(&t, &svc, &key, "service.bin", Visibility::Private, at);
     f.bucket = Bucket::Temp;
-    repo.register_file(&f).await.expect("register");
+    repo.register_file(&f, None).await.expect("register");
     t
 }
 
@@ -1592,7 +1646,7 @@ async fn caller_listings_in_every_order(repo: &dyn FileRepository) {
         if vis == Visibility::Shared && i % 8 < 6 {
             f.shared_with = vec!["me".into()];
         }
-        repo.register_file(&f).await.expect("register");
+        repo.register_file(&f, None).await.expect("register");
         all.push(f);
     }
     let me = user("me");

@@ -12,7 +12,7 @@ use crate::list::{ListPage, ListQuery, MimeFilter, Scope, SortBy, SortDirection,
 use crate::model::{File, FileId, OwnerType, OwnerTypeFilter, Tenant, Timestamp, Visibility};
 use crate::ports::{
     ApiKeyRepository, AssembledObject, Clock, CompletedPart, FileRepository, ObjectInfo,
-    ObjectStore, PresignedRequest,
+    ObjectStore, PresignedRequest, QueuedDeletion,
 };
 use crate::upload::{IssuedUpload, UploadState};
 
@@ -129,7 +129,28 @@ impl FileRepository for MemoryFileRepository {
         }
     }
 
-    async fn register_file(&self, file: &File) -> Result<()> {
+    async fn claim_for_registration(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+    ) -> Result<Option<IssuedUpload>> {
+        let mut s = lock(&self.0);
+        match s.uploads.get_mut(&(tenant.clone(), key.to_owned())) {
+            Some(u)
+                if matches!(
+                    (u.state, u.multipart_id.is_some()),
+                    (UploadState::Pending, false) | (UploadState::Completed, true)
+                ) =>
+            {
+                let before = u.clone();
+                u.state = UploadState::Registering;
+                Ok(Some(before))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn register_file(&self, file: &File, cleanup: Option<&QueuedDeletion>) -> Result<()> {
         let mut s = lock(&self.0);
         if s.files.values().any(|f| f.s3_key == file.s3_key) {
             return Err(Error::new(ErrorCode::S3KeyAlreadyExists));
@@ -152,6 +173,9 @@ impl FileRepository for MemoryFileRepository {
             _ => return Err(Error::new(ErrorCode::UploadNotFound)),
         }
         s.files.insert(file.id, file.clone());
+        if let Some(c) = cleanup {
+            s.deletions.entry(c.key.clone()).or_insert(c.due);
+        }
         Ok(())
     }
 
