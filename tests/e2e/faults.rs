@@ -45,10 +45,21 @@ async fn a_locked_database_is_service_unavailable_not_a_hang() {
         )
         .await;
     assert_error(&got, 503, "common/service-unavailable");
+    let first = started.elapsed();
+    let retry = s
+        .req(reqwest::Method::POST, "/v1/files/presigned-url", &alice)
+        .json(&json!({"filename": "b.txt", "contentType": "text/plain"}))
+        .send()
+        .await
+        .expect("presign");
+    assert_eq!(retry.status(), 503);
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(3),
-        "answered in {:?}",
-        started.elapsed()
+        retry.headers().get("retry-after").is_some(),
+        "every 503 carries Retry-After"
+    );
+    assert!(
+        first < std::time::Duration::from_secs(3),
+        "answered in {first:?}"
     );
     let _ = locker.kill();
     let _ = locker.wait();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_cors::Cors;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Server, Service};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, App, HttpMessage, HttpServer};
@@ -207,8 +208,10 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .configure(crate::routes::configure)
+                .default_service(web::to(crate::routes::not_found))
                 .wrap_fn(request_context)
                 .wrap(cors(&cors_origins))
+                .wrap_fn(envelope)
         })
         .listen(listener)
         .map_err(|e| e.to_string())?
@@ -353,5 +356,112 @@ where
             res.headers_mut().insert(X_REQUEST_ID.clone(), v);
         }
         Ok(res)
+    })
+}
+
+/// Every error answer is the JSON envelope (API.md §12), whoever produced
+/// it: a response of 400 or more that is not JSON (a refused CORS preflight,
+/// an error of actix itself) is replaced by the envelope of its status, keeping
+/// its headers (`Allow`, CORS, `Retry-After`) and adding a request id when it
+/// has none; every 503 carries `Retry-After`.
+fn envelope<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<
+    Output = Result<actix_web::dev::ServiceResponse<EitherBody<B>>, actix_web::Error>,
+>
+where
+    S: Service<
+        actix_web::dev::ServiceRequest,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: MessageBody + 'static,
+{
+    let fut = srv.call(req);
+    async move {
+        let res = match fut.await {
+            Ok(res) => res,
+            Err(e) => {
+                // An error a middleware returned (a refused CORS preflight):
+                // it becomes a response outside this one, so it carries its
+                // response with it.
+                let response = e.error_response();
+                let body = enveloped(response.status(), response.headers());
+                return Err(
+                    actix_web::error::InternalError::from_response(e.to_string(), body).into(),
+                );
+            }
+        };
+        let json = res
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let status = res.status();
+        if status.as_u16() < 400 || json {
+            let mut res = res;
+            if status == actix_web::http::StatusCode::SERVICE_UNAVAILABLE
+                && !res
+                    .headers()
+                    .contains_key(actix_web::http::header::RETRY_AFTER)
+            {
+                res.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    HeaderValue::from(crate::error::UNAVAILABLE_RETRY_AFTER_SECS),
+                );
+            }
+            return Ok(res.map_into_left_body());
+        }
+        let (req, response) = res.into_parts();
+        let body = enveloped(response.status(), response.headers());
+        Ok(actix_web::dev::ServiceResponse::new(req, body).map_into_right_body())
+    }
+}
+
+/// The envelope for a bare error response of `status`.
+fn enveloped(
+    status: actix_web::http::StatusCode,
+    headers: &actix_web::http::header::HeaderMap,
+) -> actix_web::HttpResponse {
+    use actix_web::http::header;
+    use stowage_domain::ErrorCode;
+    let code = match status.as_u16() {
+        401 => ErrorCode::AuthenticationRequired,
+        403 => ErrorCode::AccessDenied,
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        413 => ErrorCode::PayloadTooLarge,
+        429 => ErrorCode::RateLimited,
+        503 => ErrorCode::ServiceUnavailable,
+        s if s >= 500 => ErrorCode::Internal,
+        _ => ErrorCode::InvalidRequest,
+    };
+    let id = headers
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    let mut response = actix_web::HttpResponse::build(status);
+    for (name, value) in headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            response.append_header((name.clone(), value.clone()));
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.insert_header((X_REQUEST_ID.clone(), v));
+    }
+    if code == ErrorCode::ServiceUnavailable && !headers.contains_key(header::RETRY_AFTER) {
+        response.insert_header((
+            header::RETRY_AFTER,
+            crate::error::UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
+        ));
+    }
+    let error = stowage_domain::Error::new(code);
+    response.json(crate::error::ErrorBody {
+        error: crate::error::ErrorDetail {
+            code: code.as_str(),
+            message: error.message().to_owned(),
+            request_id: id,
+        },
     })
 }

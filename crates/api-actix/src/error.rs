@@ -28,6 +28,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -58,9 +59,14 @@ pub struct ErrorDetail {
 pub struct ApiError {
     /// The error.
     pub error: Error,
-    /// Seconds for `Retry-After` (rate limiting).
+    /// Seconds for `Retry-After` (rate limiting; every 503 gets one).
     pub retry_after: Option<u64>,
+    /// Methods for `Allow` (405).
+    pub allow: Option<String>,
 }
+
+/// `Retry-After` of a 503 that names no other delay, seconds.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 
 impl ApiError {
     /// `429 common/rate-limited` with `Retry-After`.
@@ -69,6 +75,16 @@ impl ApiError {
         Self {
             error: Error::new(ErrorCode::RateLimited),
             retry_after: Some(secs.max(1)),
+            allow: None,
+        }
+    }
+
+    /// `405 common/method-not-allowed` with `Allow`.
+    pub fn method_not_allowed(allow: String) -> Self {
+        Self {
+            error: Error::new(ErrorCode::MethodNotAllowed),
+            retry_after: None,
+            allow: Some(allow),
         }
     }
 }
@@ -78,6 +94,7 @@ impl From<Error> for ApiError {
         Self {
             error,
             retry_after: None,
+            allow: None,
         }
     }
 }
@@ -113,17 +130,30 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let e = &self.error;
         match e.kind() {
-            ErrorKind::Internal => {
-                tracing::error!(code = %e.code(), detail = e.detail().unwrap_or(""), "request failed")
-            }
-            ErrorKind::Unavailable => {
-                tracing::warn!(code = %e.code(), detail = e.detail().unwrap_or(""), "backend unavailable")
-            }
+            ErrorKind::Internal => tracing::error!(
+                code = %e.code(),
+                request_id = %current_request_id(),
+                detail = e.detail().unwrap_or(""),
+                "request failed"
+            ),
+            ErrorKind::Unavailable => tracing::warn!(
+                code = %e.code(),
+                request_id = %current_request_id(),
+                detail = e.detail().unwrap_or(""),
+                "backend unavailable"
+            ),
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let Some(secs) = self.retry_after {
+        let retry_after = match e.kind() {
+            ErrorKind::Unavailable => self.retry_after.or(Some(UNAVAILABLE_RETRY_AFTER_SECS)),
+            _ => self.retry_after,
+        };
+        if let Some(secs) = retry_after {
             response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        if let Some(allow) = &self.allow {
+            response.insert_header((actix_web::http::header::ALLOW, allow.clone()));
         }
         response.json(error_body(e))
     }
@@ -173,7 +203,8 @@ mod tests {
             "common/rate-limited" => 429,
             "common/service-unavailable" => 503,
             "common/internal" | "file/bucket-not-configured" | "file/upload-init-failed" => 500,
-            "file/not-found" | "file/upload-not-found" => 404,
+            "file/not-found" | "file/upload-not-found" | "common/not-found" => 404,
+            "common/method-not-allowed" => 405,
             "file/access-denied" => 403,
             "file/s3-key-already-exists" => 409,
             _ => 400,

@@ -50,8 +50,19 @@ fn escape(v: &str) -> String {
 }
 
 impl Metrics {
-    /// Records one finished request.
+    /// Records one finished request. Labels come from closed sets, so no
+    /// client can grow the registry: methods outside HTTP's usual ones are
+    /// `other`, routes are the registered templates (or `unmatched`).
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+            _ => "other",
+        };
+        let status = if (100..600).contains(&status) {
+            status
+        } else {
+            0
+        };
         *lock(&self.requests)
             .entry((method.to_owned(), route.to_owned(), status))
             .or_default() += 1;

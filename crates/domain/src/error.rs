@@ -21,6 +21,8 @@ pub enum ErrorKind {
     PayloadTooLarge,
     /// 429: too many requests.
     RateLimited,
+    /// 405: the route exists, the method does not.
+    MethodNotAllowed,
     /// 503: a backend is unreachable or too slow; retrying later may work.
     Unavailable,
     /// 500: a server-side fault the caller cannot fix.
@@ -72,6 +74,10 @@ error_codes! {
     ServiceUnavailable => "common/service-unavailable", Unavailable, "Service temporarily unavailable";
     /// Anything unexpected.
     Internal => "common/internal", Internal, "Internal server error";
+    /// No such route (API.md §12).
+    NotFound => "common/not-found", NotFound, "No such route";
+    /// The route exists, the method does not (API.md §12).
+    MethodNotAllowed => "common/method-not-allowed", MethodNotAllowed, "Method not allowed";
     /// No such file here, or an id that is not a UUID.
     FileNotFound => "file/not-found", NotFound, "File not found";
     /// Bad file name.

@@ -179,7 +179,8 @@ pub async fn get(
         .insert_header((header::CONTENT_TYPE, value(&content_type)?))
         .insert_header((header::CONTENT_DISPOSITION, value(&content_disposition)?))
         .insert_header((header::ACCEPT_RANGES, "bytes"))
-        .insert_header((header::CACHE_CONTROL, "private, no-store"));
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
     let (start, count) = match parse_range(header_str(&req, header::RANGE), len) {
         RangeRequest::Full => (0, len),
         RangeRequest::Part(s, e) => {

@@ -8,6 +8,8 @@ pub mod ops;
 
 use actix_web::web;
 
+use crate::error::ApiError;
+
 /// One route: method, actix path, OpenAPI path, and how to build it.
 pub struct RouteSpec {
     /// HTTP method (lower case, as in OpenAPI).
@@ -80,9 +82,37 @@ pub fn table() -> Vec<RouteSpec> {
     ]
 }
 
-/// Registers every route of [`table`].
+/// Registers every route of [`table`]: one resource per path, so a known
+/// path with another method answers `405 common/method-not-allowed` with
+/// `Allow` (API.md §12) instead of falling through to a later path.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    for spec in table() {
-        cfg.route(spec.path, (spec.route)());
+    let specs = table();
+    let mut paths: Vec<&'static str> = Vec::new();
+    for spec in &specs {
+        if !paths.contains(&spec.path) {
+            paths.push(spec.path);
+        }
     }
+    for path in paths {
+        let mut methods: Vec<String> = specs
+            .iter()
+            .filter(|s| s.path == path)
+            .map(|s| s.method.to_ascii_uppercase())
+            .collect();
+        methods.push("OPTIONS".into());
+        let allow = methods.join(", ");
+        let mut resource = web::resource(path);
+        for spec in specs.iter().filter(|s| s.path == path) {
+            resource = resource.route((spec.route)());
+        }
+        cfg.service(resource.default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { Err::<actix_web::HttpResponse, _>(ApiError::method_not_allowed(allow)) }
+        })));
+    }
+}
+
+/// Any path no route knows: `404 common/not-found` in the envelope.
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(stowage_domain::Error::new(stowage_domain::ErrorCode::NotFound).into())
 }

@@ -1,0 +1,139 @@
+//! API.md §12 "Every answer is the envelope", and the resource bounds of the
+//! hostile-client review: unknown paths and wrong methods, refused CORS
+//! preflights, 503s with `Retry-After`, metrics labels from closed sets,
+//! `nosniff` on gateway downloads.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn unknown_paths_and_wrong_methods_answer_in_the_envelope() {
+    let s = spawn();
+    let alice = s.user("alice");
+    for path in ["/", "/nope", "/v1", "/v1/filez", "/v1/files/a/b/c"] {
+        let got = s.get(path, &alice).await;
+        assert_error(&got, 404, "common/not-found");
+    }
+    for (method, path, allow) in [
+        (Method::DELETE, "/v1/files", "POST, GET"),
+        (
+            Method::PUT,
+            "/v1/files/0192f0c4-0000-7000-8000-000000000000",
+            "GET, PATCH, DELETE",
+        ),
+        (Method::GET, "/v1/files/presigned-url", "POST"),
+        (Method::POST, "/health", "GET"),
+    ] {
+        let r = s
+            .req(method.clone(), path, &alice)
+            .send()
+            .await
+            .expect("send");
+        let allowed = r
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let got = read(r).await;
+        assert_error(&got, 405, "common/method-not-allowed");
+        assert!(
+            allowed.as_deref().is_some_and(|a| a.starts_with(allow)),
+            "{method} {path}: Allow {allowed:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn refused_preflights_answer_in_the_envelope() {
+    let s = spawn_with(&[("STOWAGE_CORS_ORIGINS", "https://good.example")]);
+    let bad = s
+        .client
+        .request(Method::OPTIONS, s.url("/v1/files"))
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "GET")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(bad.headers().get("access-control-allow-origin").is_none());
+    let got = read(bad).await;
+    assert!(got.0 >= 400, "{got:?}");
+    assert!(
+        got.1["error"]["code"].is_string() && got.1["error"]["requestId"].is_string(),
+        "{}",
+        got.1
+    );
+}
+
+#[tokio::test]
+async fn metrics_labels_come_from_closed_sets() {
+    let s = spawn();
+    async fn size(s: &Server) -> usize {
+        s.client
+            .get(s.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+            .len()
+    }
+    // Warm every label the run below can legitimately produce.
+    let _ = s.client.get(s.url("/nope")).send().await;
+    let before = size(&s).await;
+    for i in 0..2_000u32 {
+        let method = Method::from_bytes(format!("X{:040}", i * 7919).as_bytes()).expect("method");
+        let _ = s
+            .client
+            .request(method, s.url(&format!("/v1/files/{i}/random/{i}")))
+            .send()
+            .await;
+    }
+    let after = size(&s).await;
+    assert!(
+        after < before + 4_096,
+        "2,000 random methods and paths grew /metrics from {before} to {after} bytes"
+    );
+}
+
+#[tokio::test]
+async fn gateway_downloads_are_not_sniffed() {
+    if s3_mode() {
+        return;
+    }
+    let s = spawn();
+    let alice = s.user("alice");
+    let file = s
+        .upload(
+            &alice,
+            "a.html",
+            "text/html",
+            b"<script>1</script>",
+            json!({}),
+        )
+        .await;
+    let (_, dl) = s
+        .post(
+            &format!(
+                "/v1/files/{}/download-url",
+                file["id"].as_str().expect("id")
+            ),
+            &alice,
+            json!({}),
+        )
+        .await;
+    let r = s
+        .client
+        .get(dl["url"].as_str().expect("url"))
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(
+        r.headers()
+            .get("x-content-type-options")
+            .and_then(|v| v.to_str().ok()),
+        Some("nosniff")
+    );
+}
