@@ -218,3 +218,45 @@ async fn rate_limits_answer_429_with_retry_after() {
         );
     }
 }
+
+/// A database endpoint that accepts connections and never answers must not
+/// hang start-up: the server gives up within STOWAGE_DB_CONNECT_TIMEOUT_SECS
+/// with a message saying so.
+#[tokio::test]
+async fn a_silent_database_fails_start_up_within_the_deadline() {
+    // The kernel completes the handshake into the backlog; nobody reads.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let data = tempfile::tempdir().expect("tempdir");
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_stowage"))
+            .env("STOWAGE_DATA_DIR", data.path())
+            .env("STOWAGE_LISTEN", "127.0.0.1:0")
+            .env(
+                "DATABASE_URL",
+                format!("postgres://stowage@127.0.0.1:{port}/db"),
+            )
+            .env("STOWAGE_DB_CONNECT_TIMEOUT_SECS", "2")
+            .env_remove("STOWAGE_STORAGE_BACKEND")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run stowage")
+    })
+    .await
+    .expect("join");
+    drop(listener);
+    assert!(!out.status.success(), "start-up must fail");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("did not answer within 2 s"),
+        "the message says why: {stderr}"
+    );
+}

@@ -55,14 +55,26 @@ pub async fn repositories(config: &Config) -> Result<Repositories, String> {
             })
         }
         Database::Postgres(url) => {
-            stowage_adapters_postgres::migrate(url)
-                .await
-                .map_err(|e| format!("migrating PostgreSQL: {e}"))?;
-            let repo = Arc::new(
+            // A server that accepts connections and never answers must not
+            // hang start-up: migrating and connecting share one deadline.
+            let limit = Duration::from_secs(config.db_connect_timeout_secs.max(1));
+            let opened = tokio::time::timeout(limit, async {
+                stowage_adapters_postgres::migrate(url)
+                    .await
+                    .map_err(|e| format!("migrating PostgreSQL: {e}"))?;
                 PostgresRepository::connect(&PostgresConfig::new(url.clone()))
                     .await
-                    .map_err(|e| e.to_string())?,
-            );
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|_| {
+                format!(
+                    "PostgreSQL did not answer within {} s (STOWAGE_DB_CONNECT_TIMEOUT_SECS); \
+                     is DATABASE_URL pointing at a PostgreSQL server?",
+                    limit.as_secs()
+                )
+            })??;
+            let repo = Arc::new(opened);
             Ok(Repositories {
                 files: repo.clone(),
                 keys: repo,

@@ -116,6 +116,8 @@ pub struct Config {
     pub lifecycle_interval_secs: u64,
     /// Margin after an upload URL's expiry before its staging key is emptied, seconds.
     pub staging_grace_secs: u64,
+    /// How long start-up waits for the database to answer, seconds.
+    pub db_connect_timeout_secs: u64,
     /// Size limits.
     pub limits: Limits,
     /// Log format.
@@ -304,6 +306,7 @@ impl Config {
             abandoned_upload_ttl_secs: num("STOWAGE_ABANDONED_UPLOAD_TTL_SECS", 86_400)?,
             lifecycle_interval_secs: num("STOWAGE_LIFECYCLE_INTERVAL_SECS", 60)?,
             staging_grace_secs: num("STOWAGE_STAGING_GRACE_SECS", 60)?,
+            db_connect_timeout_secs: num("STOWAGE_DB_CONNECT_TIMEOUT_SECS", 10)?,
             limits,
             log_format,
             cors_origins,
