@@ -137,3 +137,96 @@ async fn gateway_downloads_are_not_sniffed() {
         Some("nosniff")
     );
 }
+
+/// Opens a PUT to `url` that declares `declared` bytes and sends `sent`,
+/// then stays silent (a slow client); returns the open connection.
+async fn slow_put(
+    url: &str,
+    content_type: &str,
+    declared: usize,
+    sent: usize,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_once('/').expect("path");
+    let mut conn = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let head = format!(
+        "PUT /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {declared}\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.expect("head");
+    conn.write_all(&vec![b'x'; sent]).await.expect("body");
+    conn.flush().await.expect("flush");
+    conn
+}
+
+async fn upload_url(s: &Server, who: &Creds, name: &str) -> String {
+    let (status, ticket) = s
+        .post(
+            "/v1/files/presigned-url",
+            who,
+            json!({"filename": name, "contentType": "text/plain"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ticket}");
+    ticket["url"].as_str().expect("url").to_owned()
+}
+
+#[tokio::test]
+async fn slow_bodies_are_bounded() {
+    if s3_mode() {
+        return; // Bodies go to S3, not through Stowage.
+    }
+    let s = spawn_with(&[
+        ("STOWAGE_BODY_IDLE_TIMEOUT_SECS", "1"),
+        ("STOWAGE_MAX_INFLIGHT_UPLOADS", "2"),
+    ]);
+    let alice = s.user("alice");
+    let tmp = s.data.path().join("objects").join("tmp");
+    let temp_files = || std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0);
+
+    // A second concurrent PUT through the same URL is refused.
+    let url = upload_url(&s, &alice, "a.txt").await;
+    let first = slow_put(&url, "text/plain", 1_000_000, 10).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let second = s
+        .client
+        .put(&url)
+        .header("Content-Type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .expect("second put");
+    assert!(second.headers().get("retry-after").is_some());
+    assert_error(&read(second).await, 429, "common/rate-limited");
+
+    // Past the in-flight bound: 503 with Retry-After, never 500.
+    let other = upload_url(&s, &alice, "b.txt").await;
+    let second_slow = slow_put(&other, "text/plain", 1_000_000, 10).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let third = upload_url(&s, &alice, "c.txt").await;
+    let refused = s
+        .client
+        .put(&third)
+        .header("Content-Type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .expect("third put");
+    assert!(refused.headers().get("retry-after").is_some());
+    assert_error(&read(refused).await, 503, "common/service-unavailable");
+
+    // Silent bodies are cut off after the idle limit, their temp files gone,
+    // and the slots free again.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(temp_files(), 0, "the silent bodies' temp files are removed");
+    drop((first, second_slow));
+    let ok = s
+        .client
+        .put(&third)
+        .header("Content-Type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .expect("put after");
+    assert_eq!(ok.status(), 200);
+}

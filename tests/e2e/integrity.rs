@@ -402,20 +402,30 @@ async fn racing_puts_of_one_part_leave_one_whole_part() {
             s.client.put(url).body(bodies[0].clone()).send(),
             s.client.put(url).body(bodies[1].clone()).send()
         );
+        // Both are answered: with an ETag, or (the gateway, one body per URL
+        // at a time) `429` for the one that came second.
         let etags: Vec<String> = [ra, rb]
             .into_iter()
             .map(|r| {
                 let r = r.expect("put");
-                assert_eq!(r.status(), 200);
+                assert!(
+                    r.status() == 200 || r.status() == 429,
+                    "round {round}: {}",
+                    r.status()
+                );
                 r.headers()
                     .get("etag")
                     .and_then(|v| v.to_str().ok())
-                    .expect("etag")
+                    .unwrap_or_default()
                     .to_owned()
             })
             .collect();
+        assert!(
+            etags.iter().any(|e| !e.is_empty()),
+            "round {round}: one body is kept"
+        );
         let mut winner = None;
-        for (i, etag) in etags.iter().enumerate() {
+        for (i, etag) in etags.iter().enumerate().filter(|(_, e)| !e.is_empty()) {
             let (status, _) = s
                 .post(
                     "/v1/files/multipart/complete",

@@ -209,6 +209,10 @@ impl Application {
             clock,
             limiter,
             metrics,
+            uploads: crate::upload_gate::UploadGate::new(
+                config.max_inflight_uploads,
+                Duration::from_secs(config.body_idle_timeout_secs.max(1)),
+            ),
         });
         let worker = tokio::spawn(lifecycle_worker(
             state.clone(),

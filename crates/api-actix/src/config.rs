@@ -118,6 +118,10 @@ pub struct Config {
     pub staging_grace_secs: u64,
     /// How long start-up waits for the database to answer, seconds.
     pub db_connect_timeout_secs: u64,
+    /// A gateway upload body that sends nothing for this long is cut off, seconds.
+    pub body_idle_timeout_secs: u64,
+    /// Gateway upload bodies received at once.
+    pub max_inflight_uploads: usize,
     /// Size limits.
     pub limits: Limits,
     /// Log format.
@@ -307,6 +311,9 @@ impl Config {
             lifecycle_interval_secs: num("STOWAGE_LIFECYCLE_INTERVAL_SECS", 60)?,
             staging_grace_secs: num("STOWAGE_STAGING_GRACE_SECS", 60)?,
             db_connect_timeout_secs: num("STOWAGE_DB_CONNECT_TIMEOUT_SECS", 10)?,
+            body_idle_timeout_secs: num("STOWAGE_BODY_IDLE_TIMEOUT_SECS", 30)?,
+            max_inflight_uploads: usize::try_from(num("STOWAGE_MAX_INFLIGHT_UPLOADS", 1024)?)
+                .unwrap_or(usize::MAX),
             limits,
             log_format,
             cors_origins,

@@ -24,4 +24,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Per-caller rate limits.
     pub limiter: Arc<RateLimiter>,
+    /// Bounds on gateway upload bodies.
+    pub uploads: crate::upload_gate::UploadGate,
 }

@@ -8,7 +8,6 @@ use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use stowage_adapters_fs::{FsStore, Grant, SignedParams};
 use stowage_domain::{Error, ErrorCode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -55,7 +54,15 @@ pub async fn put(
 ) -> ApiResult<HttpResponse> {
     let grant = authorize(&state, &req, &key)?;
     let store = store(&state)?;
-    let body = body.map(|chunk| chunk.map_err(|e| e.to_string()));
+    let url = match &grant {
+        Grant::PutPart {
+            upload_id,
+            part_number,
+        } => format!("{key}?uploadId={upload_id}&partNumber={part_number}"),
+        _ => key.to_string(),
+    };
+    let _pass = state.uploads.enter(url)?;
+    let body = state.uploads.idle_limited(body);
     let written = match grant {
         Grant::PutObject {
             content_type,
