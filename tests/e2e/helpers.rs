@@ -175,6 +175,44 @@ impl Server {
         self.base = base;
     }
 
+    /// Another `stowage serve` on this server's configuration (database,
+    /// store, data folder and secrets): a replica behind the same load
+    /// balancer. It leaves the database to the first server.
+    pub fn replica(&self) -> Server {
+        let (child, base, _) = start_process(&self.env, self.database.is_some());
+        Server {
+            child,
+            base,
+            data: tempfile::tempdir().expect("tempdir"),
+            client: self.client.clone(),
+            pk: self.pk.clone(),
+            sk: self.sk.clone(),
+            env: self.env.clone(),
+            database: None,
+        }
+    }
+
+    /// The value of one unlabelled counter in `/metrics`.
+    pub async fn counter(&self, name: &str) -> u64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM (graceful shutdown).
     pub fn terminate(&self) {
         let _ = Command::new("kill")

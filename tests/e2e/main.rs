@@ -13,4 +13,5 @@ mod hostile;
 mod integrity;
 mod multipart;
 mod reliability;
+mod replicas;
 mod s3;
