@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const USERS: usize = 100;
+pub(crate) const USERS: usize = 100;
 const SEED_FILES: usize = 3000;
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
-    pk: String,
-    pid: u32,
+    pub(crate) base: String,
+    pub(crate) pk: String,
+    pub(crate) pid: u32,
     env: Vec<(String, String)>,
     bin: String,
 }
@@ -30,7 +30,7 @@ impl Drop for Server {
     }
 }
 
-fn proc_status(pid: u32, field: &str) -> u64 {
+pub(crate) fn proc_status(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -71,7 +71,7 @@ fn postgres_cpu_seconds() -> f64 {
         .sum()
 }
 
-fn start(bin: &str, env: Vec<(String, String)>) -> Result<Server, String> {
+pub(crate) fn start(bin: &str, env: Vec<(String, String)>) -> Result<Server, String> {
     let mut child = Command::new(bin)
         .envs(env.iter().cloned())
         .stdout(Stdio::piped())
@@ -104,7 +104,7 @@ fn start(bin: &str, env: Vec<(String, String)>) -> Result<Server, String> {
     })
 }
 
-fn token(server: &Server, sub: &str) -> String {
+pub(crate) fn token(server: &Server, sub: &str) -> String {
     Command::new(&server.bin)
         .envs(server.env.iter().cloned())
         .args(["token", "--sub", sub, "--ttl", "7200"])
@@ -114,12 +114,12 @@ fn token(server: &Server, sub: &str) -> String {
 }
 
 #[derive(Clone)]
-struct Caller {
-    key: String,
-    token: Option<String>,
+pub(crate) struct Caller {
+    pub(crate) key: String,
+    pub(crate) token: Option<String>,
 }
 
-fn request(
+pub(crate) fn request(
     client: &reqwest::Client,
     method: reqwest::Method,
     url: String,
@@ -132,7 +132,7 @@ fn request(
     r
 }
 
-async fn upload(
+pub(crate) async fn upload(
     client: &reqwest::Client,
     base: &str,
     c: &Caller,
@@ -154,17 +154,22 @@ async fn upload(
     .await
     .map_err(|e| e.to_string())?;
     let url = t["url"].as_str().ok_or("no url")?;
-    client
+    let put = client
         .put(url)
         .header("Content-Type", "text/plain")
         .body(vec![b'x'; 16])
         .send()
         .await
         .map_err(|e| e.to_string())?;
+    if !put.status().is_success() {
+        let status = put.status();
+        let body = put.text().await.unwrap_or_default();
+        return Err(format!("PUT answered {status}: {body}"));
+    }
     Ok(t["key"].as_str().unwrap_or_default().to_owned())
 }
 
-async fn register(
+pub(crate) async fn register(
     client: &reqwest::Client,
     base: &str,
     c: &Caller,
@@ -182,7 +187,14 @@ async fn register(
         .json()
         .await
         .map_err(|e| e.to_string())?;
-    Ok(f["id"].as_str().unwrap_or_default().to_owned())
+    match f["id"].as_str() {
+        Some(id) => Ok(id.to_owned()),
+        None => Err(format!(
+            "{} ({})",
+            f["error"]["code"].as_str().unwrap_or("no id"),
+            f["error"]["message"].as_str().unwrap_or_default()
+        )),
+    }
 }
 
 struct Outcome {

@@ -15,6 +15,9 @@
 //!   [--key-cache-ms MS] [--server-bin PATH]` load-tests a release server and
 //!   writes requests/s, p50/p99, CPU and RSS into docs/performance.md
 //!   (`--server-bin`: measure another build, report on stdout only).
+//! - `soak [--mode embedded|postgres] [--minutes N] [--concurrency C]` a mixed
+//!   workload for N minutes (default 10, 64 connections); per minute: requests,
+//!   errors, p99, RSS and open fds of the server, written into docs/performance.md.
 //! - `bench-promote` times registration's move out of staging on S3 (1 MiB,
 //!   100 MiB, 1 GiB against the in-process server; CopyObject and multipart
 //!   copy) and writes the table into docs/performance.md.
@@ -23,6 +26,7 @@
 
 mod bench_http;
 mod local_pg;
+mod soak;
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
@@ -333,6 +337,56 @@ fn fuzz_api(args: &[String]) -> Result<(), String> {
     result.map_err(|e| format!("schemathesis found problems: {e}"))
 }
 
+fn soak(args: &[String]) -> Result<(), String> {
+    let mode = flag(args, "--mode").unwrap_or_else(|| "embedded".into());
+    if mode != "embedded" && mode != "postgres" {
+        return Err("--mode must be embedded or postgres".into());
+    }
+    let minutes: u64 = flag(args, "--minutes")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(10)
+        .max(1);
+    let concurrency: usize = flag(args, "--concurrency")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(64);
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "stowage-api-actix",
+        "--bin",
+        "stowage",
+    ]);
+    run(build)?;
+    if cfg!(debug_assertions) {
+        let mut build = cargo();
+        build.args(["build", "--release", "--locked", "-p", "xtask"]);
+        run(build)?;
+        let mut soak = Command::new("target/release/xtask");
+        soak.arg("soak").args(args);
+        return run(soak);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let report = rt.block_on(soak::run(
+        &mode,
+        minutes,
+        concurrency,
+        find_postgres(),
+        "target/release/stowage",
+    ))?;
+    println!("{report}");
+    write_report(
+        &format!("soak-{mode}"),
+        &format!("Soak, {mode} mode (cargo xtask soak --mode {mode} --minutes {minutes})"),
+        &format!("Machine: {}.\n\n{report}", machine()),
+    )
+}
+
 fn bench_http(args: &[String]) -> Result<(), String> {
     let mode = flag(args, "--mode").unwrap_or_else(|| "embedded".into());
     if mode != "embedded" && mode != "postgres" {
@@ -465,9 +519,10 @@ fn main() -> ExitCode {
         Some("fuzz-api") => fuzz_api(&args[1..]),
         Some("bench-http") => bench_http(&args[1..]),
         Some("bench-promote") => bench_promote(),
+        Some("soak") => soak(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--files N] | fuzz-api [--max-examples N] | bench-http [--mode embedded|postgres] [--duration S] [--concurrency C] | bench-promote | \
+                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--files N] | fuzz-api [--max-examples N] | bench-http [--mode embedded|postgres] [--duration S] [--concurrency C] | bench-promote | soak [--mode embedded|postgres] [--minutes N] [--concurrency C] | \
                  s3-server --port P --dir D --bucket B --access-key K --secret-key S>"
             );
             return ExitCode::from(2);

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use futures_util::{Stream, StreamExt};
 use md5::{Digest, Md5};
-use stowage_domain::keys::is_safe_key;
+use stowage_domain::keys::{is_safe_key, unstaged};
 use stowage_domain::limits::MIN_PART_SIZE;
 use stowage_domain::model::Timestamp;
 use stowage_domain::ports::{
@@ -176,8 +176,12 @@ impl FsStore {
             let mut size: u64 = 0;
             let cap = expected.unwrap_or(limit);
             while let Some(chunk) = body.next().await {
-                let chunk = chunk
-                    .map_err(|e| Error::invalid_request(format!("upload interrupted: {e}")))?;
+                let chunk = chunk.map_err(|e| {
+                    Error::invalid_request(
+                        "The upload was interrupted before its body was complete",
+                    )
+                    .with_detail(e.to_string())
+                })?;
                 let bytes = chunk.as_ref();
                 size += bytes.len() as u64;
                 if size > cap {
@@ -453,8 +457,10 @@ impl ObjectStore for FsStore {
         let path = self.object_path(key).await?;
         match fs::remove_file(&path).await {
             Ok(()) => {
-                // Drop the per-upload folder when it is now empty; harmless otherwise.
-                if let Some(parent) = path.parent() {
+                // Drop the per-upload folder when it is now empty; harmless
+                // otherwise. (Never the flat staging folder: a PUT may be about
+                // to rename a file into it.)
+                if let Some(parent) = path.parent().filter(|_| unstaged(key).is_none()) {
                     let _ = fs::remove_dir(parent).await;
                 }
                 Ok(())
@@ -676,7 +682,7 @@ fn resolve(objects: &Path, key: &str) -> Result<(PathBuf, Option<std::fs::Metada
 /// # Errors
 /// `file/invalid-path` for a staging name longer than a file name may be.
 pub fn relative_path(key: &str) -> Result<PathBuf> {
-    match stowage_domain::keys::unstaged(key) {
+    match unstaged(key) {
         Some(rest) => {
             let flat = rest.replace('/', "+");
             if flat.len() > 255 {
@@ -714,9 +720,7 @@ fn promote(objects: &Path, from: &str, to: &str) -> Result<()> {
     if let Ok(dir) = std::fs::File::open(parent) {
         let _ = dir.sync_all();
     }
-    if let Some(old_parent) = source.parent() {
-        let _ = std::fs::remove_dir(old_parent);
-    }
+    // The source is in the flat staging folder, which stays.
     Ok(())
 }
 
@@ -874,6 +878,32 @@ mod tests {
             &Direct(&store),
         )
         .await;
+    }
+
+    /// Moving the last upload out of staging must not remove the staging
+    /// folder under a PUT that is about to rename into it (found by the soak).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn staging_survives_concurrent_moves_and_uploads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(&dir).await;
+        let body =
+            || futures_util::stream::iter([Ok::<_, std::convert::Infallible>(b"abc".to_vec())]);
+        for round in 0..200 {
+            let staged = format!("_staging/demo/dev/h/{round}/a.txt");
+            store
+                .put_object(&staged, None, u64::MAX, body())
+                .await
+                .expect("put");
+            let next = format!("_staging/demo/dev/h/{round}/b.txt");
+            let placed = format!("demo/dev/h/{round}/a.txt");
+            let (moved, put) = tokio::join!(
+                store.promote(&staged, &placed, 3),
+                store.put_object(&next, None, u64::MAX, body())
+            );
+            moved.expect("promote");
+            put.expect("a PUT racing a move succeeds");
+            store.delete(&next).await.expect("delete");
+        }
     }
 
     #[tokio::test]
