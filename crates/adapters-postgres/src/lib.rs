@@ -289,23 +289,12 @@ fn is_shared() -> IsShared {
     IsShared
 }
 
-diesel::define_sql_function! {
-    /// `{project}/{env}/{user}` for each user of a share list (migration
-    /// 000008): the tenant-scoped form the share index holds.
-    fn stowage_tenant_shares(project: diesel::sql_types::Text, env: diesel::sql_types::Text, shared_with: diesel::sql_types::Array<diesel::sql_types::Text>) -> diesel::sql_types::Array<diesel::sql_types::Text>;
-}
-
-/// "This file is `shared` and its share list names `uid`", matched on the
-/// GIN index of tenant-scoped share entries over shared files, so a user id
-/// shared a million times in one tenant costs nothing in another.
-fn shared_with_user<'a>(
-    tenant: &'a Tenant,
-    uid: &'a str,
-) -> Box<dyn BoxableExpression<files::table, Pg, SqlType = Bool> + 'a> {
-    let entry = format!("{}/{}/{uid}", tenant.project, tenant.env);
-    Box::new(is_shared().and(
-        stowage_tenant_shares(files::project, files::env, files::shared_with).contains(vec![entry]),
-    ))
+/// "This file is `shared` and its share list names `uid`" (the `text[]`
+/// column, GIN-indexed over shared files).
+fn shared_with_user(
+    uid: &str,
+) -> Box<dyn BoxableExpression<files::table, Pg, SqlType = Bool> + '_> {
+    Box::new(is_shared().and(files::shared_with.contains(vec![uid.to_owned()])))
 }
 
 stowage_diesel_common::shared_list_query!(diesel::pg::Pg);
@@ -323,7 +312,7 @@ async fn count_shared_with(
     let shared = files::table
         .filter(files::project.eq(query.tenant.project.as_str()))
         .filter(files::env.eq(query.tenant.env.as_str()))
-        .filter(shared_with_user(&query.tenant, uid))
+        .filter(shared_with_user(uid))
         .filter(not(files::owner_type
             .eq(owner.kind.as_str())
             .and(files::owner_id.eq(owner.id.as_str()))))

@@ -162,10 +162,9 @@ impl SqliteRepository {
 }
 
 /// "This file's share list names `uid`" (the `file_shares` join table).
-fn shared_with_user<'a>(
-    _tenant: &'a Tenant,
-    uid: &'a str,
-) -> Box<dyn BoxableExpression<files::table, Sqlite, SqlType = Bool> + 'a> {
+fn shared_with_user(
+    uid: &str,
+) -> Box<dyn BoxableExpression<files::table, Sqlite, SqlType = Bool> + '_> {
     Box::new(exists(
         file_shares::table
             .filter(file_shares::file_id.eq(files::id))

@@ -917,7 +917,7 @@ pub enum Branch {
 }
 
 /// The list query (scope predicate, filters, keyset, order, paging) on a
-/// backend; the adapter provides `shared_with_user(tenant, uid)`, the predicate "this
+/// backend; the adapter provides `shared_with_user(uid)`, the predicate "this
 /// file's share list names `uid`", which is stored differently per backend.
 #[macro_export]
 macro_rules! shared_list_query {
@@ -958,7 +958,7 @@ macro_rules! shared_list_query {
                         Some(uid) => {
                             let shared = files::visibility
                                 .eq(Visibility::Shared.as_str())
-                                .and(super::shared_with_user(&query.tenant, uid));
+                                .and(super::shared_with_user(uid));
                             q.filter(own.or(open).or(shared))
                         }
                         None => q.filter(own.or(open)),
@@ -1100,7 +1100,7 @@ macro_rules! shared_list_query {
                         .filter(not(own())),
                     (Branch::Shared, Some(uid)) => q
                         .filter(files::visibility.eq(Visibility::Shared.as_str()))
-                        .filter(super::shared_with_user(&query.tenant, uid))
+                        .filter(super::shared_with_user(uid))
                         .filter(not(own())),
                     (Branch::Shared, None) => q.filter(not(files::id.eq(files::id))),
                 };
