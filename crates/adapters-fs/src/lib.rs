@@ -166,12 +166,14 @@ impl FsStore {
     {
         let path = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
         let result = async {
-            // Coalesce network-sized chunks into 1 MiB writes: each tokio file
-            // write is a trip to the blocking pool.
-            let file = fs::File::create(&path)
+            // Coalesce network-sized chunks into larger writes (each tokio
+            // file write is a trip to the blocking pool): 64 KiB while the body
+            // is small, 1 MiB once it has passed 4 MiB. A body that trickles in
+            // (a slow client, or thousands of them) so holds at most 64 KiB.
+            let mut file = fs::File::create(&path)
                 .await
                 .map_err(|e| io_error("create temp", e))?;
-            let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
+            let mut pending: Vec<u8> = Vec::new();
             let mut md5 = Md5::new();
             let mut size: u64 = 0;
             let cap = expected.unwrap_or(limit);
@@ -195,19 +197,26 @@ impl FsStore {
                     });
                 }
                 md5.update(bytes);
-                file.write_all(bytes)
-                    .await
-                    .map_err(|e| io_error("write temp", e))?;
+                pending.extend_from_slice(bytes);
+                let batch = if size > 4 << 20 { 1 << 20 } else { 64 << 10 };
+                if pending.len() >= batch {
+                    file.write_all(&pending)
+                        .await
+                        .map_err(|e| io_error("write temp", e))?;
+                    pending.clear();
+                }
             }
+            file.write_all(&pending)
+                .await
+                .map_err(|e| io_error("write temp", e))?;
+            drop(pending);
             if expected.is_some_and(|n| n != size) {
                 return Err(Error::with_message(
                     ErrorCode::AccessDenied,
                     "Body length differs from the signed Content-Length",
                 ));
             }
-            file.flush().await.map_err(|e| io_error("write temp", e))?;
-            file.get_ref()
-                .sync_all()
+            file.sync_all()
                 .await
                 .map_err(|e| io_error("fsync temp", e))?;
             Ok(Written {
