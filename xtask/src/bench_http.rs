@@ -30,6 +30,21 @@ impl Drop for Server {
     }
 }
 
+/// Creates database `name` on the server of `admin` (with `psql`); returns its URL.
+pub(crate) fn create_database(admin: &str, name: &str) -> Result<String, String> {
+    let status = Command::new("psql")
+        .args([admin, "-q", "-c", &format!("CREATE DATABASE {name}")])
+        .status()
+        .map_err(|e| format!("psql: {e}"))?;
+    if !status.success() {
+        return Err(format!("could not create database {name}"));
+    }
+    Ok(format!(
+        "{}/{name}",
+        admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin)
+    ))
+}
+
 pub(crate) fn proc_status(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -331,17 +346,7 @@ pub async fn run(
         let admin =
             postgres.ok_or("--mode postgres needs PostgreSQL ($DATABASE_URL or 127.0.0.1:5432)")?;
         let name = format!("stowage_bench_http_{}", std::process::id());
-        let status = Command::new("psql")
-            .args([&admin, "-q", "-c", &format!("CREATE DATABASE {name}")])
-            .status()
-            .map_err(|e| format!("psql: {e}"))?;
-        if !status.success() {
-            return Err("could not create the benchmark database".into());
-        }
-        let url = format!(
-            "{}/{name}",
-            admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin)
-        );
+        let url = create_database(&admin, &name)?;
         env.push(("DATABASE_URL".to_owned(), url.clone()));
         database = Some((admin, name, url));
     }

@@ -337,6 +337,40 @@ fn fuzz_api(args: &[String]) -> Result<(), String> {
     result.map_err(|e| format!("schemathesis found problems: {e}"))
 }
 
+/// Builds the release `stowage` that load tests measure.
+fn build_release_server() -> Result<(), String> {
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "stowage-api-actix",
+        "--bin",
+        "stowage",
+    ]);
+    run(build)
+}
+
+/// Runs `verb` again from a release build of xtask: a load generator must
+/// not be the debug build `cargo xtask` runs (unoptimised, it would spend the
+/// CPU the server is measured on).
+fn rerun_as_release(verb: &str, args: &[String]) -> Result<(), String> {
+    let mut build = cargo();
+    build.args(["build", "--release", "--locked", "-p", "xtask"]);
+    run(build)?;
+    let mut again = Command::new("target/release/xtask");
+    again.arg(verb).args(args);
+    run(again)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 fn soak(args: &[String]) -> Result<(), String> {
     let mode = flag(args, "--mode").unwrap_or_else(|| "embedded".into());
     if mode != "embedded" && mode != "postgres" {
@@ -349,30 +383,11 @@ fn soak(args: &[String]) -> Result<(), String> {
     let concurrency: usize = flag(args, "--concurrency")
         .and_then(|c| c.parse().ok())
         .unwrap_or(64);
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "stowage-api-actix",
-        "--bin",
-        "stowage",
-    ]);
-    run(build)?;
+    build_release_server()?;
     if cfg!(debug_assertions) {
-        let mut build = cargo();
-        build.args(["build", "--release", "--locked", "-p", "xtask"]);
-        run(build)?;
-        let mut soak = Command::new("target/release/xtask");
-        soak.arg("soak").args(args);
-        return run(soak);
+        return rerun_as_release("soak", args);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let report = rt.block_on(soak::run(
+    let report = runtime()?.block_on(soak::run(
         &mode,
         minutes,
         concurrency,
@@ -405,34 +420,13 @@ fn bench_http(args: &[String]) -> Result<(), String> {
     let server_bin = custom_bin
         .clone()
         .unwrap_or_else(|| "target/release/stowage".into());
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "stowage-api-actix",
-        "--bin",
-        "stowage",
-    ]);
     if custom_bin.is_none() {
-        run(build)?;
+        build_release_server()?;
     }
-    // The load generator must not be the debug build `cargo xtask` runs:
-    // unoptimised, it would spend the CPU the server is measured on.
     if cfg!(debug_assertions) {
-        let mut build = cargo();
-        build.args(["build", "--release", "--locked", "-p", "xtask"]);
-        run(build)?;
-        let mut bench = Command::new("target/release/xtask");
-        bench.arg("bench-http").args(args);
-        return run(bench);
+        return rerun_as_release("bench-http", args);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let report = rt.block_on(bench_http::run(
+    let report = runtime()?.block_on(bench_http::run(
         &mode,
         Duration::from_secs(duration),
         concurrency,

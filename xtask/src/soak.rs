@@ -70,17 +70,7 @@ pub async fn run(
     if mode == "postgres" {
         let admin = postgres.ok_or("--mode postgres needs PostgreSQL")?;
         let name = format!("stowage_soak_{}", std::process::id());
-        let created = std::process::Command::new("psql")
-            .args([&admin, "-q", "-c", &format!("CREATE DATABASE {name}")])
-            .status()
-            .map_err(|e| format!("psql: {e}"))?;
-        if !created.success() {
-            return Err("could not create the soak database".into());
-        }
-        let url = format!(
-            "{}/{name}",
-            admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin)
-        );
+        let url = bench_http::create_database(&admin, &name)?;
         env.push(("DATABASE_URL".to_owned(), url));
         database = Some((admin, name));
     }
