@@ -232,7 +232,7 @@ async fn a_silent_database_fails_start_up_within_the_deadline() {
     let data = tempfile::tempdir().expect("tempdir");
     let started = std::time::Instant::now();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_stowage"))
+        Command::new(bin())
             .env("STOWAGE_DATA_DIR", data.path())
             .env("STOWAGE_LISTEN", "127.0.0.1:0")
             .env(

@@ -7,7 +7,13 @@ use std::time::Duration;
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_stowage");
+const BUILT: &str = env!("CARGO_BIN_EXE_stowage");
+
+/// The binary under test: this build's, or `STOWAGE_E2E_BIN` (to run the
+/// suite against another build, e.g. to show a new test fails on the old one).
+pub fn bin() -> String {
+    std::env::var("STOWAGE_E2E_BIN").unwrap_or_else(|_| BUILT.to_owned())
+}
 
 /// A running `stowage serve` with its own data folder.
 pub struct Server {
@@ -132,7 +138,7 @@ fn start_process(
     vars: &[(String, String)],
     has_database_url: bool,
 ) -> (Child, String, Option<(String, String)>) {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     if !has_database_url {
         cmd.env_remove("DATABASE_URL");
     }
@@ -296,7 +302,7 @@ pub struct Creds {
 impl Server {
     /// Runs the CLI against this server's data folder and database; returns stdout.
     pub fn cli_output(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         if self.database.is_none() {
             cmd.env_remove("DATABASE_URL");
         }
