@@ -1,4 +1,4 @@
-//! Every row of API.md §5 for GET, list, download URL, PATCH and DELETE.
+//! Every row of docs/api.md §5 for GET, list, download URL, PATCH and DELETE.
 
 use reqwest::Method;
 use serde_json::{json, Value};

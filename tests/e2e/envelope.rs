@@ -1,4 +1,4 @@
-//! API.md §12 "Every answer is the envelope", and the resource bounds of the
+//! docs/api.md §12 "Every answer is the envelope", and the resource bounds of the
 //! hostile-client review: unknown paths and wrong methods, refused CORS
 //! preflights, 503s with `Retry-After`, metrics labels from closed sets,
 //! `nosniff` on gateway downloads.

@@ -1,4 +1,4 @@
-//! Bad input from API.md §2, each case asserting the exact status and code.
+//! Bad input from docs/api.md §2, each case asserting the exact status and code.
 
 use reqwest::Method;
 use serde_json::{json, Value};

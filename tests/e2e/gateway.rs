@@ -1,4 +1,4 @@
-//! The embedded object gateway (API.md §7): signatures bind method, key, type,
+//! The embedded object gateway (docs/api.md §7): signatures bind method, key, type,
 //! length and expiry; tampering and misuse get 403 with an error body.
 
 use reqwest::Method;
@@ -21,7 +21,7 @@ async fn ticket(s: &Server, creds: &Creds, size: usize) -> serde_json::Value {
 #[tokio::test]
 async fn signed_urls_refuse_misuse() {
     if s3_mode() {
-        return; // The embedded gateway (API.md §7) exists only with the disk store; s3.rs covers S3.
+        return; // The embedded gateway (docs/api.md §7) exists only with the disk store; s3.rs covers S3.
     }
     let s = spawn();
     let alice = s.user("alice");
@@ -96,7 +96,7 @@ async fn signed_urls_refuse_misuse() {
 #[tokio::test]
 async fn expired_urls_are_refused() {
     if s3_mode() {
-        return; // The embedded gateway (API.md §7) exists only with the disk store; s3.rs covers S3.
+        return; // The embedded gateway (docs/api.md §7) exists only with the disk store; s3.rs covers S3.
     }
     let s = spawn_with(&[("STOWAGE_UPLOAD_URL_TTL_SECS", "1")]);
     let alice = s.user("alice");
@@ -125,7 +125,7 @@ async fn expired_urls_are_refused() {
 #[tokio::test]
 async fn downloads_support_head_and_ranges() {
     if s3_mode() {
-        return; // The embedded gateway (API.md §7) exists only with the disk store; s3.rs covers S3.
+        return; // The embedded gateway (docs/api.md §7) exists only with the disk store; s3.rs covers S3.
     }
     let s = spawn();
     let alice = s.user("alice");

@@ -1,4 +1,4 @@
-//! API.md §12, "Guarantees that hold over time and under concurrency": each
+//! docs/api.md §12, "Guarantees that hold over time and under concurrency": each
 //! finding of the integrity review is a test here, run on every backend the
 //! suite runs on (SQLite + disk, PostgreSQL + disk, PostgreSQL + S3; the
 //! streaming limits apply where bytes pass through Stowage's own gateway).

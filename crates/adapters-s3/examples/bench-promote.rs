@@ -1,4 +1,4 @@
-//! What registration's move out of staging costs on S3 (API.md §12):
+//! What registration's move out of staging costs on S3 (docs/api.md §12):
 //! uploads of 1 MiB, 100 MiB and 1 GiB through presigned URLs to the
 //! in-process S3 server, then `promote` timed — one `CopyObject`, and for
 //! 1 GiB also the multipart copy that objects over 5 GiB take (here forced

@@ -375,7 +375,7 @@ where
     })
 }
 
-/// Every error answer is the JSON envelope (API.md §12), whoever produced
+/// Every error answer is the JSON envelope (docs/api.md §12), whoever produced
 /// it: a response of 400 or more that is not JSON (a refused CORS preflight,
 /// an error of actix itself) is replaced by the envelope of its status, keeping
 /// its headers (`Allow`, CORS, `Retry-After`) and adding a request id when it

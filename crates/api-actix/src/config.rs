@@ -1,4 +1,4 @@
-//! Configuration from environment variables (names in DESIGN.md), with a default
+//! Configuration from environment variables (names in the README configuration table), with a default
 //! that needs nothing: SQLite and objects under `./data`, secrets generated on
 //! first start and kept in the data folder with mode 0600.
 

@@ -1,5 +1,5 @@
 //! One place that turns a domain error into HTTP: status from the code's kind,
-//! the JSON envelope of API.md §2, the request id, and logging of server faults.
+//! the JSON envelope of docs/api.md §2, the request id, and logging of server faults.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};

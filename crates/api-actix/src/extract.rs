@@ -17,7 +17,7 @@ use stowage_domain::{Error, ErrorCode};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Largest accepted JSON body (API.md §6).
+/// Largest accepted JSON body (docs/api.md §6).
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 
 /// Largest body of `multipart/complete`: a `parts` list of 10,000 entries with
@@ -25,7 +25,7 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 /// carry, so this one endpoint gets room for the largest valid list.
 pub const MAX_COMPLETE_BODY: usize = 1024 * 1024;
 
-/// The caller, resolved from `X-API-Key` and `Authorization` (API.md §1).
+/// The caller, resolved from `X-API-Key` and `Authorization` (docs/api.md §1).
 #[derive(Debug)]
 pub struct Caller(pub Principal);
 

@@ -1,4 +1,4 @@
-//! Bounds on what gateway uploads can make the process hold (API.md §12 and
+//! Bounds on what gateway uploads can make the process hold (docs/api.md §12 and
 //! the hostile-client review): at most `max_in_flight` bodies at once (more
 //! get `503` + `Retry-After`), one body per upload URL at a time (a second
 //! concurrent PUT gets `429` + `Retry-After`), and a body that sends nothing

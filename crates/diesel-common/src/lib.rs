@@ -902,7 +902,7 @@ macro_rules! shared_repository {
     };
 }
 
-/// A disjoint part of a caller's visible files (API.md §5), read in order
+/// A disjoint part of a caller's visible files (docs/api.md §5), read in order
 /// from an index of its own: a listing merges them rather than asking one
 /// query whose `OR` no index serves (which walks the whole tenant when the
 /// caller sees few of its files).

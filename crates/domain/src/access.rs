@@ -1,4 +1,4 @@
-//! Who may do what (API.md §5), in one place. Every use case asks these
+//! Who may do what (docs/api.md §5), in one place. Every use case asks these
 //! functions; adapters apply the same rule inside their list query.
 
 use crate::error::{Error, ErrorCode, Result};

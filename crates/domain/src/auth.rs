@@ -1,4 +1,4 @@
-//! Authentication (API.md §1): API keys (stored only as SHA-256 hashes) and
+//! Authentication (docs/api.md §1): API keys (stored only as SHA-256 hashes) and
 //! bearer tokens resolve to a [`Principal`]. Token cryptography sits behind the
 //! [`TokenVerifier`] port; every rule about what a key or token allows is here.
 
@@ -121,7 +121,7 @@ pub struct TokenClaims {
     pub issued_at: Option<i64>,
 }
 
-/// Leeway for token times, seconds (API.md §1).
+/// Leeway for token times, seconds (docs/api.md §1).
 pub const TOKEN_LEEWAY_SECS: i64 = 30;
 
 /// Verifies bearer tokens (signature, algorithm, `exp`/`nbf` with leeway, `iss`/`aud`).
@@ -155,7 +155,7 @@ impl Authenticator {
         }
     }
 
-    /// Applies API.md §1 to the `X-API-Key` and `Authorization` header values.
+    /// Applies docs/api.md §1 to the `X-API-Key` and `Authorization` header values.
     ///
     /// # Errors
     /// `common/invalid-api-key` for a missing, malformed, unknown, revoked or

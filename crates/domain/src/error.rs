@@ -1,4 +1,4 @@
-//! The error codes of the contract (API.md §2), defined once. Every failure the
+//! The error codes of the contract (docs/api.md §2), defined once. Every failure the
 //! domain reports is an [`Error`]: a stable [`ErrorCode`] plus a human message.
 //! The HTTP status is derived from the code's [`ErrorKind`] by the API layer.
 
@@ -31,14 +31,14 @@ pub enum ErrorKind {
 
 macro_rules! error_codes {
     ($( $(#[$doc:meta])* $variant:ident => $code:literal, $kind:ident, $default:literal; )*) => {
-        /// Every error code of API.md §2.
+        /// Every error code of docs/api.md §2.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum ErrorCode {
             $( $(#[$doc])* $variant, )*
         }
 
         impl ErrorCode {
-            /// Every code, in the order of API.md §2.
+            /// Every code, in the order of docs/api.md §2.
             pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
 
             /// The stable wire string, e.g. `file/not-found`.
@@ -74,9 +74,9 @@ error_codes! {
     ServiceUnavailable => "common/service-unavailable", Unavailable, "Service temporarily unavailable";
     /// Anything unexpected.
     Internal => "common/internal", Internal, "Internal server error";
-    /// No such route (API.md §12).
+    /// No such route (docs/api.md §12).
     NotFound => "common/not-found", NotFound, "No such route";
-    /// The route exists, the method does not (API.md §12).
+    /// The route exists, the method does not (docs/api.md §12).
     MethodNotAllowed => "common/method-not-allowed", MethodNotAllowed, "Method not allowed";
     /// No such file here, or an id that is not a UUID.
     FileNotFound => "file/not-found", NotFound, "File not found";
@@ -231,7 +231,7 @@ mod tests {
             assert!(seen.insert(code.as_str()), "duplicate {code}");
             assert!(code.as_str().starts_with("file/") || code.as_str().starts_with("common/"));
         }
-        // API.md §2 less the codes of extensions not built yet (quota, image).
+        // docs/api.md §2 less the codes of extensions not built yet (quota, image).
         assert_eq!(ErrorCode::ALL.len(), 27);
     }
 

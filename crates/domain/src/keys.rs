@@ -78,7 +78,7 @@ pub fn is_safe_key(key: &str) -> bool {
 
 /// Prefix of the staging area: upload and part URLs are signed for
 /// `_staging/{key}`, never for `{key}` itself. Registration moves the object
-/// from there to `{key}`, a location no URL was ever signed to write (API.md
+/// from there to `{key}`, a location no URL was ever signed to write (docs/api.md
 /// §12), so a URL that outlives its upload can only write into staging. No
 /// issued key starts with `_` (project ids start with `a-z` or `0-9`), so the
 /// two areas never meet.

@@ -1,4 +1,4 @@
-//! Stowage's domain: the file model, the access rules of API.md §5, the limits of
+//! Stowage's domain: the file model, the access rules of docs/api.md §5, the limits of
 //! §6, the error codes of §2, the ports adapters implement, and the use cases.
 //!
 //! This crate performs no I/O. Adapters (SQLite, PostgreSQL, local disk, S3)

@@ -1,4 +1,4 @@
-//! Size, name and MIME rules (API.md §2 and §6). Defaults follow the contract;
+//! Size, name and MIME rules (docs/api.md §2 and §6). Defaults follow the contract;
 //! every number is configurable through [`Limits`].
 
 use crate::error::{Error, ErrorCode, Result};
@@ -21,7 +21,7 @@ pub const MAX_PART_NUMBER: u32 = 10_000;
 /// Smallest size of every multipart part but the last.
 pub const MIN_PART_SIZE: u64 = 5 * MIB;
 
-/// Size limits per category (API.md §6).
+/// Size limits per category (docs/api.md §6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Max size of `images`.

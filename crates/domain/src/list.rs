@@ -146,7 +146,7 @@ impl Cursor {
 /// Bytes of a cursor's MAC kept in its text form (128 bits).
 const CURSOR_MAC_BYTES: usize = 16;
 
-/// Seals cursors (API.md §12 "Cursors are sealed"): the text form is
+/// Seals cursors (docs/api.md §12 "Cursors are sealed"): the text form is
 /// `base64url(payload) "." base64url(mac)`, where the MAC (HMAC-SHA256,
 /// truncated to 128 bits) covers the payload *and* the caller and the query
 /// it was made for, so a cursor that was edited, comes from another caller or
@@ -378,7 +378,7 @@ fn parse_mime_filter(value: &str) -> Result<MimeFilter> {
     }
 }
 
-/// Which rows a caller may see (API.md §5): admins everything in their tenant;
+/// Which rows a caller may see (docs/api.md §5): admins everything in their tenant;
 /// anyone else their own files, `public` and `protected` files, and `shared`
 /// files naming them.
 #[derive(Debug, Clone, PartialEq, Eq)]

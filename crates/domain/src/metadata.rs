@@ -1,4 +1,4 @@
-//! Metadata limits (API.md §3) and the RFC 7396 JSON Merge Patch used by PATCH.
+//! Metadata limits (docs/api.md §3) and the RFC 7396 JSON Merge Patch used by PATCH.
 
 use serde_json::{Map, Value};
 
@@ -38,7 +38,7 @@ impl FileMetadata {
         Ok(meta)
     }
 
-    /// Checks the limits of API.md §3.
+    /// Checks the limits of docs/api.md §3.
     ///
     /// # Errors
     /// `common/invalid-request` naming the offending field.

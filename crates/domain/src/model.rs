@@ -1,4 +1,4 @@
-//! The domain's vocabulary (API.md §1 and §3): tenants, principals, files and
+//! The domain's vocabulary (docs/api.md §1 and §3): tenants, principals, files and
 //! their metadata, and the small closed enums that appear on the wire.
 
 use std::fmt;
@@ -79,7 +79,7 @@ wire_enum!(
 );
 
 wire_enum!(
-    /// Who may read a file besides its owner and admins (API.md §5).
+    /// Who may read a file besides its owner and admins (docs/api.md §5).
     Visibility { Public => "public", Private => "private", Protected => "protected", Shared => "shared" }
 );
 
@@ -89,7 +89,7 @@ wire_enum!(
 );
 
 wire_enum!(
-    /// Upload category; selects the size and MIME limits of API.md §6.
+    /// Upload category; selects the size and MIME limits of docs/api.md §6.
     Category {
         Images => "images", Documents => "documents", Media => "media", Attachments => "attachments",
         Exports => "exports", Backups => "backups", Temp => "temp",
@@ -246,7 +246,7 @@ impl FileId {
         Self(Uuid::now_v7())
     }
 
-    /// Parses a path id; anything that is not a UUID is `file/not-found` (API.md §2).
+    /// Parses a path id; anything that is not a UUID is `file/not-found` (docs/api.md §2).
     pub fn parse(raw: &str) -> Result<Self> {
         Uuid::parse_str(raw)
             .map(Self)
@@ -260,7 +260,7 @@ impl fmt::Display for FileId {
     }
 }
 
-/// Descriptive metadata of a file (API.md §3). Unknown keys are dropped.
+/// Descriptive metadata of a file (docs/api.md §3). Unknown keys are dropped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -321,7 +321,7 @@ pub struct File {
     pub updated_at: Timestamp,
 }
 
-/// What part of a file a reader may see (API.md §3).
+/// What part of a file a reader may see (docs/api.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Projection {
     /// Owner and admins: every field.
@@ -330,7 +330,7 @@ pub enum Projection {
     Public,
 }
 
-/// The file object as a caller sees it (API.md §3).
+/// The file object as a caller sees it (docs/api.md §3).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]

@@ -630,7 +630,7 @@ impl FileService {
     }
 
     /// Which upload a gateway `PUT` to `staged` feeds, and how many bytes it
-    /// may carry (API.md §12): the upload must still be pending (for a part,
+    /// may carry (docs/api.md §12): the upload must still be pending (for a part,
     /// the multipart upload `upload_id`), so no URL outlives its upload; the
     /// body may not pass the declared size, else the limit of the category.
     ///
@@ -668,7 +668,7 @@ impl FileService {
         })
     }
 
-    /// `POST /v1/files`: the seven checks of API.md, in order.
+    /// `POST /v1/files`: the seven checks of docs/api.md, in order.
     pub async fn register(&self, principal: &Principal, req: RegisterFile) -> Result<FileView> {
         // Field rules.
         if req.s3_key.len() > MAX_KEY_BYTES {
@@ -1053,7 +1053,7 @@ impl FileService {
     }
 }
 
-/// Checks 3-5 of registration (API.md §4) on the upload of the key (check 2,
+/// Checks 3-5 of registration (docs/api.md §4) on the upload of the key (check 2,
 /// "issued here", is having found it): issued to this caller (or an admin),
 /// not registered yet (nor being registered), completed if multipart, and
 /// registered as issued.

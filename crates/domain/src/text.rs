@@ -1,4 +1,4 @@
-//! "Text is text" (API.md §12): what the server accepts as a string, decided
+//! "Text is text" (docs/api.md §12): what the server accepts as a string, decided
 //! here for every backend, so that no database ever sees a character it would
 //! reject (PostgreSQL refuses U+0000 in `text` and `jsonb`) or match oddly
 //! (SQLite's `LIKE` stops at a NUL).
@@ -38,7 +38,7 @@ pub fn check_json(value: &Value) -> Result<()> {
 }
 
 /// Fields whose strings are names, refused with their own code
-/// (`file/invalid-name`, API.md §2) by the name rules rather than here.
+/// (`file/invalid-name`, docs/api.md §2) by the name rules rather than here.
 const NAME_FIELDS: &[&str] = &["filename", "originalName"];
 
 /// [`check_json`] for a request body: every string at any depth, except the

@@ -97,7 +97,7 @@ pub struct IssueUpload {
     /// Visibility of the future file.
     #[serde(default)]
     pub visibility: Option<Visibility>,
-    /// Category (limits of API.md §6).
+    /// Category (limits of docs/api.md §6).
     #[serde(default)]
     pub category: Option<Category>,
 }

@@ -1,8 +1,8 @@
-//! The object gateway of the disk store (API.md §7): signed PUT (streamed to a
+//! The object gateway of the disk store (docs/api.md §7): signed PUT (streamed to a
 //! temp file, fsynced, renamed), GET with `Range`, HEAD. No API key is
 //! involved: the signature decides what a URL may do, and for a PUT the
 //! upload it feeds decides whether bytes are still welcome and how many
-//! (API.md §12, [`stowage_domain::service::FileService::authorize_upload_bytes`]).
+//! (docs/api.md §12, [`stowage_domain::service::FileService::authorize_upload_bytes`]).
 
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderValue};

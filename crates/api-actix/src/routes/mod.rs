@@ -84,7 +84,7 @@ pub fn table() -> Vec<RouteSpec> {
 
 /// Registers every route of [`table`]: one resource per path, so a known
 /// path with another method answers `405 common/method-not-allowed` with
-/// `Allow` (API.md §12) instead of falling through to a later path.
+/// `Allow` (docs/api.md §12) instead of falling through to a later path.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let specs = table();
     let mut paths: Vec<&'static str> = Vec::new();

@@ -1363,7 +1363,7 @@ async fn racing_part_uploads_leave_one_whole_part(
     }
 }
 
-/// Runs the service-level checks of API.md §12 over a repository and a store:
+/// Runs the service-level checks of docs/api.md §12 over a repository and a store:
 /// registered bytes never change, concurrent patches all apply, a PATCH
 /// racing a DELETE never succeeds on a file that is gone, and of a multipart
 /// completion racing an abort exactly one wins and nothing is left behind.
@@ -1617,7 +1617,7 @@ async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
 
 /// A caller's listing (own files, public and protected files, shared files
 /// naming them), read in every order by offset pages and by cursor pages, is
-/// exactly the reference: the rows of API.md §5 in order, ties broken by id,
+/// exactly the reference: the rows of docs/api.md §5 in order, ties broken by id,
 /// whatever plan the adapter uses (one query or merged branches).
 async fn caller_listings_in_every_order(repo: &dyn FileRepository) {
     use crate::list::SortValue;

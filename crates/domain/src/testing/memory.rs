@@ -53,7 +53,7 @@ struct RepoState {
 #[derive(Default)]
 pub struct MemoryFileRepository(Mutex<RepoState>);
 
-/// Whether `file` is in `scope` (API.md §5).
+/// Whether `file` is in `scope` (docs/api.md §5).
 pub fn in_scope(scope: &Scope, file: &File) -> bool {
     match scope {
         Scope::All => true,
