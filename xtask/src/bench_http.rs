@@ -30,6 +30,31 @@ impl Drop for Server {
     }
 }
 
+/// A fresh data folder (`{label}-{pid}` under the temp folder) and the
+/// environment of a quiet server on a free port using it.
+pub(crate) fn fresh_server_env(label: &str) -> (std::path::PathBuf, Vec<(String, String)>) {
+    let data = std::env::temp_dir().join(format!("{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let env = vec![
+        ("STOWAGE_DATA_DIR".to_owned(), data.display().to_string()),
+        ("STOWAGE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+        ("RUST_LOG".to_owned(), "error".to_owned()),
+    ];
+    (data, env)
+}
+
+/// Drops database `name` (best effort: a benchmark's leftovers).
+pub(crate) fn drop_database(admin: &str, name: &str) {
+    let _ = Command::new("psql")
+        .args([
+            admin,
+            "-q",
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        ])
+        .status();
+}
+
 /// Creates database `name` on the server of `admin` (with `psql`); returns its URL.
 pub(crate) fn create_database(admin: &str, name: &str) -> Result<String, String> {
     let status = Command::new("psql")
@@ -326,13 +351,7 @@ pub async fn run(
     key_cache_ms: Option<u64>,
     server_bin: &str,
 ) -> Result<String, String> {
-    let data = std::env::temp_dir().join(format!("stowage-bench-http-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    let mut env = vec![
-        ("STOWAGE_DATA_DIR".to_owned(), data.display().to_string()),
-        ("STOWAGE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-        ("RUST_LOG".to_owned(), "error".to_owned()),
-    ];
+    let (data, mut env) = fresh_server_env("stowage-bench-http");
     if let Some(ms) = key_cache_ms {
         env.push(("STOWAGE_API_KEY_CACHE_MS".to_owned(), ms.to_string()));
     }
@@ -546,14 +565,7 @@ pub async fn run(
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
     if let Some((admin, name, _)) = database {
-        let _ = Command::new("psql")
-            .args([
-                &admin,
-                "-q",
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            ])
-            .status();
+        drop_database(&admin, &name);
     }
     let health_rps = outcomes
         .first()

@@ -201,23 +201,27 @@ fn bench_db(args: &[String]) -> Result<(), String> {
         "--",
     ])
     .args([&admin, &files]);
+    run_report(
+        cmd,
+        "bench-db",
+        "Metadata queries at a million files (cargo xtask bench-db)",
+        "PostgreSQL on the same machine.",
+    )
+}
+
+/// Runs a benchmark whose stdout is a Markdown report, shows it, and writes it
+/// into docs/performance.md under `name`, after the machine and `preface`.
+fn run_report(mut cmd: Command, name: &str, title: &str, preface: &str) -> Result<(), String> {
     eprintln!("xtask: running {cmd:?}");
     let out = cmd.output().map_err(|e| e.to_string())?;
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     if !out.status.success() {
-        return Err("bench-db failed".into());
+        return Err(format!("{name} failed"));
     }
     let report = String::from_utf8_lossy(&out.stdout);
     println!("{report}");
-    let body = format!(
-        "Machine: {}. PostgreSQL on the same machine.\n\n{report}",
-        machine()
-    );
-    write_report(
-        "bench-db",
-        "Metadata queries at a million files (cargo xtask bench-db)",
-        &body,
-    )
+    let body = format!("Machine: {}. {preface}\n\n{report}", machine());
+    write_report(name, title, &body)
 }
 
 fn bench_promote() -> Result<(), String> {
@@ -235,24 +239,13 @@ fn bench_promote() -> Result<(), String> {
         "--",
     ])
     .arg(std::path::Path::new("target").join("bench-promote"));
-    eprintln!("xtask: running {cmd:?}");
-    let out = cmd.output().map_err(|e| e.to_string())?;
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    if !out.status.success() {
-        return Err("bench-promote failed".into());
-    }
-    let report = String::from_utf8_lossy(&out.stdout);
-    println!("{report}");
-    let body = format!(
-        "Machine: {}. The in-process S3 server (s3s-fs) on the same disk; a copy there is a file copy, \
-         so these are an upper bound for a store that copies server-side without moving bytes over the network. \
-         The disk store moves with one rename(2), independent of size.\n\n{report}",
-        machine()
-    );
-    write_report(
+    run_report(
+        cmd,
         "bench-promote",
         "Registration's move out of staging on S3 (cargo xtask bench-promote)",
-        &body,
+        "The in-process S3 server (s3s-fs) on the same disk; a copy there is a file copy, \
+         so these are an upper bound for a store that copies server-side without moving bytes over the network. \
+         The disk store moves with one rename(2), independent of size.",
     )
 }
 

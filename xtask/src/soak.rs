@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::bench_http::{self, proc_status, request, Caller, USERS};
+use crate::bench_http::{
+    self, drop_database, fresh_server_env, proc_status, request, Caller, USERS,
+};
 
 /// Error descriptions, counted.
 type Reasons = Mutex<std::collections::BTreeMap<String, u64>>;
@@ -59,13 +61,7 @@ pub async fn run(
     postgres: Option<String>,
     server_bin: &str,
 ) -> Result<String, String> {
-    let data = std::env::temp_dir().join(format!("stowage-soak-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    let mut env = vec![
-        ("STOWAGE_DATA_DIR".to_owned(), data.display().to_string()),
-        ("STOWAGE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-        ("RUST_LOG".to_owned(), "error".to_owned()),
-    ];
+    let (data, mut env) = fresh_server_env("stowage-soak");
     let mut database = None;
     if mode == "postgres" {
         let admin = postgres.ok_or("--mode postgres needs PostgreSQL")?;
@@ -220,14 +216,7 @@ pub async fn run(
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
     if let Some((admin, name)) = database {
-        let _ = std::process::Command::new("psql")
-            .args([
-                &admin,
-                "-q",
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            ])
-            .status();
+        drop_database(&admin, &name);
     }
     let stats = minutes_stats
         .lock()
