@@ -140,7 +140,12 @@ async fn readme_curl_commands_work_verbatim() {
         .collect::<Vec<_>>()
         .join("\n");
     let s = spawn();
-    let out = std::process::Command::new("bash")
+    let mut bash = std::process::Command::new("bash");
+    if s3_mode() {
+        // The test store's certificate comes from the suite's own CA.
+        bash.env("CURL_CA_BUNDLE", s3_ca_file());
+    }
+    let out = bash
         .arg("-euo")
         .arg("pipefail")
         .arg("-c")

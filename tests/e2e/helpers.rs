@@ -27,7 +27,11 @@ pub struct Server {
     pub sk: String,
     env: Vec<(String, String)>,
     database: Option<String>,
+    log: Log,
 }
+
+/// The server's output after its banner (the log), last lines kept.
+type Log = std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>;
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -49,7 +53,9 @@ impl Drop for Server {
 }
 
 /// Whether the suite runs on the S3 backend (`STOWAGE_E2E_S3=1`), against an
-/// in-process s3s-fs server that checks every signature.
+/// in-process s3s-fs server that checks every signature, over HTTPS with a
+/// CA made at run time (the server trusts it through `STOWAGE_S3_CA_FILE`,
+/// the suite's HTTP client as a browser would trust a public CA).
 pub fn s3_mode() -> bool {
     std::env::var("STOWAGE_E2E_S3").is_ok_and(|v| v == "1")
 }
@@ -57,47 +63,68 @@ pub fn s3_mode() -> bool {
 const S3_ACCESS_KEY: &str = "AKSTOWAGETEST";
 const S3_SECRET_KEY: &str = "stowage-e2e-secret";
 
-/// The endpoint of the suite's S3 server, started once per test process on a
-/// thread with its own runtime (each test has its own, shorter-lived one).
+/// The suite's S3 server, started once per test process on a thread with its
+/// own runtime (each test has its own, shorter-lived one).
+struct S3Server {
+    endpoint: String,
+    /// The folder it keeps its buckets in.
+    root: std::path::PathBuf,
+    /// The CA that signed its certificate: PEM, and a file holding it.
+    ca_pem: String,
+    ca_file: std::path::PathBuf,
+}
+
 fn s3_endpoint() -> String {
-    s3_server().0
+    s3_server().endpoint.clone()
 }
 
-/// The folder the suite's S3 server keeps its buckets in.
 fn s3_root() -> std::path::PathBuf {
-    s3_server().1
+    s3_server().root.clone()
 }
 
-fn s3_server() -> (String, std::path::PathBuf) {
-    static ENDPOINT: std::sync::OnceLock<(String, std::path::PathBuf)> = std::sync::OnceLock::new();
-    ENDPOINT
-        .get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async move {
-                    let root = std::env::temp_dir()
-                        .join(format!("stowage-e2e-s3-{}", uuid::Uuid::new_v4().simple()));
-                    let server = stowage_adapters_s3::test_server::start(
-                        &root,
-                        "127.0.0.1:0".parse().expect("addr"),
-                        S3_ACCESS_KEY,
-                        S3_SECRET_KEY,
-                    )
-                    .await
-                    .expect("start s3 server");
-                    let _ = tx.send((server.endpoint(), root.clone()));
-                    std::future::pending::<()>().await;
-                    drop(server);
+/// A file holding the CA of the suite's S3 server.
+pub fn s3_ca_file() -> std::path::PathBuf {
+    s3_server().ca_file.clone()
+}
+
+fn s3_server() -> &'static S3Server {
+    static SERVER: std::sync::OnceLock<S3Server> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let id = uuid::Uuid::new_v4().simple();
+                let root = std::env::temp_dir().join(format!("stowage-e2e-s3-{id}"));
+                let ca_file = std::env::temp_dir().join(format!("stowage-e2e-s3-{id}-ca.pem"));
+                let tls = stowage_adapters_s3::test_server::TestTls::generate()
+                    .expect("test certificates");
+                std::fs::write(&ca_file, &tls.ca_pem).expect("write CA file");
+                let server = stowage_adapters_s3::test_server::start_with(
+                    &root,
+                    "127.0.0.1:0".parse().expect("addr"),
+                    S3_ACCESS_KEY,
+                    S3_SECRET_KEY,
+                    Some(&tls),
+                )
+                .await
+                .expect("start s3 server");
+                let _ = tx.send(S3Server {
+                    endpoint: server.endpoint(),
+                    root,
+                    ca_pem: tls.ca_pem.clone(),
+                    ca_file,
                 });
+                std::future::pending::<()>().await;
+                drop(server);
             });
-            rx.recv().expect("s3 endpoint")
-        })
-        .clone()
+        });
+        rx.recv().expect("s3 endpoint")
+    })
 }
 
 /// The PostgreSQL server the suite runs against (`STOWAGE_E2E_POSTGRES_URL`,
@@ -137,16 +164,32 @@ fn fresh_postgres_database(admin: &str) -> (String, String) {
 fn start_process(
     vars: &[(String, String)],
     has_database_url: bool,
-) -> (Child, String, Option<(String, String)>) {
+) -> (Child, String, Option<(String, String)>, Log) {
     let mut cmd = Command::new(bin());
     if !has_database_url {
         cmd.env_remove("DATABASE_URL");
     }
     cmd.envs(vars.iter().cloned())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start stowage");
     let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    // Keep draining both pipes so the server never blocks on a full one; the
+    // last lines stay readable (`Server::log`).
+    let log = Log::default();
+    let keep = |lines: Box<dyn Iterator<Item = std::io::Result<String>> + Send>, sink: Log| {
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let Ok(mut kept) = sink.lock() else { return };
+                if kept.len() == 2000 {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
+        });
+    };
+    keep(Box::new(BufReader::new(stderr).lines()), log.clone());
     let mut lines = BufReader::new(stdout).lines();
     let (mut base, mut pk, mut sk) = (None, None, None);
     loop {
@@ -164,10 +207,10 @@ fn start_process(
             break; // the banner's last line
         }
     }
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // Keep draining stdout too (see above).
+    keep(Box::new(lines), log.clone());
     let keys = pk.zip(sk);
-    (child, base.expect("banner names the address"), keys)
+    (child, base.expect("banner names the address"), keys, log)
 }
 
 impl Server {
@@ -176,16 +219,27 @@ impl Server {
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, base, _) = start_process(&self.env, self.database.is_some());
+        let (child, base, _, log) = start_process(&self.env, self.database.is_some());
         self.child = child;
         self.base = base;
+        self.log = log;
     }
 
     /// Another `stowage serve` on this server's configuration (database,
     /// store, data folder and secrets): a replica behind the same load
     /// balancer. It leaves the database to the first server.
     pub fn replica(&self) -> Server {
-        let (child, base, _) = start_process(&self.env, self.database.is_some());
+        self.replica_with(&[])
+    }
+
+    /// [`Server::replica`] with some variables changed.
+    pub fn replica_with(&self, changes: &[(&str, &str)]) -> Server {
+        let mut env = self.env.clone();
+        for (k, v) in changes {
+            env.retain(|(name, _)| name != k);
+            env.push(((*k).to_owned(), (*v).to_owned()));
+        }
+        let (child, base, _, log) = start_process(&env, self.database.is_some());
         Server {
             child,
             base,
@@ -193,8 +247,9 @@ impl Server {
             client: self.client.clone(),
             pk: self.pk.clone(),
             sk: self.sk.clone(),
-            env: self.env.clone(),
+            env,
             database: None,
+            log,
         }
     }
 
@@ -267,27 +322,40 @@ pub fn spawn_with(env: &[(&str, &str)]) -> Server {
             ("STOWAGE_S3_ACCESS_KEY_ID".into(), S3_ACCESS_KEY.into()),
             ("STOWAGE_S3_SECRET_ACCESS_KEY".into(), S3_SECRET_KEY.into()),
             ("STOWAGE_S3_INIT_BUCKET".into(), "1".into()),
+            (
+                "STOWAGE_S3_CA_FILE".into(),
+                s3_ca_file().display().to_string(),
+            ),
         ]);
     }
     vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let (child, base, keys) = start_process(&vars, database.is_some());
+    let (child, base, keys, log) = start_process(&vars, database.is_some());
     let (pk, sk) = keys.unwrap_or_default();
     Server {
         child,
         base,
         data,
-        client: Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .expect("client"),
+        client: http_client(),
         pk,
         sk,
         env: vars,
         database,
+        log,
     }
 }
 
 /// Starts a server with the defaults.
+/// The suite's HTTP client (a browser): in S3 mode it trusts the test CA, as
+/// a browser trusts the public CA of a real store.
+pub fn http_client() -> Client {
+    let mut builder = Client::builder().timeout(Duration::from_secs(120));
+    if s3_mode() {
+        let ca = reqwest::Certificate::from_pem(s3_server().ca_pem.as_bytes()).expect("test CA");
+        builder = builder.add_root_certificate(ca);
+    }
+    builder.build().expect("client")
+}
+
 pub fn spawn() -> Server {
     spawn_with(&[])
 }
@@ -356,6 +424,14 @@ impl Server {
             key: self.sk.clone(),
             token: None,
         }
+    }
+
+    /// What the server has logged so far (its last 2,000 lines).
+    pub fn log(&self) -> String {
+        self.log
+            .lock()
+            .map(|l| l.iter().cloned().collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default()
     }
 
     /// Where the store this server uses keeps the object `key` (a file in

@@ -174,3 +174,63 @@ async fn a_missing_bucket_is_reported() {
     let ready = read(s.client.get(s.url("/ready")).send().await.expect("ready")).await;
     assert_error(&ready, 503, "common/service-unavailable");
 }
+
+/// The store's certificate chains to a CA this replica does not trust (a
+/// wrong `STOWAGE_S3_CA_FILE`): readiness and every call that needs the store
+/// fail at once with 503 and Retry-After, the log names the certificate, and
+/// the upload is intact for a correctly configured replica.
+#[tokio::test]
+async fn a_store_certificate_from_an_untrusted_ca_gives_503s_not_hangs() {
+    if !s3_mode() {
+        return;
+    }
+    let s = spawn();
+    let other = stowage_adapters_s3::test_server::TestTls::generate().expect("certificates");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrong = dir.path().join("wrong-ca.pem");
+    std::fs::write(&wrong, &other.ca_pem).expect("write");
+    let wrong = wrong.display().to_string();
+    let bad = s.replica_with(&[
+        ("STOWAGE_S3_CA_FILE", wrong.as_str()),
+        ("STOWAGE_S3_INIT_BUCKET", "0"),
+    ]);
+    let alice = s.user("alice");
+    let (status, ticket) = s
+        .post(
+            "/v1/files/presigned-url",
+            &alice,
+            json!({"filename": "a.txt", "contentType": "text/plain", "fileSize": 5}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ticket}");
+    assert_eq!(
+        s.put_presigned(&ticket, b"hello".to_vec()).await.status(),
+        200
+    );
+
+    let started = std::time::Instant::now();
+    let res = bad
+        .client
+        .get(bad.url("/ready"))
+        .send()
+        .await
+        .expect("ready");
+    assert!(res.headers().contains_key("retry-after"));
+    assert_error(&read(res).await, 503, "common/service-unavailable");
+    let body = json!({"s3Key": ticket["key"], "originalName": "a.txt", "mimeType": "text/plain", "size": 5});
+    let res = bad.post("/v1/files", &alice, body.clone()).await;
+    assert_error(&res, 503, "common/service-unavailable");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "refused, not hung: {:?}",
+        started.elapsed()
+    );
+    let log = bad.log();
+    assert!(
+        log.contains("certificate"),
+        "the log names the TLS failure: {log}"
+    );
+
+    let (status, file) = s.post("/v1/files", &alice, body).await;
+    assert_eq!(status, 201, "the good replica registers it: {file}");
+}

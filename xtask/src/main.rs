@@ -21,9 +21,14 @@
 //! - `bench-promote` times registration's move out of staging on S3 (1 MiB,
 //!   100 MiB, 1 GiB against the in-process server; CopyObject and multipart
 //!   copy) and writes the table into docs/performance.md.
+//! - `audit [--db PATH]` `Cargo.lock` against the RustSec advisory database
+//!   (cargo-audit installed into target/tools when missing; `--db` a checkout
+//!   of the database, else cargo-audit fetches it); fails on any vulnerability
+//!   not ignored with its reason in `.cargo/audit.toml`. Not part of `test`.
 //! - `s3-server --port P --dir D --bucket B --access-key K --secret-key S`
 //!   an S3-compatible server (s3s-fs, SigV4-checking) in the foreground on 127.0.0.1.
 
+mod audit;
 mod bench_http;
 mod local_pg;
 mod soak;
@@ -507,9 +512,10 @@ fn main() -> ExitCode {
         Some("bench-http") => bench_http(&args[1..]),
         Some("bench-promote") => bench_promote(),
         Some("soak") => soak(&args[1..]),
+        Some("audit") => audit::audit(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--files N] | fuzz-api [--max-examples N] | bench-http [--mode embedded|postgres] [--duration S] [--concurrency C] | bench-promote | soak [--mode embedded|postgres] [--minutes N] [--concurrency C] | \
+                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--files N] | fuzz-api [--max-examples N] | bench-http [--mode embedded|postgres] [--duration S] [--concurrency C] | bench-promote | soak [--mode embedded|postgres] [--minutes N] [--concurrency C] | audit [--db PATH] | \
                  s3-server --port P --dir D --bucket B --access-key K --secret-key S>"
             );
             return ExitCode::from(2);

@@ -34,6 +34,7 @@ async fn main() -> Result<(), String> {
         bucket: "bench".into(),
         credentials: Some(("AKBENCH".into(), "bench-secret".into())),
         timeout: Duration::from_secs(30),
+        ca_file: None,
     })
     .map_err(|e| e.to_string())?;
     store.init_bucket(&[]).await.map_err(|e| e.to_string())?;

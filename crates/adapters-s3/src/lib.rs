@@ -1,4 +1,4 @@
-//! Stowage's `ObjectStore` on rusoto_s3 (rustls): AWS S3 or any S3-compatible
+//! Stowage's `ObjectStore` on rusoto_s3 (TLS by rustls 0.23, see [`tls`]): AWS S3 or any S3-compatible
 //! endpoint (MinIO, Ceph, Garage, s3s) with path-style addressing. The API
 //! process only signs; bytes travel between the client and the store.
 //!
@@ -8,11 +8,11 @@
 pub mod sigv4;
 #[cfg(feature = "test-server")]
 pub mod test_server;
+pub mod tls;
 
 use std::future::Future;
 use std::time::Duration;
 
-use hyper::client::HttpConnector;
 use rusoto_core::request::HttpClient;
 use rusoto_core::{Region, RusotoError};
 use rusoto_credential::{AwsCredentials, ChainProvider, ProvideAwsCredentials, StaticProvider};
@@ -42,6 +42,9 @@ pub struct S3Config {
     pub credentials: Option<(String, String)>,
     /// Timeout of every call.
     pub timeout: Duration,
+    /// PEM file of extra trusted CA certificates (a store behind a private
+    /// CA), added to the built-in Mozilla roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for S3Config {
@@ -50,6 +53,7 @@ impl std::fmt::Debug for S3Config {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("bucket", &self.bucket)
+            .field("ca_file", &self.ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -137,21 +141,15 @@ fn body_has<E>(e: &RusotoError<E>, needle: &str) -> bool {
 }
 
 impl S3Store {
-    /// Builds the client: hyper 0.14 `HttpConnector` (with `http://` allowed for
-    /// local endpoints) wrapped by rustls.
+    /// Builds the client on [`tls::Connector`] (`http://` allowed for local
+    /// endpoints, `https://` through rustls with the configured roots).
     ///
     /// # Errors
-    /// `common/internal` for an unusable endpoint.
+    /// `common/internal` for an unusable endpoint or CA file.
     pub fn new(config: &S3Config) -> Result<Self> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(config.timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let dispatcher = HttpClient::from_connector(https);
+        let tls = tls::client_config(config.ca_file.as_deref())
+            .map_err(|e| Error::internal(format!("S3 TLS: {e}")))?;
+        let dispatcher = HttpClient::from_connector(tls::Connector::new(tls, config.timeout));
         let endpoint = config
             .endpoint
             .clone()
@@ -848,11 +846,21 @@ mod tests {
     }
 
     async fn setup(dir: &tempfile::TempDir) -> (test_server::TestS3Server, S3Store) {
-        let server = test_server::start(
+        setup_with(dir, None, None).await
+    }
+
+    /// A server (over TLS when `tls` is given) and a store trusting `ca_file`.
+    async fn setup_with(
+        dir: &tempfile::TempDir,
+        tls: Option<&test_server::TestTls>,
+        ca_file: Option<std::path::PathBuf>,
+    ) -> (test_server::TestS3Server, S3Store) {
+        let server = test_server::start_with(
             dir.path(),
             "127.0.0.1:0".parse().expect("addr"),
             "AKTEST",
             "secret-test-key",
+            tls,
         )
         .await
         .expect("s3 server");
@@ -862,15 +870,36 @@ mod tests {
             bucket: "stowage".into(),
             credentials: Some(("AKTEST".into(), "secret-test-key".into())),
             timeout: Duration::from_secs(5),
+            ca_file,
         })
         .expect("store");
         (server, store)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn passes_the_contract_kit_against_a_signature_checking_server() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (_server, store) = setup(&dir).await;
+    /// A browser-like client; trusting the test CA when there is one.
+    fn browser(tls: Option<&test_server::TestTls>) -> Http {
+        let mut b = reqwest::Client::builder();
+        if let Some(t) = tls {
+            b = b.add_root_certificate(
+                reqwest::Certificate::from_pem(t.ca_pem.as_bytes()).expect("ca"),
+            );
+        }
+        Http(b.build().expect("client"))
+    }
+
+    /// The whole kit, plus bucket initialisation, against one server.
+    async fn kit(dir: &tempfile::TempDir, tls: Option<&test_server::TestTls>) {
+        let ca_file = tls.map(|t| {
+            let path = dir.path().join("ca.pem");
+            std::fs::write(&path, &t.ca_pem).expect("write ca");
+            path
+        });
+        let (server, store) = setup_with(dir, tls, ca_file).await;
+        assert_eq!(
+            server.endpoint().starts_with("https://"),
+            tls.is_some(),
+            "the scheme under test"
+        );
         assert_eq!(
             store.health_check().await.err().map(|e| e.code()),
             Some(ErrorCode::BucketNotConfigured),
@@ -881,14 +910,53 @@ mod tests {
         store.init_bucket(&[]).await.expect("init is idempotent");
         // s3s-fs does not compare part ETags; the adapter's own pre-check
         // (against ListParts) refuses a wrong one on every store.
-        contract::object_store(&store, &Http(reqwest::Client::new()), "demo/dev/owner").await;
+        contract::object_store(&store, &browser(tls), "demo/dev/owner").await;
         let store = std::sync::Arc::new(store);
         contract::file_service(
             std::sync::Arc::new(stowage_domain::testing::memory::MemoryFileRepository::default()),
             store.clone(),
-            &Http(reqwest::Client::new()),
+            &browser(tls),
         )
         .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_the_contract_kit_against_a_signature_checking_server() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        kit(&dir, None).await;
+    }
+
+    /// The path production S3 takes: HTTPS, with the server's CA trusted
+    /// through the CA file (presigned URLs are `https://` too).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_the_contract_kit_over_tls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tls = test_server::TestTls::generate().expect("certificates");
+        kit(&dir, Some(&tls)).await;
+    }
+
+    /// A server whose certificate chains to another CA (or to none we know)
+    /// is refused at once: unavailable, with the TLS reason, never a hang.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_certificate_from_an_untrusted_ca_is_refused_promptly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tls = test_server::TestTls::generate().expect("certificates");
+        let other = test_server::TestTls::generate().expect("certificates");
+        let wrong = dir.path().join("wrong-ca.pem");
+        std::fs::write(&wrong, &other.ca_pem).expect("write");
+        for ca_file in [Some(wrong), None] {
+            let (_server, store) = setup_with(&dir, Some(&tls), ca_file).await;
+            let started = std::time::Instant::now();
+            let err = store.health_check().await.expect_err("refused");
+            assert_eq!(err.code(), ErrorCode::ServiceUnavailable);
+            let detail = err.detail().unwrap_or_default().to_owned();
+            assert!(detail.contains("certificate"), "{detail}");
+            assert!(started.elapsed() < Duration::from_secs(4), "no hang");
+            assert_eq!(
+                store.head("x").await.err().map(|e| e.code()),
+                Some(ErrorCode::ServiceUnavailable)
+            );
+        }
     }
 
     /// Objects over `CopyObject`'s limit move by a multipart copy (here with
@@ -914,7 +982,7 @@ mod tests {
             )
             .await
             .expect("presign");
-        let io = Http(reqwest::Client::new());
+        let io = browser(None);
         assert_eq!(io.put(&put, &[], body.clone()).await.0, 200);
         store
             .promote(
@@ -1003,6 +1071,7 @@ mod tests {
             bucket: "b".into(),
             credentials: Some(("a".into(), "b".into())),
             timeout: Duration::from_millis(500),
+            ca_file: None,
         })
         .expect("store");
         assert_eq!(

@@ -1,6 +1,7 @@
 //! An S3-compatible server in-process (s3s-fs on a folder), which verifies SigV4
-//! including presigned URLs. For tests and `cargo xtask s3-server`; never used
-//! by `stowage` itself.
+//! including presigned URLs, over plain HTTP or TLS ([`TestTls`]: a CA and a
+//! server certificate generated at run time). For tests and
+//! `cargo xtask s3-server`; never used by `stowage` itself.
 //!
 //! s3s-fs 0.14 lists parts without their ETags; real S3 and MinIO list them,
 //! and the adapter compares them before completing. [`Listing`] adds them
@@ -9,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -21,13 +23,76 @@ use s3s::{S3Request, S3Response, S3Result, S3};
 pub struct TestS3Server {
     /// Bound address.
     pub addr: SocketAddr,
+    tls: bool,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl TestS3Server {
-    /// `http://addr`.
+    /// `http://addr`, or `https://addr` for a TLS server.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+}
+
+/// Certificates made at run time: a CA, and a server certificate for
+/// `127.0.0.1` and `localhost` that it signed.
+pub struct TestTls {
+    /// The CA certificate (PEM): what a client must trust.
+    pub ca_pem: String,
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for TestTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestTls").finish_non_exhaustive()
+    }
+}
+
+impl TestTls {
+    /// A fresh CA and server certificate (each call a different CA, so one
+    /// instance's `ca_pem` is the wrong CA for another's server).
+    ///
+    /// # Errors
+    /// A message when key generation or signing fails.
+    pub fn generate() -> Result<Self, String> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+            KeyUsagePurpose,
+        };
+        let err = |e: rcgen::Error| format!("test certificate: {e}");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "Stowage test CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca =
+            CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(err)?).map_err(err)?;
+        let key = KeyPair::generate().map_err(err)?;
+        let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .map_err(err)?;
+        leaf.distinguished_name
+            .push(DnType::CommonName, "stowage test s3");
+        let leaf = leaf.signed_by(&key, &ca).map_err(err)?;
+        Ok(Self {
+            ca_pem: ca.pem(),
+            chain: vec![leaf.der().clone()],
+            key: key.serialize_der(),
+        })
+    }
+
+    fn server_config(&self) -> Result<rustls::ServerConfig, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(self.key.clone().into());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("tls: {e}"))?
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), key)
+            .map_err(|e| format!("tls: {e}"))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
     }
 }
 
@@ -38,7 +103,7 @@ impl Drop for TestS3Server {
 }
 
 /// Serves `root` (one folder per bucket) on `addr` (port 0 picks one), with
-/// SigV4 authentication for the given key pair.
+/// SigV4 authentication for the given key pair, over plain HTTP.
 ///
 /// # Errors
 /// A message when the folder or the socket cannot be used.
@@ -48,6 +113,26 @@ pub async fn start(
     access_key: &str,
     secret_key: &str,
 ) -> Result<TestS3Server, String> {
+    start_with(root, addr, access_key, secret_key, None).await
+}
+
+/// [`start`], over TLS with `tls`'s server certificate when given.
+///
+/// # Errors
+/// A message when the folder, the socket or the certificate cannot be used.
+pub async fn start_with(
+    root: &Path,
+    addr: SocketAddr,
+    access_key: &str,
+    secret_key: &str,
+    tls: Option<&TestTls>,
+) -> Result<TestS3Server, String> {
+    let acceptor = match tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+            t.server_config()?,
+        ))),
+        None => None,
+    };
     std::fs::create_dir_all(root).map_err(|e| format!("create {}: {e}", root.display()))?;
     let fs = s3s_fs::FileSystem::new(root).map_err(|e| format!("s3s-fs: {e:?}"))?;
     let mut builder = S3ServiceBuilder::new(Listing {
@@ -66,15 +151,33 @@ pub async fn start(
             let Ok((socket, _)) = listener.accept().await else {
                 continue;
             };
-            let conn = http
-                .serve_connection(TokioIo::new(socket), service.clone())
-                .into_owned();
+            let (http, service, acceptor) = (http.clone(), service.clone(), acceptor.clone());
             tokio::spawn(async move {
-                let _ = conn.await;
+                match acceptor {
+                    None => {
+                        let _ = http.serve_connection(TokioIo::new(socket), service).await;
+                    }
+                    Some(acceptor) => {
+                        // A client that refuses the certificate ends here.
+                        let Ok(Ok(tls)) = tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            acceptor.accept(socket),
+                        )
+                        .await
+                        else {
+                            return;
+                        };
+                        let _ = http.serve_connection(TokioIo::new(tls), service).await;
+                    }
+                }
             });
         }
     });
-    Ok(TestS3Server { addr, task })
+    Ok(TestS3Server {
+        addr,
+        tls: tls.is_some(),
+        task,
+    })
 }
 
 /// Creates a bucket folder directly (what `CreateBucket` would do).

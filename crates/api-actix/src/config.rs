@@ -206,6 +206,7 @@ fn s3_config() -> Result<Option<stowage_adapters_s3::S3Config>, String> {
         bucket,
         credentials,
         timeout: std::time::Duration::from_millis(num("STOWAGE_S3_TIMEOUT_MS", 2000)?),
+        ca_file: var("STOWAGE_S3_CA_FILE").map(PathBuf::from),
     }))
 }
 

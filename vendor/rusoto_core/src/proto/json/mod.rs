@@ -1,0 +1,5 @@
+mod error;
+mod payload;
+
+pub use self::error::Error;
+pub use self::payload::ResponsePayload;

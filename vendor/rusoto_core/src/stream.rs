@@ -1,0 +1,2 @@
+// moved to rusoto_signature
+pub use rusoto_signature::stream::*;
