@@ -29,6 +29,18 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// A string that is not one of the contract's error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownErrorCode;
+
+impl fmt::Display for UnknownErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not an error code of the contract")
+    }
+}
+
+impl std::error::Error for UnknownErrorCode {}
+
 macro_rules! error_codes {
     ($( $(#[$doc:meta])* $variant:ident => $code:literal, $kind:ident, $default:literal; )*) => {
         /// Every error code of docs/api.md §2.
@@ -54,6 +66,18 @@ macro_rules! error_codes {
             /// The message used when no more specific one is given.
             pub const fn default_message(self) -> &'static str {
                 match self { $(ErrorCode::$variant => $default,)* }
+            }
+        }
+
+        impl std::str::FromStr for ErrorCode {
+            type Err = UnknownErrorCode;
+
+            /// Parses a wire string (`file/not-found`).
+            fn from_str(s: &str) -> Result<Self, UnknownErrorCode> {
+                match s {
+                    $($code => Ok(ErrorCode::$variant),)*
+                    _ => Err(UnknownErrorCode),
+                }
             }
         }
     };
@@ -231,6 +255,10 @@ mod tests {
             assert!(seen.insert(code.as_str()), "duplicate {code}");
             assert!(code.as_str().starts_with("file/") || code.as_str().starts_with("common/"));
         }
+        for code in ErrorCode::ALL {
+            assert_eq!(code.as_str().parse::<ErrorCode>(), Ok(*code));
+        }
+        assert_eq!("file/nope".parse::<ErrorCode>(), Err(UnknownErrorCode));
         // docs/api.md §2 less the codes of extensions not built yet (quota, image).
         assert_eq!(ErrorCode::ALL.len(), 27);
     }

@@ -17,6 +17,7 @@ pub mod ports;
 pub mod service;
 pub mod text;
 pub mod upload;
+pub mod validation;
 
 #[cfg(feature = "testing")]
 pub mod testing;

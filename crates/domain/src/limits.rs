@@ -1,21 +1,26 @@
 //! Size, name and MIME rules (docs/api.md §2 and §6). Defaults follow the contract;
 //! every number is configurable through [`Limits`].
 
+use validator::ValidationError;
+
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::Category;
+use crate::validation::failed;
 
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * MIB;
 const TIB: u64 = 1024 * GIB;
 
 /// Longest accepted file name, in characters.
-pub const MAX_NAME_CHARS: usize = 255;
+pub const MAX_NAME_CHARS: u64 = 255;
 /// Longest accepted MIME type, in characters.
-pub const MAX_MIME_CHARS: usize = 255;
+pub const MAX_MIME_CHARS: u64 = 255;
 /// Longest accepted object key, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
 /// Most users a file may be shared with.
-pub const MAX_SHARED_WITH: usize = 100;
+pub const MAX_SHARED_WITH: u64 = 100;
+/// Longest user id in a share list, in characters.
+pub const MAX_USER_ID_CHARS: usize = 255;
 /// Largest part number of a multipart upload.
 pub const MAX_PART_NUMBER: u32 = 10_000;
 /// Smallest size of every multipart part but the last.
@@ -139,24 +144,13 @@ impl MimeType {
     /// `file/mime-type-too-long` over 255 characters; `file/invalid-format` for
     /// anything but `type/subtype` (parameters are not accepted).
     pub fn parse(raw: &str) -> Result<Self> {
-        if raw.chars().count() > MAX_MIME_CHARS {
+        if raw.chars().count() as u64 > MAX_MIME_CHARS {
             return Err(Error::new(ErrorCode::MimeTypeTooLong));
         }
-        fn restricted_name(s: &str) -> bool {
-            let mut bytes = s.bytes();
-            bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
-                && s.len() <= 127
-                && bytes.all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+        if !is_mime_syntax(raw) {
+            return Err(Error::with_message(ErrorCode::InvalidFormat, MIME_SYNTAX));
         }
-        match raw.split_once('/') {
-            Some((t, s)) if restricted_name(t) && restricted_name(s) => {
-                Ok(Self(raw.to_ascii_lowercase()))
-            }
-            _ => Err(Error::with_message(
-                ErrorCode::InvalidFormat,
-                "MIME type must be of the form type/subtype",
-            )),
-        }
+        Ok(Self(raw.to_ascii_lowercase()))
     }
 
     /// The type as text.
@@ -172,6 +166,66 @@ impl MimeType {
     /// Unwraps the text.
     pub fn into_string(self) -> String {
         self.0
+    }
+}
+
+const MIME_SYNTAX: &str = "MIME type must be of the form type/subtype";
+
+/// `type/subtype`, each an RFC 6838 restricted name (no parameters).
+fn is_mime_syntax(raw: &str) -> bool {
+    fn restricted_name(s: &str) -> bool {
+        let mut bytes = s.bytes();
+        bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && s.len() <= 127
+            && bytes.all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    }
+    raw.split_once('/')
+        .is_some_and(|(t, s)| restricted_name(t) && restricted_name(s))
+}
+
+/// Rule (`custom` validator) of a MIME type field: `type/subtype` syntax. The
+/// length bound is the field's `length` constraint.
+///
+/// # Errors
+/// When `raw` is not `type/subtype`.
+pub fn check_mime_syntax(raw: &str) -> std::result::Result<(), ValidationError> {
+    if is_mime_syntax(raw) {
+        Ok(())
+    } else {
+        Err(failed(MIME_SYNTAX))
+    }
+}
+
+/// Rule (`custom` validator) of an object key field: at most
+/// [`MAX_KEY_BYTES`] bytes (a byte bound, which `length` — counting
+/// characters — cannot state).
+///
+/// # Errors
+/// When the key is longer.
+pub fn check_key_bytes(key: &str) -> std::result::Result<(), ValidationError> {
+    if key.len() > MAX_KEY_BYTES {
+        Err(failed("Storage key too long"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Rule (`custom` validator) of a share list's entries: each user id 1–255
+/// characters without control characters. (The list's length is the field's
+/// `length` constraint; duplicates are dropped, not refused.)
+///
+/// # Errors
+/// At the first bad id.
+pub fn check_user_ids(ids: &[String]) -> std::result::Result<(), ValidationError> {
+    let bad = |id: &String| {
+        id.is_empty() || id.chars().count() > MAX_USER_ID_CHARS || id.chars().any(char::is_control)
+    };
+    if ids.iter().any(bad) {
+        Err(failed(
+            "user ids must be 1-255 characters without control characters",
+        ))
+    } else {
+        Ok(())
     }
 }
 
@@ -213,26 +267,21 @@ pub fn is_blank_char(c: char) -> bool {
             | '\u{e0020}'..='\u{e007f}')
 }
 
-/// Validates a file name.
+/// Rule (`custom` validator) of a file name field: not empty, `.`, `..` or
+/// blank; no separators, control or bidirectional-override characters. The
+/// length bound ([`MAX_NAME_CHARS`]) is the field's `length` constraint,
+/// checked after this one.
 ///
 /// # Errors
-/// `file/invalid-name` for empty, `.`, `..`, separators or control characters;
-/// `file/original-name-too-long` over 255 characters.
-pub fn validate_name(name: &str) -> Result<()> {
+/// A message saying which rule failed.
+pub fn check_name_syntax(name: &str) -> std::result::Result<(), ValidationError> {
     if name.is_empty() || name == "." || name == ".." || name.chars().all(is_blank_char) {
-        return Err(Error::with_message(
-            ErrorCode::InvalidName,
-            "File name must not be empty, '.' or '..'",
-        ));
+        return Err(failed("File name must not be empty, '.' or '..'"));
     }
     if name.chars().any(forbidden_name_char) {
-        return Err(Error::with_message(
-            ErrorCode::InvalidName,
+        return Err(failed(
             "File name must not contain '/', '\\', control or bidirectional-override characters",
         ));
-    }
-    if name.chars().count() > MAX_NAME_CHARS {
-        return Err(Error::new(ErrorCode::OriginalNameTooLong));
     }
     Ok(())
 }
@@ -367,7 +416,7 @@ mod tests {
             &"\u{1F600}".repeat(255),
             " x ",
         ] {
-            assert!(validate_name(ok).is_ok(), "{ok}");
+            assert!(check_name_syntax(ok).is_ok(), "{ok}");
         }
         for bad in [
             "",
@@ -382,16 +431,8 @@ mod tests {
             "x\u{2066}",
             "   ",
         ] {
-            assert_eq!(
-                code(validate_name(bad)),
-                Some(ErrorCode::InvalidName),
-                "{bad:?}"
-            );
+            assert!(check_name_syntax(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(
-            code(validate_name(&"a".repeat(256))),
-            Some(ErrorCode::OriginalNameTooLong)
-        );
-        assert!(validate_name(&"a".repeat(255)).is_ok());
+        // The length bound is the fields' `length` rule (service tests).
     }
 }

@@ -7,9 +7,11 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
+use validator::Validate;
 
 use crate::error::{Error, Result};
 use crate::model::{Bucket, File, Owner, OwnerTypeFilter, Principal, Tenant, Visibility};
+use crate::validation::FieldRules;
 
 /// Sort column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,12 +252,30 @@ impl CursorSeal {
     }
 }
 
+/// Largest page number accepted (pages beyond hold nothing; the bound keeps
+/// offsets far from overflow).
+pub const MAX_PAGE: u32 = u32::MAX / 128;
+/// Largest page size.
+pub const MAX_LIMIT: u32 = 100;
+
 /// Validated list parameters.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Validate)]
 pub struct ListParams {
     /// Page number, from 1.
+    #[validate(range(
+        min = 1,
+        max = "MAX_PAGE",
+        code = "common/invalid-request",
+        message = "must be an integer from 1 to 33554431"
+    ))]
     pub page: u32,
     /// Page size, 1–100.
+    #[validate(range(
+        min = 1,
+        max = "MAX_LIMIT",
+        code = "common/invalid-request",
+        message = "must be an integer from 1 to 100"
+    ))]
     pub limit: u32,
     /// Sort column.
     pub sort_by: SortBy,
@@ -277,6 +297,10 @@ pub struct ListParams {
     pub cursor: Option<Cursor>,
     /// The cursor as the client sent it, before it is opened.
     pub cursor_token: Option<String>,
+}
+
+impl FieldRules for ListParams {
+    const FIELDS: &'static [&'static str] = &["page", "limit"];
 }
 
 impl Default for ListParams {
@@ -306,16 +330,11 @@ fn enum_param<T: serde::de::DeserializeOwned>(name: &str, value: &str) -> Result
     })
 }
 
-fn int_param(name: &str, value: &str, min: u32, max: u32) -> Result<u32> {
+/// The integer syntax of a query parameter; its bounds are field rules.
+fn int_param(name: &str, value: &str) -> Result<u32> {
     value
         .parse::<u32>()
-        .ok()
-        .filter(|v| (min..=max).contains(v))
-        .ok_or_else(|| {
-            Error::invalid_request(format!(
-                "query parameter `{name}` must be an integer from {min} to {max}"
-            ))
-        })
+        .map_err(|_| Error::invalid_request(format!("{name}: must be an integer")))
 }
 
 impl ListParams {
@@ -328,8 +347,8 @@ impl ListParams {
         for (name, value) in pairs {
             crate::text::check_query_param(name, value)?;
             match name {
-                "page" => p.page = int_param(name, value, 1, u32::MAX / 128)?,
-                "limit" => p.limit = int_param(name, value, 1, 100)?,
+                "page" => p.page = int_param(name, value)?,
+                "limit" => p.limit = int_param(name, value)?,
                 "sortBy" => p.sort_by = enum_param(name, value)?,
                 "sortDirection" => p.direction = enum_param(name, value)?,
                 "visibility" => p.visibility = Some(value.parse().map_err(|_| bad(name, value))?),
@@ -342,6 +361,7 @@ impl ListParams {
                 _ => {}
             }
         }
+        p.check_fields()?;
         if p.cursor_token
             .as_deref()
             .is_some_and(|c| c.len() > MAX_CURSOR_CHARS)
@@ -517,6 +537,28 @@ mod tests {
                 .ok()
                 .and_then(|p| p.mime_type),
             Some(MimeFilter::Exact("image/png".into()))
+        );
+    }
+
+    /// page and limit at limit - 1, limit and limit + 1 (and the lower bound).
+    #[test]
+    fn page_and_limit_boundaries() {
+        let ok = |k: &str, v: u64| parse(&[(k, &v.to_string())]).is_ok();
+        for (k, max) in [
+            ("page", u64::from(MAX_PAGE)),
+            ("limit", u64::from(MAX_LIMIT)),
+        ] {
+            assert!(!ok(k, 0), "{k} 0");
+            assert!(ok(k, 1), "{k} 1");
+            assert!(ok(k, max - 1), "{k} max - 1");
+            assert!(ok(k, max), "{k} max");
+            assert!(!ok(k, max + 1), "{k} max + 1");
+        }
+        assert_eq!(MAX_PAGE, 33_554_431, "the rule's message names it");
+        let e = parse(&[("limit", "101")]).err();
+        assert_eq!(
+            e.map(|e| e.message().to_owned()).as_deref(),
+            Some("limit: must be an integer from 1 to 100")
         );
     }
 

@@ -5,17 +5,22 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use validator::Validate;
 
 use crate::access::{modify_access, read_access};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys;
-use crate::limits::{self, Limits, MimeType, MAX_KEY_BYTES, MAX_PART_NUMBER, MAX_SHARED_WITH};
+use crate::limits::{
+    Limits, MimeType, MAX_KEY_BYTES, MAX_MIME_CHARS, MAX_NAME_CHARS, MAX_PART_NUMBER,
+    MAX_SHARED_WITH,
+};
 use crate::list::{Cursor, CursorSeal, ListParams, ListQuery, Scope};
 use crate::model::{
     Bucket, Category, File, FileId, FileMetadata, FileView, Principal, Timestamp, Visibility,
 };
 use crate::ports::{Clock, CompletedPart, FileRepository, ObjectStore, QueuedDeletion};
 use crate::upload::{IssueUpload, IssuedUpload, UploadState};
+use crate::validation::FieldRules;
 
 /// Tunables of the use cases.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,18 +132,39 @@ pub struct DownloadTicket {
     pub expires_at: Timestamp,
 }
 
-/// Body of `POST /v1/files`.
-#[derive(Debug, Clone, Deserialize)]
+/// Body of `POST /v1/files`. Its field rules come first of the seven checks
+/// of docs/api.md; the minimum size (configuration) and the metadata limits
+/// (a structure) are checked by the use case.
+#[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterFile {
     /// Issued key.
+    #[validate(custom(
+        function = "crate::limits::check_key_bytes",
+        code = "file/s3-key-too-long"
+    ))]
     pub s3_key: String,
     /// Name.
+    #[validate(
+        length(max = "MAX_NAME_CHARS", code = "file/original-name-too-long"),
+        custom(
+            function = "crate::limits::check_name_syntax",
+            code = "file/invalid-name"
+        )
+    )]
     pub original_name: String,
     /// MIME type.
+    #[validate(
+        length(max = "MAX_MIME_CHARS", code = "file/mime-type-too-long"),
+        custom(
+            function = "crate::limits::check_mime_syntax",
+            code = "file/invalid-format"
+        )
+    )]
     pub mime_type: String,
     /// Size in bytes.
+    #[validate(range(min = 0, code = "file/size-negative"))]
     pub size: i64,
     /// Width.
     #[serde(default)]
@@ -158,16 +184,44 @@ pub struct RegisterFile {
     pub metadata: Option<Value>,
     /// Share list.
     #[serde(default)]
+    #[validate(
+        length(
+            max = "MAX_SHARED_WITH",
+            code = "common/invalid-request",
+            message = "at most 100 ids"
+        ),
+        custom(
+            function = "crate::limits::check_user_ids",
+            code = "common/invalid-request"
+        )
+    )]
     pub shared_with: Option<Vec<String>>,
 }
 
+impl FieldRules for RegisterFile {
+    const FIELDS: &'static [&'static str] = &[
+        "s3_key",
+        "original_name",
+        "mime_type",
+        "size",
+        "shared_with",
+    ];
+}
+
 /// Body of `PATCH /v1/files/:id`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FilePatch {
     /// New name.
     #[serde(default)]
+    #[validate(
+        length(max = "MAX_NAME_CHARS", code = "file/original-name-too-long"),
+        custom(
+            function = "crate::limits::check_name_syntax",
+            code = "file/invalid-name"
+        )
+    )]
     pub original_name: Option<String>,
     /// New visibility.
     #[serde(default)]
@@ -178,7 +232,22 @@ pub struct FilePatch {
     pub metadata: Option<Value>,
     /// New share list.
     #[serde(default)]
+    #[validate(
+        length(
+            max = "MAX_SHARED_WITH",
+            code = "common/invalid-request",
+            message = "at most 100 ids"
+        ),
+        custom(
+            function = "crate::limits::check_user_ids",
+            code = "common/invalid-request"
+        )
+    )]
     pub shared_with: Option<Vec<String>>,
+}
+
+impl FieldRules for FilePatch {
+    const FIELDS: &'static [&'static str] = &["original_name", "shared_with"];
 }
 
 /// File-object fields that PATCH may not change.
@@ -283,24 +352,16 @@ pub fn content_disposition(name: &str) -> String {
     format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
-fn validate_shared_with(list: Vec<String>) -> Result<Vec<String>> {
-    if list.len() > MAX_SHARED_WITH {
-        return Err(Error::invalid_request(format!(
-            "sharedWith must have at most {MAX_SHARED_WITH} ids"
-        )));
-    }
+/// A share list (already checked by its field rules) without repeated ids,
+/// first occurrence kept.
+fn dedupe_ids(list: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(list.len());
     for id in list {
-        if id.is_empty() || id.chars().count() > 255 || id.chars().any(char::is_control) {
-            return Err(Error::invalid_request(
-                "sharedWith ids must be 1-255 characters without control characters",
-            ));
-        }
         if !out.contains(&id) {
             out.push(id);
         }
     }
-    Ok(out)
+    out
 }
 
 fn default_bucket(category: Option<Category>) -> Bucket {
@@ -378,7 +439,7 @@ impl FileService {
 
     /// Validates an issue request; returns `(mime, declared size, max size)`.
     fn check_issue(&self, req: &IssueUpload, multipart: bool) -> Result<(MimeType, Option<u64>)> {
-        limits::validate_name(&req.filename)?;
+        req.check_fields()?;
         let mime = MimeType::parse(&req.content_type)?;
         Limits::check_mime_for_category(&mime, req.category)?;
         let max = self.config.limits.max_size(req.category, multipart);
@@ -671,10 +732,7 @@ impl FileService {
     /// `POST /v1/files`: the seven checks of docs/api.md, in order.
     pub async fn register(&self, principal: &Principal, req: RegisterFile) -> Result<FileView> {
         // Field rules.
-        if req.s3_key.len() > MAX_KEY_BYTES {
-            return Err(Error::new(ErrorCode::S3KeyTooLong));
-        }
-        limits::validate_name(&req.original_name)?;
+        req.check_fields()?;
         let mime = MimeType::parse(&req.mime_type)?;
         let size = u64::try_from(req.size).map_err(|_| Error::new(ErrorCode::SizeNegative))?;
         if size < self.config.limits.min_size {
@@ -685,7 +743,7 @@ impl FileService {
             .map(FileMetadata::from_json)
             .transpose()?
             .unwrap_or_default();
-        let shared_with = validate_shared_with(req.shared_with.unwrap_or_default())?;
+        let shared_with = dedupe_ids(req.shared_with.unwrap_or_default());
 
         // Claim the upload in the same step that reads it: of two racing
         // registrations one gets past this line, so the object is moved into
@@ -897,10 +955,8 @@ impl FileService {
         id: &str,
         patch: FilePatch,
     ) -> Result<FileView> {
-        if let Some(name) = &patch.original_name {
-            limits::validate_name(name)?;
-        }
-        let shared_with = patch.shared_with.map(validate_shared_with).transpose()?;
+        patch.check_fields()?;
+        let shared_with = patch.shared_with.map(dedupe_ids);
         if let Some(meta) = &patch.metadata {
             crate::text::check_json(meta)?;
         }
@@ -1140,6 +1196,7 @@ fn parse_parts(parts: Option<&Value>) -> Result<Vec<CompletedPart>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_USER_ID_CHARS;
     use serde_json::json;
 
     #[test]
@@ -1226,13 +1283,151 @@ mod tests {
         assert!(FilePatch::from_json(json!([1])).is_err());
     }
 
+    fn register_body(f: impl FnOnce(&mut RegisterFile)) -> RegisterFile {
+        let mut r = RegisterFile {
+            s3_key: "p/e/h/u/a.txt".into(),
+            original_name: "a.txt".into(),
+            mime_type: "text/plain".into(),
+            size: 1,
+            width: None,
+            height: None,
+            visibility: None,
+            bucket: None,
+            metadata: None,
+            shared_with: None,
+        };
+        f(&mut r);
+        r
+    }
+
+    fn rule(r: &impl FieldRules) -> Option<ErrorCode> {
+        r.check_fields().err().map(|e| e.code())
+    }
+
+    /// Every bound of the field rules at limit - 1, limit and limit + 1.
     #[test]
-    fn shared_with_rules() {
-        assert!(validate_shared_with(vec!["a".into(); 101]).is_err());
+    fn field_rule_boundaries() {
+        use ErrorCode as C;
+        // s3Key: bytes, not characters ("é" is two bytes).
+        for (key, want) in [
+            ("k".repeat(MAX_KEY_BYTES - 1), None),
+            ("k".repeat(MAX_KEY_BYTES), None),
+            ("k".repeat(MAX_KEY_BYTES + 1), Some(C::S3KeyTooLong)),
+            ("\u{e9}".repeat(MAX_KEY_BYTES / 2), None),
+            (
+                format!("{}k", "\u{e9}".repeat(MAX_KEY_BYTES / 2)),
+                Some(C::S3KeyTooLong),
+            ),
+        ] {
+            assert_eq!(
+                rule(&register_body(|r| r.s3_key = key.clone())),
+                want,
+                "{}",
+                key.len()
+            );
+        }
+        // Names: characters, on every input that carries one.
+        for (n, want) in [
+            (MAX_NAME_CHARS - 1, None),
+            (MAX_NAME_CHARS, None),
+            (MAX_NAME_CHARS + 1, Some(C::OriginalNameTooLong)),
+        ] {
+            let name = "\u{1F600}".repeat(n as usize);
+            assert_eq!(
+                rule(&register_body(|r| r.original_name = name.clone())),
+                want
+            );
+            let patch = FilePatch {
+                original_name: Some(name.clone()),
+                ..FilePatch::default()
+            };
+            assert_eq!(rule(&patch), want);
+            let issue = IssueUpload {
+                filename: name.clone(),
+                content_type: "text/plain".into(),
+                file_size: None,
+                visibility: None,
+                category: None,
+            };
+            assert_eq!(rule(&issue), want);
+        }
+        // A name breaking both rules: the bound is checked first.
         assert_eq!(
-            validate_shared_with(vec!["a".into(), "a".into(), "b".into()]).ok(),
-            Some(vec!["a".into(), "b".into()])
+            rule(&register_body(
+                |r| r.original_name = format!("/{}", "a".repeat(300))
+            )),
+            Some(C::OriginalNameTooLong)
         );
-        assert!(validate_shared_with(vec![String::new()]).is_err());
+        assert_eq!(
+            rule(&register_body(|r| r.original_name = "/a".into())),
+            Some(C::InvalidName)
+        );
+        // MIME types: characters, then syntax.
+        for (n, want) in [
+            (MAX_MIME_CHARS - 1, None),
+            (MAX_MIME_CHARS, None),
+            (MAX_MIME_CHARS + 1, Some(C::MimeTypeTooLong)),
+        ] {
+            let mime = format!("{}/{}", "a".repeat(n as usize - 128), "b".repeat(127));
+            assert_eq!(mime.chars().count() as u64, n);
+            assert_eq!(
+                rule(&register_body(|r| r.mime_type = mime.clone())),
+                want,
+                "{n}"
+            );
+        }
+        assert_eq!(
+            rule(&register_body(|r| r.mime_type = "text".into())),
+            Some(C::InvalidFormat)
+        );
+        // Sizes: -1, 0 (the minimum is configuration, checked by the use case), 1.
+        for (size, want) in [
+            (-1, Some(C::SizeNegative)),
+            (0, None),
+            (1, None),
+            (i64::MIN, Some(C::SizeNegative)),
+        ] {
+            assert_eq!(rule(&register_body(|r| r.size = size)), want);
+        }
+        // Share lists: count, then each id.
+        for (n, want) in [
+            (MAX_SHARED_WITH - 1, None),
+            (MAX_SHARED_WITH, None),
+            (MAX_SHARED_WITH + 1, Some(C::InvalidRequest)),
+        ] {
+            let ids: Vec<String> = (0..n).map(|i| format!("u{i}")).collect();
+            assert_eq!(
+                rule(&register_body(|r| r.shared_with = Some(ids.clone()))),
+                want
+            );
+            let patch = FilePatch {
+                shared_with: Some(ids),
+                ..FilePatch::default()
+            };
+            assert_eq!(rule(&patch), want);
+        }
+        for (id, want) in [
+            ("u".repeat(MAX_USER_ID_CHARS - 1), None),
+            ("u".repeat(MAX_USER_ID_CHARS), None),
+            ("u".repeat(MAX_USER_ID_CHARS + 1), Some(C::InvalidRequest)),
+            (String::new(), Some(C::InvalidRequest)),
+            ("a\u{7}b".into(), Some(C::InvalidRequest)),
+        ] {
+            assert_eq!(
+                rule(&register_body(|r| r.shared_with = Some(vec![id.clone()]))),
+                want
+            );
+        }
+        let e = register_body(|r| r.shared_with = Some(vec![String::new(); 101]))
+            .check_fields()
+            .err();
+        assert_eq!(
+            e.map(|e| e.message().to_owned()).as_deref(),
+            Some("sharedWith: at most 100 ids")
+        );
+        assert_eq!(
+            dedupe_ids(vec!["a".into(), "a".into(), "b".into()]),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
     }
 }

@@ -2,6 +2,10 @@
 //! multipart), so that registration can be checked and abandoned uploads cleaned.
 
 use serde::Deserialize;
+use validator::Validate;
+
+use crate::limits::{MAX_MIME_CHARS, MAX_NAME_CHARS};
+use crate::validation::FieldRules;
 
 use crate::model::{Category, Owner, Tenant, Timestamp, Visibility};
 
@@ -83,16 +87,33 @@ pub struct IssuedUpload {
 }
 
 /// Body of `POST /v1/files/presigned-url` and `POST /v1/files/multipart/init`.
-#[derive(Debug, Clone, Deserialize)]
+/// The size limit of its category and the type's fit with it are checked by
+/// the use case (they depend on configuration).
+#[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct IssueUpload {
     /// Client file name.
+    #[validate(
+        length(max = "MAX_NAME_CHARS", code = "file/original-name-too-long"),
+        custom(
+            function = "crate::limits::check_name_syntax",
+            code = "file/invalid-name"
+        )
+    )]
     pub filename: String,
     /// MIME type the client will upload.
+    #[validate(
+        length(max = "MAX_MIME_CHARS", code = "file/mime-type-too-long"),
+        custom(
+            function = "crate::limits::check_mime_syntax",
+            code = "file/invalid-format"
+        )
+    )]
     pub content_type: String,
     /// Declared size (required for multipart).
     #[serde(default)]
+    #[validate(range(min = 0, code = "file/size-negative"))]
     pub file_size: Option<i64>,
     /// Visibility of the future file.
     #[serde(default)]
@@ -100,4 +121,8 @@ pub struct IssueUpload {
     /// Category (limits of docs/api.md §6).
     #[serde(default)]
     pub category: Option<Category>,
+}
+
+impl FieldRules for IssueUpload {
+    const FIELDS: &'static [&'static str] = &["filename", "content_type", "file_size"];
 }
