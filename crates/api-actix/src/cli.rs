@@ -6,8 +6,9 @@ use stowage_domain::auth::{new_api_key, ApiKeyKind, ApiKeyRecord};
 use stowage_domain::model::{Environment, ProjectId, Tenant, Timestamp};
 use stowage_domain::ports::{ApiKeyRepository, Clock, SystemClock};
 
-use crate::app::{repositories, Application};
-use crate::config::{Config, Database, LogFormat};
+use crate::app::Application;
+use crate::compose::repositories;
+use crate::config::{Config, Database, LogFormat, Storage};
 
 #[derive(Debug, Parser)]
 #[command(name = "stowage", version, about = "Stowage file-storage service")]
@@ -141,23 +142,14 @@ pub fn main() -> ExitCode {
 }
 
 async fn storage_init(config: Config) -> Result<(), String> {
-    if config.storage_backend != "s3" {
+    let Storage::S3 { config: s3, .. } = &config.storage else {
         println!(
             "the disk store needs no set-up (objects live under {})",
             config.data_dir.display()
         );
         return Ok(());
-    }
-    let s3_config = config
-        .s3
-        .as_ref()
-        .ok_or("STOWAGE_STORAGE_BACKEND=s3 needs STOWAGE_S3_BUCKET")?;
-    let store = stowage_adapters_s3::S3Store::new(s3_config)
-        .map_err(|e| e.detail().unwrap_or(e.message()).to_owned())?;
-    let notes = store
-        .init_bucket(&crate::app::cors_origin_list(&config.cors_origins))
-        .await
-        .map_err(|e| format!("{}: {}", e.message(), e.detail().unwrap_or("")))?;
+    };
+    let (_, notes) = crate::compose::open_s3(s3, true, &config.cors_origins).await?;
     for note in notes {
         println!("{note}");
     }

@@ -26,6 +26,20 @@ impl fmt::Debug for Database {
     }
 }
 
+/// Where objects live.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// The local disk under `<data>/objects`, served by the built-in gateway.
+    Disk,
+    /// An S3-compatible store; the API process only signs.
+    S3 {
+        /// Endpoint, bucket, credentials, timeout, trusted CAs.
+        config: stowage_adapters_s3::S3Config,
+        /// Create the bucket and its CORS rule at start-up.
+        init_bucket: bool,
+    },
+}
+
 /// A secret that never prints.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Vec<u8>);
@@ -94,12 +108,8 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// Metadata store.
     pub database: Database,
-    /// `fs` or `s3`.
-    pub storage_backend: String,
-    /// The S3 store, when `storage_backend` is `s3`.
-    pub s3: Option<stowage_adapters_s3::S3Config>,
-    /// Create the bucket and its CORS rule at start-up (`STOWAGE_S3_INIT_BUCKET=1`).
-    pub s3_init_bucket: bool,
+    /// Object store.
+    pub storage: Storage,
     /// Token verification.
     pub jwt: JwtConfig,
     /// Gateway URL signing key.
@@ -177,15 +187,20 @@ fn data_secret(dir: &Path, name: &str) -> Result<Secret, String> {
     }
 }
 
-/// The S3 settings (`STOWAGE_S3_*`, with the standard AWS variables honoured),
-/// or `None` when no bucket is configured.
-fn s3_config() -> Result<Option<stowage_adapters_s3::S3Config>, String> {
-    let Some(bucket) = var("STOWAGE_S3_BUCKET") else {
-        if var("STOWAGE_STORAGE_BACKEND").as_deref() == Some("s3") {
-            return Err("STOWAGE_STORAGE_BACKEND=s3 needs STOWAGE_S3_BUCKET".into());
+/// The object store (`STOWAGE_STORAGE_BACKEND`, and for S3 the
+/// `STOWAGE_S3_*` variables with the standard AWS ones honoured).
+fn storage() -> Result<Storage, String> {
+    match var("STOWAGE_STORAGE_BACKEND").as_deref() {
+        None | Some("fs") => return Ok(Storage::Disk),
+        Some("s3") => {}
+        Some(other) => {
+            return Err(format!(
+                "STOWAGE_STORAGE_BACKEND must be fs or s3, got `{other}`"
+            ))
         }
-        return Ok(None);
-    };
+    }
+    let bucket =
+        var("STOWAGE_S3_BUCKET").ok_or("STOWAGE_STORAGE_BACKEND=s3 needs STOWAGE_S3_BUCKET")?;
     let access = var("STOWAGE_S3_ACCESS_KEY_ID");
     let secret = var("STOWAGE_S3_SECRET_ACCESS_KEY");
     let credentials =
@@ -197,7 +212,7 @@ fn s3_config() -> Result<Option<stowage_adapters_s3::S3Config>, String> {
                     .into(),
             ),
         };
-    Ok(Some(stowage_adapters_s3::S3Config {
+    let config = stowage_adapters_s3::S3Config {
         endpoint: var("STOWAGE_S3_ENDPOINT"),
         region: var("STOWAGE_S3_REGION")
             .or_else(|| var("AWS_REGION"))
@@ -207,7 +222,11 @@ fn s3_config() -> Result<Option<stowage_adapters_s3::S3Config>, String> {
         credentials,
         timeout: std::time::Duration::from_millis(num("STOWAGE_S3_TIMEOUT_MS", 2000)?),
         ca_file: var("STOWAGE_S3_CA_FILE").map(PathBuf::from),
-    }))
+    };
+    Ok(Storage::S3 {
+        config,
+        init_bucket: var("STOWAGE_S3_INIT_BUCKET").is_some_and(|v| v == "1" || v == "true"),
+    })
 }
 
 impl Config {
@@ -294,9 +313,7 @@ impl Config {
             public_url: var("STOWAGE_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
             public_base_url: var("STOWAGE_PUBLIC_BASE_URL"),
             database,
-            storage_backend: var("STOWAGE_STORAGE_BACKEND").unwrap_or_else(|| "fs".into()),
-            s3: s3_config()?,
-            s3_init_bucket: var("STOWAGE_S3_INIT_BUCKET").is_some_and(|v| v == "1" || v == "true"),
+            storage: storage()?,
             jwt: JwtConfig {
                 algorithm,
                 secret,

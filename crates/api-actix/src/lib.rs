@@ -3,13 +3,16 @@
 
 pub mod app;
 pub mod cli;
+pub mod compose;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod jwt;
 pub mod metrics;
+pub mod middleware;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
 pub mod upload_gate;
+pub mod worker;
