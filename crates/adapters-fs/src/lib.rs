@@ -9,6 +9,9 @@
 //! `seq` is the part, older ones are removed, so racing PUTs never leave
 //! none).
 
+mod ingress;
+mod parts;
+mod paths;
 mod signing;
 
 use std::io::ErrorKind as IoKind;
@@ -27,7 +30,12 @@ use stowage_domain::{Error, ErrorCode, Result};
 use tokio::fs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub use ingress::{GatewayRequest, Written};
+pub use paths::relative_path;
 pub use signing::{Grant, SignedParams};
+
+use parts::{part_sequence, StoredPart};
+use paths::{check_key, is_upload_id, promote, resolve};
 
 /// Configuration of the disk store.
 #[derive(Clone)]
@@ -61,25 +69,12 @@ pub struct FsStore {
     max_object_size: u64,
 }
 
-/// What a finished PUT produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Written {
-    /// Bytes written.
-    pub size: u64,
-    /// Quoted MD5 hex.
-    pub etag: String,
-}
-
 fn io_error(context: &str, e: std::io::Error) -> Error {
     Error::internal(format!("{context}: {e}"))
 }
 
 fn quoted(hex: &str) -> String {
     format!("\"{hex}\"")
-}
-
-fn is_upload_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl FsStore {
@@ -134,266 +129,6 @@ impl FsStore {
             Ok(self.multipart.join(upload_id))
         } else {
             Err(Error::new(ErrorCode::UploadNotFound))
-        }
-    }
-
-    /// Checks a gateway request's signature and expiry.
-    ///
-    /// # Errors
-    /// `file/access-denied` for a missing, tampered, expired or misused signature.
-    pub fn authorize(
-        &self,
-        method: &str,
-        key: &str,
-        params: &SignedParams,
-        now: Timestamp,
-    ) -> Result<Grant> {
-        self.signer.verify(method, key, params, now)
-    }
-
-    /// Streams a body into a temp file, hashing and counting; the file is
-    /// fsynced before it is returned. Nothing is ever buffered whole.
-    async fn receive<S, B, E>(
-        &self,
-        expected: Option<u64>,
-        limit: u64,
-        mut body: S,
-    ) -> Result<(PathBuf, Written)>
-    where
-        S: Stream<Item = std::result::Result<B, E>> + Unpin,
-        B: AsRef<[u8]>,
-        E: std::fmt::Display,
-    {
-        let path = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
-        let result = async {
-            // Coalesce network-sized chunks into larger writes (each tokio
-            // file write is a trip to the blocking pool): 64 KiB while the body
-            // is small, 1 MiB once it has passed 4 MiB. A body that trickles in
-            // (a slow client, or thousands of them) so holds at most 64 KiB.
-            let mut file = fs::File::create(&path)
-                .await
-                .map_err(|e| io_error("create temp", e))?;
-            let mut pending: Vec<u8> = Vec::new();
-            let mut md5 = Md5::new();
-            let mut size: u64 = 0;
-            let cap = expected.unwrap_or(limit);
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| {
-                    Error::invalid_request(
-                        "The upload was interrupted before its body was complete",
-                    )
-                    .with_detail(e.to_string())
-                })?;
-                let bytes = chunk.as_ref();
-                size += bytes.len() as u64;
-                if size > cap {
-                    return Err(if expected.is_some() {
-                        Error::with_message(
-                            ErrorCode::AccessDenied,
-                            "Body is longer than the signed Content-Length",
-                        )
-                    } else {
-                        Error::new(ErrorCode::FileTooLarge)
-                    });
-                }
-                md5.update(bytes);
-                pending.extend_from_slice(bytes);
-                let batch = if size > 4 << 20 { 1 << 20 } else { 64 << 10 };
-                if pending.len() >= batch {
-                    file.write_all(&pending)
-                        .await
-                        .map_err(|e| io_error("write temp", e))?;
-                    pending.clear();
-                }
-            }
-            file.write_all(&pending)
-                .await
-                .map_err(|e| io_error("write temp", e))?;
-            drop(pending);
-            if expected.is_some_and(|n| n != size) {
-                return Err(Error::with_message(
-                    ErrorCode::AccessDenied,
-                    "Body length differs from the signed Content-Length",
-                ));
-            }
-            file.sync_all()
-                .await
-                .map_err(|e| io_error("fsync temp", e))?;
-            Ok(Written {
-                size,
-                etag: hex::encode(md5.finalize()),
-            })
-        }
-        .await;
-        match result {
-            Ok(w) => Ok((path, w)),
-            Err(e) => {
-                let _ = fs::remove_file(&path).await;
-                Err(e)
-            }
-        }
-    }
-
-    /// Moves a finished temp file to `dest` atomically and makes the rename durable.
-    async fn publish(&self, tmp: &Path, dest: &Path) -> Result<()> {
-        let parent = dest
-            .parent()
-            .ok_or_else(|| Error::internal("object path has no parent"))?;
-        let result = async {
-            fs::create_dir_all(parent)
-                .await
-                .map_err(|e| io_error("create object folder", e))?;
-            fs::rename(tmp, dest)
-                .await
-                .map_err(|e| io_error("rename object", e))?;
-            if let Ok(dir) = fs::File::open(parent).await {
-                let _ = dir.sync_all().await;
-            }
-            Ok(())
-        }
-        .await;
-        if result.is_err() {
-            let _ = fs::remove_file(tmp).await;
-        }
-        result
-    }
-
-    /// Handles an authorized gateway PUT of a whole object; `limit` is what
-    /// the upload allows (the store's own maximum applies too).
-    ///
-    /// # Errors
-    /// `file/access-denied` when the body breaks the signed length;
-    /// `file/file-too-large` as soon as the body passes `limit` (nothing is kept).
-    pub async fn put_object<S, B, E>(
-        &self,
-        key: &str,
-        content_length: Option<u64>,
-        limit: u64,
-        body: S,
-    ) -> Result<Written>
-    where
-        S: Stream<Item = std::result::Result<B, E>> + Unpin,
-        B: AsRef<[u8]>,
-        E: std::fmt::Display,
-    {
-        let dest = self.object_path(key).await?;
-        let (tmp, mut written) = self
-            .receive(content_length, limit.min(self.max_object_size), body)
-            .await?;
-        self.publish(&tmp, &dest).await?;
-        written.etag = quoted(&written.etag);
-        Ok(written)
-    }
-
-    /// Handles an authorized gateway PUT of one part of at most `limit`
-    /// bytes; a part number uploaded again replaces the old part. Each PUT
-    /// renames a whole file in under a fresh sequence number and then removes
-    /// the older files of its part number, so of racing PUTs the newest stays
-    /// whole and none removes it.
-    ///
-    /// # Errors
-    /// `file/upload-not-found` for an unknown, completed or aborted upload;
-    /// `file/file-too-large` as soon as the body passes `limit`.
-    pub async fn put_part<S, B, E>(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-        limit: u64,
-        body: S,
-    ) -> Result<Written>
-    where
-        S: Stream<Item = std::result::Result<B, E>> + Unpin,
-        B: AsRef<[u8]>,
-        E: std::fmt::Display,
-    {
-        let dir = self.upload_dir(upload_id)?;
-        self.check_upload(&dir, key).await?;
-        let (tmp, mut written) = self
-            .receive(None, limit.min(self.max_object_size), body)
-            .await?;
-        // The upload may have been aborted while the body streamed in.
-        if fs::metadata(&dir).await.is_err() {
-            let _ = fs::remove_file(&tmp).await;
-            return Err(Error::new(ErrorCode::UploadNotFound));
-        }
-        let seq = part_sequence();
-        let name = format!("{part_number}-{seq}-{}", written.etag);
-        self.publish(&tmp, &dir.join(&name)).await?;
-        for part in self.parts(&dir).await? {
-            if part.number == part_number && part.seq < seq {
-                let _ = fs::remove_file(dir.join(&part.name)).await;
-            }
-        }
-        written.etag = quoted(&written.etag);
-        Ok(written)
-    }
-
-    async fn check_upload(&self, dir: &Path, key: &str) -> Result<()> {
-        match fs::read_to_string(dir.join("key")).await {
-            Ok(k) if k == key => Ok(()),
-            Ok(_) => Err(Error::new(ErrorCode::UploadNotFound)),
-            Err(e) if e.kind() == IoKind::NotFound => Err(Error::new(ErrorCode::UploadNotFound)),
-            Err(e) => Err(io_error("read upload", e)),
-        }
-    }
-
-    /// Every stored part file.
-    async fn parts(&self, dir: &Path) -> Result<Vec<StoredPart>> {
-        let mut out = Vec::new();
-        let mut entries = fs::read_dir(dir)
-            .await
-            .map_err(|e| io_error("read upload", e))?;
-        while let Some(entry) = entries
-            .next_entry()
-            .await
-            .map_err(|e| io_error("read upload", e))?
-        {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(part) = StoredPart::parse(name) {
-                out.push(part);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The current file of each part number: the newest of its PUTs.
-    async fn current_parts(
-        &self,
-        dir: &Path,
-    ) -> Result<std::collections::HashMap<u32, StoredPart>> {
-        let mut current: std::collections::HashMap<u32, StoredPart> =
-            std::collections::HashMap::new();
-        for part in self.parts(dir).await? {
-            match current.get(&part.number) {
-                Some(have) if have.seq >= part.seq => {}
-                _ => {
-                    current.insert(part.number, part);
-                }
-            }
-        }
-        Ok(current)
-    }
-
-    /// Opens an object for reading: the file and its size; `None` if absent.
-    ///
-    /// # Errors
-    /// `file/invalid-path` for an unsafe key.
-    pub async fn open_object(&self, key: &str) -> Result<Option<(fs::File, u64)>> {
-        let path = self.object_path(key).await?;
-        match fs::File::open(&path).await {
-            Ok(file) => {
-                let meta = file
-                    .metadata()
-                    .await
-                    .map_err(|e| io_error("stat object", e))?;
-                if !meta.is_file() {
-                    return Ok(None);
-                }
-                Ok(Some((file, meta.len())))
-            }
-            Err(e) if e.kind() == IoKind::NotFound => Ok(None),
-            Err(e) => Err(io_error("open object", e)),
         }
     }
 
@@ -619,133 +354,6 @@ impl ObjectStore for FsStore {
     }
 }
 
-/// One stored part file, `<number>-<seq>-<md5>` (`<number>-<md5>` from
-/// before sequence numbers counts as the oldest).
-#[derive(Debug, Clone)]
-struct StoredPart {
-    number: u32,
-    seq: String,
-    etag: String,
-    name: String,
-}
-
-impl StoredPart {
-    fn parse(name: String) -> Option<Self> {
-        let mut fields = name.splitn(3, '-');
-        let number = fields.next()?.parse().ok()?;
-        let (seq, etag) = match (fields.next()?, fields.next()) {
-            (seq, Some(etag)) => (seq.to_owned(), etag.to_owned()),
-            (etag, None) => (String::new(), etag.to_owned()),
-        };
-        Some(Self {
-            number,
-            seq,
-            etag,
-            name,
-        })
-    }
-}
-
-/// A sequence number for a part file: fixed-width nanoseconds since the
-/// epoch and a random tail, so later PUTs sort later and two never tie.
-fn part_sequence() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let tail = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    format!("{nanos:024}{tail}")
-}
-
-/// Path of the object `key` under `objects`, refusing any segment that is a
-/// symlink, with the object's own metadata when it exists (blocking).
-fn resolve(objects: &Path, key: &str) -> Result<(PathBuf, Option<std::fs::Metadata>)> {
-    check_key(key)?;
-    let relative = relative_path(key)?;
-    let mut path = objects.to_path_buf();
-    let mut meta = None;
-    for segment in &relative {
-        path.push(segment);
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(Error::with_message(
-                    ErrorCode::InvalidPath,
-                    "Invalid object key",
-                ))
-            }
-            Ok(m) => meta = Some(m),
-            Err(e) if e.kind() == IoKind::NotFound => {
-                meta = None;
-                break;
-            }
-            Err(e) => return Err(io_error("stat object", e)),
-        }
-    }
-    Ok((objects.join(relative), meta))
-}
-
-/// Where the object `key` lives under the store's `objects/` folder: the key
-/// as a path, except in the staging area, which is one flat folder
-/// (`_staging/a+b+c` for `_staging/a/b/c`; `+` is never in a key), so that
-/// receiving and moving an upload creates and removes no folders.
-///
-/// # Errors
-/// `file/invalid-path` for a staging name longer than a file name may be.
-pub fn relative_path(key: &str) -> Result<PathBuf> {
-    match unstaged(key) {
-        Some(rest) => {
-            let flat = rest.replace('/', "+");
-            if flat.len() > 255 {
-                return Err(Error::with_message(
-                    ErrorCode::InvalidPath,
-                    "Invalid object key",
-                ));
-            }
-            Ok(Path::new("_staging").join(flat))
-        }
-        None => Ok(PathBuf::from(key)),
-    }
-}
-
-/// Moves the object `from` to `to` under `objects` with one `rename(2)` (a
-/// reader of `to` sees the old object or the new one, never a part), made
-/// durable before it returns (blocking).
-fn promote(objects: &Path, from: &str, to: &str) -> Result<()> {
-    let (source, meta) = resolve(objects, from)?;
-    if !meta.is_some_and(|m| m.is_file()) {
-        return Err(Error::new(ErrorCode::UploadNotFound));
-    }
-    let (dest, _) = resolve(objects, to)?;
-    let parent = dest
-        .parent()
-        .ok_or_else(|| Error::internal("object path has no parent"))?;
-    std::fs::create_dir_all(parent).map_err(|e| io_error("create object folder", e))?;
-    match std::fs::rename(&source, &dest) {
-        Ok(()) => {}
-        Err(e) if e.kind() == IoKind::NotFound => {
-            return Err(Error::new(ErrorCode::UploadNotFound))
-        }
-        Err(e) => return Err(io_error("move object", e)),
-    }
-    if let Ok(dir) = std::fs::File::open(parent) {
-        let _ = dir.sync_all();
-    }
-    // The source is in the flat staging folder, which stays.
-    Ok(())
-}
-
-/// Refuses a key that could leave `objects/` (see [`is_safe_key`]); the
-/// symlink check needs the filesystem and happens where bytes move.
-fn check_key(key: &str) -> Result<()> {
-    if is_safe_key(key) {
-        Ok(())
-    } else {
-        Err(Error::with_message(
-            ErrorCode::InvalidPath,
-            "Invalid object key",
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -756,7 +364,7 @@ mod tests {
     /// bound headers, stream the body.
     struct Direct<'a>(&'a FsStore);
 
-    fn split(url: &str) -> (String, SignedParams) {
+    fn split(url: &str) -> (String, Vec<(String, String)>) {
         let rest = url
             .split_once("/v1/storage/")
             .map(|(_, r)| r)
@@ -774,9 +382,7 @@ mod tests {
                 )
             })
             .collect();
-        let params = SignedParams::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .expect("signed");
-        (key.to_owned(), params)
+        (key.to_owned(), pairs)
     }
 
     fn now() -> Timestamp {
@@ -791,7 +397,7 @@ mod tests {
             extra: &[(&str, &str)],
             body: Vec<u8>,
         ) -> (u16, Option<String>) {
-            let (key, params) = split(&req.url);
+            let (key, query) = split(&req.url);
             let header = |name: &str| {
                 extra
                     .iter()
@@ -809,19 +415,20 @@ mod tests {
                     .map(|c| Ok::<_, String>(c.to_vec()))
                     .collect::<Vec<_>>(),
             );
-            let result = match self.0.authorize("PUT", &key, &params, now()) {
-                Ok(Grant::PutObject {
-                    content_type,
-                    content_length,
-                }) => {
-                    let len = header("Content-Length")
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(body.len() as u64);
-                    if header("Content-Type").as_deref() != Some(content_type.as_str())
-                        || content_length.is_some_and(|n| n != len)
-                    {
-                        return (403, None);
-                    }
+            // A client sends the length of its body unless told otherwise.
+            let (content_type, content_length) = (
+                header("Content-Type"),
+                header("Content-Length").or_else(|| Some(body.len().to_string())),
+            );
+            let request = GatewayRequest {
+                method: "PUT",
+                key: &key,
+                query: &query,
+                content_type: content_type.as_deref(),
+                content_length: content_length.as_deref(),
+            };
+            let result = match self.0.authorize(&request, now()) {
+                Ok(Grant::PutObject { content_length, .. }) => {
                     self.0
                         .put_object(&key, content_length, u64::MAX, chunks)
                         .await
@@ -846,11 +453,18 @@ mod tests {
             &self,
             req: &PresignedRequest,
         ) -> (u16, Option<String>, Option<String>, Vec<u8>) {
-            let (key, params) = split(&req.url);
+            let (key, query) = split(&req.url);
+            let request = GatewayRequest {
+                method: "GET",
+                key: &key,
+                query: &query,
+                content_type: None,
+                content_length: None,
+            };
             let Ok(Grant::Get {
                 content_type,
                 content_disposition,
-            }) = self.0.authorize("GET", &key, &params, now())
+            }) = self.0.authorize(&request, now())
             else {
                 return (403, None, None, Vec::new());
             };

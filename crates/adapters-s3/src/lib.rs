@@ -5,6 +5,10 @@
 //! Every call runs under a timeout; idempotent calls are retried a bounded
 //! number of times; store errors become domain errors here.
 
+mod admin;
+mod calls;
+mod copy;
+mod multipart;
 pub mod sigv4;
 #[cfg(feature = "test-server")]
 pub mod test_server;
@@ -27,6 +31,9 @@ use stowage_domain::ports::{
     AssembledObject, CompletedPart, ObjectInfo, ObjectStore, PresignedRequest,
 };
 use stowage_domain::{Error, ErrorCode, ErrorKind, Result};
+
+use calls::{body_has, is_status, store_error, COMPLETE_TIMEOUT};
+pub use copy::CopyLimits;
 
 /// Configuration of the S3 store.
 #[derive(Clone)]
@@ -84,60 +91,6 @@ pub struct S3Store {
     host: String,
     timeout: Duration,
     copy: CopyLimits,
-}
-
-/// How [`ObjectStore::promote`] copies: one `CopyObject` up to `single_max`
-/// bytes (S3 allows 5 GiB), else a multipart copy in parts of `part_size`
-/// (grown so that no object needs more than 10,000 parts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CopyLimits {
-    /// Largest object copied with one `CopyObject`.
-    pub single_max: u64,
-    /// Size of each `UploadPartCopy` range (at least 5 MiB, at most 5 GiB).
-    pub part_size: u64,
-    /// Part copies in flight at once.
-    pub concurrency: usize,
-}
-
-impl Default for CopyLimits {
-    fn default() -> Self {
-        Self {
-            single_max: 5 << 30,
-            part_size: 1 << 30,
-            concurrency: 8,
-        }
-    }
-}
-
-const RETRIES: u32 = 3;
-/// Deadline of `CompleteMultipartUpload`, which assembles the object.
-const COMPLETE_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// Maps a rusoto error to a domain error; `op` names the call for the log.
-fn store_error<E: std::error::Error + 'static>(op: &str, e: RusotoError<E>) -> Error {
-    match e {
-        RusotoError::HttpDispatch(d) => Error::unavailable(format!("s3 {op}: {d}")),
-        RusotoError::Credentials(c) => Error::internal(format!("s3 {op}: credentials: {c}")),
-        RusotoError::Unknown(resp) => {
-            let body = String::from_utf8_lossy(&resp.body);
-            if body.contains("NoSuchBucket") {
-                Error::new(ErrorCode::BucketNotConfigured).with_detail(format!("s3 {op}: {body}"))
-            } else if resp.status.is_server_error() {
-                Error::unavailable(format!("s3 {op}: {} {body}", resp.status))
-            } else {
-                Error::internal(format!("s3 {op}: {} {body}", resp.status))
-            }
-        }
-        other => Error::internal(format!("s3 {op}: {other}")),
-    }
-}
-
-fn is_status<E>(e: &RusotoError<E>, code: u16) -> bool {
-    matches!(e, RusotoError::Unknown(resp) if resp.status.as_u16() == code)
-}
-
-fn body_has<E>(e: &RusotoError<E>, needle: &str) -> bool {
-    matches!(e, RusotoError::Unknown(resp) if String::from_utf8_lossy(&resp.body).contains(needle))
 }
 
 impl S3Store {
@@ -198,169 +151,6 @@ impl S3Store {
         self
     }
 
-    /// `CopyObject` of `from` to `to`, metadata (the content type) included.
-    async fn copy_whole(&self, from: &str, to: &str) -> Result<()> {
-        let req = CopyObjectRequest {
-            bucket: self.bucket.clone(),
-            key: to.to_owned(),
-            copy_source: format!("{}/{from}", self.bucket),
-            metadata_directive: Some("COPY".to_owned()),
-            ..Default::default()
-        };
-        let copy = tokio::time::timeout(
-            COMPLETE_TIMEOUT.max(self.timeout),
-            self.client.copy_object(req),
-        );
-        match copy
-            .await
-            .map_err(|_| Error::unavailable("s3 copy: timed out"))?
-        {
-            Ok(_) => Ok(()),
-            Err(e) if body_has(&e, "NoSuchKey") || is_status(&e, 404) => {
-                Err(Error::new(ErrorCode::UploadNotFound))
-            }
-            Err(e) => Err(store_error("copy", e)),
-        }
-    }
-
-    /// A multipart copy of `from` (of `size` bytes) to `to`: one
-    /// `UploadPartCopy` per range, a few at a time, then completion; any
-    /// failure aborts the copy, leaving `to` as it was.
-    async fn copy_in_parts(&self, from: &str, to: &str, size: u64) -> Result<()> {
-        use futures_util::{StreamExt, TryStreamExt};
-        let head = HeadObjectRequest {
-            bucket: self.bucket.clone(),
-            key: from.to_owned(),
-            ..Default::default()
-        };
-        let content_type = match self.timed("head", self.client.head_object(head)).await? {
-            Ok(out) => out.content_type,
-            Err(RusotoError::Service(HeadObjectError::NoSuchKey(_))) => {
-                return Err(Error::new(ErrorCode::UploadNotFound))
-            }
-            Err(e) if is_status(&e, 404) => return Err(Error::new(ErrorCode::UploadNotFound)),
-            Err(e) => return Err(store_error("head", e)),
-        };
-        let upload_id = self
-            .create_multipart(
-                to,
-                content_type
-                    .as_deref()
-                    .unwrap_or("application/octet-stream"),
-            )
-            .await?;
-        let part_size = self
-            .copy
-            .part_size
-            .max(size.div_ceil(u64::from(stowage_domain::limits::MAX_PART_NUMBER)));
-        let ranges: Vec<(i64, u64, u64)> = (0..size.div_ceil(part_size))
-            .map(|i| {
-                let start = i * part_size;
-                let end = (start + part_size).min(size) - 1;
-                (i as i64 + 1, start, end)
-            })
-            .collect();
-        let copied: Result<Vec<S3Part>> = futures_util::stream::iter(ranges)
-            .map(|(n, start, end)| {
-                let req = UploadPartCopyRequest {
-                    bucket: self.bucket.clone(),
-                    key: to.to_owned(),
-                    upload_id: upload_id.clone(),
-                    part_number: n,
-                    copy_source: format!("{}/{from}", self.bucket),
-                    copy_source_range: Some(format!("bytes={start}-{end}")),
-                    ..Default::default()
-                };
-                async move {
-                    let call = tokio::time::timeout(
-                        COMPLETE_TIMEOUT.max(self.timeout),
-                        self.client.upload_part_copy(req),
-                    );
-                    let out = call
-                        .await
-                        .map_err(|_| Error::unavailable("s3 copy part: timed out"))?
-                        .map_err(|e| store_error("copy part", e))?;
-                    let e_tag = out
-                        .copy_part_result
-                        .and_then(|r| r.e_tag)
-                        .ok_or_else(|| Error::internal("s3 copy part: no ETag"))?;
-                    Ok(S3Part {
-                        e_tag: Some(e_tag),
-                        part_number: Some(n),
-                    })
-                }
-            })
-            .buffered(self.copy.concurrency.max(1))
-            .try_collect()
-            .await;
-        let finished = match copied {
-            Ok(parts) => {
-                let req = CompleteMultipartUploadRequest {
-                    bucket: self.bucket.clone(),
-                    key: to.to_owned(),
-                    upload_id: upload_id.clone(),
-                    multipart_upload: Some(CompletedMultipartUpload { parts: Some(parts) }),
-                    ..Default::default()
-                };
-                let call = tokio::time::timeout(
-                    COMPLETE_TIMEOUT.max(self.timeout),
-                    self.client.complete_multipart_upload(req),
-                );
-                match call.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(store_error("complete copy", e)),
-                    Err(_) => Err(Error::unavailable("s3 complete copy: timed out")),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        if finished.is_err() {
-            let _ = self.abort_multipart(to, &upload_id).await;
-        }
-        finished
-    }
-
-    /// Runs one call under the timeout.
-    async fn timed<T, E, F>(
-        &self,
-        op: &str,
-        fut: F,
-    ) -> Result<std::result::Result<T, RusotoError<E>>>
-    where
-        F: Future<Output = std::result::Result<T, RusotoError<E>>>,
-    {
-        tokio::time::timeout(self.timeout, fut)
-            .await
-            .map_err(|_| Error::unavailable(format!("s3 {op}: timed out")))
-    }
-
-    /// Runs an idempotent call, retrying when the store is unavailable.
-    async fn retried<T, F, Fut>(&self, mut call: F) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let mut attempt = 0;
-        loop {
-            match call().await {
-                // Retry only while the whole call stays within one timeout, so a
-                // store that is down answers 503 in `timeout`, not `RETRIES × timeout`.
-                Err(e)
-                    if e.kind() == ErrorKind::Unavailable
-                        && attempt + 1 < RETRIES
-                        && tokio::time::Instant::now()
-                            + Duration::from_millis(100 << (attempt + 1))
-                            < deadline =>
-                {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
     async fn signing_key(&self) -> Result<sigv4::SigningKey> {
         let c = self.credentials.get().await?;
         Ok(sigv4::SigningKey {
@@ -402,133 +192,6 @@ impl S3Store {
             method,
             headers,
         })
-    }
-
-    /// Checks the parts against the store's own list before completing: some
-    /// S3-compatible servers destroy the upload when completion fails, so a
-    /// missing or undersized part must be caught first. ETags are compared when
-    /// the store lists them.
-    async fn check_parts(&self, key: &str, upload_id: &str, parts: &[CompletedPart]) -> Result<()> {
-        let mut stored: std::collections::HashMap<i64, (i64, Option<String>)> =
-            std::collections::HashMap::new();
-        let mut marker: Option<i64> = None;
-        loop {
-            let req = ListPartsRequest {
-                bucket: self.bucket.clone(),
-                key: key.to_owned(),
-                upload_id: upload_id.to_owned(),
-                part_number_marker: marker,
-                ..Default::default()
-            };
-            let out = match self
-                .timed("list parts", self.client.list_parts(req))
-                .await?
-            {
-                Ok(out) => out,
-                Err(e) if body_has(&e, "NoSuchUpload") || is_status(&e, 404) => {
-                    return Err(Error::new(ErrorCode::UploadNotFound))
-                }
-                Err(e) => return Err(store_error("list parts", e)),
-            };
-            for p in out.parts.unwrap_or_default() {
-                if let Some(n) = p.part_number {
-                    stored.insert(
-                        n,
-                        (
-                            p.size.unwrap_or(0),
-                            p.e_tag.map(|e| e.trim_matches('"').to_ascii_lowercase()),
-                        ),
-                    );
-                }
-            }
-            match (out.is_truncated, out.next_part_number_marker) {
-                (Some(true), Some(next)) if Some(next) != marker => marker = Some(next),
-                _ => break,
-            }
-        }
-        let invalid = |m: String| Err(Error::with_message(ErrorCode::InvalidPartsArray, m));
-        for (i, part) in parts.iter().enumerate() {
-            let Some((size, etag)) = stored.get(&i64::from(part.part_number)) else {
-                return invalid(format!("part {} was not uploaded", part.part_number));
-            };
-            // Compared here whatever the store checks at completion: a store
-            // that lists no ETag cannot confirm the part, so it is refused.
-            if etag.as_deref() != Some(part.etag.to_ascii_lowercase().as_str()) {
-                return invalid(format!("part {} has another ETag", part.part_number));
-            }
-            if i + 1 < parts.len() && (*size as u64) < stowage_domain::limits::MIN_PART_SIZE {
-                return invalid(format!(
-                    "part {} is smaller than 5 MiB and is not the last part",
-                    part.part_number
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// `Ok` when the bucket exists; `file/bucket-not-configured` when it does not.
-    async fn bucket_exists(&self) -> Result<()> {
-        self.health_check().await
-    }
-
-    /// Creates the bucket if missing and applies a CORS rule for browser
-    /// PUT/GET from `origins`. Returns notes for the operator (e.g. a server
-    /// without CORS support).
-    ///
-    /// # Errors
-    /// `common/service-unavailable` or `common/internal` when the bucket cannot be created.
-    pub async fn init_bucket(&self, origins: &[String]) -> Result<Vec<String>> {
-        let mut notes = Vec::new();
-        let create = CreateBucketRequest {
-            bucket: self.bucket.clone(),
-            ..Default::default()
-        };
-        match self
-            .timed("create bucket", self.client.create_bucket(create))
-            .await?
-        {
-            Ok(_) => notes.push(format!("created bucket {}", self.bucket)),
-            Err(e)
-                if body_has(&e, "BucketAlreadyOwnedByYou")
-                    || body_has(&e, "BucketAlreadyExists")
-                    || matches!(e, RusotoError::Service(_)) =>
-            {
-                notes.push(format!("bucket {} already exists", self.bucket));
-            }
-            Err(e) => return Err(store_error("create bucket", e)),
-        }
-        let rule = CORSRule {
-            allowed_headers: Some(vec!["*".into()]),
-            allowed_methods: vec!["GET".into(), "HEAD".into(), "PUT".into()],
-            allowed_origins: if origins.is_empty() {
-                vec!["*".into()]
-            } else {
-                origins.to_vec()
-            },
-            expose_headers: Some(vec![
-                "ETag".into(),
-                "Content-Length".into(),
-                "Content-Range".into(),
-                "Content-Disposition".into(),
-            ]),
-            id: Some("stowage-browser-uploads".into()),
-            max_age_seconds: Some(3600),
-        };
-        let cors = PutBucketCorsRequest {
-            bucket: self.bucket.clone(),
-            cors_configuration: CORSConfiguration {
-                cors_rules: vec![rule],
-            },
-            ..Default::default()
-        };
-        match self.timed("put bucket cors", self.client.put_bucket_cors(cors)).await? {
-            Ok(_) => notes.push("applied the CORS rule for browser uploads".into()),
-            Err(e) => notes.push(format!(
-                "could not apply the CORS rule ({}); browsers cannot upload directly until CORS is configured on the store",
-                store_error("put bucket cors", e).detail().unwrap_or("unknown error")
-            )),
-        }
-        Ok(notes)
     }
 }
 

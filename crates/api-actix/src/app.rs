@@ -67,6 +67,9 @@ impl Application {
                 config.max_inflight_uploads,
                 Duration::from_secs(config.body_idle_timeout_secs.max(1)),
             ),
+            openapi: serde_json::to_vec(&crate::openapi::document())
+                .map_err(|e| format!("OpenAPI document: {e}"))?
+                .into(),
         });
         let worker = tokio::spawn(crate::worker::lifecycle_worker(
             state.clone(),

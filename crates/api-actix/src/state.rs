@@ -26,4 +26,6 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Bounds on gateway upload bodies.
     pub uploads: crate::upload_gate::UploadGate,
+    /// The OpenAPI document, rendered once at start-up.
+    pub openapi: actix_web::web::Bytes,
 }

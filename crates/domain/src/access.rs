@@ -3,6 +3,7 @@
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{File, Principal, Projection, Visibility};
+use crate::upload::IssuedUpload;
 
 /// Whether and how `principal` may read `file`.
 ///
@@ -39,6 +40,20 @@ pub fn modify_access(principal: &Principal, file: &File) -> Result<()> {
         return Err(Error::new(ErrorCode::FileNotFound));
     }
     if principal.admin || principal.is(&file.owner) {
+        Ok(())
+    } else {
+        Err(Error::new(ErrorCode::AccessDenied))
+    }
+}
+
+/// Whether `principal` may drive `upload` (its parts, completion, abort) or
+/// register it: the caller it was issued to, or an admin. The upload was
+/// found in the caller's tenant.
+///
+/// # Errors
+/// `file/access-denied` for anyone else.
+pub fn upload_access(principal: &Principal, upload: &IssuedUpload) -> Result<()> {
+    if principal.admin || principal.is(&upload.owner) {
         Ok(())
     } else {
         Err(Error::new(ErrorCode::AccessDenied))

@@ -7,64 +7,12 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::{Owner, OwnerType, Principal, Tenant, Timestamp};
+use crate::model::{Owner, OwnerType, Principal, Timestamp};
 use crate::ports::{ApiKeyRepository, Clock};
 
-/// Publishable keys run in browsers and need a user token; secret keys act as the
-/// project's service principal with admin rights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ApiKeyKind {
-    /// `pk_…`
-    Publishable,
-    /// `sk_…`
-    Secret,
-}
-
-impl ApiKeyKind {
-    /// `pk_` or `sk_`.
-    pub const fn prefix(self) -> &'static str {
-        match self {
-            Self::Publishable => "pk_",
-            Self::Secret => "sk_",
-        }
-    }
-
-    /// Storage/CLI string.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Publishable => "publishable",
-            Self::Secret => "secret",
-        }
-    }
-
-    /// Parses `publishable` / `secret`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "publishable" => Some(Self::Publishable),
-            "secret" => Some(Self::Secret),
-            _ => None,
-        }
-    }
-}
-
-/// A stored API key. The key itself is never stored, only its SHA-256.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKeyRecord {
-    /// Public id (UUID); the service principal's `ownerId`.
-    pub id: String,
-    /// Hex SHA-256 of the full key text.
-    pub key_hash: String,
-    /// Project/environment the key names.
-    pub tenant: Tenant,
-    /// Publishable or secret.
-    pub kind: ApiKeyKind,
-    /// Creation time.
-    pub created_at: Timestamp,
-    /// Optional expiry.
-    pub expires_at: Option<Timestamp>,
-    /// Revocation time, once revoked.
-    pub revoked_at: Option<Timestamp>,
-}
+// The stored key and its kind are model types (the repository port stores
+// them); re-exported here, where every rule about keys lives.
+pub use crate::model::{ApiKeyKind, ApiKeyRecord};
 
 /// Hex SHA-256 of a key's text.
 pub fn hash_key(key: &str) -> String {

@@ -3,10 +3,9 @@
 
 use async_trait::async_trait;
 
-use crate::auth::ApiKeyRecord;
 use crate::error::Result;
 use crate::list::{ListPage, ListQuery};
-use crate::model::{File, FileId, Tenant, Timestamp};
+use crate::model::{ApiKeyRecord, File, FileId, Tenant, Timestamp};
 use crate::upload::{IssuedUpload, UploadState};
 
 /// Source of the current time (tests control it).

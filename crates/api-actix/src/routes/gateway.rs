@@ -8,7 +8,7 @@ use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use stowage_adapters_fs::{FsStore, Grant, SignedParams};
+use stowage_adapters_fs::{FsStore, GatewayRequest, Grant};
 use stowage_domain::{Error, ErrorCode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
@@ -29,12 +29,19 @@ fn store(state: &AppState) -> ApiResult<&FsStore> {
     })
 }
 
+/// The disk store's signed-URL policy applied to this request.
 fn authorize(state: &AppState, req: &HttpRequest, key: &str) -> ApiResult<Grant> {
     let store = store(state)?;
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+    let query: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| Error::with_message(ErrorCode::AccessDenied, "Malformed signed URL"))?;
-    let params = SignedParams::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    Ok(store.authorize(req.method().as_str(), key, &params, state.clock.now())?)
+    let request = GatewayRequest {
+        method: req.method().as_str(),
+        key,
+        query: &query,
+        content_type: header_str(req, header::CONTENT_TYPE),
+        content_length: header_str(req, header::CONTENT_LENGTH),
+    };
+    Ok(store.authorize(&request, state.clock.now())?)
 }
 
 fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
@@ -64,29 +71,7 @@ pub async fn put(
     let _pass = state.uploads.enter(url)?;
     let body = state.uploads.idle_limited(body);
     let written = match grant {
-        Grant::PutObject {
-            content_type,
-            content_length,
-        } => {
-            let sent_type = header_str(&req, header::CONTENT_TYPE).unwrap_or_default();
-            if !sent_type.eq_ignore_ascii_case(&content_type) {
-                return Err(Error::with_message(
-                    ErrorCode::AccessDenied,
-                    "Content-Type does not match the signed URL",
-                )
-                .into());
-            }
-            if let Some(len) = content_length {
-                let sent =
-                    header_str(&req, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
-                if sent != Some(len) {
-                    return Err(Error::with_message(
-                        ErrorCode::AccessDenied,
-                        "Content-Length does not match the signed URL",
-                    )
-                    .into());
-                }
-            }
+        Grant::PutObject { content_length, .. } => {
             let allowed = state.files.authorize_upload_bytes(&key, None).await?;
             store
                 .put_object(&key, content_length, allowed.max_bytes, Box::pin(body))

@@ -1,0 +1,400 @@
+//! Issuing upload URLs, multipart uploads, and what the gateway may accept.
+use super::*;
+
+impl FileService {
+    /// Validates an issue request; returns `(mime, declared size, max size)`.
+    fn check_issue(&self, req: &IssueUpload, multipart: bool) -> Result<(MimeType, Option<u64>)> {
+        req.check_fields()?;
+        let mime = MimeType::parse(&req.content_type)?;
+        Limits::check_mime_for_category(&mime, req.category)?;
+        let max = self.config.limits.max_size(req.category, multipart);
+        let size = req
+            .file_size
+            .map(|s| self.config.limits.check_size(s, max))
+            .transpose()?;
+        Ok((mime, size))
+    }
+
+    async fn issue(
+        &self,
+        principal: &Principal,
+        req: &IssueUpload,
+        mime: &MimeType,
+        size: Option<u64>,
+        multipart_id: Option<String>,
+        key: String,
+    ) -> Result<IssuedUpload> {
+        let ttl = if multipart_id.is_some() {
+            self.config.multipart_ttl_secs
+        } else {
+            self.config.upload_url_ttl_secs
+        };
+        let now = self.clock.now();
+        let upload = IssuedUpload {
+            key,
+            tenant: principal.tenant.clone(),
+            owner: principal.identity.clone(),
+            filename: req.filename.clone(),
+            content_type: mime.as_str().to_owned(),
+            declared_size: size,
+            visibility: req.visibility,
+            category: req.category,
+            max_size: self
+                .config
+                .limits
+                .max_size(req.category, multipart_id.is_some()),
+            multipart_id,
+            state: UploadState::Pending,
+            created_at: now,
+            expires_at: now.plus_secs(ttl),
+        };
+        self.repo.insert_upload(&upload).await?;
+        Ok(upload)
+    }
+
+    /// `POST /v1/files/presigned-url`.
+    pub async fn issue_upload_url(
+        &self,
+        principal: &Principal,
+        req: IssueUpload,
+    ) -> Result<UploadTicket> {
+        let (mime, size) = self.check_issue(&req, false)?;
+        let key = keys::generate(&principal.tenant, &principal.identity, &req.filename);
+        let upload = self.issue(principal, &req, &mime, size, None, key).await?;
+        let presigned = self
+            .store
+            .presign_put(
+                &keys::staging_key(&upload.key),
+                &upload.content_type,
+                size,
+                upload.expires_at,
+            )
+            .await?;
+        Ok(UploadTicket {
+            url: presigned.url,
+            key: upload.key,
+            filename: upload.filename,
+            content_type: upload.content_type,
+            method: presigned.method,
+            headers: presigned
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
+            expires_at: upload.expires_at,
+        })
+    }
+
+    /// `POST /v1/files/multipart/init`.
+    pub async fn init_multipart(
+        &self,
+        principal: &Principal,
+        req: IssueUpload,
+    ) -> Result<MultipartTicket> {
+        if req.file_size.is_none() {
+            return Err(Error::invalid_request("missing field `fileSize`"));
+        }
+        let (mime, size) = self.check_issue(&req, true)?;
+        let key = keys::generate(&principal.tenant, &principal.identity, &req.filename);
+        let upload_id = self
+            .store
+            .create_multipart(&keys::staging_key(&key), mime.as_str())
+            .await?;
+        let upload = self
+            .issue(principal, &req, &mime, size, Some(upload_id.clone()), key)
+            .await?;
+        Ok(MultipartTicket {
+            upload_id,
+            key: upload.key,
+            filename: upload.filename,
+        })
+    }
+
+    /// Finds a pending multipart upload the caller may drive.
+    async fn multipart_upload(
+        &self,
+        principal: &Principal,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<IssuedUpload> {
+        let not_found = || Error::new(ErrorCode::UploadNotFound);
+        if key.len() > MAX_KEY_BYTES || !keys::belongs_to(key, &principal.tenant) {
+            return Err(not_found());
+        }
+        let upload = self
+            .repo
+            .find_upload(&principal.tenant, key)
+            .await?
+            .ok_or_else(not_found)?;
+        if upload.multipart_id.as_deref() != Some(upload_id)
+            || upload.state != UploadState::Pending
+            || upload.expires_at <= self.clock.now()
+        {
+            return Err(not_found());
+        }
+        crate::access::upload_access(principal, &upload)?;
+        Ok(upload)
+    }
+
+    /// `POST /v1/files/multipart/presigned-url`.
+    pub async fn presign_part(
+        &self,
+        principal: &Principal,
+        key: &str,
+        upload_id: &str,
+        part_number: &Value,
+    ) -> Result<PartTicket> {
+        let part_number = parse_part_number(part_number)?;
+        let upload = self.multipart_upload(principal, key, upload_id).await?;
+        let expires = self
+            .clock
+            .now()
+            .plus_secs(self.config.upload_url_ttl_secs)
+            .min(upload.expires_at);
+        let presigned = self
+            .store
+            .presign_part(&keys::staging_key(key), upload_id, part_number, expires)
+            .await?;
+        Ok(PartTicket {
+            url: presigned.url,
+            part_number,
+        })
+    }
+
+    /// `POST /v1/files/multipart/complete`.
+    pub async fn complete_multipart(
+        &self,
+        principal: &Principal,
+        key: &str,
+        upload_id: &str,
+        parts: Option<&Value>,
+    ) -> Result<CompletedUpload> {
+        let parts = parse_parts(parts)?;
+        let upload = self.multipart_upload(principal, key, upload_id).await?;
+        let tenant = &principal.tenant;
+        // Claim the upload first: of a completion racing an abort (or another
+        // completion), exactly one gets past this line.
+        if !self
+            .repo
+            .transition_upload(tenant, key, UploadState::Pending, UploadState::Completing)
+            .await?
+        {
+            return Err(Error::new(ErrorCode::UploadNotFound));
+        }
+        let staged = keys::staging_key(key);
+        let assembled = match self
+            .store
+            .complete_multipart(&staged, upload_id, &parts)
+            .await
+        {
+            Ok(assembled) => assembled,
+            Err(e) => {
+                // A wrong parts list leaves the upload open for a corrected
+                // one; an upload the store no longer knows is over.
+                let back = if e.code() == ErrorCode::UploadNotFound {
+                    UploadState::Aborted
+                } else {
+                    UploadState::Pending
+                };
+                self.repo
+                    .transition_upload(tenant, key, UploadState::Completing, back)
+                    .await?;
+                return Err(e);
+            }
+        };
+        if assembled.size > upload.max_size
+            || upload.declared_size.is_some_and(|d| d != assembled.size)
+        {
+            self.discard_object(&staged).await;
+            self.repo
+                .transition_upload(tenant, key, UploadState::Completing, UploadState::Aborted)
+                .await?;
+            return Err(if assembled.size > upload.max_size {
+                Error::new(ErrorCode::FileTooLarge)
+            } else {
+                Error::with_message(
+                    ErrorCode::SizeMismatch,
+                    "Assembled size differs from the declared fileSize",
+                )
+            });
+        }
+        self.repo
+            .transition_upload(tenant, key, UploadState::Completing, UploadState::Completed)
+            .await?;
+        Ok(CompletedUpload {
+            key: key.to_owned(),
+            location: assembled.location,
+        })
+    }
+
+    /// `POST /v1/files/multipart/abort`.
+    pub async fn abort_multipart(
+        &self,
+        principal: &Principal,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<String> {
+        self.multipart_upload(principal, key, upload_id).await?;
+        if !self
+            .repo
+            .transition_upload(
+                &principal.tenant,
+                key,
+                UploadState::Pending,
+                UploadState::Aborted,
+            )
+            .await?
+        {
+            return Err(Error::new(ErrorCode::UploadNotFound));
+        }
+        self.store
+            .abort_multipart(&keys::staging_key(key), upload_id)
+            .await?;
+        Ok(key.to_owned())
+    }
+
+    /// Which upload a gateway `PUT` to `staged` feeds, and how many bytes it
+    /// may carry (docs/api.md §12): the upload must still be pending (for a part,
+    /// the multipart upload `upload_id`), so no URL outlives its upload; the
+    /// body may not pass the declared size, else the limit of the category.
+    ///
+    /// # Errors
+    /// `file/access-denied` when the upload is registered, completed, aborted,
+    /// expired or unknown (the URL's signature was valid, its upload is over).
+    pub async fn authorize_upload_bytes(
+        &self,
+        staged: &str,
+        upload_id: Option<&str>,
+    ) -> Result<UploadAllowance> {
+        let over = || {
+            Error::with_message(
+                ErrorCode::AccessDenied,
+                "This upload is no longer accepting bytes",
+            )
+        };
+        let key = keys::unstaged(staged).ok_or_else(over)?;
+        let tenant = keys::tenant_of(key).ok_or_else(over)?;
+        let upload = self
+            .repo
+            .find_upload(&tenant, key)
+            .await?
+            .ok_or_else(over)?;
+        let open = upload.state == UploadState::Pending
+            && upload.expires_at > self.clock.now()
+            && upload.multipart_id.as_deref() == upload_id;
+        if !open {
+            return Err(over());
+        }
+        Ok(UploadAllowance {
+            max_bytes: upload
+                .declared_size
+                .map_or(upload.max_size, |d| d.min(upload.max_size)),
+        })
+    }
+}
+
+fn parse_part_number(v: &Value) -> Result<u32> {
+    v.as_u64()
+        .filter(|n| (1..=u64::from(MAX_PART_NUMBER)).contains(n))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| Error::new(ErrorCode::InvalidPartNumberRange))
+}
+
+fn parse_parts(parts: Option<&Value>) -> Result<Vec<CompletedPart>> {
+    let invalid = |m: &str| Error::with_message(ErrorCode::InvalidPartsArray, m.to_owned());
+    let list = parts
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("parts must be a non-empty array"))?;
+    if list.is_empty() || list.len() > MAX_PART_NUMBER as usize {
+        return Err(invalid("parts must have 1 to 10000 items"));
+    }
+    let mut out: Vec<CompletedPart> = Vec::with_capacity(list.len());
+    for item in list {
+        let part: PartInput = serde_json::from_value(item.clone())
+            .map_err(|_| invalid("each part needs partNumber and etag"))?;
+        let part_number = parse_part_number(&part.part_number)
+            .map_err(|_| invalid("partNumber must be 1-10000"))?;
+        let etag = part
+            .etag
+            .as_deref()
+            .map(strip_quotes)
+            .filter(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| invalid("missing etag"))?;
+        if out
+            .last()
+            .is_some_and(|prev| prev.part_number >= part_number)
+        {
+            return Err(invalid(
+                "parts must be sorted by partNumber without duplicates",
+            ));
+        }
+        out.push(CompletedPart {
+            part_number,
+            etag: etag.to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parts_validation() {
+        let code = |v: Option<Value>| parse_parts(v.as_ref()).err().map(|e| e.code());
+        let bad = Some(ErrorCode::InvalidPartsArray);
+        assert_eq!(code(None), bad);
+        assert_eq!(code(Some(json!("x"))), bad);
+        assert_eq!(code(Some(json!([]))), bad);
+        assert_eq!(
+            code(Some(
+                json!([{"partNumber":2,"etag":"a"},{"partNumber":1,"etag":"b"}])
+            )),
+            bad
+        );
+        assert_eq!(
+            code(Some(
+                json!([{"partNumber":1,"etag":"a"},{"partNumber":1,"etag":"b"}])
+            )),
+            bad
+        );
+        assert_eq!(code(Some(json!([{"partNumber":1,"etag":"\"\""}]))), bad);
+        assert_eq!(code(Some(json!([{"partNumber":1}]))), bad);
+        assert_eq!(code(Some(json!([{"partNumber":0,"etag":"a"}]))), bad);
+        let many: Vec<Value> = (1..=10_001)
+            .map(|n| json!({"partNumber": n, "etag": "a"}))
+            .collect();
+        assert_eq!(code(Some(Value::Array(many))), bad);
+        let ok = parse_parts(Some(
+            &json!([{"partNumber":1,"etag":"\"abc\""},{"partNumber":3,"etag":"def"}]),
+        ));
+        assert_eq!(
+            ok.ok()
+                .map(|p| p.iter().map(|p| p.etag.clone()).collect::<Vec<_>>()),
+            Some(vec!["abc".into(), "def".into()])
+        );
+    }
+
+    #[test]
+    fn part_numbers() {
+        for ok in [json!(1), json!(10000)] {
+            assert!(parse_part_number(&ok).is_ok());
+        }
+        for bad in [
+            json!(0),
+            json!(10001),
+            json!(1.5),
+            json!("1"),
+            json!(-1),
+            json!(null),
+        ] {
+            assert_eq!(
+                parse_part_number(&bad).err().map(|e| e.code()),
+                Some(ErrorCode::InvalidPartNumberRange),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Checks of the file rows (scope, compare-and-set update, delete), the
+//! deletion queue and instance secrets.
+
+use super::*;
+
+pub(super) async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
+    let t = fresh_tenant();
+    let other = fresh_tenant();
+    let alice = user("alice");
+    let now = Timestamp::from_millis(T0);
+    let key = format!("{}/dev/h/u4/a.txt", t.project);
+    repo.insert_upload(&pending_upload(&t, &alice, &key, now))
+        .await
+        .expect("insert");
+    let mut f = file(&t, &alice, &key, "a.txt", Visibility::Shared, now);
+    f.width = Some(800);
+    f.height = Some(600);
+    f.shared_with = vec!["bob".into(), "carol".into()];
+    f.metadata = crate::model::FileMetadata::from_json(serde_json::json!({
+        "category": "c", "tags": ["x", "y"], "custom": {"nested": {"n": 1}}, "relatedEntityId": "r"
+    }))
+    .expect("metadata");
+    f.bucket = Bucket::Images;
+    f.owner = Owner {
+        kind: OwnerType::User,
+        id: "alice".into(),
+    };
+    repo.register_file(&f, None).await.expect("register");
+    assert_eq!(
+        repo.get_file(&t, f.id).await.expect("get"),
+        Some(f.clone()),
+        "every field round-trips"
+    );
+    assert_eq!(
+        repo.get_file(&other, f.id).await.expect("get"),
+        None,
+        "other tenants' files MUST NOT be returned"
+    );
+
+    let mut changed = f.clone();
+    changed.original_name = "b.txt".into();
+    changed.visibility = Visibility::Public;
+    changed.shared_with = vec![];
+    changed.metadata.tags = None;
+    changed.updated_at = now.plus_secs(5);
+    let mut stale = changed.clone();
+    stale.original_name = "stale.txt".into();
+    assert_eq!(
+        repo.update_file(&stale, now.plus_secs(1)).await.ok(),
+        Some(false),
+        "update_file MUST refuse a row whose updatedAt is not the expected one"
+    );
+    assert_eq!(
+        repo.get_file(&t, f.id).await.expect("get"),
+        Some(f.clone()),
+        "a refused update_file MUST change nothing"
+    );
+    assert_eq!(
+        repo.update_file(&changed, f.updated_at).await.ok(),
+        Some(true),
+        "update_file from the expected updatedAt"
+    );
+    assert_eq!(
+        repo.get_file(&t, f.id).await.expect("get"),
+        Some(changed.clone())
+    );
+    assert_eq!(
+        repo.update_file(&stale, f.updated_at).await.ok(),
+        Some(false),
+        "a second update from the same state MUST be refused (no lost update)"
+    );
+    let mut foreign = changed.clone();
+    foreign.tenant = other.clone();
+    assert_eq!(
+        code(repo.update_file(&foreign, changed.updated_at).await),
+        Some(ErrorCode::FileNotFound),
+        "update across tenants"
+    );
+
+    assert_eq!(
+        repo.delete_file(&other, f.id, now).await.expect("delete"),
+        None,
+        "delete across tenants"
+    );
+    assert_eq!(
+        repo.delete_file(&t, f.id, now).await.expect("delete"),
+        Some(changed)
+    );
+    assert_eq!(repo.get_file(&t, f.id).await.expect("get"), None);
+    assert_eq!(
+        repo.delete_file(&t, f.id, now).await.expect("delete"),
+        None,
+        "second delete finds nothing"
+    );
+    assert_eq!(
+        code(repo.update_file(&f, f.updated_at).await),
+        Some(ErrorCode::FileNotFound),
+        "update of a deleted file"
+    );
+    let due = repo.due_object_deletions(now, 1000).await.expect("due");
+    assert!(
+        due.contains(&key),
+        "delete_file MUST queue the object for deletion"
+    );
+    repo.finish_object_deletion(&key).await.expect("finish");
+}
+
+pub(super) async fn deletion_queue(repo: &dyn FileRepository) {
+    let t = fresh_tenant();
+    let key = format!("{}/dev/h/q/a", t.project);
+    let now = Timestamp::from_millis(T0 - 10_000_000);
+    repo.enqueue_object_deletion(&key, now)
+        .await
+        .expect("enqueue");
+    repo.enqueue_object_deletion(&key, now)
+        .await
+        .expect("enqueue is idempotent");
+    let due = repo.due_object_deletions(now, 1000).await.expect("due");
+    assert_eq!(due.iter().filter(|k| **k == key).count(), 1);
+    repo.defer_object_deletion(&key, now.plus_secs(60))
+        .await
+        .expect("defer");
+    assert!(
+        !repo
+            .due_object_deletions(now, 1000)
+            .await
+            .expect("due")
+            .contains(&key),
+        "deferred keys are not due"
+    );
+    assert!(repo
+        .due_object_deletions(now.plus_secs(60), 1000)
+        .await
+        .expect("due")
+        .contains(&key));
+    repo.finish_object_deletion(&key).await.expect("finish");
+    repo.finish_object_deletion(&key)
+        .await
+        .expect("finish is idempotent");
+    assert!(!repo
+        .due_object_deletions(now.plus_secs(120), 1000)
+        .await
+        .expect("due")
+        .contains(&key));
+}
+
+pub(super) async fn instance_secrets(repo: &dyn FileRepository) {
+    let name = format!("test-{}", uuid::Uuid::now_v7().simple());
+    let first = repo
+        .instance_secret(&name, &[1; 32])
+        .await
+        .expect("instance_secret");
+    assert_eq!(first, vec![1; 32], "the first candidate is stored");
+    assert_eq!(
+        repo.instance_secret(&name, &[2; 32]).await.expect("again"),
+        first,
+        "instance_secret MUST keep the first stored secret"
+    );
+    let other = format!("{name}-b");
+    assert_eq!(
+        repo.instance_secret(&other, &[3; 40]).await.expect("other"),
+        vec![3; 40],
+        "secrets are kept by name"
+    );
+}

@@ -1,0 +1,309 @@
+//! Checks of an object store, bytes moved through its presigned requests by a
+//! [`Transfer`].
+
+use super::*;
+
+/// What a store's contract check needs to move bytes through presigned requests.
+#[async_trait]
+pub trait Transfer: Send + Sync {
+    /// Performs a presigned PUT with `body` and the given extra headers (which
+    /// override the request's own); returns `(status, etag)`.
+    async fn put(
+        &self,
+        req: &PresignedRequest,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, Option<String>);
+    /// Performs a presigned GET; returns `(status, content-type, content-disposition, body)`.
+    async fn get(&self, req: &PresignedRequest) -> (u16, Option<String>, Option<String>, Vec<u8>);
+}
+
+/// Runs every object store check. `key_prefix` must be a key prefix the store accepts.
+pub async fn object_store(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix: &str) {
+    let exp = Timestamp::from_datetime(chrono::Utc::now()).plus_secs(600);
+    let key = format!("{key_prefix}/{}/hello.txt", uuid::Uuid::now_v7().simple());
+    assert_eq!(
+        store.head(&key).await.expect("head"),
+        None,
+        "head of a missing object MUST be None"
+    );
+    store
+        .delete(&key)
+        .await
+        .expect("delete of a missing object MUST succeed");
+
+    let put = store
+        .presign_put(&key, "text/plain", Some(5), exp)
+        .await
+        .expect("presign_put");
+    let (status, _) = io
+        .put(&put, &[("Content-Type", "image/png")], b"hello".to_vec())
+        .await;
+    assert!(
+        status >= 400,
+        "a PUT with another Content-Type MUST be refused, got {status}"
+    );
+    let (status, _) = io
+        .put(&put, &[("Content-Length", "6")], b"hello!".to_vec())
+        .await;
+    assert!(
+        status >= 400,
+        "a PUT with another length MUST be refused, got {status}"
+    );
+    assert_eq!(
+        store.head(&key).await.expect("head"),
+        None,
+        "refused PUTs leave nothing"
+    );
+    let (status, etag) = io.put(&put, &[], b"hello".to_vec()).await;
+    assert_eq!(status, 200, "the presigned PUT works as issued");
+    let info = store
+        .head(&key)
+        .await
+        .expect("head")
+        .expect("object exists after PUT");
+    assert_eq!(info.size, 5);
+    assert_eq!(
+        etag.map(|e| e.trim_matches('"').to_owned()),
+        Some("5d41402abc4b2a76b9719d911017c592".into()),
+        "ETag is the MD5"
+    );
+
+    let get = store
+        .presign_get(&key, "text/plain", "attachment; filename=\"hi.txt\"", exp)
+        .await
+        .expect("presign_get");
+    let (status, ct, cd, body) = io.get(&get).await;
+    assert_eq!((status, body.as_slice()), (200, b"hello".as_slice()));
+    assert_eq!(
+        ct.as_deref(),
+        Some("text/plain"),
+        "GET carries exactly the given Content-Type"
+    );
+    assert_eq!(cd.as_deref(), Some("attachment; filename=\"hi.txt\""));
+
+    store.delete(&key).await.expect("delete");
+    assert_eq!(store.head(&key).await.expect("head"), None, "deleted");
+    store.delete(&key).await.expect("delete is idempotent");
+
+    promote_moves_inside_the_store(store, io, key_prefix, exp).await;
+    racing_part_uploads_leave_one_whole_part(store, io, key_prefix, exp).await;
+
+    // Multipart: parts out of order, one replaced, assembled in order.
+    let mkey = format!("{key_prefix}/{}/big.bin", uuid::Uuid::now_v7().simple());
+    let upload_id = store
+        .create_multipart(&mkey, "application/octet-stream")
+        .await
+        .expect("create_multipart");
+    let five_mib = 5 * 1024 * 1024;
+    let part1 = vec![1u8; five_mib];
+    let part2 = vec![2u8; 10];
+    let mut etags = std::collections::BTreeMap::new();
+    for (n, body) in [
+        (2u32, vec![9u8; 10]),
+        (1, part1.clone()),
+        (2, part2.clone()),
+    ] {
+        let req = store
+            .presign_part(&mkey, &upload_id, n, exp)
+            .await
+            .expect("presign_part");
+        let (status, etag) = io.put(&req, &[], body).await;
+        assert_eq!(status, 200, "part {n} upload");
+        etags.insert(n, etag.expect("part ETag").trim_matches('"').to_owned());
+    }
+    let parts: Vec<CompletedPart> = etags
+        .iter()
+        .map(|(n, e)| CompletedPart {
+            part_number: *n,
+            etag: e.clone(),
+        })
+        .collect();
+    let missing = vec![
+        CompletedPart {
+            part_number: 1,
+            etag: etags[&1].clone(),
+        },
+        CompletedPart {
+            part_number: 7,
+            etag: etags[&2].clone(),
+        },
+    ];
+    assert_eq!(
+        code(store.complete_multipart(&mkey, &upload_id, &missing).await),
+        Some(ErrorCode::InvalidPartsArray),
+        "a part that was never uploaded"
+    );
+    let wrong = vec![CompletedPart {
+        part_number: 1,
+        etag: "0".repeat(32),
+    }];
+    assert_eq!(
+        code(store.complete_multipart(&mkey, &upload_id, &wrong).await),
+        Some(ErrorCode::InvalidPartsArray),
+        "complete_multipart MUST refuse a part whose ETag differs"
+    );
+    let done = store
+        .complete_multipart(&mkey, &upload_id, &parts)
+        .await
+        .expect("complete_multipart");
+    assert_eq!(done.size, five_mib as u64 + 10);
+    assert!(
+        done.etag.trim_matches('"').ends_with("-2"),
+        "multipart ETag is <md5>-<n>: {}",
+        done.etag
+    );
+    let get = store
+        .presign_get(&mkey, "application/octet-stream", "attachment", exp)
+        .await
+        .expect("presign_get");
+    let (_, _, _, body) = io.get(&get).await;
+    assert!(
+        body.len() == five_mib + 10
+            && body[..five_mib] == part1[..]
+            && body[five_mib..] == part2[..],
+        "parts assembled in order"
+    );
+    store.delete(&mkey).await.expect("delete");
+
+    // Small non-final part, abort.
+    let skey = format!("{key_prefix}/{}/small.bin", uuid::Uuid::now_v7().simple());
+    let upload_id = store
+        .create_multipart(&skey, "application/octet-stream")
+        .await
+        .expect("create_multipart");
+    let mut parts = Vec::new();
+    for n in 1..=2u32 {
+        let req = store
+            .presign_part(&skey, &upload_id, n, exp)
+            .await
+            .expect("presign_part");
+        let (_, etag) = io.put(&req, &[], vec![0u8; 100]).await;
+        parts.push(CompletedPart {
+            part_number: n,
+            etag: etag.expect("etag").trim_matches('"').to_owned(),
+        });
+    }
+    assert_eq!(
+        code(store.complete_multipart(&skey, &upload_id, &parts).await),
+        Some(ErrorCode::InvalidPartsArray),
+        "every part but the last MUST be at least 5 MiB"
+    );
+    store
+        .abort_multipart(&skey, &upload_id)
+        .await
+        .expect("abort");
+    store
+        .abort_multipart(&skey, &upload_id)
+        .await
+        .expect("abort is idempotent");
+    assert_eq!(store.head(&skey).await.expect("head"), None);
+    store.health_check().await.expect("health_check");
+}
+
+pub(super) async fn promote_moves_inside_the_store(
+    store: &dyn ObjectStore,
+    io: &dyn Transfer,
+    key_prefix: &str,
+    exp: Timestamp,
+) {
+    let id = uuid::Uuid::now_v7().simple();
+    let (from, to) = (
+        format!("{key_prefix}/{id}/staged.txt"),
+        format!("{key_prefix}/{id}/placed.txt"),
+    );
+    let put = store
+        .presign_put(&from, "text/plain", None, exp)
+        .await
+        .expect("presign_put");
+    assert_eq!(io.put(&put, &[], b"hello".to_vec()).await.0, 200);
+    store.promote(&from, &to, 5).await.expect("promote");
+    assert_eq!(
+        store.head(&from).await.expect("head"),
+        None,
+        "promote MUST leave nothing at the source"
+    );
+    assert_eq!(
+        store.head(&to).await.expect("head").map(|i| i.size),
+        Some(5),
+        "promote MUST put the object at the destination"
+    );
+    // The URL that wrote the source is still valid: it can only write there.
+    let _ = io.put(&put, &[], b"EVIL!".to_vec()).await;
+    let get = store
+        .presign_get(&to, "text/plain", "attachment", exp)
+        .await
+        .expect("presign_get");
+    assert_eq!(
+        io.get(&get).await.3,
+        b"hello".to_vec(),
+        "a PUT through the source's URL MUST NOT change the promoted object"
+    );
+    assert_eq!(
+        code(
+            store
+                .promote(&format!("{key_prefix}/{id}/none"), &to, 5)
+                .await
+        ),
+        Some(ErrorCode::UploadNotFound),
+        "promote of a missing object"
+    );
+    assert_eq!(
+        io.get(&get).await.3,
+        b"hello".to_vec(),
+        "a failed promote leaves the destination alone"
+    );
+    for k in [&from, &to] {
+        store.delete(k).await.expect("delete");
+    }
+}
+
+pub(super) async fn racing_part_uploads_leave_one_whole_part(
+    store: &dyn ObjectStore,
+    io: &dyn Transfer,
+    key_prefix: &str,
+    exp: Timestamp,
+) {
+    for round in 0..3 {
+        let key = format!("{key_prefix}/{}/race.bin", uuid::Uuid::now_v7().simple());
+        let upload_id = store
+            .create_multipart(&key, "application/octet-stream")
+            .await
+            .expect("create_multipart");
+        let req = store
+            .presign_part(&key, &upload_id, 1, exp)
+            .await
+            .expect("presign_part");
+        let (a, b) = (vec![b'a'; 256 * 1024], vec![b'b'; 256 * 1024 + 1]);
+        let ((sa, ea), (sb, eb)) =
+            tokio::join!(io.put(&req, &[], a.clone()), io.put(&req, &[], b.clone()));
+        assert_eq!((sa, sb), (200, 200), "both part PUTs are answered");
+        let mut survivors = Vec::new();
+        for (etag, body) in [(ea, &a), (eb, &b)] {
+            let etag = etag.expect("etag").trim_matches('"').to_owned();
+            let parts = [CompletedPart {
+                part_number: 1,
+                etag,
+            }];
+            if let Ok(done) = store.complete_multipart(&key, &upload_id, &parts).await {
+                assert_eq!(done.size, body.len() as u64, "round {round}");
+                let get = store
+                    .presign_get(&key, "application/octet-stream", "attachment", exp)
+                    .await
+                    .expect("presign_get");
+                assert!(
+                    io.get(&get).await.3 == *body,
+                    "the completed object is the whole body of the part whose ETag was named"
+                );
+                survivors.push(done);
+                break;
+            }
+        }
+        assert_eq!(
+            survivors.len(),
+            1,
+            "two PUTs of one part number MUST leave one whole part that completes (round {round})"
+        );
+        store.delete(&key).await.expect("delete");
+    }
+}
