@@ -25,6 +25,7 @@ use diesel_async::pooled_connection::{
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use stowage_diesel_common::on_duplicate;
 use stowage_domain::auth::KeyChange;
 use stowage_domain::list::ListQuery;
 use stowage_domain::model::{File, FileId, Tenant, Timestamp, Visibility};
@@ -33,7 +34,8 @@ use stowage_domain::upload::UploadState;
 use stowage_domain::{Error, ErrorCode, Result};
 
 use crate::rows::FileRow;
-use crate::schema::{files, object_deletions};
+use crate::schema::files;
+use stowage_diesel_common::schema::object_deletions;
 
 /// Migrations of `migrations/postgres`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -189,9 +191,10 @@ pub struct PostgresRepository {
 
 fn db_error(e: DieselError) -> Error {
     match &e {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-            Error::new(ErrorCode::S3KeyAlreadyExists)
-        }
+        // Statements that expect a duplicate say what it means (`on_duplicate`).
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => Error::internal(
+            format!("postgres: unexpected duplicate: {}", info.message()),
+        ),
         DieselError::DatabaseError(
             DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
             info,
@@ -441,7 +444,9 @@ impl PostgresRepository {
             let written = RegisterStatement(&row, &queue_key, queue_due)
                 .execute(c)
                 .await
-                .map_err(db_error)?;
+                .map_err(|e| {
+                    on_duplicate(e, ErrorCode::S3KeyAlreadyExists).unwrap_or_else(db_error)
+                })?;
             if written == 1 {
                 Ok(())
             } else {

@@ -23,13 +23,4 @@ diesel::table! {
     }
 }
 
-stowage_diesel_common::shared_tables!();
-
-diesel::allow_tables_to_appear_in_same_query!(
-    file_counts,
-    api_keys,
-    uploads,
-    files,
-    object_deletions,
-    instance_secrets
-);
+// The tables shared with the other backend are `stowage_diesel_common::schema`.

@@ -24,13 +24,16 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
+use stowage_diesel_common::on_duplicate;
 use stowage_domain::list::ListQuery;
 use stowage_domain::model::{File, FileId, Tenant, Timestamp, Visibility};
 use stowage_domain::ports::QueuedDeletion;
+use stowage_domain::upload::UploadState;
 use stowage_domain::{Error, ErrorCode, Result};
 
 use crate::rows::FileRow;
-use crate::schema::{file_shares, files, object_deletions};
+use crate::schema::{file_shares, files};
+use stowage_diesel_common::schema::{object_deletions, uploads};
 
 /// Migrations of `migrations/sqlite`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -92,8 +95,9 @@ pub struct SqliteRepository {
 
 fn db_error(e: DieselError) -> Error {
     match &e {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-            Error::new(ErrorCode::S3KeyAlreadyExists)
+        // Statements that expect a duplicate say what it means (`on_duplicate`).
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            Error::internal(format!("sqlite: unexpected duplicate: {}", info.message()))
         }
         DieselError::DatabaseError(_, info)
             if info.message().contains("locked") || info.message().contains("busy") =>
@@ -221,6 +225,33 @@ async fn count_shared_with(
     shared.select(count_star()).get_result::<i64>(c).await
 }
 
+/// The first step of registration, inside the caller's transaction:
+/// moves the upload of `file.s3_key` from pending/completed to
+/// registered (compare-and-set, so of two racing registrations one
+/// wins), or says why it cannot: already registered, or no such upload.
+/// On SQLite this first statement is a write, so the transaction takes
+/// the write lock at once (no read-to-write upgrade that could fail).
+async fn claim_upload(c: &mut Conn, file: &File) -> std::result::Result<(), TxError> {
+    let claimed = diesel::update(
+        uploads::table
+            .filter(uploads::s3_key.eq(&file.s3_key))
+            .filter(uploads::project.eq(file.tenant.project.as_str()))
+            .filter(uploads::env.eq(file.tenant.env.as_str()))
+            .filter(uploads::state.eq_any([
+                UploadState::Pending.as_str(),
+                UploadState::Completed.as_str(),
+                UploadState::Registering.as_str(),
+            ])),
+    )
+    .set(uploads::state.eq(UploadState::Registered.as_str()))
+    .execute(c)
+    .await?;
+    if claimed == 1 {
+        return Ok(());
+    }
+    Err(TxError::Domain(unclaimed(c, file).await?))
+}
+
 /// The backend-specific half of the repository ports (the rest is shared,
 /// see `stowage_diesel_common::shared_repository!`).
 impl SqliteRepository {
@@ -239,7 +270,11 @@ impl SqliteRepository {
                 diesel::insert_into(files::table)
                     .values(&row)
                     .execute(c)
-                    .await?;
+                    .await
+                    .map_err(|e| match on_duplicate(e, ErrorCode::S3KeyAlreadyExists) {
+                        Ok(taken) => TxError::Domain(taken),
+                        Err(e) => TxError::Db(e),
+                    })?;
                 bump_count(c, &row, &row.visibility, 1).await?;
                 replace_shares(c, file).await?;
                 Ok(())

@@ -2,14 +2,12 @@
 //! convert (corrupt data) is an internal error, never a panic.
 
 use diesel::prelude::{Insertable, Queryable, Selectable};
-use stowage_domain::auth::{ApiKeyKind, ApiKeyRecord};
-use stowage_domain::model::{File, FileId, FileMetadata, Owner, ProjectId, Tenant, Timestamp};
-use stowage_domain::upload::{IssuedUpload, UploadState};
+use stowage_domain::model::{File, FileId, FileMetadata, Owner, Timestamp};
 use stowage_domain::{Error, Result};
 
-use crate::schema::{api_keys, files, uploads};
+use crate::schema::files;
 
-stowage_diesel_common::shared_rows!(diesel::sqlite::Sqlite);
+use stowage_diesel_common::rows::{corrupt, tenant, to_i64, to_u64};
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = files, check_for_backend(diesel::sqlite::Sqlite))]

@@ -32,14 +32,6 @@ diesel::table! {
 
 diesel::joinable!(file_shares -> files (file_id));
 
-stowage_diesel_common::shared_tables!();
+// The tables shared with the other backend are `stowage_diesel_common::schema`.
 
-diesel::allow_tables_to_appear_in_same_query!(
-    file_counts,
-    api_keys,
-    uploads,
-    files,
-    file_shares,
-    object_deletions,
-    instance_secrets
-);
+diesel::allow_tables_to_appear_in_same_query!(files, file_shares);

@@ -1,227 +1,39 @@
-//! Code the SQLite and PostgreSQL adapters share, written once. Diesel queries
-//! are typed by backend and connection, so the shared parts are macros that
-//! each adapter expands against its own schema, connection type and error
-//! mapping; what differs between the backends (the `files` row mapping, the
-//! share-list predicate and count, transactions that write `files`) stays in
-//! the adapters.
+//! What the SQLite and PostgreSQL adapters share, written once.
 //!
-//! An adapter provides, at its crate root: `schema` (calling [`shared_tables!`]),
-//! `rows` (calling [`shared_rows!`]), a `Conn` type, `db_error`, an
-//! inherent `run`, `tenant_filter`/`filtered`/`page_query` (from [`shared_list_query!`]),
-//! `counted_total`, and the `db_register_file`, `db_update_file`,
-//! `db_delete_file` methods; [`shared_repository!`] then
-//! implements both repository ports.
+//! Plain code: the tables whose definition is the same on both backends
+//! ([`schema`]), their rows and conversions, checked against both backends
+//! ([`rows`]), and what a duplicate means to a statement ([`on_duplicate`]).
+//!
+//! Still expanded per backend (diesel types every query by backend and
+//! connection): [`shared_list_query!`] (the list query, over the adapter's own
+//! `files` table and its `shared_with_user(uid)` predicate) and
+//! [`shared_repository!`] (the statements of both repository ports that are
+//! the same text on both backends). For those an adapter provides at its crate
+//! root: `schema::files`, `rows::FileRow`, a `Conn` type, `db_error`, an
+//! inherent `run`, `count_shared_with`, and the `db_register_file`,
+//! `db_update_file`, `db_delete_file` methods (its transactions that write
+//! `files`). Turning these two into generic functions over an explicit
+//! backend trait is the open step of the structure issue (see
+//! `docs/architecture.md`).
 
-/// The tables whose definition is identical on every backend.
-#[macro_export]
-macro_rules! shared_tables {
-    () => {
-        diesel::table! {
-            api_keys (id) {
-                id -> Text,
-                key_hash -> Text,
-                project -> Text,
-                env -> Text,
-                kind -> Text,
-                created_at -> BigInt,
-                expires_at -> Nullable<BigInt>,
-                revoked_at -> Nullable<BigInt>,
-            }
-        }
+pub mod rows;
+pub mod schema;
 
-        diesel::table! {
-            uploads (s3_key) {
-                s3_key -> Text,
-                project -> Text,
-                env -> Text,
-                owner_type -> Text,
-                owner_id -> Text,
-                filename -> Text,
-                content_type -> Text,
-                declared_size -> Nullable<BigInt>,
-                visibility -> Nullable<Text>,
-                category -> Nullable<Text>,
-                max_size -> BigInt,
-                multipart_id -> Nullable<Text>,
-                state -> Text,
-                created_at -> BigInt,
-                expires_at -> BigInt,
-            }
-        }
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use stowage_domain::{Error, ErrorCode};
 
-        diesel::table! {
-            object_deletions (s3_key) {
-                s3_key -> Text,
-                next_attempt_at -> BigInt,
-                attempts -> Integer,
-                created_at -> BigInt,
-            }
-        }
-
-        diesel::table! {
-            instance_secrets (name) {
-                name -> Text,
-                value -> Text,
-            }
-        }
-
-        diesel::table! {
-            file_counts (project, env, visibility, owner_type, owner_id) {
-                project -> Text,
-                env -> Text,
-                visibility -> Text,
-                owner_type -> Text,
-                owner_id -> Text,
-                n -> BigInt,
-            }
-        }
-    };
-}
-
-/// Row types of the shared tables and their conversions; `$backend` is the
-/// diesel backend the rows are checked against.
-#[macro_export]
-macro_rules! shared_rows {
-    ($backend:ty) => {
-        pub(crate) fn corrupt(what: &str) -> Error {
-            Error::internal(format!("corrupt row: {what}"))
-        }
-
-        pub(crate) fn to_i64(v: u64) -> i64 {
-            i64::try_from(v).unwrap_or(i64::MAX)
-        }
-
-        pub(crate) fn to_u64(v: i64, what: &str) -> Result<u64> {
-            u64::try_from(v).map_err(|_| corrupt(what))
-        }
-
-        pub(crate) fn tenant(project: &str, env: &str) -> Result<Tenant> {
-            Ok(Tenant {
-                project: ProjectId::new(project).map_err(|_| corrupt("project"))?,
-                env: env.parse().map_err(|_| corrupt("env"))?,
-            })
-        }
-
-        #[derive(Queryable, Selectable, Insertable)]
-        #[diesel(table_name = api_keys, check_for_backend($backend))]
-        pub(crate) struct ApiKeyRow {
-            pub id: String,
-            pub key_hash: String,
-            pub project: String,
-            pub env: String,
-            pub kind: String,
-            pub created_at: i64,
-            pub expires_at: Option<i64>,
-            pub revoked_at: Option<i64>,
-        }
-
-        impl From<&ApiKeyRecord> for ApiKeyRow {
-            fn from(k: &ApiKeyRecord) -> Self {
-                Self {
-                    id: k.id.clone(),
-                    key_hash: k.key_hash.clone(),
-                    project: k.tenant.project.to_string(),
-                    env: k.tenant.env.to_string(),
-                    kind: k.kind.as_str().into(),
-                    created_at: k.created_at.millis(),
-                    expires_at: k.expires_at.map(Timestamp::millis),
-                    revoked_at: k.revoked_at.map(Timestamp::millis),
-                }
-            }
-        }
-
-        impl TryFrom<ApiKeyRow> for ApiKeyRecord {
-            type Error = Error;
-            fn try_from(r: ApiKeyRow) -> Result<Self> {
-                Ok(Self {
-                    tenant: tenant(&r.project, &r.env)?,
-                    kind: ApiKeyKind::parse(&r.kind).ok_or_else(|| corrupt("kind"))?,
-                    id: r.id,
-                    key_hash: r.key_hash,
-                    created_at: Timestamp::from_millis(r.created_at),
-                    expires_at: r.expires_at.map(Timestamp::from_millis),
-                    revoked_at: r.revoked_at.map(Timestamp::from_millis),
-                })
-            }
-        }
-
-        #[derive(Queryable, Selectable, Insertable)]
-        #[diesel(table_name = uploads, check_for_backend($backend))]
-        pub(crate) struct UploadRow {
-            pub s3_key: String,
-            pub project: String,
-            pub env: String,
-            pub owner_type: String,
-            pub owner_id: String,
-            pub filename: String,
-            pub content_type: String,
-            pub declared_size: Option<i64>,
-            pub visibility: Option<String>,
-            pub category: Option<String>,
-            pub max_size: i64,
-            pub multipart_id: Option<String>,
-            pub state: String,
-            pub created_at: i64,
-            pub expires_at: i64,
-        }
-
-        impl From<&IssuedUpload> for UploadRow {
-            fn from(u: &IssuedUpload) -> Self {
-                Self {
-                    s3_key: u.key.clone(),
-                    project: u.tenant.project.to_string(),
-                    env: u.tenant.env.to_string(),
-                    owner_type: u.owner.kind.to_string(),
-                    owner_id: u.owner.id.clone(),
-                    filename: u.filename.clone(),
-                    content_type: u.content_type.clone(),
-                    declared_size: u.declared_size.map(to_i64),
-                    visibility: u.visibility.map(|v| v.to_string()),
-                    category: u.category.map(|c| c.to_string()),
-                    max_size: to_i64(u.max_size),
-                    multipart_id: u.multipart_id.clone(),
-                    state: u.state.as_str().into(),
-                    created_at: u.created_at.millis(),
-                    expires_at: u.expires_at.millis(),
-                }
-            }
-        }
-
-        impl TryFrom<UploadRow> for IssuedUpload {
-            type Error = Error;
-            fn try_from(r: UploadRow) -> Result<Self> {
-                Ok(Self {
-                    tenant: tenant(&r.project, &r.env)?,
-                    owner: Owner {
-                        kind: r.owner_type.parse().map_err(|_| corrupt("owner_type"))?,
-                        id: r.owner_id,
-                    },
-                    declared_size: r
-                        .declared_size
-                        .map(|s| to_u64(s, "declared_size"))
-                        .transpose()?,
-                    visibility: r
-                        .visibility
-                        .map(|v| v.parse())
-                        .transpose()
-                        .map_err(|_| corrupt("visibility"))?,
-                    category: r
-                        .category
-                        .map(|c| c.parse())
-                        .transpose()
-                        .map_err(|_| corrupt("category"))?,
-                    max_size: to_u64(r.max_size, "max_size")?,
-                    state: UploadState::parse(&r.state).ok_or_else(|| corrupt("state"))?,
-                    key: r.s3_key,
-                    filename: r.filename,
-                    content_type: r.content_type,
-                    multipart_id: r.multipart_id,
-                    created_at: Timestamp::from_millis(r.created_at),
-                    expires_at: Timestamp::from_millis(r.expires_at),
-                })
-            }
-        }
-    };
+/// A unique violation met by a statement for which a duplicate means `code`
+/// (a second upload of one key, a second file for one key) becomes that
+/// error; any other error is given back for the backend's general mapping,
+/// where an unexpected duplicate (an API key id, say) is an internal error.
+///
+/// # Errors
+/// The error itself when it is not a unique violation.
+pub fn on_duplicate(e: DieselError, code: ErrorCode) -> Result<Error, DieselError> {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Ok(Error::new(code)),
+        other => Err(other),
+    }
 }
 
 /// The repository ports: shared queries inline, backend-specific ones
@@ -246,11 +58,13 @@ macro_rules! shared_repository {
             use ::stowage_domain::upload::{IssuedUpload, UploadState};
             use ::stowage_domain::Result;
 
-            use super::rows::{ApiKeyRow, FileRow, UploadRow};
-            use super::schema::{
-                api_keys, file_counts, files, instance_secrets, object_deletions, uploads,
-            };
+            use super::rows::FileRow;
+            use super::schema::files;
             use super::{db_error, $repo, Conn};
+            use $crate::rows::{ApiKeyRow, UploadRow};
+            use $crate::schema::{
+                api_keys, file_counts, instance_secrets, object_deletions, uploads,
+            };
 
             /// Error inside a transaction: a driver error or a domain decision.
             pub(crate) enum TxError {
@@ -271,36 +85,6 @@ macro_rules! shared_repository {
                         TxError::Domain(e) => e,
                     }
                 }
-            }
-
-            /// The first step of registration, inside the caller's transaction:
-            /// moves the upload of `file.s3_key` from pending/completed to
-            /// registered (compare-and-set, so of two racing registrations one
-            /// wins), or says why it cannot: already registered, or no such upload.
-            /// On SQLite this first statement is a write, so the transaction takes
-            /// the write lock at once (no read-to-write upgrade that could fail).
-            pub(crate) async fn claim_upload(
-                c: &mut Conn,
-                file: &File,
-            ) -> std::result::Result<(), TxError> {
-                let claimed = diesel::update(
-                    uploads::table
-                        .filter(uploads::s3_key.eq(&file.s3_key))
-                        .filter(uploads::project.eq(file.tenant.project.as_str()))
-                        .filter(uploads::env.eq(file.tenant.env.as_str()))
-                        .filter(uploads::state.eq_any([
-                            UploadState::Pending.as_str(),
-                            UploadState::Completed.as_str(),
-                            UploadState::Registering.as_str(),
-                        ])),
-                )
-                .set(uploads::state.eq(UploadState::Registered.as_str()))
-                .execute(c)
-                .await?;
-                if claimed == 1 {
-                    return Ok(());
-                }
-                Err(TxError::Domain(unclaimed(c, file).await?))
             }
 
             /// Why the upload of `file.s3_key` could not be claimed: it is already
@@ -491,7 +275,13 @@ macro_rules! shared_repository {
                             .values(&row)
                             .execute(c)
                             .await
-                            .map_err(db_error)?;
+                            .map_err(|e| {
+                                $crate::on_duplicate(
+                                    e,
+                                    ::stowage_domain::ErrorCode::S3KeyAlreadyExists,
+                                )
+                                .unwrap_or_else(db_error)
+                            })?;
                         Ok(())
                     })
                     .await
@@ -897,7 +687,7 @@ macro_rules! shared_repository {
             }
         }
         pub(crate) use shared_repository::{
-            apply_file_update, bump_count, claim_upload, queue_deletion, unclaimed, TxError,
+            apply_file_update, bump_count, queue_deletion, unclaimed, TxError,
         };
     };
 }

@@ -144,7 +144,10 @@ pub struct QueuedDeletion {
 /// API keys, stored hashed.
 #[async_trait]
 pub trait ApiKeyRepository: Send + Sync {
-    /// Stores a key record.
+    /// Stores a key record. A record whose id or hash is already stored MUST
+    /// be refused, as `common/internal` (ids and hashes come from random
+    /// bytes: a duplicate is a fault, never a caller's mistake), and MUST NOT
+    /// change the stored one.
     async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()>;
     /// The key with this hash, whatever its state.
     async fn find_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>>;

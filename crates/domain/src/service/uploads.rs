@@ -15,7 +15,9 @@ impl FileService {
         Ok((mime, size))
     }
 
-    async fn issue(
+    /// The record of an upload about to be issued (not stored yet: the URL
+    /// is signed first, so a store that cannot sign leaves no record).
+    fn new_upload(
         &self,
         principal: &Principal,
         req: &IssueUpload,
@@ -23,14 +25,14 @@ impl FileService {
         size: Option<u64>,
         multipart_id: Option<String>,
         key: String,
-    ) -> Result<IssuedUpload> {
+    ) -> IssuedUpload {
         let ttl = if multipart_id.is_some() {
             self.config.multipart_ttl_secs
         } else {
             self.config.upload_url_ttl_secs
         };
         let now = self.clock.now();
-        let upload = IssuedUpload {
+        IssuedUpload {
             key,
             tenant: principal.tenant.clone(),
             owner: principal.identity.clone(),
@@ -47,9 +49,7 @@ impl FileService {
             state: UploadState::Pending,
             created_at: now,
             expires_at: now.plus_secs(ttl),
-        };
-        self.repo.insert_upload(&upload).await?;
-        Ok(upload)
+        }
     }
 
     /// `POST /v1/files/presigned-url`.
@@ -60,7 +60,7 @@ impl FileService {
     ) -> Result<UploadTicket> {
         let (mime, size) = self.check_issue(&req, false)?;
         let key = keys::generate(&principal.tenant, &principal.identity, &req.filename);
-        let upload = self.issue(principal, &req, &mime, size, None, key).await?;
+        let upload = self.new_upload(principal, &req, &mime, size, None, key);
         let presigned = self
             .store
             .presign_put(
@@ -70,6 +70,7 @@ impl FileService {
                 upload.expires_at,
             )
             .await?;
+        self.repo.insert_upload(&upload).await?;
         Ok(UploadTicket {
             url: presigned.url,
             key: upload.key,
@@ -100,9 +101,16 @@ impl FileService {
             .store
             .create_multipart(&keys::staging_key(&key), mime.as_str())
             .await?;
-        let upload = self
-            .issue(principal, &req, &mime, size, Some(upload_id.clone()), key)
-            .await?;
+        let upload = self.new_upload(principal, &req, &mime, size, Some(upload_id.clone()), key);
+        if let Err(e) = self.repo.insert_upload(&upload).await {
+            // Nobody will ever drive that store upload: abort it (best effort;
+            // the store's own lifecycle rule covers a failure here).
+            let _ = self
+                .store
+                .abort_multipart(&keys::staging_key(&upload.key), &upload_id)
+                .await;
+            return Err(e);
+        }
         Ok(MultipartTicket {
             upload_id,
             key: upload.key,

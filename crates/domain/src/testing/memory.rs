@@ -348,7 +348,14 @@ pub struct MemoryApiKeyRepository(Mutex<Vec<ApiKeyRecord>>);
 #[async_trait]
 impl ApiKeyRepository for MemoryApiKeyRepository {
     async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
-        lock(&self.0).push(key.clone());
+        let mut keys = lock(&self.0);
+        if keys
+            .iter()
+            .any(|k| k.id == key.id || k.key_hash == key.key_hash)
+        {
+            return Err(crate::Error::internal("duplicate API key"));
+        }
+        keys.push(key.clone());
         Ok(())
     }
     async fn find_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {

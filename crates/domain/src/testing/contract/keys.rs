@@ -15,6 +15,15 @@ pub async fn api_key_repository(repo: &dyn ApiKeyRepository) {
         revoked_at: None,
     };
     repo.insert_key(&rec).await.expect("insert_key");
+    let twin = ApiKeyRecord {
+        kind: ApiKeyKind::Secret,
+        ..rec.clone()
+    };
+    assert_eq!(
+        code(repo.insert_key(&twin).await),
+        Some(ErrorCode::Internal),
+        "a duplicate key MUST be refused as an internal fault (not as a file conflict)"
+    );
     assert_eq!(
         repo.find_by_hash(&rec.key_hash).await.expect("find"),
         Some(rec.clone()),
