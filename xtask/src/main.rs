@@ -25,6 +25,12 @@
 //!   (cargo-audit installed into target/tools when missing; `--db` a checkout
 //!   of the database, else cargo-audit fetches it); fails on any vulnerability
 //!   not ignored with its reason in `.cargo/audit.toml`. Not part of `test`.
+//! - `check-openapi [--write]` lints /openapi.json (redocly, recommended
+//!   rules), regenerates the TypeScript types (openapi-typescript) against
+//!   `clients/typescript/src/schema.d.ts` and compiles the client with
+//!   `tsc --strict`; tools from npm under target/ts-tools.
+//! - `browser-test` the TypeScript client against a fresh server in headless
+//!   Chromium (also part of `test` when Chromium is installed).
 //! - `s3-server --port P --dir D --bucket B --access-key K --secret-key S`
 //!   an S3-compatible server (s3s-fs, SigV4-checking) in the foreground on 127.0.0.1.
 
@@ -32,6 +38,7 @@ mod audit;
 mod bench_http;
 mod local_pg;
 mod soak;
+mod ts;
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
@@ -132,16 +139,29 @@ fn test(extra: &[String]) -> Result<(), String> {
         }
     }
 
+    let no_postgres = !skipped.is_empty();
+
+    // 3. The TypeScript client in headless Chromium, when there is one.
+    ts::browser_tests_in_suite(&mut skipped)?;
+
     if skipped.is_empty() {
-        eprintln!("xtask: all suites ran (SQLite + disk, PostgreSQL + disk, PostgreSQL + S3)");
+        eprintln!(
+            "xtask: all suites ran (SQLite + disk, PostgreSQL + disk, PostgreSQL + S3, browser)"
+        );
     } else {
         eprintln!("\n==================== SKIPPED SUITES ====================");
         for s in &skipped {
             eprintln!("  - {s}");
         }
-        eprintln!("  No PostgreSQL server found and none could be started under target/.");
-        eprintln!("  Start one on 127.0.0.1:5432 (user postgres, trust auth), install PostgreSQL (initdb),");
-        eprintln!("  or set DATABASE_URL=postgres://…; set STOWAGE_REQUIRE_POSTGRES=1 to make this an error.");
+        if no_postgres {
+            eprintln!("  No PostgreSQL server found and none could be started under target/.");
+            eprintln!("  Start one on 127.0.0.1:5432 (user postgres, trust auth), install PostgreSQL (initdb),");
+            eprintln!("  or set DATABASE_URL=postgres://…; set STOWAGE_REQUIRE_POSTGRES=1 to make this an error.");
+        }
+        if ts::chromium().is_none() {
+            eprintln!("  No Chromium: install Debian's `chromium` (and Node.js) to run the client's browser");
+            eprintln!("  tests; set STOWAGE_REQUIRE_BROWSER=1 to make this an error.");
+        }
         eprintln!("=========================================================\n");
     }
     drop(cluster);
@@ -256,7 +276,15 @@ fn bench_promote() -> Result<(), String> {
 
 /// Starts `stowage` (debug build) on a free port with a fresh data folder;
 /// returns the child, its base URL and the demo secret key.
-fn start_stowage(data: &std::path::Path) -> Result<(std::process::Child, String, String), String> {
+/// A fresh embedded `stowage serve` (debug build) and what its banner said.
+struct Started {
+    child: std::process::Child,
+    base: String,
+    pk: String,
+    sk: String,
+}
+
+fn start_stowage(data: &std::path::Path) -> Result<Started, String> {
     use std::io::BufRead;
     let mut build = cargo();
     build.args([
@@ -280,20 +308,27 @@ fn start_stowage(data: &std::path::Path) -> Result<(std::process::Child, String,
         .map_err(|e| format!("start stowage: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let mut lines = std::io::BufReader::new(stdout).lines();
-    let (mut base, mut sk) = (None, None);
-    while base.is_none() || sk.is_none() {
+    let (mut base, mut pk, mut sk) = (None, None, None);
+    while base.is_none() || pk.is_none() || sk.is_none() {
         let line = lines
             .next()
             .ok_or("stowage exited early")?
             .map_err(|e| e.to_string())?;
         if let Some(url) = line.strip_prefix("Stowage listening on ") {
             base = Some(url.trim().to_owned());
+        } else if let Some(k) = line.trim().strip_prefix("publishable:") {
+            pk = Some(k.trim().to_owned());
         } else if let Some(k) = line.trim().strip_prefix("secret:") {
             sk = Some(k.trim().to_owned());
         }
     }
     std::thread::spawn(move || for _ in lines {});
-    Ok((child, base.unwrap_or_default(), sk.unwrap_or_default()))
+    Ok(Started {
+        child,
+        base: base.unwrap_or_default(),
+        pk: pk.unwrap_or_default(),
+        sk: sk.unwrap_or_default(),
+    })
 }
 
 /// Runs schemathesis (from PyPI, in a virtual environment under target/)
@@ -312,7 +347,12 @@ fn fuzz_api(args: &[String]) -> Result<(), String> {
     }
     let data = std::env::temp_dir().join(format!("stowage-fuzz-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let (mut child, base, sk) = start_stowage(&data)?;
+    let Started {
+        mut child,
+        base,
+        sk,
+        ..
+    } = start_stowage(&data)?;
     let token = Command::new("target/debug/stowage")
         .env("STOWAGE_DATA_DIR", &data)
         .env_remove("DATABASE_URL")
@@ -513,9 +553,11 @@ fn main() -> ExitCode {
         Some("bench-promote") => bench_promote(),
         Some("soak") => soak(&args[1..]),
         Some("audit") => audit::audit(&args[1..]),
+        Some("check-openapi") => ts::check_openapi(&args[1..]),
+        Some("browser-test") => ts::browser_test(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--files N] | fuzz-api [--max-examples N] | bench-http [--mode embedded|postgres] [--duration S] [--concurrency C] | bench-promote | soak [--mode embedded|postgres] [--minutes N] [--concurrency C] | audit [--db PATH] | \
+                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--files N] | fuzz-api [--max-examples N] | bench-http [--mode embedded|postgres] [--duration S] [--concurrency C] | bench-promote | soak [--mode embedded|postgres] [--minutes N] [--concurrency C] | audit [--db PATH] | check-openapi [--write] | browser-test | \
                  s3-server --port P --dir D --bucket B --access-key K --secret-key S>"
             );
             return ExitCode::from(2);

@@ -46,7 +46,7 @@ pub struct ErrorBody {
 #[serde(rename_all = "camelCase")]
 pub struct ErrorDetail {
     /// Stable code, e.g. `file/not-found`.
-    #[schema(value_type = String)]
+    #[schema(value_type = stowage_domain::ErrorCode)]
     pub code: &'static str,
     /// Human message.
     pub message: String,

@@ -38,9 +38,15 @@ impl Modify for SecuritySchemes {
         files::download_url, gateway::put, gateway::get, gateway::head, ops::health, ops::ready, ops::metrics,
         ops::openapi,
     ),
-    components(schemas(Visibility, Bucket, OwnerType, OwnerTypeFilter, Category)),
+    components(schemas(Visibility, Bucket, OwnerType, OwnerTypeFilter, Category, stowage_domain::ErrorCode)),
     modifiers(&SecuritySchemes),
-    tags((name = "files"), (name = "multipart"), (name = "gateway"), (name = "ops"))
+    servers((url = "/", description = "This server (the base URL the API is reached at)")),
+    tags(
+        (name = "files", description = "Upload URLs, registration, reading, listing, changing and deleting files (docs/api.md §4)"),
+        (name = "multipart", description = "Multipart uploads: init, part URLs, complete, abort"),
+        (name = "gateway", description = "The disk store's object gateway: presigned PUT/GET/HEAD, authorized by the URL's signature alone (docs/api.md §7)"),
+        (name = "ops", description = "Health, readiness, metrics and this document; no credentials")
+    )
 )]
 struct ApiDoc;
 
@@ -71,6 +77,31 @@ mod tests {
                 spec.doc_path
             );
         }
+        let mut ids = std::collections::HashSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                let id = op["operationId"].as_str().unwrap_or_default();
+                assert!(!id.is_empty(), "{method} {path} has no operationId");
+                assert!(ids.insert(id.to_owned()), "operationId {id} used twice");
+                assert!(
+                    op["security"].is_array(),
+                    "{method} {path} states its security"
+                );
+                let responses = op["responses"].as_object().expect("responses");
+                assert!(
+                    responses.keys().any(|s| s.starts_with('4')),
+                    "{method} {path} documents a 4XX answer"
+                );
+            }
+        }
+        let codes = doc["components"]["schemas"]["ErrorCode"]["enum"]
+            .as_array()
+            .map(Vec::len);
+        assert_eq!(
+            codes,
+            Some(stowage_domain::ErrorCode::ALL.len()),
+            "every error code is in the document"
+        );
         for schema in [
             "FileView",
             "UploadTicket",

@@ -29,6 +29,22 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// The codes as a string enum in the OpenAPI document, so generated clients
+/// type `error.code`.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
+            .description(Some("Stable error code (docs/api.md §2)"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ErrorCode {}
+
 /// A string that is not one of the contract's error codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnknownErrorCode;

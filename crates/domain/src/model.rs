@@ -282,7 +282,7 @@ pub struct FileMetadata {
     pub related_entity_id: Option<String>,
     /// Any JSON object ≤ 8 KiB serialized; hidden in the public projection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>))]
     pub custom: Option<serde_json::Map<String, serde_json::Value>>,
 }
 

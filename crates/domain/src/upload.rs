@@ -101,6 +101,7 @@ pub struct IssueUpload {
             code = "file/invalid-name"
         )
     )]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub filename: String,
     /// MIME type the client will upload.
     #[validate(
@@ -110,10 +111,19 @@ pub struct IssueUpload {
             code = "file/invalid-format"
         )
     )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 3,
+            max_length = 255,
+            pattern = "^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$"
+        )
+    )]
     pub content_type: String,
     /// Declared size (required for multipart).
     #[serde(default)]
     #[validate(range(min = 0, code = "file/size-negative"))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub file_size: Option<i64>,
     /// Visibility of the future file.
     #[serde(default)]

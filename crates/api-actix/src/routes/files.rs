@@ -85,7 +85,7 @@ pub struct AbortResponse {
 }
 
 /// `POST /v1/files/presigned-url`
-#[utoipa::path(post, path = "/v1/files/presigned-url", tag = "files", request_body = IssueUpload, responses((status = 200, description = "Upload URL issued", body = UploadTicket), (status = "4XX", description = "Error (see docs/api.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(post, path = "/v1/files/presigned-url", operation_id = "issueUploadUrl", tag = "files", request_body = IssueUpload, responses((status = 200, description = "Upload URL issued", body = UploadTicket), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn presigned_url(
     state: State,
     Caller(p): Caller,
@@ -99,7 +99,7 @@ pub async fn presigned_url(
 }
 
 /// `POST /v1/files/multipart/init`
-#[utoipa::path(post, path = "/v1/files/multipart/init", tag = "multipart", request_body = IssueUpload, responses((status = 200, description = "Multipart upload started", body = MultipartTicket), (status = "4XX", description = "Error (see docs/api.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(post, path = "/v1/files/multipart/init", operation_id = "initMultipartUpload", tag = "multipart", request_body = IssueUpload, responses((status = 200, description = "Multipart upload started", body = MultipartTicket), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn multipart_init(
     state: State,
     Caller(p): Caller,
@@ -113,7 +113,7 @@ pub async fn multipart_init(
 }
 
 /// `POST /v1/files/multipart/presigned-url`
-#[utoipa::path(post, path = "/v1/files/multipart/presigned-url", tag = "multipart", request_body = PartUrlRequest, responses((status = 200, description = "Part URL issued", body = PartTicket), (status = "4XX", description = "Error (see docs/api.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(post, path = "/v1/files/multipart/presigned-url", operation_id = "issuePartUrl", tag = "multipart", request_body = PartUrlRequest, responses((status = 200, description = "Part URL issued", body = PartTicket), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-part-number-range (400); common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/upload-not-found (404); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn multipart_part_url(
     state: State,
     Caller(p): Caller,
@@ -132,7 +132,7 @@ pub async fn multipart_part_url(
 }
 
 /// `POST /v1/files/multipart/complete`
-#[utoipa::path(post, path = "/v1/files/multipart/complete", tag = "multipart", request_body = CompleteRequest, responses((status = 200, description = "Object assembled", body = CompletedUpload), (status = "4XX", description = "Error (see docs/api.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(post, path = "/v1/files/multipart/complete", operation_id = "completeMultipartUpload", tag = "multipart", request_body = CompleteRequest, responses((status = 200, description = "Object assembled", body = CompletedUpload), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-parts-array, file/size-mismatch, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/upload-not-found (404); common/payload-too-large (413); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn multipart_complete(
     state: State,
     Caller(p): Caller,
@@ -151,7 +151,7 @@ pub async fn multipart_complete(
 }
 
 /// `POST /v1/files/multipart/abort`
-#[utoipa::path(post, path = "/v1/files/multipart/abort", tag = "multipart", request_body = UploadRef, responses((status = 200, description = "Upload aborted", body = AbortResponse), (status = "4XX", description = "Error (see docs/api.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(post, path = "/v1/files/multipart/abort", operation_id = "abortMultipartUpload", tag = "multipart", request_body = UploadRef, responses((status = 200, description = "Upload aborted", body = AbortResponse), (status = "4XX", description = "Error envelope; codes: common/invalid-request (400); common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/upload-not-found (404); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn multipart_abort(
     state: State,
     Caller(p): Caller,
@@ -167,7 +167,7 @@ pub async fn multipart_abort(
 }
 
 /// `POST /v1/files`
-#[utoipa::path(post, path = "/v1/files", tag = "files", request_body = RegisterFile, responses((status = 201, description = "File registered", body = FileView), (status = "4XX", description = "Error (see docs/api.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(post, path = "/v1/files", operation_id = "registerFile", tag = "files", request_body = RegisterFile, responses((status = 201, description = "File registered", body = FileView), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large, file/invalid-path, file/size-mismatch (400); common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/upload-not-found (404); file/s3-key-already-exists (409); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn register(
     state: State,
     Caller(p): Caller,
@@ -181,7 +181,7 @@ pub async fn register(
 }
 
 /// `GET /v1/files`
-#[utoipa::path(get, path = "/v1/files", tag = "files", params(
+#[utoipa::path(get, path = "/v1/files", operation_id = "listFiles", tag = "files", params(
         ("page" = Option<u32>, Query, description = "Page number, from 1", minimum = 1),
         ("limit" = Option<u32>, Query, description = "Page size", minimum = 1, maximum = 100),
         ("sortBy" = Option<String>, Query, description = "createdAt | updatedAt | originalName | size | mimeType"),
@@ -193,7 +193,7 @@ pub async fn register(
         ("mimeType" = Option<String>, Query, description = "Exact type, or `type/*`"),
         ("search" = Option<String>, Query, description = "Case-insensitive substring of originalName"),
         ("cursor" = Option<String>, Query, description = "Keyset cursor from pagination.nextCursor"),
-    ), responses((status = 200, description = "Visible files", body = FileList), (status = "4XX", description = "Error (see docs/api.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+    ), responses((status = 200, description = "Visible files", body = FileList), (status = "4XX", description = "Error envelope; codes: common/invalid-request (400); common/authentication-required, common/invalid-api-key (401); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn list(state: State, Caller(p): Caller, req: HttpRequest) -> ApiResult<HttpResponse> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
         .map_err(|_| Error::invalid_request("malformed query string"))?;
@@ -202,7 +202,7 @@ pub async fn list(state: State, Caller(p): Caller, req: HttpRequest) -> ApiResul
 }
 
 /// `GET /v1/files/{id}`
-#[utoipa::path(get, path = "/v1/files/{id}", tag = "files", params(("id" = String, Path, description = "File id")), responses((status = 200, description = "The file", body = FileView), (status = "4XX", description = "Error (see docs/api.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(get, path = "/v1/files/{id}", operation_id = "getFile", tag = "files", params(("id" = String, Path, description = "File id")), responses((status = 200, description = "The file", body = FileView), (status = "4XX", description = "Error envelope; codes: common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/not-found (404); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn get(
     state: State,
     Caller(p): Caller,
@@ -212,7 +212,7 @@ pub async fn get(
 }
 
 /// `PATCH /v1/files/{id}`
-#[utoipa::path(patch, path = "/v1/files/{id}", tag = "files", params(("id" = String, Path, description = "File id")), request_body = FilePatch, responses((status = 200, description = "Updated file", body = FileView), (status = "4XX", description = "Error (see docs/api.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(patch, path = "/v1/files/{id}", operation_id = "updateFile", tag = "files", params(("id" = String, Path, description = "File id")), request_body = FilePatch, responses((status = 200, description = "Updated file", body = FileView), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long (400); common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/not-found (404); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn patch(
     state: State,
     Caller(p): Caller,
@@ -225,7 +225,7 @@ pub async fn patch(
 }
 
 /// `DELETE /v1/files/{id}`
-#[utoipa::path(delete, path = "/v1/files/{id}", tag = "files", params(("id" = String, Path, description = "File id")), responses((status = 200, description = "Deleted", body = Object), (status = "4XX", description = "Error (see docs/api.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(delete, path = "/v1/files/{id}", operation_id = "deleteFile", tag = "files", params(("id" = String, Path, description = "File id")), responses((status = 200, description = "Deleted", body = Object), (status = "4XX", description = "Error envelope; codes: common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/not-found (404); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn delete(
     state: State,
     Caller(p): Caller,
@@ -236,7 +236,7 @@ pub async fn delete(
 }
 
 /// `POST /v1/files/{id}/download-url`
-#[utoipa::path(post, path = "/v1/files/{id}/download-url", tag = "files", params(("id" = String, Path, description = "File id")), responses((status = 200, description = "Download URL issued", body = DownloadTicket), (status = "4XX", description = "Error (see docs/api.md §2)", body = ErrorBody), (status = "5XX", description = "Server or backend fault", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(post, path = "/v1/files/{id}/download-url", operation_id = "issueDownloadUrl", tag = "files", params(("id" = String, Path, description = "File id")), responses((status = 200, description = "Download URL issued", body = DownloadTicket), (status = "4XX", description = "Error envelope; codes: common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/not-found (404); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn download_url(
     state: State,
     Caller(p): Caller,

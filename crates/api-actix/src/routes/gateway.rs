@@ -48,10 +48,10 @@ fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-#[utoipa::path(put, path = "/v1/storage/{key}", tag = "gateway",
+#[utoipa::path(put, path = "/v1/storage/{key}", tag = "gateway", operation_id = "putObject", security(()),
     params(("key" = String, Path, description = "Object key (may contain `/`)")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The bytes"),
-    responses((status = 200, description = "Stored; ETag header carries the quoted MD5"), (status = "4XX", description = "Refused", body = ErrorBody)))]
+    responses((status = 200, description = "Stored; ETag header carries the quoted MD5"), (status = "4XX", description = "Error envelope; codes: file/access-denied (403: missing, tampered, expired or misused signature, or a header other than the signed one), file/not-found (404), file/upload-not-found (404), file/file-too-large, file/size-mismatch, common/invalid-request (400), common/rate-limited (429: another body through this URL)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)))]
 /// `PUT /v1/storage/{key}`: an object or a part.
 pub async fn put(
     state: web::Data<AppState>,
@@ -144,9 +144,9 @@ fn parse_range(header: Option<&str>, len: u64) -> RangeRequest {
     }
 }
 
-#[utoipa::path(get, path = "/v1/storage/{key}", tag = "gateway",
+#[utoipa::path(get, path = "/v1/storage/{key}", tag = "gateway", operation_id = "getObject", security(()),
     params(("key" = String, Path, description = "Object key (may contain `/`)"), ("Range" = Option<String>, Header, description = "bytes=start-end")),
-    responses((status = 200, description = "The object", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "A byte range"), (status = 416, description = "Range not satisfiable"), (status = "4XX", description = "Refused", body = ErrorBody)))]
+    responses((status = 200, description = "The object", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "A byte range"), (status = 416, description = "Range not satisfiable"), (status = "4XX", description = "Error envelope; codes: file/access-denied (403: missing, tampered, expired or misused signature, or a header other than the signed one), file/not-found (404), file/upload-not-found (404), file/file-too-large, file/size-mismatch, common/invalid-request (400), common/rate-limited (429: another body through this URL)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)))]
 /// `GET`/`HEAD /v1/storage/{key}`: the object with the signed response headers.
 pub async fn get(
     state: web::Data<AppState>,
@@ -230,9 +230,9 @@ mod tests {
 }
 
 /// `HEAD /v1/storage/{key}`: as GET, without the body.
-#[utoipa::path(head, path = "/v1/storage/{key}", tag = "gateway",
+#[utoipa::path(head, path = "/v1/storage/{key}", tag = "gateway", operation_id = "headObject", security(()),
     params(("key" = String, Path, description = "Object key (may contain `/`)")),
-    responses((status = 200, description = "Headers of the object"), (status = "4XX", description = "Refused", body = ErrorBody)))]
+    responses((status = 200, description = "Headers of the object"), (status = "4XX", description = "Error envelope; codes: file/access-denied (403: missing, tampered, expired or misused signature, or a header other than the signed one), file/not-found (404), file/upload-not-found (404), file/file-too-large, file/size-mismatch, common/invalid-request (400), common/rate-limited (429: another body through this URL)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)))]
 pub async fn head(
     state: web::Data<AppState>,
     req: HttpRequest,

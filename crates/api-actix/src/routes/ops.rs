@@ -10,13 +10,13 @@ use crate::error::ErrorBody;
 use crate::state::AppState;
 
 /// `GET /health`: the process is alive.
-#[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, description = "Alive")))]
+#[utoipa::path(get, path = "/health", tag = "ops", operation_id = "health", security(()), responses((status = 200, description = "Alive"), (status = 405, description = "common/method-not-allowed", body = ErrorBody)))]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
 /// `GET /metrics`: Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "ops", operation_id = "metrics", security(()), responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain"), (status = 405, description = "common/method-not-allowed", body = ErrorBody)))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
@@ -24,7 +24,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /ready`: database and store reachable; 503 otherwise.
-#[utoipa::path(get, path = "/ready", tag = "ops", responses((status = 200, description = "Ready"), (status = 503, description = "A backend is unreachable", body = ErrorBody)))]
+#[utoipa::path(get, path = "/ready", tag = "ops", operation_id = "ready", security(()), responses((status = 200, description = "Ready"), (status = 405, description = "common/method-not-allowed", body = ErrorBody), (status = 503, description = "common/service-unavailable: a backend is unreachable (with Retry-After)", body = ErrorBody)))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let check = tokio::time::timeout(
         std::time::Duration::from_secs(2),
@@ -43,7 +43,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /openapi.json`: this API's OpenAPI 3.1 document.
-#[utoipa::path(get, path = "/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI document", content_type = "application/json")))]
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", operation_id = "openapiDocument", security(()), responses((status = 200, description = "OpenAPI document", content_type = "application/json"), (status = 405, description = "common/method-not-allowed", body = ErrorBody)))]
 pub async fn openapi(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")

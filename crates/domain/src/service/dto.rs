@@ -17,7 +17,7 @@ pub struct UploadTicket {
     /// Always `PUT`.
     pub method: &'static str,
     /// Headers to send.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::HashMap<String, String>))]
     pub headers: serde_json::Map<String, Value>,
     /// URL expiry.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
@@ -88,6 +88,7 @@ pub struct RegisterFile {
         function = "crate::limits::check_key_bytes",
         code = "file/s3-key-too-long"
     ))]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 1024))]
     pub s3_key: String,
     /// Name.
     #[validate(
@@ -97,6 +98,7 @@ pub struct RegisterFile {
             code = "file/invalid-name"
         )
     )]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub original_name: String,
     /// MIME type.
     #[validate(
@@ -106,9 +108,18 @@ pub struct RegisterFile {
             code = "file/invalid-format"
         )
     )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 3,
+            max_length = 255,
+            pattern = "^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$"
+        )
+    )]
     pub mime_type: String,
     /// Size in bytes.
     #[validate(range(min = 0, code = "file/size-negative"))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub size: i64,
     /// Width.
     #[serde(default)]
@@ -124,7 +135,7 @@ pub struct RegisterFile {
     pub bucket: Option<Bucket>,
     /// Metadata.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>))]
     pub metadata: Option<Value>,
     /// Share list.
     #[serde(default)]
@@ -139,6 +150,7 @@ pub struct RegisterFile {
             code = "common/invalid-request"
         )
     )]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
     pub shared_with: Option<Vec<String>>,
 }
 
@@ -166,13 +178,14 @@ pub struct FilePatch {
             code = "file/invalid-name"
         )
     )]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub original_name: Option<String>,
     /// New visibility.
     #[serde(default)]
     pub visibility: Option<Visibility>,
     /// RFC 7396 merge patch of metadata.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>))]
     pub metadata: Option<Value>,
     /// New share list.
     #[serde(default)]
@@ -187,6 +200,7 @@ pub struct FilePatch {
             code = "common/invalid-request"
         )
     )]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
     pub shared_with: Option<Vec<String>>,
 }
 
