@@ -44,6 +44,16 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
+/// Where cargo builds (`CARGO_TARGET_DIR`, else `target`).
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| "target".into(), Into::into)
+}
+
+/// The debug `stowage` that `start_stowage` builds.
+fn debug_stowage() -> std::path::PathBuf {
+    target_dir().join("debug/stowage")
+}
+
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
@@ -296,7 +306,7 @@ fn start_stowage(data: &std::path::Path) -> Result<Started, String> {
         "stowage",
     ]);
     run(build)?;
-    let bin = std::path::Path::new("target/debug/stowage");
+    let bin = debug_stowage();
     let mut child = Command::new(bin)
         .env("STOWAGE_DATA_DIR", data)
         .env("STOWAGE_LISTEN", "127.0.0.1:0")
@@ -353,7 +363,7 @@ fn fuzz_api(args: &[String]) -> Result<(), String> {
         sk,
         ..
     } = start_stowage(&data)?;
-    let token = Command::new("target/debug/stowage")
+    let token = Command::new(debug_stowage())
         .env("STOWAGE_DATA_DIR", &data)
         .env_remove("DATABASE_URL")
         .args(["token", "--sub", "fuzzer", "--role", "admin"])

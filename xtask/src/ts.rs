@@ -69,7 +69,7 @@ fn server(name: &str) -> Result<Server, String> {
     let data = std::env::temp_dir().join(format!("stowage-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let started = start_stowage(&data)?;
-    let out = Command::new("target/debug/stowage")
+    let out = Command::new(crate::debug_stowage())
         .env("STOWAGE_DATA_DIR", &data)
         .env_remove("DATABASE_URL")
         .args(["token", "--sub", "browser-user"])
