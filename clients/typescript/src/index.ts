@@ -31,6 +31,8 @@ export type Category = Schemas["Category"];
 export type Bucket = Schemas["Bucket"];
 export type OwnerTypeFilter = Schemas["OwnerTypeFilter"];
 export type ErrorCode = Schemas["ErrorCode"];
+export type SortBy = Schemas["SortBy"];
+export type SortDirection = Schemas["SortDirection"];
 
 /** A failure answered by the server (or the store) in the error envelope. */
 export class StowageError extends Error {
@@ -106,8 +108,8 @@ export interface LargeUploadOptions extends UploadOptions {
 export interface ListOptions {
   page?: number;
   limit?: number;
-  sortBy?: "createdAt" | "updatedAt" | "originalName" | "size" | "mimeType";
-  sortDirection?: "asc" | "desc";
+  sortBy?: SortBy;
+  sortDirection?: SortDirection;
   visibility?: Visibility;
   ownerType?: OwnerTypeFilter;
   ownerId?: string;

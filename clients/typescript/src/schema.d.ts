@@ -516,6 +516,16 @@ export interface components {
              */
             width?: number | null;
         };
+        /**
+         * @description Sort column.
+         * @enum {string}
+         */
+        SortBy: "createdAt" | "updatedAt" | "originalName" | "size" | "mimeType";
+        /**
+         * @description Sort direction.
+         * @enum {string}
+         */
+        SortDirection: "asc" | "desc";
         /** @description Body naming a multipart upload. */
         UploadRef: {
             /** @description The upload's key. */
@@ -684,10 +694,10 @@ export interface operations {
                 page?: number;
                 /** @description Page size */
                 limit?: number;
-                /** @description createdAt | updatedAt | originalName | size | mimeType */
-                sortBy?: string;
-                /** @description asc | desc */
-                sortDirection?: string;
+                /** @description Sort column (default createdAt) */
+                sortBy?: components["schemas"]["SortBy"];
+                /** @description Direction (default desc) */
+                sortDirection?: components["schemas"]["SortDirection"];
                 /** @description Visibility filter */
                 visibility?: components["schemas"]["Visibility"];
                 /** @description Owner type filter */

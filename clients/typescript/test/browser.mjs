@@ -110,6 +110,68 @@ try {
       if ((await hex(got)) !== (await hex(bytes))) throw new Error("SHA-256 differs");
     },
 
+    // A part whose PUT fails is retried; a part failing for good aborts the
+    // upload (nothing registered). The page's XMLHttpRequest is patched to
+    // fail chosen part PUTs and to count PUTs in flight.
+    "failed parts are retried, and a lost part aborts the upload": async ({ base, pk, token }) => {
+      const { StowageClient } = window.Stowage;
+      const c = new StowageClient({ baseUrl: base, apiKey: pk, token });
+      const proto = XMLHttpRequest.prototype;
+      const [open, send] = [proto.open, proto.send];
+      let failPart = null;
+      let failuresLeft = 0;
+      let inFlight = 0;
+      let most = 0;
+      let puts = 0;
+      proto.open = function (method, url, ...rest) {
+        this.__url = String(url);
+        return open.call(this, method, url, ...rest);
+      };
+      proto.send = function (body) {
+        puts++;
+        if (failPart && this.__url.includes(`partNumber=${failPart}`) && failuresLeft > 0) {
+          failuresLeft--;
+          setTimeout(() => this.onerror && this.onerror(new ProgressEvent("error")), 5);
+          return;
+        }
+        most = Math.max(most, ++inFlight);
+        this.addEventListener("loadend", () => inFlight--);
+        return send.call(this, body);
+      };
+      try {
+        const size = 11 * 1024 * 1024;
+        const bytes = new Uint8Array(size).map((_, i) => i % 253);
+        failPart = 2;
+        failuresLeft = 2;
+        const f = await c.uploadLarge(new File([bytes], "retried.bin"), {
+          partSize: 5 * 1024 * 1024,
+          concurrency: 2,
+          attempts: 3,
+        });
+        if (failuresLeft !== 0) throw new Error("the failures were not injected");
+        if (f.size !== size) throw new Error(`size ${f.size}`);
+        if (most > 2) throw new Error(`${most} PUTs in flight with concurrency 2`);
+        const dl = await c.downloadUrl(f.id);
+        const got = new Uint8Array(await (await fetch(dl.url)).arrayBuffer());
+        if (got.length !== size || got.some((b, i) => b !== i % 253)) throw new Error("bytes differ");
+
+        failPart = 1;
+        failuresLeft = 5;
+        let error;
+        try {
+          await c.uploadLarge(new File([bytes], "lost.bin"), { partSize: 5 * 1024 * 1024, attempts: 2 });
+        } catch (e) {
+          error = e;
+        }
+        if (!error || error.code !== "client/network") throw new Error(`expected a network error, got ${error}`);
+        const list = await c.listFiles({ search: "lost.bin" });
+        if (list.items.length !== 0) throw new Error("a failed upload was registered");
+      } finally {
+        proto.open = open;
+        proto.send = send;
+      }
+    },
+
     // Cancelled after the first bytes: AbortError, and nothing registered.
     "a cancelled upload leaves nothing registered": async ({ base, pk, token }) => {
       const { StowageClient } = window.Stowage;

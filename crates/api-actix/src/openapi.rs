@@ -38,7 +38,7 @@ impl Modify for SecuritySchemes {
         files::download_url, gateway::put, gateway::get, gateway::head, ops::health, ops::ready, ops::metrics,
         ops::openapi,
     ),
-    components(schemas(Visibility, Bucket, OwnerType, OwnerTypeFilter, Category, stowage_domain::ErrorCode)),
+    components(schemas(Visibility, Bucket, OwnerType, OwnerTypeFilter, Category, stowage_domain::ErrorCode, stowage_domain::list::SortBy, stowage_domain::list::SortDirection)),
     modifiers(&SecuritySchemes),
     servers((url = "/", description = "This server (the base URL the API is reached at)")),
     tags(

@@ -15,6 +15,7 @@ use crate::validation::FieldRules;
 
 /// Sort column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SortBy {
     /// `createdAt` (default).
     #[serde(rename = "createdAt")]
@@ -48,6 +49,7 @@ impl SortBy {
 
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SortDirection {
     /// Ascending.
     #[serde(rename = "asc")]

@@ -182,10 +182,10 @@ pub async fn register(
 
 /// `GET /v1/files`
 #[utoipa::path(get, path = "/v1/files", operation_id = "listFiles", tag = "files", params(
-        ("page" = Option<u32>, Query, description = "Page number, from 1", minimum = 1),
+        ("page" = Option<u32>, Query, description = "Page number, from 1", minimum = 1, maximum = 33554431),
         ("limit" = Option<u32>, Query, description = "Page size", minimum = 1, maximum = 100),
-        ("sortBy" = Option<String>, Query, description = "createdAt | updatedAt | originalName | size | mimeType"),
-        ("sortDirection" = Option<String>, Query, description = "asc | desc"),
+        ("sortBy" = Option<stowage_domain::list::SortBy>, Query, description = "Sort column (default createdAt)"),
+        ("sortDirection" = Option<stowage_domain::list::SortDirection>, Query, description = "Direction (default desc)"),
         ("visibility" = Option<Visibility>, Query, description = "Visibility filter"),
         ("ownerType" = Option<OwnerTypeFilter>, Query, description = "Owner type filter"),
         ("ownerId" = Option<String>, Query, description = "Owner id filter"),
