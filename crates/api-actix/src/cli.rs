@@ -163,15 +163,15 @@ async fn migrate(config: Config) -> Result<(), String> {
             let applied =
                 tokio::task::spawn_blocking(move || stowage_adapters_sqlite::migrate(&path))
                     .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| format!("{e:#}"))?
+                    .map_err(|e| format!("{e:#}"))?;
             println!("applied {} migration(s)", applied.len());
             Ok(())
         }
         Database::Postgres(url) => {
             let applied = stowage_adapters_postgres::migrate(url)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| format!("{e:#}"))?;
             println!("applied {} migration(s)", applied.len());
             Ok(())
         }
@@ -194,7 +194,9 @@ async fn create_key(
         expires_at,
         revoked_at: None,
     };
-    keys.insert_key(&record).await.map_err(|e| e.to_string())?;
+    keys.insert_key(&record)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
     Ok((text, record))
 }
 
@@ -234,7 +236,7 @@ async fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
                 "{:<36}  {:<11}  {:<24}  {:<8}  {:<24}  status",
                 "id", "kind", "project", "env", "created"
             );
-            for k in repos.keys.list_keys().await.map_err(|e| e.to_string())? {
+            for k in repos.keys.list_keys().await.map_err(|e| format!("{e:#}"))? {
                 let now = SystemClock.now();
                 let status = if k.revoked_at.is_some() {
                     "revoked"
@@ -258,7 +260,7 @@ async fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
                 .keys
                 .revoke_key(&id, SystemClock.now())
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("{e:#}"))?
             {
                 println!("revoked {id}");
             } else {
@@ -276,11 +278,11 @@ async fn serve(config: Config) -> Result<(), String> {
         .keys
         .list_keys()
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("{e:#}"))?
         .is_empty()
     {
         let tenant = Tenant {
-            project: ProjectId::new("demo").map_err(|e| e.to_string())?,
+            project: ProjectId::new("demo").map_err(|e| format!("{e:#}"))?,
             env: Environment::Dev,
         };
         let (pk, _) = create_key(
@@ -308,5 +310,5 @@ async fn serve(config: Config) -> Result<(), String> {
         None => println!("New API key: stowage keys create --project demo --env dev --kind secret"),
     }
     println!("User token (dev helper): cargo run --release -- token --sub alice   (or: stowage token --sub alice)");
-    app.run_until_stopped().await.map_err(|e| e.to_string())
+    app.run_until_stopped().await.map_err(|e| format!("{e:#}"))
 }

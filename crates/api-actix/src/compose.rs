@@ -33,12 +33,12 @@ pub async fn repositories(config: &Config) -> Result<Repositories, String> {
             let to_migrate = path.clone();
             tokio::task::spawn_blocking(move || stowage_adapters_sqlite::migrate(&to_migrate))
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("{e:#}"))?
                 .map_err(|e| format!("migrating SQLite: {e}"))?;
             let repo = Arc::new(
                 SqliteRepository::connect(&SqliteConfig::new(path.clone()))
                     .await
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| format!("{e:#}"))?,
             );
             Ok(Repositories {
                 files: repo.clone(),
@@ -55,7 +55,7 @@ pub async fn repositories(config: &Config) -> Result<Repositories, String> {
                     .map_err(|e| format!("migrating PostgreSQL: {e}"))?;
                 PostgresRepository::connect(&PostgresConfig::new(url.clone()))
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| format!("{e:#}"))
             })
             .await
             .map_err(|_| {
@@ -121,7 +121,7 @@ pub async fn stores(config: &Config, public_url: String) -> Result<Stores, Strin
                     max_object_size: config.limits.single_put_max,
                 })
                 .await
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| format!("{e:#}"))?,
             );
             Ok(Stores {
                 objects: fs.clone(),

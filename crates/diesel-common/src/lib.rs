@@ -506,10 +506,10 @@ macro_rules! shared_repository {
                     .await
                 }
 
-                async fn register_file(
+                async fn register_file<'a>(
                     &self,
                     file: &File,
-                    cleanup: Option<&QueuedDeletion>,
+                    cleanup: Option<&'a QueuedDeletion>,
                 ) -> Result<()> {
                     self.db_register_file(file, cleanup).await
                 }

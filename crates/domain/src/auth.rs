@@ -73,6 +73,7 @@ pub struct TokenClaims {
 pub const TOKEN_LEEWAY_SECS: i64 = 30;
 
 /// Verifies bearer tokens (signature, algorithm, `exp`/`nbf` with leeway, `iss`/`aud`).
+#[cfg_attr(feature = "testing", mockall::automock)]
 pub trait TokenVerifier: Send + Sync {
     /// Verifies a token.
     ///

@@ -29,6 +29,21 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// The wire string (`"file/not-found"`).
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        s.parse()
+            .map_err(|_| serde::de::Error::custom(format!("unknown error code `{s}`")))
+    }
+}
+
 /// The codes as a string enum in the OpenAPI document, so generated clients
 /// type `error.code`.
 #[cfg(feature = "openapi")]
@@ -59,8 +74,9 @@ impl std::error::Error for UnknownErrorCode {}
 
 macro_rules! error_codes {
     ($( $(#[$doc:meta])* $variant:ident => $code:literal, $kind:ident, $default:literal; )*) => {
-        /// Every error code of docs/api.md §2.
+        /// Every error code of docs/api.md §2 (more come with new features).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
         pub enum ErrorCode {
             $( $(#[$doc])* $variant, )*
         }
@@ -163,13 +179,27 @@ impl fmt::Display for ErrorCode {
 }
 
 /// A domain failure: a code, a message safe to show the caller, and, for
-/// internal and unavailable errors, a private detail that is logged but never sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// internal and unavailable errors, a private detail that is logged but never
+/// sent, and optionally the error that caused it ([`std::error::Error::source`]).
+///
+/// `Display` shows what the caller may see (`code: message`); the alternate
+/// form (`{:#}`) adds the private detail, for logs and operators.
+#[derive(Debug, Clone)]
 pub struct Error {
     code: ErrorCode,
     message: String,
     detail: Option<String>,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+/// Errors are equal when code, message and detail are (the source is not compared).
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code && self.message == other.message && self.detail == other.detail
+    }
+}
+
+impl Eq for Error {}
 
 impl Error {
     /// An error with the code's default message.
@@ -178,6 +208,7 @@ impl Error {
             code,
             message: code.default_message().to_owned(),
             detail: None,
+            source: None,
         }
     }
 
@@ -187,6 +218,7 @@ impl Error {
             code,
             message: message.into(),
             detail: None,
+            source: None,
         }
     }
 
@@ -214,6 +246,13 @@ impl Error {
     /// Attaches a private detail (logged, never sent).
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
+        self
+    }
+
+    /// Attaches the error that caused this one (for `source()` and logs).
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(std::sync::Arc::new(source));
         self
     }
 
@@ -247,14 +286,25 @@ impl From<ErrorCode> for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.message)?;
-        if let Some(detail) = &self.detail {
-            write!(f, " ({detail})")?;
+        if f.alternate() {
+            if let Some(detail) = &self.detail {
+                write!(f, " ({detail})")?;
+            }
+            if let Some(source) = &self.source {
+                write!(f, ": {source}")?;
+            }
         }
         Ok(())
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Result with the domain [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -284,5 +334,33 @@ mod tests {
         let e = Error::internal("disk /secret/path exploded");
         assert_eq!(e.message(), "Internal server error");
         assert_eq!(e.detail(), Some("disk /secret/path exploded"));
+        assert_eq!(e.to_string(), "common/internal: Internal server error");
+        assert_eq!(
+            format!("{e:#}"),
+            "common/internal: Internal server error (disk /secret/path exploded)"
+        );
+    }
+
+    #[test]
+    fn sources_are_kept_and_codes_serialize_as_their_wire_strings() {
+        use std::error::Error as _;
+        let io = std::io::Error::other("connection reset");
+        let e = Error::unavailable("store").with_source(io);
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("connection reset")
+        );
+        assert!(format!("{e:#}").ends_with("(store): connection reset"));
+        assert_eq!(
+            serde_json::to_string(&ErrorCode::FileNotFound)
+                .ok()
+                .as_deref(),
+            Some("\"file/not-found\"")
+        );
+        assert_eq!(
+            serde_json::from_str::<ErrorCode>("\"file/not-found\"").ok(),
+            Some(ErrorCode::FileNotFound)
+        );
+        assert!(serde_json::from_str::<ErrorCode>("\"file/nope\"").is_err());
     }
 }

@@ -5,6 +5,11 @@
 //! implement [`ports`]; the HTTP layer calls [`service::FileService`] and
 //! [`auth::Authenticator`].
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// The README's examples use the in-memory adapters and mocks of `testing`,
+// so they are the crate's docs (and run as doctests) with that feature.
+#![cfg_attr(feature = "testing", doc = include_str!("../README.md"))]
+
 pub mod access;
 pub mod auth;
 pub mod error;
@@ -20,6 +25,7 @@ pub mod upload;
 pub mod validation;
 
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use error::{Error, ErrorCode, ErrorKind, Result};

@@ -9,6 +9,7 @@ use crate::model::{ApiKeyRecord, File, FileId, Tenant, Timestamp};
 use crate::upload::{IssuedUpload, UploadState};
 
 /// Source of the current time (tests control it).
+#[cfg_attr(feature = "testing", mockall::automock)]
 pub trait Clock: Send + Sync {
     /// Now.
     fn now(&self) -> Timestamp;
@@ -28,6 +29,7 @@ impl Clock for SystemClock {
 ///
 /// Every method MUST scope reads and writes to the given tenant, and MUST report
 /// an unreachable or timed-out backend as `common/service-unavailable`.
+#[cfg_attr(feature = "testing", mockall::automock)]
 #[async_trait]
 pub trait FileRepository: Send + Sync {
     /// Records an issued upload.
@@ -67,7 +69,11 @@ pub trait FileRepository: Send + Sync {
     /// (also when two registrations race: exactly one succeeds); MUST return
     /// `file/upload-not-found` if no pending, completed or registering upload
     /// has this key.
-    async fn register_file(&self, file: &File, cleanup: Option<&QueuedDeletion>) -> Result<()>;
+    async fn register_file<'a>(
+        &self,
+        file: &File,
+        cleanup: Option<&'a QueuedDeletion>,
+    ) -> Result<()>;
 
     /// The file with `id` in `tenant`; `None` if none (other tenants' files MUST NOT be returned).
     async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>>;
@@ -142,6 +148,7 @@ pub struct QueuedDeletion {
 }
 
 /// API keys, stored hashed.
+#[cfg_attr(feature = "testing", mockall::automock)]
 #[async_trait]
 pub trait ApiKeyRepository: Send + Sync {
     /// Stores a key record. A record whose id or hash is already stored MUST
@@ -199,6 +206,7 @@ pub struct AssembledObject {
 
 /// The object store. Adapters only sign and manage objects; bytes flow between
 /// the client and the store directly (or through the embedded gateway).
+#[cfg_attr(feature = "testing", mockall::automock)]
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     /// A URL for one `PUT` of `key` that MUST only accept `content_type`, and

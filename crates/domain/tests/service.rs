@@ -1105,3 +1105,78 @@ async fn a_notified_key_cache_serves_only_while_it_hears_changes() {
         Some(ErrorCode::InvalidApiKey)
     );
 }
+
+/// Failure injection with the shipped mocks: a store that cannot sign gives
+/// `common/service-unavailable`, and nothing is recorded (the URL is signed
+/// before the upload is stored); a repository that fails the record after a
+/// multipart upload was started aborts that upload in the store.
+#[tokio::test]
+async fn mocks_inject_failures_presign_comes_before_the_record() {
+    use stowage_domain::testing::{MockFileRepository, MockObjectStore};
+    use stowage_domain::Error;
+
+    let tenant = fresh_tenant();
+    let alice = Principal {
+        tenant: tenant.clone(),
+        identity: Owner {
+            kind: OwnerType::User,
+            id: "alice".into(),
+        },
+        admin: false,
+    };
+    let clock = Arc::new(ManualClock::at(1_700_000_000_000));
+
+    let mut store = MockObjectStore::new();
+    store
+        .expect_presign_put()
+        .times(1)
+        .returning(|_, _, _, _| Err(Error::unavailable("store down")));
+    let mut repo = MockFileRepository::new();
+    repo.expect_insert_upload().never();
+    let service = FileService::new(
+        Arc::new(repo),
+        Arc::new(store),
+        clock.clone(),
+        ServiceConfig::default(),
+    );
+    assert_eq!(
+        code(
+            service
+                .issue_upload_url(&alice, issue("a.txt", "text/plain", Some(3)))
+                .await
+        ),
+        Some(ErrorCode::ServiceUnavailable)
+    );
+
+    let mut store = MockObjectStore::new();
+    store
+        .expect_create_multipart()
+        .times(1)
+        .returning(|_, _| Ok("upload-1".into()));
+    store
+        .expect_abort_multipart()
+        .withf(|key, id| key.starts_with(STAGING_PREFIX) && id == "upload-1")
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let mut repo = MockFileRepository::new();
+    repo.expect_insert_upload()
+        .times(1)
+        .returning(|_| Err(Error::unavailable("database down")));
+    let service = FileService::new(
+        Arc::new(repo),
+        Arc::new(store),
+        clock,
+        ServiceConfig::default(),
+    );
+    assert_eq!(
+        code(
+            service
+                .init_multipart(
+                    &alice,
+                    issue("big.bin", "application/octet-stream", Some(6 << 20))
+                )
+                .await
+        ),
+        Some(ErrorCode::ServiceUnavailable)
+    );
+}

@@ -35,7 +35,8 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
         Ok(Err(e)) => {
             tracing::warn!(code = %e.code(), detail = e.detail().unwrap_or(""), "not ready");
-            HttpResponse::ServiceUnavailable().json(error_body(&Error::unavailable(e.to_string())))
+            HttpResponse::ServiceUnavailable()
+                .json(error_body(&Error::unavailable(format!("{e:#}"))))
         }
         Err(_) => HttpResponse::ServiceUnavailable()
             .json(error_body(&Error::unavailable("readiness check timed out"))),

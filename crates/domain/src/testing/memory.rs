@@ -150,7 +150,11 @@ impl FileRepository for MemoryFileRepository {
         }
     }
 
-    async fn register_file(&self, file: &File, cleanup: Option<&QueuedDeletion>) -> Result<()> {
+    async fn register_file<'a>(
+        &self,
+        file: &File,
+        cleanup: Option<&'a QueuedDeletion>,
+    ) -> Result<()> {
         let mut s = lock(&self.0);
         if s.files.values().any(|f| f.s3_key == file.s3_key) {
             return Err(Error::new(ErrorCode::S3KeyAlreadyExists));

@@ -4,6 +4,11 @@
 pub mod contract;
 pub mod memory;
 
+/// `mockall` mocks of every port (`MockObjectStore::new()`, then
+/// `expect_…().returning(…)`), for failure injection and call expectations.
+pub use crate::auth::MockTokenVerifier;
+pub use crate::ports::{MockApiKeyRepository, MockClock, MockFileRepository, MockObjectStore};
+
 use crate::model::{
     Bucket, Environment, File, FileId, FileMetadata, Owner, OwnerType, ProjectId, Tenant,
     Timestamp, Visibility,
