@@ -3,10 +3,12 @@
 //! server certificate generated at run time). For tests and
 //! `cargo xtask s3-server`; never used by `stowage` itself.
 //!
-//! s3s-fs 0.14 lists parts without their ETags; real S3 and MinIO list them,
-//! and the adapter compares them before completing. [`Listing`] adds them
-//! (the MD5 of each part file), so the test server behaves like the stores
-//! Stowage is deployed against.
+//! s3s-fs 0.14 lists parts without their ETags, and lists parts of any upload
+//! id, even an aborted one; real S3 and MinIO list ETags and answer
+//! `NoSuchUpload` for an upload that is gone, and the adapter relies on both
+//! before completing. [`Listing`] adds the ETags (the MD5 of each part file)
+//! and the `NoSuchUpload`, so the test server behaves like the stores Stowage
+//! is deployed against.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -221,6 +223,12 @@ macro_rules! listing_impl {
             ) -> S3Result<S3Response<s3s::dto::ListPartsOutput>> {
                 use md5::{Digest, Md5};
                 let upload_id = req.input.upload_id.clone();
+                // s3s-fs lists the parts of any id, even an aborted or unknown
+                // upload; S3 answers NoSuchUpload (the upload record is
+                // `.upload-<id>.json` while the upload lives).
+                if !self.root.join(format!(".upload-{upload_id}.json")).is_file() {
+                    return Err(s3s::s3_error!(NoSuchUpload));
+                }
                 let mut resp = S3::list_parts(&self.inner, req).await?;
                 for part in resp.output.parts.iter_mut().flatten() {
                     let Some(n) = part.part_number else { continue };

@@ -17,6 +17,9 @@ use stowage_domain::testing::{contract, fresh_tenant};
 use stowage_domain::upload::IssueUpload;
 use stowage_domain::ErrorCode;
 
+#[path = "planted/mod.rs"]
+mod planted;
+
 struct Harness {
     service: FileService,
     repo: Arc<MemoryFileRepository>,

@@ -390,13 +390,19 @@ impl ApiKeyRepository for MemoryApiKeyRepository {
 struct StoreState {
     objects: HashMap<String, Vec<u8>>,
     uploads: HashMap<String, (String, BTreeMap<u32, Vec<u8>>)>,
-    /// Issued GET URLs: `(key, content type, content disposition)` by number.
-    gets: Vec<(String, String, String)>,
+    /// Issued GET URLs: `(key, content type, content disposition, expiry)` by number.
+    gets: Vec<(String, String, String, Timestamp)>,
     down: bool,
+    /// The clock URLs expire by (`None`: the wall clock).
+    clock: Option<std::sync::Arc<dyn crate::ports::Clock>>,
 }
 
-/// `ObjectStore` in memory. URLs are `memory://{method}/{key}`; tests move bytes
-/// with [`MemoryObjectStore::put_object`] and [`MemoryObjectStore::put_part`].
+/// `ObjectStore` in memory, behaving like the real stores: its URLs
+/// (`memory://{method}/{key}?…&exp=…`) bind `Content-Type` (and the length
+/// when declared) and expire; ETags are MD5 (`<md5>-<n>` when assembled).
+/// Tests move bytes through its URLs with its [`super::contract::Transfer`]
+/// implementation, or directly with [`MemoryObjectStore::put_object`] and
+/// [`MemoryObjectStore::put_part`].
 #[derive(Default)]
 pub struct MemoryObjectStore(Mutex<StoreState>);
 
@@ -406,6 +412,19 @@ fn md5_like(bytes: &[u8]) -> String {
 }
 
 impl MemoryObjectStore {
+    /// A store whose URLs expire by `clock` (the default is the wall clock).
+    pub fn with_clock(clock: std::sync::Arc<dyn crate::ports::Clock>) -> Self {
+        let store = Self::default();
+        lock(&store.0).clock = Some(clock);
+        store
+    }
+
+    fn now(s: &StoreState) -> Timestamp {
+        s.clock
+            .as_ref()
+            .map_or_else(|| Timestamp::from_datetime(chrono::Utc::now()), |c| c.now())
+    }
+
     /// Stores bytes at `key` as a client upload would.
     pub fn put_object(&self, key: &str, bytes: &[u8]) {
         lock(&self.0).objects.insert(key.to_owned(), bytes.to_vec());
@@ -442,7 +461,7 @@ impl ObjectStore for MemoryObjectStore {
         key: &str,
         content_type: &str,
         len: Option<u64>,
-        _exp: Timestamp,
+        exp: Timestamp,
     ) -> Result<PresignedRequest> {
         drop(self.up()?);
         let mut headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
@@ -450,7 +469,7 @@ impl ObjectStore for MemoryObjectStore {
             headers.push(("Content-Length".to_owned(), len.to_string()));
         }
         Ok(PresignedRequest {
-            url: format!("memory://PUT/{key}"),
+            url: format!("memory://PUT/{key}?exp={}", exp.millis()),
             method: "PUT",
             headers,
         })
@@ -460,10 +479,11 @@ impl ObjectStore for MemoryObjectStore {
         key: &str,
         ct: &str,
         cd: &str,
-        _exp: Timestamp,
+        exp: Timestamp,
     ) -> Result<PresignedRequest> {
         let mut s = self.up()?;
-        s.gets.push((key.to_owned(), ct.to_owned(), cd.to_owned()));
+        s.gets
+            .push((key.to_owned(), ct.to_owned(), cd.to_owned(), exp));
         Ok(PresignedRequest {
             url: format!("memory://GET/{}", s.gets.len() - 1),
             method: "GET",
@@ -502,11 +522,14 @@ impl ObjectStore for MemoryObjectStore {
         key: &str,
         upload_id: &str,
         part: u32,
-        _exp: Timestamp,
+        exp: Timestamp,
     ) -> Result<PresignedRequest> {
         drop(self.up()?);
         Ok(PresignedRequest {
-            url: format!("memory://PUT/{key}?uploadId={upload_id}&partNumber={part}"),
+            url: format!(
+                "memory://PUT/{key}?uploadId={upload_id}&partNumber={part}&exp={}",
+                exp.millis()
+            ),
             method: "PUT",
             headers: Vec::new(),
         })
@@ -571,9 +594,24 @@ impl super::contract::Transfer for MemoryObjectStore {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> (u16, Option<String>) {
-        let Some(rest) = req.url.strip_prefix("memory://PUT/") else {
+        let Some((key, query)) = req
+            .url
+            .strip_prefix("memory://PUT/")
+            .and_then(|rest| rest.split_once('?'))
+        else {
             return (403, None);
         };
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+        };
+        let expired = param("exp")
+            .and_then(|e| e.parse::<i64>().ok())
+            .is_none_or(|exp| Self::now(&lock(&self.0)).millis() >= exp);
+        if expired {
+            return (403, None);
+        }
         // The URL binds its headers: a request sending other values is refused.
         for (name, bound) in &req.headers {
             let sent = headers
@@ -587,21 +625,13 @@ impl super::contract::Transfer for MemoryObjectStore {
                 return (403, None);
             }
         }
-        match rest.split_once('?') {
-            None => {
-                self.put_object(rest, &body);
+        match (param("uploadId"), param("partNumber")) {
+            (None, None) => {
+                self.put_object(key, &body);
                 (200, Some(format!("\"{}\"", md5_like(&body))))
             }
-            Some((_, query)) => {
-                let param = |name: &str| {
-                    query
-                        .split('&')
-                        .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
-                };
-                let (Some(id), Some(n)) = (
-                    param("uploadId"),
-                    param("partNumber").and_then(|n| n.parse().ok()),
-                ) else {
+            (Some(id), Some(n)) => {
+                let Ok(n) = n.parse() else {
                     return (400, None);
                 };
                 match self.put_part(id, n, &body) {
@@ -609,16 +639,24 @@ impl super::contract::Transfer for MemoryObjectStore {
                     None => (404, None),
                 }
             }
+            _ => (400, None),
         }
     }
 
     async fn get(&self, req: &PresignedRequest) -> (u16, Option<String>, Option<String>, Vec<u8>) {
         let s = lock(&self.0);
-        let found = req
+        let now = Self::now(&s);
+        let Some((key, ct, cd, exp)) = req
             .url
             .strip_prefix("memory://GET/")
             .and_then(|n| s.gets.get(n.parse::<usize>().ok()?))
-            .and_then(|(key, ct, cd)| Some((s.objects.get(key)?.clone(), ct, cd)));
+        else {
+            return (403, None, None, Vec::new());
+        };
+        if now >= *exp {
+            return (403, None, None, Vec::new());
+        }
+        let found = s.objects.get(key).map(|b| (b.clone(), ct, cd));
         match found {
             Some((body, ct, cd)) => (200, Some(ct.clone()), Some(cd.clone()), body),
             None => (404, None, None, Vec::new()),

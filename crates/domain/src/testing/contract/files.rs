@@ -62,7 +62,8 @@ pub(super) async fn files_are_scoped_updated_and_deleted(repo: &dyn FileReposito
     );
     assert_eq!(
         repo.get_file(&t, f.id).await.expect("get"),
-        Some(changed.clone())
+        Some(changed.clone()),
+        "update_file MUST store every field of the file as given"
     );
     assert_eq!(
         repo.update_file(&stale, f.updated_at).await.ok(),

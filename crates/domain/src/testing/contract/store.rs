@@ -88,6 +88,7 @@ pub async fn object_store(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix
 
     promote_moves_inside_the_store(store, io, key_prefix, exp).await;
     racing_part_uploads_leave_one_whole_part(store, io, key_prefix, exp).await;
+    urls_expire(store, io, key_prefix).await;
 
     // Multipart: parts out of order, one replaced, assembled in order.
     let mkey = format!("{key_prefix}/{}/big.bin", uuid::Uuid::now_v7().simple());
@@ -198,7 +199,65 @@ pub async fn object_store(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix
         .await
         .expect("abort is idempotent");
     assert_eq!(store.head(&skey).await.expect("head"), None);
+    assert_eq!(
+        code(store.complete_multipart(&skey, &upload_id, &parts).await),
+        Some(ErrorCode::UploadNotFound),
+        "abort_multipart MUST discard the parts: completing an aborted upload is file/upload-not-found"
+    );
+    let unknown = uuid::Uuid::new_v4().simple().to_string();
+    assert_eq!(
+        code(store.complete_multipart(&skey, &unknown, &parts).await),
+        Some(ErrorCode::UploadNotFound),
+        "complete_multipart MUST return file/upload-not-found for an unknown upload"
+    );
+    store
+        .abort_multipart(&skey, &unknown)
+        .await
+        .expect("abort of an unknown upload MUST succeed (idempotent)");
     store.health_check().await.expect("health_check");
+}
+
+/// "A URL for one `PUT` … until `expires_at`" and the same for `GET`: once
+/// expired, a URL MUST be refused, and an expired PUT MUST leave no object.
+pub(super) async fn urls_expire(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix: &str) {
+    let now = || Timestamp::from_datetime(chrono::Utc::now());
+    let long = now().plus_secs(600);
+    let key = format!(
+        "{key_prefix}/{}/expiring.txt",
+        uuid::Uuid::now_v7().simple()
+    );
+    let stored = format!("{key_prefix}/{}/stored.txt", uuid::Uuid::now_v7().simple());
+    let put = store
+        .presign_put(&stored, "text/plain", Some(5), long)
+        .await
+        .expect("presign_put");
+    assert_eq!(io.put(&put, &[], b"hello".to_vec()).await.0, 200);
+    let short = now().plus_secs(1);
+    let late_put = store
+        .presign_put(&key, "text/plain", Some(5), short)
+        .await
+        .expect("presign_put");
+    let late_get = store
+        .presign_get(&stored, "text/plain", "attachment", short)
+        .await
+        .expect("presign_get");
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let (status, _) = io.put(&late_put, &[], b"hello".to_vec()).await;
+    assert!(
+        !(200..300).contains(&status),
+        "an expired upload URL MUST be refused (got {status})"
+    );
+    assert_eq!(
+        store.head(&key).await.expect("head"),
+        None,
+        "a refused PUT MUST leave no object"
+    );
+    let (status, _, _, _) = io.get(&late_get).await;
+    assert!(
+        !(200..300).contains(&status),
+        "an expired download URL MUST be refused (got {status})"
+    );
+    store.delete(&stored).await.expect("delete");
 }
 
 pub(super) async fn promote_moves_inside_the_store(
