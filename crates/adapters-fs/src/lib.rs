@@ -362,7 +362,7 @@ mod tests {
 
     /// Moves bytes the way the gateway does, minus HTTP: authorize, check the
     /// bound headers, stream the body.
-    struct Direct<'a>(&'a FsStore);
+    struct Direct(std::sync::Arc<FsStore>);
 
     fn split(url: &str) -> (String, Vec<(String, String)>) {
         let rest = url
@@ -390,7 +390,7 @@ mod tests {
     }
 
     #[async_trait]
-    impl Transfer for Direct<'_> {
+    impl Transfer for Direct {
         async fn put(
             &self,
             req: &PresignedRequest,
@@ -491,17 +491,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn passes_the_contract_kit() {
+    async fn passes_the_service_kit() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = std::sync::Arc::new(store(&dir).await);
-        contract::object_store(store.as_ref(), &Direct(&store), "demo/dev/owner").await;
         contract::file_service(
             std::sync::Arc::new(stowage_domain::testing::memory::MemoryFileRepository::default()),
             store.clone(),
-            &Direct(&store),
+            &Direct(store.clone()),
         )
         .await;
     }
+
+    /// A store in a fresh folder, per kit check, with the gateway's policy
+    /// as the transfer.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: std::sync::Arc<FsStore>,
+        io: Direct,
+    }
+
+    impl contract::StoreFixture for Fixture {
+        fn store(&self) -> &dyn ObjectStore {
+            self.store.as_ref()
+        }
+        fn io(&self) -> &dyn Transfer {
+            &self.io
+        }
+        fn prefix(&self) -> &str {
+            "demo/dev/owner"
+        }
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = std::sync::Arc::new(store(&dir).await);
+        Fixture {
+            _dir: dir,
+            io: Direct(store.clone()),
+            store,
+        }
+    }
+
+    stowage_domain::object_store_kit!(fixture().await);
 
     /// Moving the last upload out of staging must not remove the staging
     /// folder under a PUT that is about to rename into it (found by the soak).

@@ -550,8 +550,51 @@ mod tests {
         }
     }
 
+    /// A fresh migrated database per kit check, dropped afterwards.
+    struct Fixture {
+        admin: String,
+        name: String,
+        repo: PostgresRepository,
+    }
+
+    impl contract::RepositoryFixture for Fixture {
+        fn files(&self) -> &dyn FileRepository {
+            &self.repo
+        }
+        fn keys(&self) -> &dyn stowage_domain::ports::ApiKeyRepository {
+            &self.repo
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            // Drop runs inside the test's runtime: a thread with its own.
+            let (admin, name) = (self.admin.clone(), self.name.clone());
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(drop_database(&admin, &name)).ok()
+            })
+            .join();
+        }
+    }
+
+    /// `None` (the checks skip, loudly) when no server is reachable and none is required.
+    async fn fixture() -> Option<Fixture> {
+        let (admin, name, url) = database().await?;
+        migrate(&url).await.expect("migrate");
+        let repo = PostgresRepository::connect(&PostgresConfig::new(&url))
+            .await
+            .expect("connect");
+        Some(Fixture { admin, name, repo })
+    }
+
+    stowage_domain::repository_kit!(optional: fixture().await);
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn passes_the_contract_kit() {
+    async fn migrates_idempotently_and_passes_the_service_kit() {
         let Some((admin, name, url)) = database().await else {
             return;
         };
@@ -563,8 +606,6 @@ mod tests {
         let repo = PostgresRepository::connect(&PostgresConfig::new(&url))
             .await
             .expect("connect");
-        contract::file_repository(&repo).await;
-        contract::api_key_repository(&repo).await;
         let store =
             std::sync::Arc::new(stowage_domain::testing::memory::MemoryObjectStore::default());
         contract::file_service(std::sync::Arc::new(repo), store.clone(), store.as_ref()).await;

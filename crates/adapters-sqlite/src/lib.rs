@@ -378,12 +378,33 @@ mod tests {
             .expect("connect")
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn passes_the_contract_kit() {
+    /// A fresh migrated database in its own folder, per kit check.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        repo: SqliteRepository,
+    }
+
+    impl contract::RepositoryFixture for Fixture {
+        fn files(&self) -> &dyn FileRepository {
+            &self.repo
+        }
+        fn keys(&self) -> &dyn stowage_domain::ports::ApiKeyRepository {
+            &self.repo
+        }
+    }
+
+    async fn fixture() -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let repo = repo(&dir).await;
-        contract::file_repository(&repo).await;
-        contract::api_key_repository(&repo).await;
+        Fixture { _dir: dir, repo }
+    }
+
+    stowage_domain::repository_kit!(fixture().await);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_the_service_kit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = repo(&dir).await;
         let store =
             std::sync::Arc::new(stowage_domain::testing::memory::MemoryObjectStore::default());
         contract::file_service(std::sync::Arc::new(repo), store.clone(), store.as_ref()).await;

@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub(super) async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
+pub async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
     let t = fresh_tenant();
     let other = fresh_tenant();
     let alice = user("alice");
@@ -106,7 +106,7 @@ pub(super) async fn files_are_scoped_updated_and_deleted(repo: &dyn FileReposito
     repo.finish_object_deletion(&key).await.expect("finish");
 }
 
-pub(super) async fn deletion_queue(repo: &dyn FileRepository) {
+pub async fn deletion_queue(repo: &dyn FileRepository) {
     let t = fresh_tenant();
     let key = format!("{}/dev/h/q/a", t.project);
     let now = Timestamp::from_millis(T0 - 10_000_000);
@@ -145,7 +145,7 @@ pub(super) async fn deletion_queue(repo: &dyn FileRepository) {
         .contains(&key));
 }
 
-pub(super) async fn instance_secrets(repo: &dyn FileRepository) {
+pub async fn instance_secrets(repo: &dyn FileRepository) {
     let name = format!("test-{}", uuid::Uuid::now_v7().simple());
     let first = repo
         .instance_secret(&name, &[1; 32])

@@ -137,7 +137,7 @@ pub(super) fn sorted(mut v: Vec<&str>) -> Vec<String> {
 
 /// Scopes, filters, every order, and totals that follow changes, on one
 /// seeded tenant (the last step changes it, so it runs last).
-pub(super) async fn list_scope_filters_and_order(repo: &dyn FileRepository) {
+pub async fn list_scope_filters_and_order(repo: &dyn FileRepository) {
     let t = seed(repo).await;
     list_scopes(repo, &t).await;
     list_filters(repo, &t).await;
@@ -433,7 +433,7 @@ async fn list_totals_follow_changes(repo: &dyn FileRepository, t: &Tenant) {
     );
 }
 
-pub(super) async fn list_pagination_and_cursor(repo: &dyn FileRepository) {
+pub async fn list_pagination_and_cursor(repo: &dyn FileRepository) {
     let t = seed(repo).await;
     for sort_by in [SortBy::CreatedAt, SortBy::Size, SortBy::OriginalName] {
         for direction in [SortDirection::Asc, SortDirection::Desc] {
@@ -530,7 +530,7 @@ pub(super) async fn list_pagination_and_cursor(repo: &dyn FileRepository) {
 /// naming them), read in every order by offset pages and by cursor pages, is
 /// exactly the reference: the rows of docs/api.md §5 in order, ties broken by id,
 /// whatever plan the adapter uses (one query or merged branches).
-pub(super) async fn caller_listings_in_every_order(repo: &dyn FileRepository) {
+pub async fn caller_listings_in_every_order(repo: &dyn FileRepository) {
     use crate::list::SortValue;
     let t = fresh_tenant();
     let owners = ["me", "ann", "bob", "cy"];

@@ -1,7 +1,10 @@
-//! The contract test kit: async checks of every MUST in [`crate::ports`]. Each
-//! adapter crate calls [`file_repository`], [`api_key_repository`] and
-//! [`object_store`] from its own tests against a real backend. Checks panic with
-//! a message naming the broken sentence.
+//! The contract test kit: async checks of every MUST in [`crate::ports`],
+//! each a public function runnable alone, panicking with the MUST it found
+//! broken. An adapter crate gets one `#[test]` per check from
+//! [`crate::repository_kit!`] or [`crate::object_store_kit!`] (each test on a
+//! fresh fixture), or runs a whole port at once with [`file_repository`],
+//! [`api_key_repository`] and [`object_store`]; [`file_service`] runs the use
+//! cases end to end over any repository and store.
 
 use async_trait::async_trait;
 
@@ -23,17 +26,141 @@ mod service;
 mod store;
 mod uploads;
 
-use files::{deletion_queue, files_are_scoped_updated_and_deleted, instance_secrets};
-use listing::{
+pub use files::{deletion_queue, files_are_scoped_updated_and_deleted, instance_secrets};
+pub use keys::api_key_repository;
+pub use listing::{
     caller_listings_in_every_order, list_pagination_and_cursor, list_scope_filters_and_order,
 };
-use uploads::{
+pub use service::file_service;
+pub use store::{
+    multipart_assembles_parts_in_order, multipart_refuses_small_parts_and_aborts, object_store,
+    presigned_urls_bind_and_round_trip, promote_moves_inside_the_store,
+    racing_part_uploads_leave_one_whole_part, urls_expire, Transfer,
+};
+pub use uploads::{
     abandoned_uploads, registration_is_atomic_and_unique, uploads_are_recorded_and_scoped,
 };
 
-pub use keys::api_key_repository;
-pub use service::file_service;
-pub use store::{object_store, Transfer};
+/// What a repository fixture gives the per-check tests of [`crate::repository_kit!`].
+pub trait RepositoryFixture {
+    /// The files/uploads repository under test.
+    fn files(&self) -> &dyn FileRepository;
+    /// The API-key repository under test.
+    fn keys(&self) -> &dyn ApiKeyRepository;
+}
+
+/// What a store fixture gives the per-check tests of [`crate::object_store_kit!`].
+pub trait StoreFixture {
+    /// The store under test.
+    fn store(&self) -> &dyn ObjectStore;
+    /// How bytes move through its presigned requests.
+    fn io(&self) -> &dyn Transfer;
+    /// A key prefix the store accepts.
+    fn prefix(&self) -> &str {
+        "demo/dev/kit"
+    }
+}
+
+/// "`health_check` succeeds on a live backend."
+pub async fn repository_is_healthy(repo: &dyn FileRepository) {
+    repo.health_check()
+        .await
+        .expect("health_check MUST succeed on a live backend");
+}
+
+/// One `#[tokio::test]` per check of the repository ports, each on a fresh
+/// fixture: `$make` is an expression (evaluated in each test, `.await`
+/// allowed) giving a value that implements [`RepositoryFixture`].
+///
+/// ```ignore
+/// stowage_domain::repository_kit!(fixture().await);
+/// // A backend that may be absent: `$make` gives an `Option`, `None` skips.
+/// stowage_domain::repository_kit!(optional: fixture_if_reachable().await);
+/// ```
+#[macro_export]
+macro_rules! repository_kit {
+    ($make:expr) => {
+        $crate::repository_kit!(optional: ::std::option::Option::Some($make));
+    };
+    (optional: $make:expr) => {
+        mod repository_kit {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(unused_imports)]
+            use $crate::testing::contract::RepositoryFixture as _;
+            $crate::__kit_checks!(files, $make;
+                uploads_are_recorded_and_scoped,
+                registration_is_atomic_and_unique,
+                files_are_scoped_updated_and_deleted,
+                deletion_queue,
+                abandoned_uploads,
+                instance_secrets,
+                list_scope_filters_and_order,
+                list_pagination_and_cursor,
+                caller_listings_in_every_order,
+                repository_is_healthy
+            );
+            $crate::__kit_checks!(keys, $make; api_key_repository);
+        }
+    };
+}
+
+/// One `#[tokio::test]` per check of the object store port, each on a fresh
+/// fixture: `$make` gives a value that implements [`StoreFixture`].
+#[macro_export]
+macro_rules! object_store_kit {
+    ($make:expr) => {
+        $crate::object_store_kit!(optional: ::std::option::Option::Some($make));
+    };
+    (optional: $make:expr) => {
+        mod object_store_kit {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(unused_imports)]
+            use $crate::testing::contract::StoreFixture as _;
+            $crate::__kit_checks!(store, $make;
+                presigned_urls_bind_and_round_trip,
+                promote_moves_inside_the_store,
+                racing_part_uploads_leave_one_whole_part,
+                urls_expire,
+                multipart_assembles_parts_in_order,
+                multipart_refuses_small_parts_and_aborts
+            );
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __kit_checks {
+    (files, $make:expr; $($check:ident),+ $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let ::std::option::Option::Some(fixture) = $make else {
+                return;
+            };
+            $crate::testing::contract::$check(fixture.files()).await;
+        }
+    )+};
+    (keys, $make:expr; $($check:ident),+ $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let ::std::option::Option::Some(fixture) = $make else {
+                return;
+            };
+            $crate::testing::contract::$check(fixture.keys()).await;
+        }
+    )+};
+    (store, $make:expr; $($check:ident),+ $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $check() {
+            let ::std::option::Option::Some(fixture) = $make else {
+                return;
+            };
+            $crate::testing::contract::$check(fixture.store(), fixture.io(), fixture.prefix()).await;
+        }
+    )+};
+}
 
 fn code<T>(r: crate::Result<T>) -> Option<ErrorCode> {
     r.err().map(|e| e.code())
@@ -52,7 +179,5 @@ pub async fn file_repository(repo: &dyn FileRepository) {
     list_scope_filters_and_order(repo).await;
     list_pagination_and_cursor(repo).await;
     caller_listings_in_every_order(repo).await;
-    repo.health_check()
-        .await
-        .expect("health_check MUST succeed on a live backend");
+    repository_is_healthy(repo).await;
 }

@@ -18,9 +18,29 @@ pub trait Transfer: Send + Sync {
     async fn get(&self, req: &PresignedRequest) -> (u16, Option<String>, Option<String>, Vec<u8>);
 }
 
+fn later() -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now()).plus_secs(600)
+}
+
 /// Runs every object store check. `key_prefix` must be a key prefix the store accepts.
 pub async fn object_store(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix: &str) {
-    let exp = Timestamp::from_datetime(chrono::Utc::now()).plus_secs(600);
+    presigned_urls_bind_and_round_trip(store, io, key_prefix).await;
+    promote_moves_inside_the_store(store, io, key_prefix).await;
+    racing_part_uploads_leave_one_whole_part(store, io, key_prefix).await;
+    urls_expire(store, io, key_prefix).await;
+    multipart_assembles_parts_in_order(store, io, key_prefix).await;
+    multipart_refuses_small_parts_and_aborts(store, io, key_prefix).await;
+}
+
+/// `head`/`delete` of a missing object, a PUT URL that binds Content-Type and
+/// length, the MD5 ETag, a GET URL with exactly the given headers, idempotent
+/// delete.
+pub async fn presigned_urls_bind_and_round_trip(
+    store: &dyn ObjectStore,
+    io: &dyn Transfer,
+    key_prefix: &str,
+) {
+    let exp = later();
     let key = format!("{key_prefix}/{}/hello.txt", uuid::Uuid::now_v7().simple());
     assert_eq!(
         store.head(&key).await.expect("head"),
@@ -85,12 +105,20 @@ pub async fn object_store(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix
     store.delete(&key).await.expect("delete");
     assert_eq!(store.head(&key).await.expect("head"), None, "deleted");
     store.delete(&key).await.expect("delete is idempotent");
+    store
+        .health_check()
+        .await
+        .expect("health_check MUST succeed on a live store");
+}
 
-    promote_moves_inside_the_store(store, io, key_prefix, exp).await;
-    racing_part_uploads_leave_one_whole_part(store, io, key_prefix, exp).await;
-    urls_expire(store, io, key_prefix).await;
-
-    // Multipart: parts out of order, one replaced, assembled in order.
+/// Parts out of order, one replaced, assembled in order; a missing part and a
+/// wrong ETag refused.
+pub async fn multipart_assembles_parts_in_order(
+    store: &dyn ObjectStore,
+    io: &dyn Transfer,
+    key_prefix: &str,
+) {
+    let exp = later();
     let mkey = format!("{key_prefix}/{}/big.bin", uuid::Uuid::now_v7().simple());
     let upload_id = store
         .create_multipart(&mkey, "application/octet-stream")
@@ -166,8 +194,16 @@ pub async fn object_store(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix
         "parts assembled in order"
     );
     store.delete(&mkey).await.expect("delete");
+}
 
-    // Small non-final part, abort.
+/// A small non-final part refused; abort discards the parts and is
+/// idempotent; an aborted or unknown upload is `file/upload-not-found`.
+pub async fn multipart_refuses_small_parts_and_aborts(
+    store: &dyn ObjectStore,
+    io: &dyn Transfer,
+    key_prefix: &str,
+) {
+    let exp = later();
     let skey = format!("{key_prefix}/{}/small.bin", uuid::Uuid::now_v7().simple());
     let upload_id = store
         .create_multipart(&skey, "application/octet-stream")
@@ -214,12 +250,11 @@ pub async fn object_store(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix
         .abort_multipart(&skey, &unknown)
         .await
         .expect("abort of an unknown upload MUST succeed (idempotent)");
-    store.health_check().await.expect("health_check");
 }
 
 /// "A URL for one `PUT` … until `expires_at`" and the same for `GET`: once
 /// expired, a URL MUST be refused, and an expired PUT MUST leave no object.
-pub(super) async fn urls_expire(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix: &str) {
+pub async fn urls_expire(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix: &str) {
     let now = || Timestamp::from_datetime(chrono::Utc::now());
     let long = now().plus_secs(600);
     let key = format!(
@@ -260,12 +295,13 @@ pub(super) async fn urls_expire(store: &dyn ObjectStore, io: &dyn Transfer, key_
     store.delete(&stored).await.expect("delete");
 }
 
-pub(super) async fn promote_moves_inside_the_store(
+/// `promote` moves the bytes inside the store and leaves nothing at `from`.
+pub async fn promote_moves_inside_the_store(
     store: &dyn ObjectStore,
     io: &dyn Transfer,
     key_prefix: &str,
-    exp: Timestamp,
 ) {
+    let exp = later();
     let id = uuid::Uuid::now_v7().simple();
     let (from, to) = (
         format!("{key_prefix}/{id}/staged.txt"),
@@ -317,12 +353,13 @@ pub(super) async fn promote_moves_inside_the_store(
     }
 }
 
-pub(super) async fn racing_part_uploads_leave_one_whole_part(
+/// Two racing PUTs of one part leave one of them, whole.
+pub async fn racing_part_uploads_leave_one_whole_part(
     store: &dyn ObjectStore,
     io: &dyn Transfer,
     key_prefix: &str,
-    exp: Timestamp,
 ) {
+    let exp = later();
     for round in 0..3 {
         let key = format!("{key_prefix}/{}/race.bin", uuid::Uuid::now_v7().simple());
         let upload_id = store

@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub(super) async fn uploads_are_recorded_and_scoped(repo: &dyn FileRepository) {
+pub async fn uploads_are_recorded_and_scoped(repo: &dyn FileRepository) {
     let t = fresh_tenant();
     let other = fresh_tenant();
     let alice = user("alice");
@@ -72,7 +72,7 @@ pub(super) async fn uploads_are_recorded_and_scoped(repo: &dyn FileRepository) {
         .expect("cas"));
 }
 
-pub(super) async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
+pub async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
     let t = fresh_tenant();
     let alice = user("alice");
     let now = Timestamp::from_millis(T0);
@@ -214,7 +214,7 @@ pub(super) async fn registration_is_atomic_and_unique(repo: &dyn FileRepository)
     );
 }
 
-pub(super) async fn abandoned_uploads(repo: &dyn FileRepository) {
+pub async fn abandoned_uploads(repo: &dyn FileRepository) {
     let t = fresh_tenant();
     let alice = user("alice");
     let old = Timestamp::from_millis(T0 - 100 * 3600 * 1000);
