@@ -12,6 +12,7 @@ mod helpers;
 mod hostile;
 mod integrity;
 mod multipart;
+mod public;
 mod reliability;
 mod replicas;
 mod s3;

@@ -44,17 +44,14 @@ impl Application {
             .clone()
             .unwrap_or_else(|| base_url.clone());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let service_config = compose::service_config(&config, &public_url);
         let Stores { objects, gateway } = compose::stores(&config, public_url).await?;
         let verifier = Arc::new(JwtVerifier::new(&config.jwt)?);
         let (keys, key_watcher) = compose::api_keys(&config, &repos, clock.clone());
         let auth = Arc::new(Authenticator::new(keys, verifier, clock.clone()));
-        let files = FileService::new(
-            repos.files.clone(),
-            objects,
-            clock.clone(),
-            compose::service_config(&config),
-        );
+        let files = FileService::new(repos.files.clone(), objects, clock.clone(), service_config);
         let metrics = Arc::new(crate::metrics::Metrics::default());
+        let public_max_age_secs = config.public_max_age_secs;
         let limiter = Arc::new(crate::ratelimit::RateLimiter::new(config.rate_limit));
         let state = web::Data::new(AppState {
             files,
@@ -67,6 +64,7 @@ impl Application {
                 config.max_inflight_uploads,
                 Duration::from_secs(config.body_idle_timeout_secs.max(1)),
             ),
+            public_max_age_secs,
             openapi: serde_json::to_vec(&crate::openapi::document())
                 .map_err(|e| format!("OpenAPI document: {e}"))?
                 .into(),

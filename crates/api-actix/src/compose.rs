@@ -175,13 +175,20 @@ pub fn api_keys(
     }
 }
 
-/// The use cases' tunables from configuration.
-pub fn service_config(config: &Config) -> ServiceConfig {
+/// The use cases' tunables from configuration; `public_url` is the server's
+/// own base URL (public files are served under `{public_url}/v1/public` unless
+/// `STOWAGE_PUBLIC_BASE_URL` names a CDN in front).
+pub fn service_config(config: &Config, public_url: &str) -> ServiceConfig {
     ServiceConfig {
         limits: config.limits.clone(),
         upload_url_ttl_secs: config.upload_url_ttl_secs,
         download_url_ttl_secs: config.download_url_ttl_secs,
-        public_base_url: config.public_base_url.clone(),
+        public_base_url: Some(
+            config
+                .public_base_url
+                .clone()
+                .unwrap_or_else(|| format!("{}/v1/public", public_url.trim_end_matches('/'))),
+        ),
         multipart_ttl_secs: config.multipart_ttl_secs,
         abandoned_upload_ttl_secs: config.abandoned_upload_ttl_secs,
         staging_grace_secs: config.staging_grace_secs,

@@ -106,6 +106,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Base URL of `publicUrl` for public files.
     pub public_base_url: Option<String>,
+    /// `Cache-Control: public, max-age` of public delivery, seconds.
+    pub public_max_age_secs: u64,
     /// Metadata store.
     pub database: Database,
     /// Object store.
@@ -311,7 +313,9 @@ impl Config {
         Ok(Self {
             listen: var("STOWAGE_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into()),
             public_url: var("STOWAGE_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_owned()),
-            public_base_url: var("STOWAGE_PUBLIC_BASE_URL"),
+            public_base_url: var("STOWAGE_PUBLIC_BASE_URL")
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            public_max_age_secs: num("STOWAGE_PUBLIC_MAX_AGE_SECS", 3600)?,
             database,
             storage: storage()?,
             jwt: JwtConfig {

@@ -37,9 +37,15 @@ pub fn cors(origins: &CorsOrigins) -> Cors {
     match origins {
         CorsOrigins::Any => cors = cors.allow_any_origin().send_wildcard(),
         CorsOrigins::List(list) => {
-            for origin in list {
-                cors = cors.allowed_origin(origin);
-            }
+            // Public delivery is for any site (docs/api.md §8), whatever the
+            // API's own origins are.
+            let list = list.clone();
+            cors = cors.allowed_origin_fn(move |origin, head| {
+                head.uri.path().starts_with("/v1/public/")
+                    || origin
+                        .to_str()
+                        .is_ok_and(|o| list.iter().any(|allowed| allowed == o))
+            });
         }
     }
     cors

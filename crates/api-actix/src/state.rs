@@ -26,6 +26,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Bounds on gateway upload bodies.
     pub uploads: crate::upload_gate::UploadGate,
+    /// `Cache-Control: public, max-age` of public delivery, seconds.
+    pub public_max_age_secs: u64,
     /// The OpenAPI document, rendered once at start-up.
     pub openapi: actix_web::web::Bytes,
 }

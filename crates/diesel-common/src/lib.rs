@@ -527,6 +527,26 @@ macro_rules! shared_repository {
                     .await
                 }
 
+                async fn find_file_by_key(
+                    &self,
+                    tenant: &Tenant,
+                    key: &str,
+                ) -> Result<Option<File>> {
+                    self.run(async move |c| {
+                        let row = files::table
+                            .filter(files::s3_key.eq(key))
+                            .filter(files::project.eq(tenant.project.as_str()))
+                            .filter(files::env.eq(tenant.env.as_str()))
+                            .select(FileRow::as_select())
+                            .first(c)
+                            .await
+                            .optional()
+                            .map_err(db_error)?;
+                        row.map(File::try_from).transpose()
+                    })
+                    .await
+                }
+
                 async fn update_file(
                     &self,
                     file: &File,

@@ -78,6 +78,11 @@ pub trait FileRepository: Send + Sync {
     /// The file with `id` in `tenant`; `None` if none (other tenants' files MUST NOT be returned).
     async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>>;
 
+    /// The registered file whose object key is `key` in `tenant`; `None` if
+    /// none (an upload not registered, a deleted file, another tenant's file
+    /// MUST all be `None`).
+    async fn find_file_by_key(&self, tenant: &Tenant, key: &str) -> Result<Option<File>>;
+
     /// Replaces the mutable fields (name, visibility, metadata, sharedWith,
     /// updatedAt) if and only if the stored row's `updatedAt` is still
     /// `expected_updated_at` (compare-and-set: of two racing updates made from

@@ -244,3 +244,13 @@ pub async fn download_url(
 ) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(state.files.download_url(&p, &id).await?))
 }
+
+/// `GET /v1/files/{id}/download-url`: the POST form, for clients that send GET.
+#[utoipa::path(get, path = "/v1/files/{id}/download-url", operation_id = "getDownloadUrl", tag = "files", params(("id" = String, Path, description = "File id")), responses((status = 200, description = "Download URL issued", body = DownloadTicket), (status = "4XX", description = "Error envelope; codes: common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/not-found (404); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+pub async fn download_url_get(
+    state: State,
+    Caller(p): Caller,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.files.download_url(&p, &id).await?))
+}

@@ -109,7 +109,7 @@ pub async fn put(
 
 /// A parsed single `Range: bytes=…` request.
 #[derive(Debug, PartialEq, Eq)]
-enum RangeRequest {
+pub(crate) enum RangeRequest {
     /// No (usable) range: the whole object.
     Full,
     /// Inclusive byte range.
@@ -118,7 +118,7 @@ enum RangeRequest {
     Unsatisfiable,
 }
 
-fn parse_range(header: Option<&str>, len: u64) -> RangeRequest {
+pub(crate) fn parse_range(header: Option<&str>, len: u64) -> RangeRequest {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return RangeRequest::Full;
     };

@@ -5,6 +5,7 @@
 pub mod files;
 pub mod gateway;
 pub mod ops;
+pub mod public;
 
 use actix_web::web;
 
@@ -57,6 +58,14 @@ pub fn table() -> Vec<RouteSpec> {
         r!(patch, "/v1/files/{id}", files::patch),
         r!(delete, "/v1/files/{id}", files::delete),
         r!(post, "/v1/files/{id}/download-url", files::download_url),
+        r!(get, "/v1/files/{id}/download-url", files::download_url_get),
+        r!(get, "/v1/public/{key:.*}", "/v1/public/{key}", public::get),
+        r!(
+            head,
+            "/v1/public/{key:.*}",
+            "/v1/public/{key}",
+            public::head
+        ),
         r!(
             put,
             "/v1/storage/{key:.*}",

@@ -286,6 +286,11 @@ pub struct FileList {
 
 /// `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266 with RFC 5987 encoding).
 pub fn content_disposition(name: &str) -> String {
+    disposition("attachment", name)
+}
+
+/// `{kind}; filename="…"; filename*=UTF-8''…` for `inline` or `attachment`.
+pub(crate) fn disposition(kind: &str, name: &str) -> String {
     let fallback: String = name
         .chars()
         .map(|c| {
@@ -297,7 +302,7 @@ pub fn content_disposition(name: &str) -> String {
         })
         .collect();
     if fallback == name {
-        return format!("attachment; filename=\"{name}\"");
+        return format!("{kind}; filename=\"{name}\"");
     }
     let mut encoded = String::new();
     for b in name.bytes() {
@@ -307,7 +312,7 @@ pub fn content_disposition(name: &str) -> String {
             encoded.push_str(&format!("%{b:02X}"));
         }
     }
-    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+    format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
 #[cfg(test)]

@@ -24,17 +24,21 @@ use crate::list::{Cursor, CursorSeal, ListParams, ListQuery, Scope};
 use crate::model::{
     Bucket, Category, File, FileId, FileMetadata, FileView, Principal, Timestamp, Visibility,
 };
-use crate::ports::{Clock, CompletedPart, FileRepository, ObjectStore, QueuedDeletion};
+use crate::ports::{
+    Clock, CompletedPart, FileRepository, ObjectStore, PresignedRequest, QueuedDeletion,
+};
 use crate::upload::{IssueUpload, IssuedUpload, UploadState};
 use crate::validation::FieldRules;
 
 mod dto;
 mod files;
 mod lifecycle;
+mod public;
 mod register;
 mod uploads;
 
 pub use dto::*;
+pub use public::{PublicFile, PUBLIC_REDIRECT_TTL_SECS};
 
 /// Tunables of the use cases.
 #[derive(Debug, Clone, PartialEq, Eq)]

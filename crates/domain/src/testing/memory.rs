@@ -191,6 +191,14 @@ impl FileRepository for MemoryFileRepository {
             .cloned())
     }
 
+    async fn find_file_by_key(&self, tenant: &Tenant, key: &str) -> Result<Option<File>> {
+        Ok(lock(&self.0)
+            .files
+            .values()
+            .find(|f| &f.tenant == tenant && f.s3_key == key)
+            .cloned())
+    }
+
     async fn update_file(&self, file: &File, expected_updated_at: Timestamp) -> Result<bool> {
         let mut s = lock(&self.0);
         match s.files.get_mut(&file.id) {

@@ -184,6 +184,9 @@ impl FileRepository for BuggyRepo {
     async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>> {
         self.inner.get_file(tenant, id).await
     }
+    async fn find_file_by_key(&self, tenant: &Tenant, key: &str) -> Result<Option<File>> {
+        self.inner.find_file_by_key(tenant, key).await
+    }
     async fn update_file(&self, file: &File, expected: Timestamp) -> Result<bool> {
         let mut file = file.clone();
         if self.bug == RepoBug::UpdateLosesAKey {

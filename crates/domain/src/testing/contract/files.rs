@@ -25,6 +25,11 @@ pub async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
         kind: OwnerType::User,
         id: "alice".into(),
     };
+    assert_eq!(
+        repo.find_file_by_key(&t, &key).await.expect("find by key"),
+        None,
+        "find_file_by_key MUST be None for an upload not registered"
+    );
     repo.register_file(&f, None).await.expect("register");
     assert_eq!(
         repo.get_file(&t, f.id).await.expect("get"),
@@ -35,6 +40,18 @@ pub async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
         repo.get_file(&other, f.id).await.expect("get"),
         None,
         "other tenants' files MUST NOT be returned"
+    );
+    assert_eq!(
+        repo.find_file_by_key(&t, &key).await.expect("find by key"),
+        Some(f.clone()),
+        "find_file_by_key MUST return the registered file of the key"
+    );
+    assert_eq!(
+        repo.find_file_by_key(&other, &key)
+            .await
+            .expect("find by key"),
+        None,
+        "find_file_by_key MUST NOT return another tenant's file"
     );
 
     let mut changed = f.clone();
@@ -97,6 +114,11 @@ pub async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
         code(repo.update_file(&f, f.updated_at).await),
         Some(ErrorCode::FileNotFound),
         "update of a deleted file"
+    );
+    assert_eq!(
+        repo.find_file_by_key(&t, &key).await.expect("find by key"),
+        None,
+        "find_file_by_key MUST NOT return a deleted file"
     );
     let due = repo.due_object_deletions(now, 1000).await.expect("due");
     assert!(
