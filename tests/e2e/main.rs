@@ -3,6 +3,7 @@
 //! and talks to it over HTTP only, moving bytes through the presigned URLs.
 
 mod access;
+mod backup;
 mod envelope;
 mod errors;
 mod faults;

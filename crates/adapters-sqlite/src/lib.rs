@@ -2,8 +2,11 @@
 //! (`SyncConnectionWrapper<SqliteConnection>`) behind a bb8 pool, WAL mode and a
 //! busy timeout, migrations embedded. The embedded default of `stowage`.
 
+mod backup;
 mod rows;
 mod schema;
+
+pub use backup::{registered_objects, snapshot};
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
-//! The `stowage` command line: `serve` (default), `migrate`, `keys`, `token`.
+//! The `stowage` command line: `serve` (default), `migrate`, `keys`,
+//! `storage`, `backup`, `restore`, `token`.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -32,6 +33,19 @@ enum Command {
     Storage {
         #[command(subcommand)]
         command: StorageCommand,
+    },
+    /// Embedded mode: a consistent backup (database snapshot taken while the
+    /// server runs, secrets, objects) into a new folder.
+    Backup {
+        /// Folder to create (must be empty).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Embedded mode: restore a backup onto this (fresh) data folder.
+    Restore {
+        /// Folder written by `stowage backup`.
+        #[arg(long)]
+        from: std::path::PathBuf,
     },
     /// DEV ONLY: print an HS256 user token signed with the configured secret.
     Token {
@@ -125,6 +139,24 @@ pub fn main() -> ExitCode {
             Command::Storage {
                 command: StorageCommand::Init,
             } => storage_init(config).await,
+            Command::Backup { to } => {
+                let config = config.clone();
+                let summary =
+                    tokio::task::spawn_blocking(move || crate::backup::backup(&config, &to))
+                        .await
+                        .map_err(|e| e.to_string())??;
+                println!("{summary}");
+                Ok(())
+            }
+            Command::Restore { from } => {
+                let config = config.clone();
+                let summary =
+                    tokio::task::spawn_blocking(move || crate::backup::restore(&config, &from))
+                        .await
+                        .map_err(|e| e.to_string())??;
+                println!("{summary}");
+                Ok(())
+            }
             Command::Token { sub, role, ttl } => {
                 let token = crate::jwt::mint(&config.jwt, &sub, role.as_deref(), ttl)?;
                 println!("{token}");

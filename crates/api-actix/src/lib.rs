@@ -2,6 +2,7 @@
 //! The composition root: the only crate that knows every adapter.
 
 pub mod app;
+pub mod backup;
 pub mod cli;
 pub mod compose;
 pub mod config;
