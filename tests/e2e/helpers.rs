@@ -520,6 +520,23 @@ impl Server {
         file
     }
 
+    /// The bytes of file `id` through a download URL issued to `creds`.
+    pub async fn download(&self, creds: &Creds, id: &str) -> Vec<u8> {
+        let (status, dl) = self
+            .post(&format!("/v1/files/{id}/download-url"), creds, json!({}))
+            .await;
+        assert_eq!(status, 200, "download URL of {id}: {dl}");
+        self.client
+            .get(dl["url"].as_str().expect("url"))
+            .send()
+            .await
+            .expect("download")
+            .bytes()
+            .await
+            .expect("bytes")
+            .to_vec()
+    }
+
     /// PUTs bytes to an issued URL with exactly the headers it asks for.
     pub async fn put_presigned(&self, ticket: &Value, bytes: Vec<u8>) -> Response {
         let mut r = self.client.put(ticket["url"].as_str().expect("url"));
@@ -532,6 +549,14 @@ impl Server {
         }
         r.body(bytes).send().await.expect("put")
     }
+}
+
+/// A response header as text.
+pub fn header(res: &Response, name: &str) -> Option<String> {
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 pub async fn read(r: Response) -> (u16, Value) {

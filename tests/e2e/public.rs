@@ -36,12 +36,7 @@ async fn public_files_are_served_without_credentials() {
         .await
         .expect("head");
     assert_eq!(res.status(), 200);
-    let h = |n: &str| {
-        res.headers()
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let h = |n: &str| header(&res, n);
     assert_eq!(h("content-type").as_deref(), Some("image/png"));
     assert_eq!(h("content-length").as_deref(), Some("10000"));
     assert_eq!(h("access-control-allow-origin").as_deref(), Some("*"));
@@ -206,12 +201,7 @@ async fn everything_not_public_is_the_same_404_and_active_types_are_sandboxed() 
         .await
         .expect("head");
     assert_eq!(res.status(), 200);
-    let h = |n: &str| {
-        res.headers()
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let h = |n: &str| header(&res, n);
     assert_eq!(
         h("content-disposition").as_deref(),
         Some("attachment; filename=\"page.html\""),

@@ -217,19 +217,11 @@ async fn sigkill_of_a_replica_loses_no_registered_file() {
     assert!(!registered.is_empty());
     for (id, digest) in registered {
         let id = id.expect("id");
-        let (status, dl) = a
-            .post(&format!("/v1/files/{id}/download-url"), &alice, json!({}))
-            .await;
-        assert_eq!(status, 200, "a file that got a 201 is there: {dl}");
-        let bytes = a
-            .client
-            .get(dl["url"].as_str().expect("url"))
-            .send()
-            .await
-            .expect("download")
-            .bytes()
-            .await
-            .expect("bytes");
-        assert_eq!(Sha256::digest(&bytes).to_vec(), digest, "byte-identical");
+        let bytes = a.download(&alice, &id).await;
+        assert_eq!(
+            Sha256::digest(&bytes).to_vec(),
+            digest,
+            "a file that got a 201 is there, byte-identical"
+        );
     }
 }

@@ -139,23 +139,9 @@ pub fn main() -> ExitCode {
             Command::Storage {
                 command: StorageCommand::Init,
             } => storage_init(config).await,
-            Command::Backup { to } => {
-                let config = config.clone();
-                let summary =
-                    tokio::task::spawn_blocking(move || crate::backup::backup(&config, &to))
-                        .await
-                        .map_err(|e| e.to_string())??;
-                println!("{summary}");
-                Ok(())
-            }
+            Command::Backup { to } => blocking(move || crate::backup::backup(&config, &to)).await,
             Command::Restore { from } => {
-                let config = config.clone();
-                let summary =
-                    tokio::task::spawn_blocking(move || crate::backup::restore(&config, &from))
-                        .await
-                        .map_err(|e| e.to_string())??;
-                println!("{summary}");
-                Ok(())
+                blocking(move || crate::backup::restore(&config, &from)).await
             }
             Command::Token { sub, role, ttl } => {
                 let token = crate::jwt::mint(&config.jwt, &sub, role.as_deref(), ttl)?;
@@ -171,6 +157,17 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs file work off the async threads and prints its summary.
+async fn blocking(
+    work: impl FnOnce() -> Result<String, String> + Send + 'static,
+) -> Result<(), String> {
+    let summary = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| e.to_string())??;
+    println!("{summary}");
+    Ok(())
 }
 
 async fn storage_init(config: Config) -> Result<(), String> {

@@ -24,7 +24,7 @@ use stowage_domain::model::{
 use stowage_domain::ports::{Clock, SystemClock};
 use stowage_domain::service::{FileService, RegisterFile, ServiceConfig};
 use stowage_domain::upload::IssueUpload;
-use stowage_domain::{Error, ErrorKind};
+use stowage_domain::Error;
 
 /// What the handlers share.
 pub struct AppState {
@@ -88,18 +88,8 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match self.0.kind() {
-            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
-            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
-            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        let status = StatusCode::from_u16(self.0.kind().http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body =
             serde_json::json!({"error": {"code": self.0.code(), "message": self.0.message()}});
         (status, Json(body)).into_response()
