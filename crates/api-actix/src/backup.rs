@@ -8,12 +8,16 @@
 //! the snapshot keeps its object until the lifecycle worker removes it
 //! (`STOWAGE_LIFECYCLE_INTERVAL_SECS`); an object already gone by then is
 //! reported, and the backup fails rather than restore a file without bytes.
+//! A backup is marked complete last; restore refuses an unmarked one.
 
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Database, Storage};
 
 const SECRETS: [&str; 2] = ["jwt_secret", "gateway_secret"];
+/// Written last: a backup folder without it (a backup that crashed or
+/// failed half-way) is never restored.
+const COMPLETE: &str = "BACKUP-COMPLETE";
 
 fn embedded(config: &Config) -> Result<PathBuf, String> {
     match (&config.database, &config.storage) {
@@ -107,11 +111,14 @@ pub fn backup(config: &Config, to: &Path) -> Result<String, String> {
             missing.join(", ")
         ));
     }
-    Ok(format!(
+    let summary = format!(
         "backup in {}: database snapshot with {} file(s), {objects} object file(s), secrets",
         to.display(),
         files.len()
-    ))
+    );
+    std::fs::write(to.join(COMPLETE), format!("{summary}\n"))
+        .map_err(|e| format!("mark the backup complete: {e}"))?;
+    Ok(summary)
 }
 
 /// Restores the backup in `from` onto this configuration's data folder, which
@@ -122,8 +129,11 @@ pub fn backup(config: &Config, to: &Path) -> Result<String, String> {
 pub fn restore(config: &Config, from: &Path) -> Result<String, String> {
     let db = embedded(config)?;
     let snapshot = from.join("stowage.db");
-    if !snapshot.is_file() {
-        return Err(format!("{} holds no stowage.db", from.display()));
+    if !snapshot.is_file() || !from.join(COMPLETE).is_file() {
+        return Err(format!(
+            "{} is not a complete backup (no {COMPLETE}: it failed or was interrupted)",
+            from.display()
+        ));
     }
     if db.exists()
         || !object_folders(&config.data_dir)
