@@ -440,73 +440,10 @@ impl ObjectStore for S3Store {
 #[cfg(all(test, feature = "test-server"))]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
     use stowage_domain::testing::contract::{self, Transfer};
 
-    /// Moves bytes with real HTTP, as a browser would.
-    struct Http(reqwest::Client);
-
-    #[async_trait]
-    impl Transfer for Http {
-        async fn put(
-            &self,
-            req: &PresignedRequest,
-            extra: &[(&str, &str)],
-            body: Vec<u8>,
-        ) -> (u16, Option<String>) {
-            let mut r = self.0.put(&req.url);
-            for (k, v) in &req.headers {
-                if k.eq_ignore_ascii_case("content-length")
-                    || extra.iter().any(|(e, _)| e.eq_ignore_ascii_case(k))
-                {
-                    continue;
-                }
-                r = r.header(k, v);
-            }
-            for (k, v) in extra {
-                if !k.eq_ignore_ascii_case("content-length") {
-                    r = r.header(*k, *v);
-                }
-            }
-            match r.body(body).send().await {
-                Ok(res) => {
-                    let etag = res
-                        .headers()
-                        .get("etag")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    (res.status().as_u16(), etag)
-                }
-                Err(_) => (599, None),
-            }
-        }
-
-        async fn get(
-            &self,
-            req: &PresignedRequest,
-        ) -> (u16, Option<String>, Option<String>, Vec<u8>) {
-            let Ok(res) = self.0.get(&req.url).send().await else {
-                return (599, None, None, Vec::new());
-            };
-            let h = |n: &str| {
-                res.headers()
-                    .get(n)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            };
-            let (status, ct, cd) = (
-                res.status().as_u16(),
-                h("content-type"),
-                h("content-disposition"),
-            );
-            (
-                status,
-                ct,
-                cd,
-                res.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
-            )
-        }
-    }
+    /// The kit's ready HTTP transfer: moves bytes as a browser would.
+    type Http = stowage_domain::testing::http::HttpTransfer;
 
     async fn setup(dir: &tempfile::TempDir) -> (test_server::TestS3Server, S3Store) {
         setup_with(dir, None, None).await
@@ -547,7 +484,7 @@ mod tests {
                 reqwest::Certificate::from_pem(t.ca_pem.as_bytes()).expect("ca"),
             );
         }
-        Http(b.build().expect("client"))
+        stowage_domain::testing::http::HttpTransfer(b.build().expect("client"))
     }
 
     /// The whole kit, plus bucket initialisation, against one server.

@@ -2,6 +2,9 @@
 //! contract test kit that every adapter crate runs against its own implementation.
 
 pub mod contract;
+#[cfg(feature = "testing-http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing-http")))]
+pub mod http;
 pub mod memory;
 
 /// `mockall` mocks of every port (`MockObjectStore::new()`, then
