@@ -186,3 +186,61 @@ pub async fn instance_secrets(repo: &dyn FileRepository) {
         "secrets are kept by name"
     );
 }
+
+/// Racing writers: of concurrent `update_file`s from one `updated_at`, exactly
+/// one wins (no lost update), and of concurrent `transition_upload`s from one
+/// state (a completion racing an abort), exactly one moves it.
+pub async fn concurrent_writers_one_wins(repo: &dyn FileRepository) {
+    let t = fresh_tenant();
+    let alice = user("alice");
+    let now = Timestamp::from_millis(T0);
+    let key = format!("{}/dev/h/u9/race.txt", t.project);
+    repo.insert_upload(&pending_upload(&t, &alice, &key, now))
+        .await
+        .expect("insert");
+    let f = file(&t, &alice, &key, "race.txt", Visibility::Private, now);
+    repo.register_file(&f, None).await.expect("register");
+    let updates: Vec<_> = (0..8)
+        .map(|i| {
+            let mut changed = f.clone();
+            changed.original_name = format!("writer-{i}.txt");
+            changed.updated_at = now.plus_secs(i + 1);
+            changed
+        })
+        .collect();
+    let results = futures_join_all(updates.iter().map(|u| repo.update_file(u, f.updated_at))).await;
+    let wins = results.iter().filter(|r| matches!(r, Ok(true))).count();
+    assert_eq!(
+        wins, 1,
+        "of concurrent update_file calls from one updatedAt exactly one MUST win: {results:?}"
+    );
+    let stored = repo.get_file(&t, f.id).await.expect("get").expect("file");
+    assert!(
+        updates.contains(&stored),
+        "the stored file MUST be one writer's whole file"
+    );
+
+    let mkey = format!("{}/dev/h/u9/race.bin", t.project);
+    let mut upload = pending_upload(&t, &alice, &mkey, now);
+    upload.multipart_id = Some("race-upload".into());
+    repo.insert_upload(&upload).await.expect("insert");
+    let (complete, abort) = tokio::join!(
+        repo.transition_upload(&t, &mkey, UploadState::Pending, UploadState::Completing),
+        repo.transition_upload(&t, &mkey, UploadState::Pending, UploadState::Aborted),
+    );
+    let moved = [&complete, &abort]
+        .iter()
+        .filter(|r| matches!(r, Ok(true)))
+        .count();
+    assert_eq!(
+        moved, 1,
+        "of a completion racing an abort exactly one MUST move the upload: {complete:?} {abort:?}"
+    );
+}
+
+/// Polls every future to completion concurrently (the kit brings no runtime).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    super::service::join_all(futures.collect()).await
+}

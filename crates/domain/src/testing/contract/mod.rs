@@ -26,7 +26,10 @@ mod service;
 mod store;
 mod uploads;
 
-pub use files::{deletion_queue, files_are_scoped_updated_and_deleted, instance_secrets};
+pub use files::{
+    concurrent_writers_one_wins, deletion_queue, files_are_scoped_updated_and_deleted,
+    instance_secrets,
+};
 pub use keys::api_key_repository;
 pub use listing::{
     caller_listings_in_every_order, list_pagination_and_cursor, list_scope_filters_and_order,
@@ -98,6 +101,7 @@ macro_rules! repository_kit {
                 list_scope_filters_and_order,
                 list_pagination_and_cursor,
                 caller_listings_in_every_order,
+                concurrent_writers_one_wins,
                 repository_is_healthy
             );
             $crate::__kit_checks!(keys, $make; api_key_repository);
@@ -179,5 +183,6 @@ pub async fn file_repository(repo: &dyn FileRepository) {
     list_scope_filters_and_order(repo).await;
     list_pagination_and_cursor(repo).await;
     caller_listings_in_every_order(repo).await;
+    concurrent_writers_one_wins(repo).await;
     repository_is_healthy(repo).await;
 }
