@@ -112,23 +112,8 @@ async fn a_backup_taken_under_write_load_restores_byte_for_byte() {
         let (status, file) = restored.get(&format!("/v1/files/{id}"), &alice).await;
         assert_eq!(status, 200, "{file}");
         assert_eq!(file["ownerId"], "alice");
-        let (status, dl) = restored
-            .post(&format!("/v1/files/{id}/download-url"), &alice, json!({}))
-            .await;
-        assert_eq!(status, 200, "{dl}");
-        let got = restored
-            .client
-            .get(dl["url"].as_str().expect("url"))
-            .send()
-            .await
-            .expect("download")
-            .bytes()
-            .await
-            .expect("bytes");
-        assert!(
-            got.as_ref() == bytes.as_slice(),
-            "file {id} restored byte for byte"
-        );
+        let got = restored.download(&alice, id).await;
+        assert!(got == *bytes, "file {id} restored byte for byte");
     }
     // Every file the snapshot holds is servable (those registered during the backup too).
     let (status, list) = restored.get("/v1/files?limit=100", &alice).await;

@@ -114,22 +114,10 @@ async fn gateway_downloads_are_not_sniffed() {
             json!({}),
         )
         .await;
-    let (_, dl) = s
-        .post(
-            &format!(
-                "/v1/files/{}/download-url",
-                file["id"].as_str().expect("id")
-            ),
-            &alice,
-            json!({}),
-        )
+    let dl_url = s
+        .download_url(&alice, file["id"].as_str().expect("id"))
         .await;
-    let r = s
-        .client
-        .get(dl["url"].as_str().expect("url"))
-        .send()
-        .await
-        .expect("download");
+    let r = s.client.get(&dl_url).send().await.expect("download");
     assert_eq!(
         r.headers()
             .get("x-content-type-options")

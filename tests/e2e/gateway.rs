@@ -139,17 +139,10 @@ async fn downloads_support_head_and_ranges() {
             json!({}),
         )
         .await;
-    let (_, dl) = s
-        .post(
-            &format!(
-                "/v1/files/{}/download-url",
-                file["id"].as_str().expect("id")
-            ),
-            &alice,
-            json!({}),
-        )
+    let dl_url = s
+        .download_url(&alice, file["id"].as_str().expect("id"))
         .await;
-    let url = dl["url"].as_str().expect("url");
+    let url = &dl_url;
     let head = s.client.head(url).send().await.expect("head");
     assert_eq!(head.status(), 200);
     assert_eq!(

@@ -520,21 +520,25 @@ impl Server {
         file
     }
 
-    /// The bytes of file `id` through a download URL issued to `creds`.
-    pub async fn download(&self, creds: &Creds, id: &str) -> Vec<u8> {
+    /// A download URL of file `id` issued to `creds`.
+    pub async fn download_url(&self, creds: &Creds, id: &str) -> String {
         let (status, dl) = self
             .post(&format!("/v1/files/{id}/download-url"), creds, json!({}))
             .await;
         assert_eq!(status, 200, "download URL of {id}: {dl}");
-        self.client
-            .get(dl["url"].as_str().expect("url"))
+        dl["url"].as_str().expect("url").to_owned()
+    }
+
+    /// The bytes of file `id` through a download URL issued to `creds`.
+    pub async fn download(&self, creds: &Creds, id: &str) -> Vec<u8> {
+        let r = self
+            .client
+            .get(self.download_url(creds, id).await)
             .send()
             .await
-            .expect("download")
-            .bytes()
-            .await
-            .expect("bytes")
-            .to_vec()
+            .expect("download");
+        assert_eq!(r.status(), 200);
+        r.bytes().await.expect("body").to_vec()
     }
 
     /// PUTs bytes to an issued URL with exactly the headers it asks for.

@@ -22,21 +22,6 @@ async fn presign_and_put(s: &Server, who: &Creds, body: Value, bytes: Vec<u8>) -
     ticket
 }
 
-async fn download(s: &Server, who: &Creds, id: &str) -> Vec<u8> {
-    let (status, dl) = s
-        .post(&format!("/v1/files/{id}/download-url"), who, json!({}))
-        .await;
-    assert_eq!(status, 200, "{dl}");
-    let r = s
-        .client
-        .get(dl["url"].as_str().expect("url"))
-        .send()
-        .await
-        .expect("download");
-    assert_eq!(r.status(), 200);
-    r.bytes().await.expect("body").to_vec()
-}
-
 /// A PUT through a URL whose upload is over: refused with an error body by
 /// the gateway; on S3 (where a URL cannot be revoked) it lands in staging.
 async fn late_put(s: &Server, ticket: &Value, bytes: Vec<u8>) {
@@ -71,11 +56,7 @@ async fn upload_urls_die_with_registration() {
     assert_eq!(status, 201, "{file}");
     let id = file["id"].as_str().expect("id").to_owned();
     late_put(&s, &ticket, vec![b'X'; 11 * MIB]).await;
-    assert_eq!(
-        download(&s, &bob, &id).await,
-        original,
-        "bytes never change"
-    );
+    assert_eq!(s.download(&bob, &id).await, original, "bytes never change");
     let (_, seen) = s.get(&format!("/v1/files/{id}"), &bob).await;
     assert_eq!(seen["size"], 1024);
 
@@ -97,7 +78,7 @@ async fn upload_urls_die_with_registration() {
     assert_eq!(status, 201, "{file}");
     late_put(&s, &ticket, b"EVIL!".to_vec()).await;
     assert_eq!(
-        download(&s, &alice, file["id"].as_str().expect("id")).await,
+        s.download(&alice, file["id"].as_str().expect("id")).await,
         b"hello".to_vec()
     );
 }
@@ -182,7 +163,7 @@ async fn the_worker_empties_staging_once_upload_urls_expired() {
     }
     assert!(!staged.exists(), "staging is emptied after the URL expired");
     assert_eq!(
-        download(&s, &alice, file["id"].as_str().expect("id")).await,
+        s.download(&alice, file["id"].as_str().expect("id")).await,
         b"first".to_vec()
     );
 }
@@ -449,7 +430,7 @@ async fn racing_puts_of_one_part_leave_one_whole_part() {
             )
             .await;
         assert_eq!(status, 201, "{file}");
-        let got = download(&s, &alice, file["id"].as_str().expect("id")).await;
+        let got = s.download(&alice, file["id"].as_str().expect("id")).await;
         assert!(
             got == bodies[i],
             "round {round}: the whole body of the winner"

@@ -121,19 +121,12 @@ async fn three_parts_in_reverse_order() {
 
     let (status, file) = s.post("/v1/files", &alice, reg).await;
     assert_eq!(status, 201, "{file}");
-    let (_, dl) = s
-        .post(
-            &format!(
-                "/v1/files/{}/download-url",
-                file["id"].as_str().expect("id")
-            ),
-            &alice,
-            json!({}),
-        )
+    let dl_url = s
+        .download_url(&alice, file["id"].as_str().expect("id"))
         .await;
     let bytes = s
         .client
-        .get(dl["url"].as_str().expect("url"))
+        .get(&dl_url)
         .send()
         .await
         .expect("get")

@@ -68,23 +68,11 @@ async fn the_lifecycle_worker_cleans_abandoned_uploads() {
             assert!(!path.exists(), "the abandoned object is deleted");
         }
     }
-    let (_, dl) = s
-        .post(
-            &format!(
-                "/v1/files/{}/download-url",
-                kept["id"].as_str().expect("id")
-            ),
-            &alice,
-            json!({}),
-        )
+    let dl_url = s
+        .download_url(&alice, kept["id"].as_str().expect("id"))
         .await;
     assert_eq!(
-        s.client
-            .get(dl["url"].as_str().expect("url"))
-            .send()
-            .await
-            .expect("get")
-            .status(),
+        s.client.get(&dl_url).send().await.expect("get").status(),
         200,
         "registered files stay"
     );
@@ -220,22 +208,8 @@ async fn sigkill_during_uploads_leaves_no_partial_object_and_no_dangling_row() {
     let items = list["items"].as_array().cloned().unwrap_or_default();
     assert!(items.len() >= registered.len());
     for item in items {
-        let (_, dl) = s
-            .post(
-                &format!(
-                    "/v1/files/{}/download-url",
-                    item["id"].as_str().expect("id")
-                ),
-                &svc,
-                json!({}),
-            )
-            .await;
-        let r = s
-            .client
-            .get(dl["url"].as_str().expect("url"))
-            .send()
-            .await
-            .expect("get");
+        let dl_url = s.download_url(&svc, item["id"].as_str().expect("id")).await;
+        let r = s.client.get(&dl_url).send().await.expect("get");
         assert_eq!(r.status(), 200, "{}", item["originalName"]);
         assert_eq!(
             r.bytes().await.expect("bytes").len() as u64,

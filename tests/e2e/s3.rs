@@ -66,17 +66,10 @@ async fn bytes_never_pass_through_the_api_process() {
         status, 201,
         "registration verified the object with HEAD: {file}"
     );
-    let (_, dl) = s
-        .post(
-            &format!(
-                "/v1/files/{}/download-url",
-                file["id"].as_str().expect("id")
-            ),
-            &alice,
-            json!({}),
-        )
+    let dl_url = s
+        .download_url(&alice, file["id"].as_str().expect("id"))
         .await;
-    let dl_url = dl["url"].as_str().expect("url");
+    let dl_url = &dl_url;
     assert!(!dl_url.starts_with(&s.base));
     let got = s.client.get(dl_url).send().await.expect("get");
     assert_eq!(got.status(), 200);

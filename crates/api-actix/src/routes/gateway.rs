@@ -44,7 +44,7 @@ fn authorize(state: &AppState, req: &HttpRequest, key: &str) -> ApiResult<Grant>
     Ok(store.authorize(&request, state.clock.now())?)
 }
 
-fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
+pub(crate) fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -109,7 +109,7 @@ pub async fn put(
 
 /// A parsed single `Range: bytes=…` request.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum RangeRequest {
+enum RangeRequest {
     /// No (usable) range: the whole object.
     Full,
     /// Inclusive byte range.
@@ -118,7 +118,7 @@ pub(crate) enum RangeRequest {
     Unsatisfiable,
 }
 
-pub(crate) fn parse_range(header: Option<&str>, len: u64) -> RangeRequest {
+fn parse_range(header: Option<&str>, len: u64) -> RangeRequest {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return RangeRequest::Full;
     };
@@ -160,7 +160,7 @@ pub async fn get(
     else {
         return Err(Error::with_message(ErrorCode::AccessDenied, "URL does not allow GET").into());
     };
-    let (mut file, len) = store(&state)?
+    let (file, len) = store(&state)?
         .open_object(&key)
         .await?
         .ok_or_else(|| Error::new(ErrorCode::FileNotFound))?;
@@ -173,7 +173,20 @@ pub async fn get(
         .insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-    let (start, count) = match parse_range(header_str(&req, header::RANGE), len) {
+    send_object(response, &req, file, len, &state.metrics).await
+}
+
+/// Answers a `GET`/`HEAD` for an object of `len` bytes open in `file`, with
+/// `response`'s headers: a `Range` gives `206` (or `416`), `HEAD` gets the
+/// headers only, anything else the bytes, streamed (never whole in memory).
+pub(crate) async fn send_object(
+    mut response: actix_web::HttpResponseBuilder,
+    req: &HttpRequest,
+    mut file: tokio::fs::File,
+    len: u64,
+    metrics: &Metrics,
+) -> ApiResult<HttpResponse> {
+    let (start, count) = match parse_range(header_str(req, header::RANGE), len) {
         RangeRequest::Full => (0, len),
         RangeRequest::Part(s, e) => {
             response.status(StatusCode::PARTIAL_CONTENT);
@@ -197,7 +210,7 @@ pub async fn get(
             .await
             .map_err(|e| Error::internal(format!("seek: {e}")))?;
     }
-    Metrics::add(&state.metrics.gateway_bytes_out, count);
+    Metrics::add(&metrics.gateway_bytes_out, count);
     let stream = ReaderStream::with_capacity(file.take(count), 256 * 1024);
     Ok(response.body(SizedStream::new(count, stream)))
 }

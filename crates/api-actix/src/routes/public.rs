@@ -12,14 +12,11 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use stowage_domain::service::PublicFile;
 use stowage_domain::Error;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
-use super::gateway::{parse_range, RangeRequest};
+use super::gateway::{header_str, send_object};
 use crate::error::ApiResult;
 #[allow(unused_imports)] // referenced by the OpenAPI attributes
 use crate::error::ErrorBody;
-use crate::metrics::Metrics;
 use crate::state::AppState;
 
 #[utoipa::path(get, path = "/v1/public/{key}", tag = "public", operation_id = "getPublicFile", security(()),
@@ -52,10 +49,6 @@ pub async fn head(
     key: web::Path<String>,
 ) -> HttpResponse {
     get(state, req, key).await
-}
-
-fn header_str(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Whether the client's cached copy is current: `If-None-Match` (any of its
@@ -120,30 +113,9 @@ async fn serve(state: &AppState, req: &HttpRequest, key: &str) -> ApiResult<Http
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish());
     };
-    let (mut object, stored) = store
+    let (object, stored) = store
         .open_object(&file.s3_key)
         .await?
         .ok_or_else(|| Error::new(stowage_domain::ErrorCode::FileNotFound))?;
-    let (start, count) = match parse_range(header_str(req, header::RANGE), stored) {
-        RangeRequest::Full => (0, stored),
-        RangeRequest::Part(s, e) => {
-            response.status(StatusCode::PARTIAL_CONTENT);
-            response.insert_header((header::CONTENT_RANGE, format!("bytes {s}-{e}/{stored}")));
-            (s, e - s + 1)
-        }
-        RangeRequest::Unsatisfiable => {
-            return Ok(HttpResponse::RangeNotSatisfiable()
-                .insert_header((header::CONTENT_RANGE, format!("bytes */{stored}")))
-                .finish());
-        }
-    };
-    if start > 0 {
-        object
-            .seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(|e| Error::internal(format!("seek: {e}")))?;
-    }
-    Metrics::add(&state.metrics.gateway_bytes_out, count);
-    let stream = ReaderStream::with_capacity(object.take(count), 256 * 1024);
-    Ok(response.body(SizedStream::new(count, stream)))
+    send_object(response, req, object, stored, &state.metrics).await
 }
