@@ -3,39 +3,31 @@
 //! every call under a timeout that surfaces as `unavailable`; migrations embedded.
 //! The production metadata store: any number of stateless replicas share it.
 
-mod rows;
-mod schema;
-
 use std::time::Duration;
 
-use diesel::dsl::{count_star, not};
-use diesel::expression::BoxableExpression;
+use async_trait::async_trait;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::Bool;
-use diesel::{
-    BoolExpressionMethods, Connection, ExpressionMethods, OptionalExtension,
-    PgArrayExpressionMethods, QueryDsl, SelectableHelper,
-};
+use diesel::{Connection, ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
+use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use stowage_diesel_common::on_duplicate;
+use stowage_diesel_common::rows::FileRow;
+use stowage_diesel_common::schema::files;
+use stowage_diesel_common::types::{MetadataJson, ShareList};
+use stowage_diesel_common::{
+    apply_file_update, delete_counted, on_duplicate, unclaimed, Backend, DieselRepository, TxError,
+};
 use stowage_domain::auth::KeyChange;
-use stowage_domain::list::ListQuery;
-use stowage_domain::model::{File, FileId, Tenant, Timestamp, Visibility};
+use stowage_domain::model::{File, Tenant, Timestamp};
 use stowage_domain::ports::QueuedDeletion;
 use stowage_domain::upload::UploadState;
 use stowage_domain::{Error, ErrorCode, Result};
-
-use crate::rows::FileRow;
-use crate::schema::files;
-use stowage_diesel_common::schema::object_deletions;
 
 /// Migrations of `migrations/postgres`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -182,38 +174,30 @@ async fn listen_for_key_changes(
     "connection closed".to_owned()
 }
 
-/// The PostgreSQL repositories (files, uploads, deletion queue, API keys).
-#[derive(Clone)]
-pub struct PostgresRepository {
-    pool: Pool<Conn>,
-    query_timeout: Duration,
-}
+/// The PostgreSQL repositories (files, uploads, deletion queue, API keys):
+/// the shared diesel repository on [`Postgres`].
+pub type PostgresRepository = DieselRepository<Postgres>;
 
+/// The PostgreSQL backend of [`DieselRepository`].
+pub struct Postgres;
+
+/// A connection or server error (for the administrative calls here).
 fn db_error(e: DieselError) -> Error {
-    match &e {
-        // Statements that expect a duplicate say what it means (`on_duplicate`).
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => Error::internal(
-            format!("postgres: unexpected duplicate: {}", info.message()),
-        ),
-        DieselError::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            info,
-        ) => Error::unavailable(format!("postgres: {}", info.message())),
-        DieselError::DatabaseError(_, info)
-            if info.message().contains("timeout") || info.message().contains("shutting down") =>
-        {
-            Error::unavailable(format!("postgres: {}", info.message()))
-        }
-        _ => Error::internal(format!("postgres: {e}")),
+    if Postgres::unavailable(&e) {
+        Error::unavailable(format!("postgres: {e}"))
+    } else {
+        Error::internal(format!("postgres: {e}"))
     }
 }
 
-impl PostgresRepository {
-    /// Opens the pool (after [`migrate`] has run).
-    ///
-    /// # Errors
-    /// `common/service-unavailable` when no connection can be made.
-    pub async fn connect(config: &PostgresConfig) -> Result<Self> {
+#[async_trait]
+impl Backend for Postgres {
+    const NAME: &'static str = "postgres";
+    type Conn = Conn;
+    type Manager = AsyncDieselConnectionManager<Conn>;
+    type Config = PostgresConfig;
+
+    async fn pool(config: &PostgresConfig) -> Result<Pool<Conn>> {
         // A checkout costs no round trip: instead of `SELECT 1` per checkout
         // (diesel-async's default, one extra round trip on every request), a
         // connection whose socket has closed or whose transaction is broken is
@@ -231,103 +215,86 @@ impl PostgresRepository {
         }));
         let manager =
             AsyncDieselConnectionManager::<Conn>::new_with_config(&config.url, manager_config);
-        let pool = Pool::builder()
+        Pool::builder()
             .max_size(config.max_connections)
             .connection_timeout(config.connect_timeout)
             .build(manager)
             .await
-            .map_err(|e| Error::unavailable(format!("postgres pool: {e}")))?;
-        Ok(Self {
-            pool,
-            query_timeout: config.query_timeout,
-        })
-    }
-
-    async fn conn(&self) -> Result<PooledConnection<'_, Conn>> {
-        self.pool
-            .get()
-            .await
             .map_err(|e| Error::unavailable(format!("postgres pool: {e}")))
     }
 
-    /// Runs `f` on a pooled connection under the query timeout.
-    async fn run<T, F>(&self, f: F) -> Result<T>
-    where
-        F: for<'c> AsyncFnOnce(&'c mut Conn) -> Result<T>,
-    {
-        let work = async {
-            let mut conn = self.conn().await?;
-            f(&mut conn).await
-        };
-        tokio::time::timeout(self.query_timeout, work)
+    fn query_timeout(config: &PostgresConfig) -> Duration {
+        config.query_timeout
+    }
+
+    fn unavailable(e: &DieselError) -> bool {
+        match e {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => true,
+            DieselError::DatabaseError(_, info) => {
+                info.message().contains("timeout") || info.message().contains("shutting down")
+            }
+            _ => false,
+        }
+    }
+
+    /// In one statement (atomic on its own, one round trip instead of five
+    /// for BEGIN, claim, insert, count, COMMIT); nothing claimed means
+    /// nothing written, and then the reason is looked up.
+    async fn register_file(
+        c: &mut Conn,
+        file: &File,
+        row: &FileRow,
+        cleanup: Option<&QueuedDeletion>,
+    ) -> std::result::Result<(), TxError> {
+        // Without a deletion to queue the statement stays the same (one
+        // prepared statement): its key is empty, which `length(…) > 0` skips.
+        let (queue_key, queue_due) = cleanup.map_or(("", 0), |q| (q.key.as_str(), q.due.millis()));
+        let written = RegisterStatement(row, queue_key, queue_due)
+            .execute(c)
             .await
-            .map_err(|_| Error::unavailable("postgres: query timed out"))?
+            .map_err(on_duplicate(ErrorCode::S3KeyAlreadyExists))?;
+        if written == 1 {
+            Ok(())
+        } else {
+            Err(TxError::Domain(unclaimed(c, file).await?))
+        }
     }
-}
 
-/// `visibility = 'shared'` spelled as a literal, not a bind parameter: only
-/// then can generic plans of prepared statements use the partial index
-/// `files_shared` (migration `000005_shared_index_partial`). Unlike
-/// `diesel::dsl::sql`, it keeps the query cacheable as a prepared statement.
-#[derive(Debug, Clone, Copy, diesel::expression::ValidGrouping, diesel::query_builder::QueryId)]
-struct IsShared;
-
-impl diesel::Expression for IsShared {
-    type SqlType = Bool;
-}
-
-impl diesel::AppearsOnTable<files::table> for IsShared {}
-
-impl diesel::SelectableExpression<files::table> for IsShared {}
-
-impl QueryFragment<Pg> for IsShared {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {
-        out.push_sql("\"files\".\"visibility\" = 'shared'");
-        Ok(())
+    async fn update_file(
+        c: &mut Conn,
+        _file: &File,
+        row: &FileRow,
+        expected: i64,
+    ) -> std::result::Result<bool, TxError> {
+        c.transaction::<bool, TxError, _>(async |c| {
+            let old: Option<String> = files::table
+                .filter(files::id.eq(&row.id))
+                .filter(files::project.eq(&row.project))
+                .filter(files::env.eq(&row.env))
+                .select(files::visibility)
+                .for_update()
+                .first(c)
+                .await
+                .optional()?;
+            apply_file_update(c, row, old, expected).await
+        })
+        .await
     }
-}
 
-fn is_shared() -> IsShared {
-    debug_assert_eq!(Visibility::Shared.as_str(), "shared");
-    IsShared
-}
-
-/// "This file is `shared` and its share list names `uid`" (the `text[]`
-/// column, GIN-indexed over shared files).
-fn shared_with_user(
-    uid: &str,
-) -> Box<dyn BoxableExpression<files::table, Pg, SqlType = Bool> + '_> {
-    Box::new(is_shared().and(files::shared_with.contains(vec![uid.to_owned()])))
-}
-
-stowage_diesel_common::shared_list_query!(diesel::pg::Pg);
-
-/// How many files of other owners, in the listing's tenant and owner filters,
-/// are `shared` with `uid` (the part of a list total that counts cannot give).
-async fn count_shared_with(
-    c: &mut Conn,
-    query: &ListQuery,
-    owner: &stowage_domain::model::Owner,
-    uid: &str,
-    owner_type: Option<&str>,
-) -> std::result::Result<i64, DieselError> {
-    let p = &query.params;
-    let shared = files::table
-        .filter(files::project.eq(query.tenant.project.as_str()))
-        .filter(files::env.eq(query.tenant.env.as_str()))
-        .filter(shared_with_user(uid))
-        .filter(not(files::owner_type
-            .eq(owner.kind.as_str())
-            .and(files::owner_id.eq(owner.id.as_str()))))
-        .into_boxed();
-    let mut shared = shared;
-    if let Some(t) = owner_type {
-        shared = shared.filter(files::owner_type.eq(t));
+    async fn delete_file(
+        c: &mut Conn,
+        tenant: &Tenant,
+        id: &str,
+        now: Timestamp,
+    ) -> std::result::Result<Option<FileRow>, TxError> {
+        c.transaction::<Option<FileRow>, TxError, _>(async |c| {
+            delete_counted(c, tenant, id, now).await
+        })
+        .await
     }
-    if let Some(o) = &p.owner_id {
-        shared = shared.filter(files::owner_id.eq(o.clone()));
-    }
-    shared.select(count_star()).get_result::<i64>(c).await
 }
 
 /// Registration in one statement (atomic on its own, one round trip instead
@@ -344,7 +311,7 @@ impl QueryId for RegisterStatement<'_> {
 
 impl QueryFragment<Pg> for RegisterStatement<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {
-        use diesel::sql_types::{Array, BigInt, Jsonb, Nullable, Text};
+        use diesel::sql_types::{BigInt, Nullable, Text};
         let r = self.0;
         out.push_sql("WITH claimed AS (UPDATE uploads SET state = ");
         out.push_bind_param::<Text, _>(UploadState::Registered.as_str())?;
@@ -393,9 +360,9 @@ impl QueryFragment<Pg> for RegisterStatement<'_> {
             out.push_bind_param::<Text, _>(text)?;
         }
         out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&r.shared_with)?;
+        out.push_bind_param::<ShareList, _>(&r.shared_with)?;
         out.push_sql(", ");
-        out.push_bind_param::<Jsonb, _>(&r.metadata)?;
+        out.push_bind_param::<MetadataJson, _>(&r.metadata)?;
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&r.created_at)?;
         out.push_sql(", ");
@@ -421,104 +388,6 @@ impl QueryFragment<Pg> for RegisterStatement<'_> {
         Ok(())
     }
 }
-
-/// The backend-specific half of the repository ports (the rest is shared,
-/// see `stowage_diesel_common::shared_repository!`).
-impl PostgresRepository {
-    /// Registration in one statement (atomic on its own, one round trip instead
-    /// of five for BEGIN, claim, insert, count, COMMIT): claims the upload
-    /// (compare-and-set, so of two racing registrations one wins), inserts the
-    /// file and counts it. Nothing claimed means nothing written; then the
-    /// reason is looked up.
-    pub(crate) async fn db_register_file(
-        &self,
-        file: &File,
-        cleanup: Option<&QueuedDeletion>,
-    ) -> Result<()> {
-        let row = FileRow::from_file(file)?;
-        // Without a deletion to queue the statement stays the same (one
-        // prepared statement): its key is empty, which `length(…) > 0` skips.
-        let (queue_key, queue_due) =
-            cleanup.map_or((String::new(), 0), |q| (q.key.clone(), q.due.millis()));
-        self.run(async move |c| {
-            let written = RegisterStatement(&row, &queue_key, queue_due)
-                .execute(c)
-                .await
-                .map_err(|e| {
-                    on_duplicate(e, ErrorCode::S3KeyAlreadyExists).unwrap_or_else(db_error)
-                })?;
-            if written == 1 {
-                Ok(())
-            } else {
-                Err(unclaimed(c, file).await.map_err(db_error)?)
-            }
-        })
-        .await
-    }
-
-    pub(crate) async fn db_update_file(&self, file: &File, expected: Timestamp) -> Result<bool> {
-        let row = FileRow::from_file(file)?;
-        self.run(async move |c| {
-            c.transaction::<bool, TxError, _>(async |c| {
-                let old: Option<String> = files::table
-                    .filter(files::id.eq(&row.id))
-                    .filter(files::project.eq(&row.project))
-                    .filter(files::env.eq(&row.env))
-                    .select(files::visibility)
-                    .for_update()
-                    .first(c)
-                    .await
-                    .optional()?;
-                apply_file_update(c, &row, old, expected.millis()).await
-            })
-            .await
-            .map_err(Error::from)
-        })
-        .await
-    }
-
-    pub(crate) async fn db_delete_file(
-        &self,
-        tenant: &Tenant,
-        id: FileId,
-        now: Timestamp,
-    ) -> Result<Option<File>> {
-        self.run(async move |c| {
-            let deleted = c
-                .transaction::<Option<FileRow>, TxError, _>(async |c| {
-                    let row = diesel::delete(
-                        files::table
-                            .filter(files::id.eq(id.to_string()))
-                            .filter(files::project.eq(tenant.project.as_str()))
-                            .filter(files::env.eq(tenant.env.as_str())),
-                    )
-                    .returning(FileRow::as_returning())
-                    .get_result(c)
-                    .await
-                    .optional()?;
-                    if let Some(row) = &row {
-                        bump_count(c, row, &row.visibility, -1).await?;
-                        diesel::insert_into(object_deletions::table)
-                            .values((
-                                object_deletions::s3_key.eq(&row.s3_key),
-                                object_deletions::next_attempt_at.eq(now.millis()),
-                                object_deletions::created_at.eq(now.millis()),
-                            ))
-                            .on_conflict_do_nothing()
-                            .execute(c)
-                            .await?;
-                    }
-                    Ok(row)
-                })
-                .await
-                .map_err(Error::from)?;
-            deleted.map(File::try_from).transpose()
-        })
-        .await
-    }
-}
-
-stowage_diesel_common::shared_repository!(PostgresRepository);
 
 #[cfg(test)]
 mod tests {

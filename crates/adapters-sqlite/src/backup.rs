@@ -6,7 +6,7 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, QueryDsl, RunQueryDsl, SqliteConnection};
 use stowage_domain::{Error, Result};
 
-use crate::schema::files;
+use stowage_diesel_common::schema::files;
 
 fn open(path: &str) -> Result<SqliteConnection> {
     let mut conn = SqliteConnection::establish(path)

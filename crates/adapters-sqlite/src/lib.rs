@@ -3,23 +3,16 @@
 //! busy timeout, migrations embedded. The embedded default of `stowage`.
 
 mod backup;
-mod rows;
-mod schema;
 
 pub use backup::{registered_objects, snapshot};
 
 use std::time::Duration;
 
-use diesel::dsl::{count_star, exists, not};
-use diesel::expression::BoxableExpression;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::Bool;
-use diesel::sqlite::{Sqlite, SqliteConnection};
-use diesel::{
-    BoolExpressionMethods, Connection, ExpressionMethods, OptionalExtension, QueryDsl,
-    SelectableHelper,
-};
-use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
+use async_trait::async_trait;
+use diesel::result::Error as DieselError;
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, ExpressionMethods, OptionalExtension, QueryDsl};
+use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
@@ -27,16 +20,16 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
-use stowage_diesel_common::on_duplicate;
-use stowage_domain::list::ListQuery;
-use stowage_domain::model::{File, FileId, Tenant, Timestamp, Visibility};
+use stowage_diesel_common::rows::FileRow;
+use stowage_diesel_common::schema::{file_shares, files};
+use stowage_diesel_common::statements as q;
+use stowage_diesel_common::{
+    apply_file_update, delete_counted, on_duplicate, unclaimed, Backend, DbConn, DieselRepository,
+    TxError,
+};
+use stowage_domain::model::{File, Tenant, Timestamp};
 use stowage_domain::ports::QueuedDeletion;
-use stowage_domain::upload::UploadState;
 use stowage_domain::{Error, ErrorCode, Result};
-
-use crate::rows::FileRow;
-use crate::schema::{file_shares, files};
-use stowage_diesel_common::schema::{object_deletions, uploads};
 
 /// Migrations of `migrations/sqlite`, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -89,34 +82,21 @@ pub fn migrate(path: &str) -> Result<Vec<String>> {
     Ok(applied.iter().map(|m| m.to_string()).collect())
 }
 
-/// The SQLite repositories (files, uploads, deletion queue, API keys).
-#[derive(Clone)]
-pub struct SqliteRepository {
-    pool: Pool<Conn>,
-    query_timeout: Duration,
-}
+/// The SQLite repositories (files, uploads, deletion queue, API keys): the
+/// shared diesel repository on [`Sqlite`].
+pub type SqliteRepository = DieselRepository<Sqlite>;
 
-fn db_error(e: DieselError) -> Error {
-    match &e {
-        // Statements that expect a duplicate say what it means (`on_duplicate`).
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-            Error::internal(format!("sqlite: unexpected duplicate: {}", info.message()))
-        }
-        DieselError::DatabaseError(_, info)
-            if info.message().contains("locked") || info.message().contains("busy") =>
-        {
-            Error::unavailable(format!("sqlite: {}", info.message()))
-        }
-        _ => Error::internal(format!("sqlite: {e}")),
-    }
-}
+/// The SQLite backend of [`DieselRepository`].
+pub struct Sqlite;
 
-impl SqliteRepository {
-    /// Opens the pool (after [`migrate`] has run).
-    ///
-    /// # Errors
-    /// `common/service-unavailable` when no connection can be made.
-    pub async fn connect(config: &SqliteConfig) -> Result<Self> {
+#[async_trait]
+impl Backend for Sqlite {
+    const NAME: &'static str = "sqlite";
+    type Conn = Conn;
+    type Manager = AsyncDieselConnectionManager<Conn>;
+    type Config = SqliteConfig;
+
+    async fn pool(config: &SqliteConfig) -> Result<Pool<Conn>> {
         let mut manager_config = ManagerConfig::<Conn>::default();
         // A local file cannot drop a connection: skip the `SELECT 1` per checkout
         // (it would cost a trip through the blocking pool on every request).
@@ -134,53 +114,101 @@ impl SqliteRepository {
         });
         let manager =
             AsyncDieselConnectionManager::<Conn>::new_with_config(&config.path, manager_config);
-        let pool = Pool::builder()
+        Pool::builder()
             .max_size(config.max_connections)
             .connection_timeout(config.connect_timeout)
             .build(manager)
             .await
-            .map_err(|e| Error::unavailable(format!("sqlite pool: {e}")))?;
-        Ok(Self {
-            pool,
-            query_timeout: config.query_timeout,
-        })
-    }
-
-    async fn conn(&self) -> Result<PooledConnection<'_, Conn>> {
-        self.pool
-            .get()
-            .await
             .map_err(|e| Error::unavailable(format!("sqlite pool: {e}")))
     }
 
-    /// Runs `f` on a pooled connection under the query timeout.
-    async fn run<T, F>(&self, f: F) -> Result<T>
-    where
-        F: for<'c> AsyncFnOnce(&'c mut Conn) -> Result<T>,
-    {
-        let work = async {
-            let mut conn = self.conn().await?;
-            f(&mut conn).await
-        };
-        tokio::time::timeout(self.query_timeout, work)
-            .await
-            .map_err(|_| Error::unavailable("sqlite: query timed out"))?
+    fn query_timeout(config: &SqliteConfig) -> Duration {
+        config.query_timeout
+    }
+
+    fn unavailable(e: &DieselError) -> bool {
+        matches!(e, DieselError::DatabaseError(_, info)
+            if info.message().contains("locked") || info.message().contains("busy"))
+    }
+
+    /// One transaction whose first statement is the claim, a write: it takes
+    /// the write lock at once (no read-to-write upgrade that could fail).
+    async fn register_file(
+        c: &mut Conn,
+        file: &File,
+        row: &FileRow,
+        cleanup: Option<&QueuedDeletion>,
+    ) -> std::result::Result<(), TxError> {
+        c.transaction::<(), TxError, _>(async |c| {
+            if c.execute_statement(q::claim_upload(&file.tenant, &file.s3_key))
+                .await?
+                != 1
+            {
+                return Err(TxError::Domain(unclaimed(c, file).await?));
+            }
+            if let Some(cleanup) = cleanup {
+                c.execute_statement(q::queue_deletion(cleanup)).await?;
+            }
+            c.execute_statement(q::insert_file(row))
+                .await
+                .map_err(on_duplicate(ErrorCode::S3KeyAlreadyExists))?;
+            c.execute_statement(q::bump_count(row, &row.visibility, 1))
+                .await?;
+            replace_shares(c, file).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_file(
+        c: &mut Conn,
+        file: &File,
+        row: &FileRow,
+        expected: i64,
+    ) -> std::result::Result<bool, TxError> {
+        c.transaction::<bool, TxError, _>(async |c| {
+            // Take the write lock before reading (SQLite: no read-to-write upgrade).
+            diesel::update(files::table.filter(files::id.eq(&row.id)))
+                .set(files::updated_at.eq(files::updated_at))
+                .execute(c)
+                .await?;
+            let old: Option<String> = files::table
+                .filter(files::id.eq(&row.id))
+                .filter(files::project.eq(&row.project))
+                .filter(files::env.eq(&row.env))
+                .select(files::visibility)
+                .first(c)
+                .await
+                .optional()?;
+            let written = apply_file_update(c, row, old, expected).await?;
+            if written {
+                replace_shares(c, file).await?;
+            }
+            Ok(written)
+        })
+        .await
+    }
+
+    async fn delete_file(
+        c: &mut Conn,
+        tenant: &Tenant,
+        id: &str,
+        now: Timestamp,
+    ) -> std::result::Result<Option<FileRow>, TxError> {
+        c.transaction::<Option<FileRow>, TxError, _>(async |c| {
+            let row = delete_counted(c, tenant, id, now).await?;
+            if row.is_some() {
+                diesel::delete(file_shares::table.filter(file_shares::file_id.eq(id)))
+                    .execute(c)
+                    .await?;
+            }
+            Ok(row)
+        })
+        .await
     }
 }
 
-/// "This file's share list names `uid`" (the `file_shares` join table).
-fn shared_with_user(
-    uid: &str,
-) -> Box<dyn BoxableExpression<files::table, Sqlite, SqlType = Bool> + '_> {
-    Box::new(exists(
-        file_shares::table
-            .filter(file_shares::file_id.eq(files::id))
-            .filter(file_shares::user_id.eq(uid)),
-    ))
-}
-
-stowage_diesel_common::shared_list_query!(diesel::sqlite::Sqlite);
-
+/// Rewrites the `file_shares` rows of `file` (its share list's index).
 async fn replace_shares(conn: &mut Conn, file: &File) -> std::result::Result<(), DieselError> {
     let id = file.id.to_string();
     diesel::delete(file_shares::table.filter(file_shares::file_id.eq(&id)))
@@ -197,175 +225,10 @@ async fn replace_shares(conn: &mut Conn, file: &File) -> std::result::Result<(),
     Ok(())
 }
 
-/// How many files of other owners, in the listing's tenant and owner filters,
-/// are `shared` with `uid` (the part of a list total that counts cannot give).
-async fn count_shared_with(
-    c: &mut Conn,
-    query: &ListQuery,
-    owner: &stowage_domain::model::Owner,
-    uid: &str,
-    owner_type: Option<&str>,
-) -> std::result::Result<i64, DieselError> {
-    let p = &query.params;
-    // Start from the user's shares (indexed by user) and probe each file
-    // by id, rather than letting SQLite scan the tenant's files.
-    let types: Vec<&str> = owner_type.map_or_else(|| vec!["user", "service"], |t| vec![t]);
-    let any_owner =
-        diesel::dsl::sql::<diesel::sql_types::Bool>(if p.owner_id.is_none() { "1" } else { "0" });
-    let file = files::table
-        .filter(files::id.eq(file_shares::file_id))
-        .filter(files::project.eq(query.tenant.project.as_str()))
-        .filter(files::env.eq(query.tenant.env.as_str()))
-        .filter(files::visibility.eq(Visibility::Shared.as_str()))
-        .filter(not(files::owner_type
-            .eq(owner.kind.as_str())
-            .and(files::owner_id.eq(owner.id.as_str()))))
-        .filter(files::owner_type.eq_any(types))
-        .filter(any_owner.or(files::owner_id.eq(p.owner_id.clone().unwrap_or_default())));
-    let shared = file_shares::table
-        .filter(file_shares::user_id.eq(uid))
-        .filter(exists(file));
-    shared.select(count_star()).get_result::<i64>(c).await
-}
-
-/// The first step of registration, inside the caller's transaction:
-/// moves the upload of `file.s3_key` from pending/completed to
-/// registered (compare-and-set, so of two racing registrations one
-/// wins), or says why it cannot: already registered, or no such upload.
-/// On SQLite this first statement is a write, so the transaction takes
-/// the write lock at once (no read-to-write upgrade that could fail).
-async fn claim_upload(c: &mut Conn, file: &File) -> std::result::Result<(), TxError> {
-    let claimed = diesel::update(
-        uploads::table
-            .filter(uploads::s3_key.eq(&file.s3_key))
-            .filter(uploads::project.eq(file.tenant.project.as_str()))
-            .filter(uploads::env.eq(file.tenant.env.as_str()))
-            .filter(uploads::state.eq_any([
-                UploadState::Pending.as_str(),
-                UploadState::Completed.as_str(),
-                UploadState::Registering.as_str(),
-            ])),
-    )
-    .set(uploads::state.eq(UploadState::Registered.as_str()))
-    .execute(c)
-    .await?;
-    if claimed == 1 {
-        return Ok(());
-    }
-    Err(TxError::Domain(unclaimed(c, file).await?))
-}
-
-/// The backend-specific half of the repository ports (the rest is shared,
-/// see `stowage_diesel_common::shared_repository!`).
-impl SqliteRepository {
-    pub(crate) async fn db_register_file(
-        &self,
-        file: &File,
-        cleanup: Option<&QueuedDeletion>,
-    ) -> Result<()> {
-        let row = FileRow::from_file(file)?;
-        self.run(async move |c| {
-            c.transaction::<(), TxError, _>(async |c| {
-                claim_upload(c, file).await?;
-                if let Some(q) = cleanup {
-                    queue_deletion(c, q).await?;
-                }
-                diesel::insert_into(files::table)
-                    .values(&row)
-                    .execute(c)
-                    .await
-                    .map_err(|e| match on_duplicate(e, ErrorCode::S3KeyAlreadyExists) {
-                        Ok(taken) => TxError::Domain(taken),
-                        Err(e) => TxError::Db(e),
-                    })?;
-                bump_count(c, &row, &row.visibility, 1).await?;
-                replace_shares(c, file).await?;
-                Ok(())
-            })
-            .await
-            .map_err(Error::from)
-        })
-        .await
-    }
-
-    pub(crate) async fn db_update_file(&self, file: &File, expected: Timestamp) -> Result<bool> {
-        let row = FileRow::from_file(file)?;
-        self.run(async move |c| {
-            c.transaction::<bool, TxError, _>(async |c| {
-                // Take the write lock before reading (SQLite: no read-to-write upgrade).
-                diesel::update(files::table.filter(files::id.eq(&row.id)))
-                    .set(files::updated_at.eq(files::updated_at))
-                    .execute(c)
-                    .await?;
-                let old: Option<String> = files::table
-                    .filter(files::id.eq(&row.id))
-                    .filter(files::project.eq(&row.project))
-                    .filter(files::env.eq(&row.env))
-                    .select(files::visibility)
-                    .first(c)
-                    .await
-                    .optional()?;
-                let written = apply_file_update(c, &row, old, expected.millis()).await?;
-                if written {
-                    replace_shares(c, file).await?;
-                }
-                Ok(written)
-            })
-            .await
-            .map_err(Error::from)
-        })
-        .await
-    }
-
-    pub(crate) async fn db_delete_file(
-        &self,
-        tenant: &Tenant,
-        id: FileId,
-        now: Timestamp,
-    ) -> Result<Option<File>> {
-        self.run(async move |c| {
-            let deleted = c
-                .transaction::<Option<FileRow>, TxError, _>(async |c| {
-                    let row = diesel::delete(
-                        files::table
-                            .filter(files::id.eq(id.to_string()))
-                            .filter(files::project.eq(tenant.project.as_str()))
-                            .filter(files::env.eq(tenant.env.as_str())),
-                    )
-                    .returning(FileRow::as_returning())
-                    .get_result(c)
-                    .await
-                    .optional()?;
-                    if let Some(row) = &row {
-                        bump_count(c, row, &row.visibility, -1).await?;
-                        diesel::delete(file_shares::table.filter(file_shares::file_id.eq(&row.id)))
-                            .execute(c)
-                            .await?;
-                        diesel::insert_into(object_deletions::table)
-                            .values((
-                                object_deletions::s3_key.eq(&row.s3_key),
-                                object_deletions::next_attempt_at.eq(now.millis()),
-                                object_deletions::created_at.eq(now.millis()),
-                            ))
-                            .on_conflict_do_nothing()
-                            .execute(c)
-                            .await?;
-                    }
-                    Ok(row)
-                })
-                .await
-                .map_err(Error::from)?;
-            deleted.map(File::try_from).transpose()
-        })
-        .await
-    }
-}
-
-stowage_diesel_common::shared_repository!(SqliteRepository);
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stowage_domain::model::Visibility;
     use stowage_domain::ports::FileRepository;
     use stowage_domain::testing::contract;
 

@@ -1,6 +1,33 @@
-//! The tables whose definition is the same on every backend (`migrations/*`).
-//! Each adapter adds its own `files` table (its share list and metadata types
-//! differ) and lets it appear in queries with these.
+//! The tables of both backends (`migrations/*`). The two `files` columns
+//! stored differently per backend have a type of their own
+//! ([`crate::types`]); an adapter adds only its own extra tables (SQLite's
+//! `file_shares`).
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::{MetadataJson, ShareList};
+
+    files (id) {
+        id -> Text,
+        project -> Text,
+        env -> Text,
+        s3_key -> Text,
+        original_name -> Text,
+        name_folded -> Text,
+        mime_type -> Text,
+        size -> BigInt,
+        width -> Nullable<BigInt>,
+        height -> Nullable<BigInt>,
+        visibility -> Text,
+        bucket -> Text,
+        owner_type -> Text,
+        owner_id -> Text,
+        shared_with -> ShareList,
+        metadata -> MetadataJson,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
 
 diesel::table! {
     api_keys (id) {
@@ -62,7 +89,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// SQLite only: one row per (file, user it is shared with), the index
+    /// behind "shared with me" (PostgreSQL indexes `files.shared_with`).
+    file_shares (file_id, user_id) {
+        file_id -> Text,
+        user_id -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    files,
+    file_shares,
     api_keys,
     uploads,
     object_deletions,

@@ -1,0 +1,177 @@
+//! Running one statement on either backend's connection from shared code.
+//!
+//! Diesel types a query by the backend it is written for, and shared code that
+//! is generic over the connection would have to restate, per statement, that
+//! the statement can run on it. Instead every shared statement is proven once,
+//! where it is built, to run on *both* connections: a builder returns
+//! `impl` [`Statement`] or `impl` [`Rows`], and the compiler checks the
+//! concrete query against PostgreSQL and SQLite right there (a statement one
+//! backend cannot run is an error at its builder, naming what is missing).
+//! [`DbConn`] then runs such a statement on whichever connection it is given.
+
+use futures_util::future::BoxFuture;
+
+use diesel::dsl::count_star;
+use diesel::pg::Pg;
+use diesel::query_builder::{QueryFragment, QueryId};
+use diesel::result::Error as DieselError;
+use diesel::sqlite::{Sqlite, SqliteConnection};
+use diesel::{QueryDsl, QueryResult};
+use diesel_async::methods::LoadQuery;
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::list::{Boxed, CountsQuery, Db, FilesQuery};
+use crate::rows::{columns, FileRow};
+use crate::schema::file_counts;
+
+/// The PostgreSQL connection (diesel-async's own, no libpq).
+pub type PgConn = AsyncPgConnection;
+
+/// The SQLite connection (the synchronous one, run on tokio's blocking pool).
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+/// A statement that returns no rows and runs on both backends.
+pub trait Statement: QueryFragment<Pg> + QueryFragment<Sqlite> + QueryId + Send {}
+
+impl<T> Statement for T where T: QueryFragment<Pg> + QueryFragment<Sqlite> + QueryId + Send {}
+
+/// A query whose rows load as `U` on both backends.
+pub trait Rows<'q, U>: LoadQuery<'q, PgConn, U> + LoadQuery<'q, SqliteConn, U> + Send + 'q {}
+
+impl<'q, U, T> Rows<'q, U> for T where
+    T: LoadQuery<'q, PgConn, U> + LoadQuery<'q, SqliteConn, U> + Send + 'q
+{
+}
+
+/// A connection of either backend, as shared code uses it. Its futures are
+/// boxed: named types keep shared `async` code provably `Send` (futures of
+/// generic `impl Future` methods run into rust-lang/rust#100013).
+pub trait DbConn: Send {
+    /// Which backend it speaks (what dynamic queries are built for).
+    const DB: Db;
+
+    /// Runs a statement; the number of rows it touched.
+    fn execute_statement<'c, Q: Statement + 'c>(
+        &'c mut self,
+        q: Q,
+    ) -> BoxFuture<'c, QueryResult<usize>>;
+
+    /// Runs a query; its rows.
+    fn load_rows<'c, 'q: 'c, U: Send + 'static, Q: Rows<'q, U>>(
+        &'c mut self,
+        q: Q,
+    ) -> BoxFuture<'c, QueryResult<Vec<U>>>;
+
+    /// The files of a listing's query (built by [`crate::list`] for [`Self::DB`]).
+    fn load_files<'c, 'q: 'c>(
+        &'c mut self,
+        q: FilesQuery<'q>,
+    ) -> BoxFuture<'c, QueryResult<Vec<FileRow>>>;
+
+    /// How many files a listing's query matches.
+    fn count_files<'c, 'q: 'c>(&'c mut self, q: FilesQuery<'q>) -> BoxFuture<'c, QueryResult<i64>>;
+
+    /// The maintained counts a listing's total adds up.
+    fn load_counts<'c, 'q: 'c>(
+        &'c mut self,
+        q: CountsQuery<'q>,
+    ) -> BoxFuture<'c, QueryResult<Vec<i64>>>;
+}
+
+/// A dynamic query built for the other backend: a bug, reported as an error.
+fn other_backend<'c, T: Send + 'c>() -> BoxFuture<'c, QueryResult<T>> {
+    Box::pin(std::future::ready(Err(DieselError::QueryBuilderError(
+        "query built for the other backend".into(),
+    ))))
+}
+
+impl DbConn for PgConn {
+    const DB: Db = Db::Postgres;
+
+    fn execute_statement<'c, Q: Statement + 'c>(
+        &'c mut self,
+        q: Q,
+    ) -> BoxFuture<'c, QueryResult<usize>> {
+        Box::pin(q.execute(self))
+    }
+
+    fn load_rows<'c, 'q: 'c, U: Send + 'static, Q: Rows<'q, U>>(
+        &'c mut self,
+        q: Q,
+    ) -> BoxFuture<'c, QueryResult<Vec<U>>> {
+        Box::pin(RunQueryDsl::load(q, self))
+    }
+
+    fn load_files<'c, 'q: 'c>(
+        &'c mut self,
+        q: FilesQuery<'q>,
+    ) -> BoxFuture<'c, QueryResult<Vec<FileRow>>> {
+        match q {
+            Boxed::Pg(q) => Box::pin(q.select(columns::<FileRow>()).load(self)),
+            _ => other_backend(),
+        }
+    }
+
+    fn count_files<'c, 'q: 'c>(&'c mut self, q: FilesQuery<'q>) -> BoxFuture<'c, QueryResult<i64>> {
+        match q {
+            Boxed::Pg(q) => Box::pin(q.select(count_star()).get_result(self)),
+            _ => other_backend(),
+        }
+    }
+
+    fn load_counts<'c, 'q: 'c>(
+        &'c mut self,
+        q: CountsQuery<'q>,
+    ) -> BoxFuture<'c, QueryResult<Vec<i64>>> {
+        match q {
+            Boxed::Pg(q) => Box::pin(q.select(file_counts::n).load(self)),
+            _ => other_backend(),
+        }
+    }
+}
+
+impl DbConn for SqliteConn {
+    const DB: Db = Db::Sqlite;
+
+    fn execute_statement<'c, Q: Statement + 'c>(
+        &'c mut self,
+        q: Q,
+    ) -> BoxFuture<'c, QueryResult<usize>> {
+        Box::pin(q.execute(self))
+    }
+
+    fn load_rows<'c, 'q: 'c, U: Send + 'static, Q: Rows<'q, U>>(
+        &'c mut self,
+        q: Q,
+    ) -> BoxFuture<'c, QueryResult<Vec<U>>> {
+        Box::pin(RunQueryDsl::load(q, self))
+    }
+
+    fn load_files<'c, 'q: 'c>(
+        &'c mut self,
+        q: FilesQuery<'q>,
+    ) -> BoxFuture<'c, QueryResult<Vec<FileRow>>> {
+        match q {
+            Boxed::Sqlite(q) => Box::pin(q.select(columns::<FileRow>()).load(self)),
+            _ => other_backend(),
+        }
+    }
+
+    fn count_files<'c, 'q: 'c>(&'c mut self, q: FilesQuery<'q>) -> BoxFuture<'c, QueryResult<i64>> {
+        match q {
+            Boxed::Sqlite(q) => Box::pin(q.select(count_star()).get_result(self)),
+            _ => other_backend(),
+        }
+    }
+
+    fn load_counts<'c, 'q: 'c>(
+        &'c mut self,
+        q: CountsQuery<'q>,
+    ) -> BoxFuture<'c, QueryResult<Vec<i64>>> {
+        match q {
+            Boxed::Sqlite(q) => Box::pin(q.select(file_counts::n).load(self)),
+            _ => other_backend(),
+        }
+    }
+}

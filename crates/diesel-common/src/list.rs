@@ -1,0 +1,658 @@
+//! The list query (docs/api.md §3 and §5): scope predicate, filters, keyset,
+//! order and paging. Built at run time (which filters apply depends on the
+//! request), so as a boxed query of one backend; [`Boxed`] lets one builder
+//! serve both, each step checked by the compiler against both backends. The
+//! one place they differ, how a share list is stored, is
+//! [`FilesQuery::shared_with`].
+
+use diesel::dsl::{exists, not};
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, QueryFragment};
+use diesel::query_dsl::methods;
+use diesel::serialize::ToSql;
+use diesel::sql_types::Bool;
+use diesel::sql_types::{BigInt, HasSqlType, Text};
+use diesel::sqlite::Sqlite;
+use diesel::{
+    BoolExpressionMethods, EscapeExpressionMethods, ExpressionMethods, QueryDsl,
+    TextExpressionMethods,
+};
+use stowage_domain::list::{
+    like_pattern, ListQuery, MimeFilter, Scope, SortBy, SortDirection, SortValue,
+};
+use stowage_domain::model::{Owner, OwnerTypeFilter, Tenant, Visibility};
+use stowage_domain::{Error, Result};
+
+use crate::schema::{file_counts, file_shares, files};
+use crate::types::{ShareList, Shares};
+
+/// Which backend a dynamic query is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+/// A boxed (dynamically built) query for one of the two backends. Each step
+/// takes what both backends accept, so a builder is written once and the
+/// compiler checks it against both.
+pub enum Boxed<P, S> {
+    /// Built for PostgreSQL.
+    Pg(P),
+    /// Built for SQLite.
+    Sqlite(S),
+}
+
+/// `WHERE … AND predicate`, on either backend's query.
+pub trait Filter<E>: Sized {
+    /// Adds the predicate.
+    fn filter(self, predicate: E) -> Self;
+}
+
+impl<P, S, E> Filter<E> for Boxed<P, S>
+where
+    P: methods::FilterDsl<E, Output = P>,
+    S: methods::FilterDsl<E, Output = S>,
+{
+    fn filter(self, predicate: E) -> Self {
+        match self {
+            Self::Pg(q) => Self::Pg(q.filter(predicate)),
+            Self::Sqlite(q) => Self::Sqlite(q.filter(predicate)),
+        }
+    }
+}
+
+/// `ORDER BY order`, on either backend's query.
+pub trait Order<O>: Sized {
+    /// Sets the order.
+    fn order_by(self, order: O) -> Self;
+}
+
+impl<P, S, O> Order<O> for Boxed<P, S>
+where
+    O: diesel::Expression,
+    P: methods::OrderDsl<O, Output = P>,
+    S: methods::OrderDsl<O, Output = S>,
+{
+    fn order_by(self, order: O) -> Self {
+        match self {
+            Self::Pg(q) => Self::Pg(q.order(order)),
+            Self::Sqlite(q) => Self::Sqlite(q.order(order)),
+        }
+    }
+}
+
+impl<P, S> Boxed<P, S>
+where
+    P: methods::LimitDsl<Output = P> + methods::OffsetDsl<Output = P>,
+    S: methods::LimitDsl<Output = S> + methods::OffsetDsl<Output = S>,
+{
+    /// `LIMIT n`.
+    pub fn limit(self, n: i64) -> Self {
+        match self {
+            Self::Pg(q) => Self::Pg(q.limit(n)),
+            Self::Sqlite(q) => Self::Sqlite(q.limit(n)),
+        }
+    }
+
+    /// `OFFSET n`.
+    pub fn offset(self, n: i64) -> Self {
+        match self {
+            Self::Pg(q) => Self::Pg(q.offset(n)),
+            Self::Sqlite(q) => Self::Sqlite(q.offset(n)),
+        }
+    }
+}
+
+/// A dynamic query over `files`.
+pub type FilesQuery<'a> = Boxed<files::BoxedQuery<'a, Pg>, files::BoxedQuery<'a, Sqlite>>;
+
+/// A dynamic query over the maintained counts.
+pub type CountsQuery<'a> =
+    Boxed<file_counts::BoxedQuery<'a, Pg>, file_counts::BoxedQuery<'a, Sqlite>>;
+
+/// A disjoint part of a caller's visible files (docs/api.md §5), read in order
+/// from an index of its own: a listing merges them rather than asking one
+/// query whose `OR` no index serves (which walks the whole tenant when the
+/// caller sees few of its files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Branch {
+    /// The caller's own files.
+    Own,
+    /// Other owners' `public` and `protected` files.
+    Open,
+    /// Other owners' `shared` files naming the caller.
+    Shared,
+}
+
+/// A predicate spelled as literal SQL, not bind parameters: only then do
+/// generic plans of prepared statements match the partial indexes it names,
+/// and unlike `diesel::dsl::sql` it keeps the statement cacheable.
+#[derive(Debug, Clone, Copy, diesel::expression::ValidGrouping, diesel::query_builder::QueryId)]
+pub struct Literal(&'static str);
+
+impl diesel::Expression for Literal {
+    type SqlType = Bool;
+}
+
+// The SQL text names its table: a `Literal` is written for one of these.
+impl diesel::AppearsOnTable<files::table> for Literal {}
+
+impl diesel::SelectableExpression<files::table> for Literal {}
+
+impl diesel::AppearsOnTable<file_counts::table> for Literal {}
+
+impl diesel::SelectableExpression<file_counts::table> for Literal {}
+
+impl<DB: diesel::backend::Backend> QueryFragment<DB> for Literal {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
+        out.push_sql(self.0);
+        Ok(())
+    }
+}
+
+/// `public` or `protected` (the partial indexes `files_open_*`).
+const IS_OPEN: Literal = Literal("\"files\".\"visibility\" IN ('public', 'protected')");
+
+/// The counts of `public` or `protected` files.
+const COUNTS_OPEN: Literal = Literal("\"file_counts\".\"visibility\" IN ('public', 'protected')");
+
+/// `shared` (the partial index `files_shared` of PostgreSQL).
+const IS_SHARED: Literal = Literal("\"files\".\"visibility\" = 'shared'");
+
+diesel::infix_operator!(ArrayContains, " @> ", backend: Pg);
+
+impl<'a> FilesQuery<'a> {
+    /// Every file, on `db`.
+    pub fn files(db: Db) -> Self {
+        match db {
+            Db::Postgres => Self::Pg(files::table.into_boxed()),
+            Db::Sqlite => Self::Sqlite(files::table.into_boxed()),
+        }
+    }
+
+    /// Files of one tenant.
+    pub fn in_tenant(self, t: &'a Tenant) -> Self {
+        self.filter(files::project.eq(t.project.as_str()))
+            .filter(files::env.eq(t.env.as_str()))
+    }
+
+    /// Files that are `shared` and whose share list names `uid`, as each
+    /// backend stores it: PostgreSQL's `text[]` (GIN-indexed over shared
+    /// files), SQLite's `file_shares` table (indexed by user).
+    pub fn shared_with(self, uid: &'a str) -> Self {
+        match self {
+            Self::Pg(q) => Self::Pg(QueryDsl::filter(
+                QueryDsl::filter(q, IS_SHARED),
+                ArrayContains::new(
+                    files::shared_with,
+                    diesel::IntoSql::into_sql::<ShareList>(Shares(vec![uid.to_owned()])),
+                ),
+            )),
+            Self::Sqlite(q) => Self::Sqlite(
+                QueryDsl::filter(q, files::visibility.eq(Visibility::Shared.as_str())).filter(
+                    exists(
+                        file_shares::table
+                            .filter(file_shares::file_id.eq(files::id))
+                            .filter(file_shares::user_id.eq(uid)),
+                    ),
+                ),
+            ),
+        }
+    }
+
+    /// Files the caller of a scoped listing may see (docs/api.md §5): their
+    /// own, open ones, and shared ones naming them — one `OR`.
+    fn visible(self, query: &'a ListQuery) -> Self {
+        let Scope::VisibleTo { owner, user_id } = &query.scope else {
+            return self;
+        };
+        let own = files::owner_type
+            .eq(owner.kind.as_str())
+            .and(files::owner_id.eq(owner.id.as_str()));
+        match (user_id, self) {
+            (Some(uid), Self::Pg(q)) => Self::Pg(QueryDsl::filter(
+                q,
+                own.or(IS_OPEN).or(IS_SHARED.and(ArrayContains::new(
+                    files::shared_with,
+                    diesel::IntoSql::into_sql::<ShareList>(Shares(vec![uid.clone()])),
+                ))),
+            )),
+            (Some(uid), Self::Sqlite(q)) => Self::Sqlite(QueryDsl::filter(
+                q,
+                own.or(IS_OPEN).or(files::visibility
+                    .eq(Visibility::Shared.as_str())
+                    .and(exists(
+                        file_shares::table
+                            .filter(file_shares::file_id.eq(files::id))
+                            .filter(file_shares::user_id.eq(uid.as_str())),
+                    ))),
+            )),
+            (None, q) => q.filter(own.or(IS_OPEN)),
+        }
+    }
+
+    /// The query's own filters (visibility, owner, bucket, MIME type, search).
+    fn with_filters(mut self, query: &'a ListQuery) -> Self {
+        let p = &query.params;
+        if let Some(v) = p.visibility {
+            self = self.filter(files::visibility.eq(v.as_str()));
+        }
+        match p.owner_type {
+            Some(OwnerTypeFilter::User) => self = self.filter(files::owner_type.eq("user")),
+            Some(OwnerTypeFilter::Service) => self = self.filter(files::owner_type.eq("service")),
+            Some(OwnerTypeFilter::Session | OwnerTypeFilter::Public) => {
+                self = self.filter(not(files::id.eq(files::id)))
+            }
+            None => {}
+        }
+        if let Some(o) = &p.owner_id {
+            self = self.filter(files::owner_id.eq(o.as_str()));
+        }
+        if let Some(b) = p.bucket {
+            self = self.filter(files::bucket.eq(b.as_str()));
+        }
+        match &p.mime_type {
+            Some(MimeFilter::Exact(m)) => self = self.filter(files::mime_type.eq(m.as_str())),
+            Some(MimeFilter::Prefix(prefix)) => {
+                let pattern = like_pattern(prefix);
+                // like_pattern wraps in %…%; a prefix match drops the leading %.
+                self = self.filter(files::mime_type.like(pattern[1..].to_owned()).escape('\\'));
+            }
+            None => {}
+        }
+        if let Some(s) = &p.search {
+            self = self.filter(files::name_folded.like(like_pattern(s)).escape('\\'));
+        }
+        self
+    }
+
+    /// Keyset bound (after the cursor) and order of a listing.
+    fn ordered(self, query: &'a ListQuery) -> Result<Self> {
+        let p = &query.params;
+        let column = sort_column(p.sort_by);
+        let mut q = self;
+        if let Some(c) = &p.cursor {
+            let value = match (p.sort_by, &c.value) {
+                (SortBy::CreatedAt | SortBy::UpdatedAt | SortBy::Size, SortValue::Int(v)) => {
+                    SortValue::Int(*v)
+                }
+                (SortBy::OriginalName | SortBy::MimeType, SortValue::Text(v)) => {
+                    SortValue::Text(v.clone())
+                }
+                _ => return Err(Error::invalid_request("invalid cursor")),
+            };
+            q = q.filter(After {
+                column,
+                value,
+                id: c.id.to_string(),
+                direction: p.direction,
+            });
+        }
+        Ok(q.order_by(SortOrder {
+            column,
+            direction: p.direction,
+        }))
+    }
+}
+
+/// The quoted column a listing sorts by.
+fn sort_column(by: SortBy) -> &'static str {
+    match by {
+        SortBy::CreatedAt => "\"files\".\"created_at\"",
+        SortBy::UpdatedAt => "\"files\".\"updated_at\"",
+        SortBy::Size => "\"files\".\"size\"",
+        SortBy::OriginalName => "\"files\".\"original_name\"",
+        SortBy::MimeType => "\"files\".\"mime_type\"",
+    }
+}
+
+/// The keyset condition "after `(value, id)`" on the sort column:
+/// `(col >= v AND (col > v OR (col = v AND id > last_id)))` (`<` when
+/// descending). The first, redundant bound is what the index can seek on;
+/// the second is the exact condition with the id tie-break.
+#[derive(Debug, Clone, diesel::expression::ValidGrouping)]
+pub struct After {
+    column: &'static str,
+    value: SortValue,
+    id: String,
+    direction: SortDirection,
+}
+
+impl diesel::Expression for After {
+    type SqlType = Bool;
+}
+
+impl diesel::AppearsOnTable<files::table> for After {}
+
+impl diesel::SelectableExpression<files::table> for After {}
+
+impl diesel::query_builder::QueryId for After {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB> QueryFragment<DB> for After
+where
+    DB: diesel::backend::Backend + HasSqlType<BigInt> + HasSqlType<Text>,
+    i64: ToSql<BigInt, DB>,
+    String: ToSql<Text, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
+        let (seek, strict) = match self.direction {
+            SortDirection::Asc => (" >= ", " > "),
+            SortDirection::Desc => (" <= ", " < "),
+        };
+        let value = |out: &mut AstPass<'_, 'b, DB>| match &self.value {
+            SortValue::Int(v) => out.push_bind_param::<BigInt, _>(v),
+            SortValue::Text(v) => out.push_bind_param::<Text, _>(v),
+        };
+        out.push_sql("(");
+        out.push_sql(self.column);
+        out.push_sql(seek);
+        value(&mut out)?;
+        out.push_sql(" AND (");
+        out.push_sql(self.column);
+        out.push_sql(strict);
+        value(&mut out)?;
+        out.push_sql(" OR (");
+        out.push_sql(self.column);
+        out.push_sql(" = ");
+        value(&mut out)?;
+        out.push_sql(" AND \"files\".\"id\"");
+        out.push_sql(strict);
+        out.push_bind_param::<Text, _>(&self.id)?;
+        out.push_sql(")))");
+        Ok(())
+    }
+}
+
+/// `ORDER BY col, id` in one direction.
+#[derive(Debug, Clone, Copy, diesel::expression::ValidGrouping, diesel::query_builder::QueryId)]
+pub struct SortOrder {
+    column: &'static str,
+    direction: SortDirection,
+}
+
+impl diesel::Expression for SortOrder {
+    type SqlType = Bool;
+}
+
+impl diesel::AppearsOnTable<files::table> for SortOrder {}
+
+impl<DB: diesel::backend::Backend> QueryFragment<DB> for SortOrder {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
+        let dir = match self.direction {
+            SortDirection::Asc => " ASC",
+            SortDirection::Desc => " DESC",
+        };
+        out.push_sql(self.column);
+        out.push_sql(dir);
+        out.push_sql(", \"files\".\"id\"");
+        out.push_sql(dir);
+        Ok(())
+    }
+}
+
+/// Rows in scope and matching the filters, without order or paging.
+pub fn filtered(db: Db, query: &ListQuery) -> FilesQuery<'_> {
+    FilesQuery::files(db)
+        .in_tenant(&query.tenant)
+        .visible(query)
+        .with_filters(query)
+}
+
+/// The page of a single-query listing: `limit + 1` rows (the extra one says
+/// whether there are more) after the cursor, or after the offset.
+///
+/// # Errors
+/// `common/invalid-request` for a cursor of another sort order.
+pub fn page_query(db: Db, query: &ListQuery) -> Result<FilesQuery<'_>> {
+    let p = &query.params;
+    let q = filtered(db, query).ordered(query)?;
+    let q = if p.cursor.is_some() {
+        q
+    } else {
+        q.offset(i64::try_from(p.offset()).unwrap_or(i64::MAX))
+    };
+    Ok(q.limit(i64::from(p.limit) + 1))
+}
+
+/// Most rows a listing reads per branch (offset + limit + 1) before
+/// the single query becomes the better plan.
+const MAX_BRANCH_ROWS: u64 = 1_000;
+
+/// The branches a caller's listing is read as, or `None` when the
+/// single query is the better plan: admins (no visibility predicate),
+/// an owner or search filter (their own indexes bound the rows),
+/// offsets deep enough that each branch would read too much.
+pub fn branches(query: &ListQuery) -> Option<Vec<Branch>> {
+    let Scope::VisibleTo { user_id, .. } = &query.scope else {
+        return None;
+    };
+    let p = &query.params;
+    let rows = p.offset() + u64::from(p.limit) + 1;
+    if p.owner_id.is_some() || p.search.is_some() || (p.cursor.is_none() && rows > MAX_BRANCH_ROWS)
+    {
+        return None;
+    }
+    let mut out = vec![Branch::Own];
+    if p.visibility
+        .is_none_or(|v| matches!(v, Visibility::Public | Visibility::Protected))
+    {
+        out.push(Branch::Open);
+    }
+    if user_id.is_some() && p.visibility.is_none_or(|v| v == Visibility::Shared) {
+        out.push(Branch::Shared);
+    }
+    Some(out)
+}
+
+/// One branch of a caller's page: its rows in order, from the first
+/// row after the cursor (or the first row), `offset + limit + 1` of them;
+/// the caller merges the branches and applies the offset.
+///
+/// # Errors
+/// `common/invalid-request` for a cursor of another sort order;
+/// `common/internal` for a listing that is not scoped to a caller.
+pub fn branch_page_query(db: Db, query: &ListQuery, branch: Branch) -> Result<FilesQuery<'_>> {
+    let Scope::VisibleTo { owner, user_id } = &query.scope else {
+        return Err(Error::internal("branches are for caller-scoped listings"));
+    };
+    let own = || {
+        files::owner_type
+            .eq(owner.kind.as_str())
+            .and(files::owner_id.eq(owner.id.as_str()))
+    };
+    let q = FilesQuery::files(db).in_tenant(&query.tenant);
+    let q = match (branch, user_id) {
+        (Branch::Own, _) => q.filter(own()),
+        (Branch::Open, _) => q.filter(IS_OPEN).filter(not(own())),
+        (Branch::Shared, Some(uid)) => q.shared_with(uid).filter(not(own())),
+        (Branch::Shared, None) => q.filter(not(files::id.eq(files::id))),
+    };
+    let p = &query.params;
+    let rows = if p.cursor.is_some() {
+        u64::from(p.limit) + 1
+    } else {
+        p.offset() + u64::from(p.limit) + 1
+    };
+    Ok(q.with_filters(query)
+        .ordered(query)?
+        .limit(i64::try_from(rows).unwrap_or(i64::MAX)))
+}
+
+/// How many files of other owners, in the listing's tenant and owner filters,
+/// are `shared` with `uid` (the part of a list total that counts cannot
+/// give), read the way each backend indexes shares.
+pub fn shared_with_count<'a>(
+    db: Db,
+    query: &'a ListQuery,
+    owner: &'a Owner,
+    uid: &'a str,
+    owner_type: Option<&'a str>,
+) -> FilesQuery<'a> {
+    let mut q = FilesQuery::files(db)
+        .in_tenant(&query.tenant)
+        .shared_with(uid)
+        .filter(not(files::owner_type
+            .eq(owner.kind.as_str())
+            .and(files::owner_id.eq(owner.id.as_str()))));
+    if let Some(t) = owner_type {
+        q = q.filter(files::owner_type.eq(t));
+    }
+    if let Some(o) = &query.params.owner_id {
+        q = q.filter(files::owner_id.eq(o.as_str()));
+    }
+    q
+}
+
+impl<'a> CountsQuery<'a> {
+    /// The maintained counts of a listing's tenant, narrowed by its
+    /// visibility and owner filters (`owner_type` as stored).
+    pub fn of_listing(db: Db, query: &'a ListQuery, owner_type: Option<&'a str>) -> Self {
+        let mut q = match db {
+            Db::Postgres => Self::Pg(file_counts::table.into_boxed()),
+            Db::Sqlite => Self::Sqlite(file_counts::table.into_boxed()),
+        }
+        .filter(file_counts::project.eq(query.tenant.project.as_str()))
+        .filter(file_counts::env.eq(query.tenant.env.as_str()));
+        let p = &query.params;
+        if let Some(v) = p.visibility {
+            q = q.filter(file_counts::visibility.eq(v.as_str()));
+        }
+        if let Some(t) = owner_type {
+            q = q.filter(file_counts::owner_type.eq(t));
+        }
+        if let Some(o) = &p.owner_id {
+            q = q.filter(file_counts::owner_id.eq(o.as_str()));
+        }
+        q
+    }
+
+    /// Only the counts of what `owner` sees: open files of anyone and their
+    /// own closed ones.
+    pub fn visible_to(self, owner: &'a Owner) -> Self {
+        self.filter(
+            COUNTS_OPEN.or(file_counts::owner_type
+                .eq(owner.kind.as_str())
+                .and(file_counts::owner_id.eq(owner.id.as_str()))),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::debug_query;
+    use stowage_domain::list::{Cursor, ListParams};
+    use stowage_domain::model::{Environment, OwnerType, ProjectId};
+
+    fn query(params: ListParams) -> ListQuery {
+        ListQuery {
+            tenant: Tenant {
+                project: ProjectId::new("p1").expect("project"),
+                env: Environment::Dev,
+            },
+            scope: Scope::VisibleTo {
+                owner: Owner {
+                    kind: OwnerType::User,
+                    id: "u1".into(),
+                },
+                user_id: Some("u1".into()),
+            },
+            params,
+        }
+    }
+
+    /// The SQL of a files query on its backend.
+    fn sql(q: FilesQuery<'_>) -> String {
+        match q {
+            Boxed::Pg(q) => debug_query::<Pg, _>(&q).to_string(),
+            Boxed::Sqlite(q) => debug_query::<Sqlite, _>(&q).to_string(),
+        }
+    }
+
+    #[test]
+    fn branches_name_their_partial_indexes_literally() {
+        let q = query(ListParams::default());
+        for db in [Db::Postgres, Db::Sqlite] {
+            let open = sql(branch_page_query(db, &q, Branch::Open).expect("open"));
+            assert!(
+                open.contains(r#""files"."visibility" IN ('public', 'protected')"#),
+                "{open}"
+            );
+            let shared = sql(branch_page_query(db, &q, Branch::Shared).expect("shared"));
+            match db {
+                Db::Postgres => {
+                    assert!(
+                        shared.contains(r#""files"."visibility" = 'shared'"#),
+                        "{shared}"
+                    );
+                    assert!(shared.contains(r#""files"."shared_with" @> $"#), "{shared}");
+                }
+                Db::Sqlite => assert!(shared.contains("`file_shares`"), "{shared}"),
+            }
+            assert!(shared.contains(r#"ORDER BY "files"."created_at" DESC, "files"."id" DESC"#));
+        }
+    }
+
+    #[test]
+    fn a_cursor_seeks_then_breaks_ties_by_id() {
+        let mut params = ListParams {
+            sort_by: SortBy::OriginalName,
+            direction: SortDirection::Asc,
+            ..ListParams::default()
+        };
+        params.cursor = Some(Cursor {
+            sort_by: SortBy::OriginalName,
+            direction: SortDirection::Asc,
+            value: SortValue::Text("m".into()),
+            id: uuid::Uuid::nil(),
+            total: None,
+        });
+        let q = query(params);
+        let page = sql(page_query(Db::Postgres, &q).expect("page"));
+        assert!(
+            page.contains(
+                r#"("files"."original_name" >= $6 AND ("files"."original_name" > $7 OR ("files"."original_name" = $8 AND "files"."id" > $9)))"#
+            ),
+            "{page}"
+        );
+        assert!(page.contains(r#"ORDER BY "files"."original_name" ASC, "files"."id" ASC"#));
+        // No offset after a cursor; limit + 1 rows.
+        assert!(!page.contains("OFFSET"), "{page}");
+    }
+
+    #[test]
+    fn a_cursor_of_another_sort_order_is_refused() {
+        let mut params = ListParams {
+            sort_by: SortBy::Size,
+            ..ListParams::default()
+        };
+        params.cursor = Some(Cursor {
+            sort_by: SortBy::Size,
+            direction: SortDirection::Desc,
+            value: SortValue::Text("m".into()),
+            id: uuid::Uuid::nil(),
+            total: None,
+        });
+        let q = query(params);
+        for db in [Db::Postgres, Db::Sqlite] {
+            assert!(page_query(db, &q).is_err());
+        }
+    }
+
+    #[test]
+    fn admins_and_searches_read_one_query() {
+        let mut q = query(ListParams::default());
+        assert!(branches(&q).is_some());
+        q.params.search = Some("x".into());
+        assert!(branches(&q).is_none());
+        q.params.search = None;
+        q.scope = Scope::All;
+        assert!(branches(&q).is_none());
+    }
+}

@@ -1,0 +1,596 @@
+//! The repository ports ([`FileRepository`], [`ApiKeyRepository`]) on any
+//! [`Backend`]: every call on a pooled connection under the query timeout,
+//! each statement from [`crate::statements`] or [`crate::list`], and the
+//! three writes whose transactions differ per backend delegated to it.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bb8::Pool;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use stowage_domain::auth::ApiKeyRecord;
+use stowage_domain::list::{ListPage, ListQuery, Scope};
+use stowage_domain::model::{File, FileId, OwnerTypeFilter, Tenant, Timestamp, Visibility};
+use stowage_domain::ports::{ApiKeyRepository, FileRepository, QueuedDeletion};
+use stowage_domain::upload::{IssuedUpload, UploadState};
+use stowage_domain::{Error, ErrorCode, Result};
+
+use crate::conn::DbConn;
+use crate::list::{self, CountsQuery};
+use crate::rows::{ApiKeyRow, FileRow, UploadRow};
+use crate::statements as q;
+
+/// What a backend supplies; the compiler names anything missing.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Its name in error messages (`postgres`, `sqlite`).
+    const NAME: &'static str;
+    /// Its connection.
+    type Conn: DbConn + Send + 'static;
+    /// Its pool's connection manager.
+    type Manager: bb8::ManageConnection<Connection = Self::Conn, Error: std::error::Error>;
+
+    /// Its settings.
+    type Config: Sync;
+
+    /// Opens the pool.
+    ///
+    /// # Errors
+    /// `common/service-unavailable` when no connection can be made.
+    async fn pool(config: &Self::Config) -> Result<Pool<Self::Manager>>;
+
+    /// The longest any one call may take before it is `unavailable`.
+    fn query_timeout(config: &Self::Config) -> Duration;
+
+    /// Whether an error means the database is out of reach or overloaded
+    /// (`common/service-unavailable`) rather than a fault (`common/internal`).
+    fn unavailable(e: &DieselError) -> bool;
+
+    /// Registration (docs/api.md §4), atomically: the upload of `file.s3_key`
+    /// moves to `registered` (compare-and-set: of two racing registrations
+    /// one wins, the other gets `file/s3-key-already-exists`, or
+    /// `file/upload-not-found` when there is no such upload), the file is
+    /// recorded and counted, and `cleanup` is queued. Nothing is written
+    /// unless all of it is.
+    async fn register_file(
+        c: &mut Self::Conn,
+        file: &File,
+        row: &FileRow,
+        cleanup: Option<&QueuedDeletion>,
+    ) -> std::result::Result<(), TxError>;
+
+    /// Writes `row` over the file if its `updated_at` is still `expected`
+    /// and moves its count when its visibility changed, atomically (see
+    /// [`apply_file_update`]); whether it wrote.
+    async fn update_file(
+        c: &mut Self::Conn,
+        file: &File,
+        row: &FileRow,
+        expected: i64,
+    ) -> std::result::Result<bool, TxError>;
+
+    /// Deletes the file, uncounts it and queues its object's deletion,
+    /// atomically; the deleted row.
+    async fn delete_file(
+        c: &mut Self::Conn,
+        tenant: &Tenant,
+        id: &str,
+        now: Timestamp,
+    ) -> std::result::Result<Option<FileRow>, TxError>;
+}
+
+/// Error inside a repository call: a driver error or a domain decision.
+#[derive(Debug)]
+pub enum TxError {
+    /// The database said no.
+    Db(DieselError),
+    /// The domain said no (a lost race, a missing upload).
+    Domain(Error),
+}
+
+impl From<DieselError> for TxError {
+    fn from(e: DieselError) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<Error> for TxError {
+    fn from(e: Error) -> Self {
+        Self::Domain(e)
+    }
+}
+
+/// Maps a statement for which a duplicate means `code` (a second upload of
+/// one key, a second file for one key): its unique violation becomes that
+/// domain error; anything else stays a database error.
+pub fn on_duplicate(code: ErrorCode) -> impl Fn(DieselError) -> TxError {
+    move |e| match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            TxError::Domain(Error::new(code))
+        }
+        other => TxError::Db(other),
+    }
+}
+
+/// Why the upload of `file.s3_key` could not be claimed: it is already
+/// registered (`file/s3-key-already-exists`), or there is no such upload.
+///
+/// # Errors
+/// The database's, when it cannot tell.
+pub async fn unclaimed<C: DbConn>(c: &mut C, file: &File) -> std::result::Result<Error, TxError> {
+    let taken = first(c.load_rows(q::key_registered(&file.s3_key)).await?).unwrap_or(false)
+        || first(c.load_rows(q::upload_registered(&file.s3_key)).await?).unwrap_or(false);
+    Ok(Error::new(if taken {
+        ErrorCode::S3KeyAlreadyExists
+    } else {
+        ErrorCode::UploadNotFound
+    }))
+}
+
+/// Writes the mutable fields of `row` (inside the caller's transaction) if
+/// the stored `updated_at` is still `expected` (compare-and-set), and moves
+/// its count when the visibility changed from `old`; `None` (no such row) is
+/// `file/not-found`. Returns whether it wrote. The caller reads `old` with
+/// the locking its backend needs.
+///
+/// # Errors
+/// `file/not-found`, or the database's.
+pub async fn apply_file_update<C: DbConn>(
+    c: &mut C,
+    row: &FileRow,
+    old: Option<String>,
+    expected: i64,
+) -> std::result::Result<bool, TxError> {
+    let Some(old) = old else {
+        return Err(TxError::Domain(Error::new(ErrorCode::FileNotFound)));
+    };
+    if c.execute_statement(q::update_file_if(row, expected))
+        .await?
+        != 1
+    {
+        return Ok(false);
+    }
+    if old != row.visibility {
+        c.execute_statement(q::bump_count(row, &old, -1)).await?;
+        c.execute_statement(q::bump_count(row, &row.visibility, 1))
+            .await?;
+    }
+    Ok(true)
+}
+
+/// Deletes the file `id` (inside the caller's transaction), uncounts it and
+/// queues its object's deletion; the deleted row.
+///
+/// # Errors
+/// The database's.
+pub async fn delete_counted<C: DbConn>(
+    c: &mut C,
+    tenant: &Tenant,
+    id: &str,
+    now: Timestamp,
+) -> std::result::Result<Option<FileRow>, TxError> {
+    let Some(row) = first(c.load_rows(q::delete_file(tenant, id)).await?) else {
+        return Ok(None);
+    };
+    c.execute_statement(q::bump_count(&row, &row.visibility, -1))
+        .await?;
+    let queued = QueuedDeletion {
+        key: row.s3_key.clone(),
+        due: now,
+    };
+    c.execute_statement(q::queue_deletion(&queued)).await?;
+    Ok(Some(row))
+}
+
+/// The first row, if any.
+pub fn first<T>(rows: Vec<T>) -> Option<T> {
+    rows.into_iter().next()
+}
+
+/// The repositories on backend `B`: a pool of its connections, each call
+/// under a timeout that surfaces as `common/service-unavailable`.
+pub struct DieselRepository<B: Backend> {
+    pool: Pool<B::Manager>,
+    query_timeout: Duration,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend> Clone for DieselRepository<B> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            query_timeout: self.query_timeout,
+            backend: PhantomData,
+        }
+    }
+}
+
+impl<B: Backend> DieselRepository<B> {
+    /// Opens the pool (after the backend's migrations have run).
+    ///
+    /// # Errors
+    /// `common/service-unavailable` when no connection can be made.
+    pub async fn connect(config: &B::Config) -> Result<Self> {
+        Ok(Self {
+            pool: B::pool(config).await?,
+            query_timeout: B::query_timeout(config),
+            backend: PhantomData,
+        })
+    }
+
+    /// Maps a database error met while doing `op`.
+    fn db_error(op: &'static str, e: DieselError) -> Error {
+        let name = B::NAME;
+        match &e {
+            // Statements that expect a duplicate say what it means (`on_duplicate`).
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                Error::internal(format!(
+                    "{name}: {op}: unexpected duplicate: {}",
+                    info.message()
+                ))
+            }
+            e if B::unavailable(e) => Error::unavailable(format!("{name}: {op}: {e}")),
+            e => Error::internal(format!("{name}: {op}: {e}")),
+        }
+    }
+
+    /// Runs `f` (the work of `op`) on a pooled connection under the query
+    /// timeout; a database error is mapped naming `op`.
+    async fn run<T, F>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        F: for<'c> AsyncFnOnce(&'c mut B::Conn) -> std::result::Result<T, TxError>,
+    {
+        let work = async {
+            let mut conn = self
+                .pool
+                .get()
+                .await
+                .map_err(|e| Error::unavailable(format!("{} pool: {op}: {e}", B::NAME)))?;
+            f(&mut conn).await.map_err(|e| match e {
+                TxError::Db(e) => Self::db_error(op, e),
+                TxError::Domain(e) => e,
+            })
+        };
+        tokio::time::timeout(self.query_timeout, work)
+            .await
+            .map_err(|_| Error::unavailable(format!("{}: {op}: query timed out", B::NAME)))?
+    }
+
+    /// The total of a listing from the maintained counts, without counting
+    /// rows; `None` when a filter (bucket, MIME type, search) needs an exact
+    /// count.
+    async fn counted_total(
+        c: &mut B::Conn,
+        query: &ListQuery,
+    ) -> std::result::Result<Option<i64>, TxError> {
+        let p = &query.params;
+        if p.bucket.is_some() || p.mime_type.is_some() || p.search.is_some() {
+            return Ok(None);
+        }
+        let owner_type = match p.owner_type {
+            None => None,
+            Some(OwnerTypeFilter::User) => Some("user"),
+            Some(OwnerTypeFilter::Service) => Some("service"),
+            Some(OwnerTypeFilter::Session | OwnerTypeFilter::Public) => return Ok(Some(0)),
+        };
+        let counts = CountsQuery::of_listing(<B::Conn as DbConn>::DB, query, owner_type);
+        Ok(Some(match &query.scope {
+            Scope::All => c.load_counts(counts).await?.into_iter().sum(),
+            Scope::VisibleTo { owner, user_id } => {
+                // Open files of anyone plus the caller's own closed ones, in
+                // one statement over the counts, plus the files shared with
+                // the caller.
+                let mut total: i64 = c
+                    .load_counts(counts.visible_to(owner))
+                    .await?
+                    .into_iter()
+                    .sum();
+                let shared_visible = p.visibility.is_none_or(|v| v == Visibility::Shared);
+                if let (Some(uid), true) = (user_id, shared_visible) {
+                    total += c
+                        .count_files(list::shared_with_count(
+                            <B::Conn as DbConn>::DB,
+                            query,
+                            owner,
+                            uid,
+                            owner_type,
+                        ))
+                        .await?;
+                }
+                total
+            }
+        }))
+    }
+}
+
+#[async_trait]
+impl<B: Backend> FileRepository for DieselRepository<B> {
+    async fn insert_upload(&self, upload: &IssuedUpload) -> Result<()> {
+        let row = UploadRow::from(upload);
+        self.run("insert upload", async |c| {
+            c.execute_statement(q::insert_upload(&row))
+                .await
+                .map_err(on_duplicate(ErrorCode::S3KeyAlreadyExists))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_upload(&self, tenant: &Tenant, key: &str) -> Result<Option<IssuedUpload>> {
+        let row = self
+            .run("find upload", async |c| {
+                Ok(first(c.load_rows(q::find_upload(tenant, key)).await?))
+            })
+            .await?;
+        row.map(IssuedUpload::try_from).transpose()
+    }
+
+    async fn claim_for_registration(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+    ) -> Result<Option<IssuedUpload>> {
+        let row = self
+            .run("claim upload", async |c| {
+                Ok(first(
+                    c.load_rows(q::claim_for_registration(tenant, key)).await?,
+                ))
+            })
+            .await?;
+        // `RETURNING` gives the new state, which is known: the state it
+        // was claimed from is put back.
+        row.map(|r| {
+            let mut upload = IssuedUpload::try_from(r)?;
+            upload.state = if upload.multipart_id.is_some() {
+                UploadState::Completed
+            } else {
+                UploadState::Pending
+            };
+            Ok(upload)
+        })
+        .transpose()
+    }
+
+    async fn transition_upload(
+        &self,
+        tenant: &Tenant,
+        key: &str,
+        from: UploadState,
+        to: UploadState,
+    ) -> Result<bool> {
+        self.run("move upload", async |c| {
+            Ok(
+                c.execute_statement(q::transition_upload(tenant, key, from, to))
+                    .await?
+                    == 1,
+            )
+        })
+        .await
+    }
+
+    async fn abandoned_uploads(
+        &self,
+        issued_before: Timestamp,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<IssuedUpload>> {
+        let rows = self
+            .run("find abandoned uploads", async |c| {
+                Ok(c.load_rows(q::abandoned_uploads(issued_before, now, limit))
+                    .await?)
+            })
+            .await?;
+        rows.into_iter().map(IssuedUpload::try_from).collect()
+    }
+
+    async fn enqueue_object_deletion(&self, key: &str, due: Timestamp) -> Result<()> {
+        let queued = QueuedDeletion {
+            key: key.to_owned(),
+            due,
+        };
+        self.run("queue object deletion", async |c| {
+            c.execute_statement(q::queue_deletion(&queued)).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_object_deletion(&self, key: &str) -> Result<()> {
+        self.run("finish object deletion", async |c| {
+            c.execute_statement(q::finish_deletion(key)).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn due_object_deletions(&self, now: Timestamp, limit: u32) -> Result<Vec<String>> {
+        self.run("find due object deletions", async |c| {
+            Ok(c.load_rows(q::due_deletions(now, limit)).await?)
+        })
+        .await
+    }
+
+    async fn defer_object_deletion(&self, key: &str, next_attempt: Timestamp) -> Result<()> {
+        self.run("defer object deletion", async |c| {
+            c.execute_statement(q::defer_deletion(key, next_attempt))
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn health_check(&self) -> Result<()> {
+        self.run("health check", async |c| {
+            c.load_rows(q::ping()).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn register_file<'a>(
+        &self,
+        file: &File,
+        cleanup: Option<&'a QueuedDeletion>,
+    ) -> Result<()> {
+        let row = FileRow::from_file(file)?;
+        self.run("register file", async |c| {
+            B::register_file(c, file, &row, cleanup).await
+        })
+        .await
+    }
+
+    async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>> {
+        let id = id.to_string();
+        let row = self
+            .run("get file", async |c| {
+                Ok(first(c.load_rows(q::find_file(tenant, &id)).await?))
+            })
+            .await?;
+        row.map(File::try_from).transpose()
+    }
+
+    async fn find_file_by_key(&self, tenant: &Tenant, key: &str) -> Result<Option<File>> {
+        let row = self
+            .run("find file by key", async |c| {
+                Ok(first(c.load_rows(q::find_file_by_key(tenant, key)).await?))
+            })
+            .await?;
+        row.map(File::try_from).transpose()
+    }
+
+    async fn update_file(&self, file: &File, expected_updated_at: Timestamp) -> Result<bool> {
+        let row = FileRow::from_file(file)?;
+        self.run("update file", async |c| {
+            B::update_file(c, file, &row, expected_updated_at.millis()).await
+        })
+        .await
+    }
+
+    async fn instance_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
+        let value = hex::encode(candidate);
+        let stored = self
+            .run("read instance secret", async |c| {
+                c.execute_statement(q::offer_secret(name, &value)).await?;
+                first(c.load_rows(q::secret(name)).await?).ok_or_else(|| {
+                    TxError::Domain(Error::internal(format!("secret `{name}` vanished")))
+                })
+            })
+            .await?;
+        hex::decode(stored)
+            .map_err(|_| Error::internal(format!("stored secret `{name}` is not hex")))
+    }
+
+    async fn delete_file(
+        &self,
+        tenant: &Tenant,
+        id: FileId,
+        now: Timestamp,
+    ) -> Result<Option<File>> {
+        let id = id.to_string();
+        let row = self
+            .run("delete file", async |c| {
+                B::delete_file(c, tenant, &id, now).await
+            })
+            .await?;
+        row.map(File::try_from).transpose()
+    }
+
+    async fn list_files(&self, query: &ListQuery) -> Result<ListPage> {
+        let rows = self
+            .run("list files", async |c| {
+                // A cursor carries the total counted for its first page, so
+                // pages after it cost O(limit) at any depth.
+                let total = match query.params.cursor.as_ref().and_then(|c| c.total) {
+                    Some(t) => i64::try_from(t).unwrap_or(i64::MAX),
+                    None => match Self::counted_total(c, query).await? {
+                        Some(t) => t,
+                        None => {
+                            c.count_files(list::filtered(<B::Conn as DbConn>::DB, query))
+                                .await?
+                        }
+                    },
+                };
+                let (rows, merged) = match list::branches(query) {
+                    None => (
+                        c.load_files(list::page_query(<B::Conn as DbConn>::DB, query)?)
+                            .await?,
+                        false,
+                    ),
+                    Some(branches) => {
+                        // Each branch is an ordered index scan of its own,
+                        // bounded by the page; merged below in the same order.
+                        let mut rows = Vec::new();
+                        for branch in branches {
+                            rows.extend(
+                                c.load_files(list::branch_page_query(
+                                    <B::Conn as DbConn>::DB,
+                                    query,
+                                    branch,
+                                )?)
+                                .await?,
+                            );
+                        }
+                        (rows, true)
+                    }
+                };
+                Ok((total, rows, merged))
+            })
+            .await?;
+        let (total, rows, merged) = rows;
+        let files = rows
+            .into_iter()
+            .map(File::try_from)
+            .collect::<Result<Vec<_>>>()?;
+        let mut items = if merged {
+            stowage_domain::list::merge_branches(files, &query.params)
+        } else {
+            files
+        };
+        let limit = query.params.limit as usize;
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        Ok(ListPage {
+            items,
+            total: u64::try_from(total).unwrap_or(0),
+            has_more,
+        })
+    }
+}
+
+#[async_trait]
+impl<B: Backend> ApiKeyRepository for DieselRepository<B> {
+    async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let row = ApiKeyRow::from(key);
+        self.run("insert API key", async |c| {
+            c.execute_statement(q::insert_key(&row)).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>> {
+        let row = self
+            .run("find API key", async |c| {
+                Ok(first(c.load_rows(q::find_key(key_hash)).await?))
+            })
+            .await?;
+        row.map(ApiKeyRecord::try_from).transpose()
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>> {
+        let rows = self
+            .run("list API keys", async |c| {
+                Ok(c.load_rows(q::all_keys()).await?)
+            })
+            .await?;
+        rows.into_iter().map(ApiKeyRecord::try_from).collect()
+    }
+
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+        self.run("revoke API key", async |c| {
+            Ok(c.execute_statement(q::revoke_key(id, at)).await? == 1)
+        })
+        .await
+    }
+}

@@ -1,0 +1,309 @@
+//! Every fixed statement both backends run, one builder each. A builder
+//! returns `impl Statement` or `impl Rows<…>`: the compiler proves the query
+//! for PostgreSQL and SQLite where it is written ([`crate::conn`]), and its
+//! fixed shape lets each connection prepare it once and reuse it.
+
+use diesel::dsl::exists;
+use diesel::{BoolExpressionMethods, ExpressionMethods, IntoSql, QueryDsl};
+use stowage_domain::model::{Tenant, Timestamp};
+use stowage_domain::ports::QueuedDeletion;
+use stowage_domain::upload::UploadState;
+
+use crate::conn::{Rows, Statement};
+use crate::rows::{columns, ApiKeyRow, FileRow, UploadRow};
+use crate::schema::{api_keys, file_counts, files, instance_secrets, object_deletions, uploads};
+
+/// `SELECT 1`: is the database there.
+pub fn ping() -> impl for<'q> Rows<'q, i32> {
+    diesel::select(1.into_sql::<diesel::sql_types::Integer>())
+}
+
+/// Records an issued upload.
+pub fn insert_upload(row: &UploadRow) -> impl Statement + '_ {
+    diesel::insert_into(uploads::table).values(row)
+}
+
+/// The upload of `key` in `tenant`.
+pub fn find_upload<'a>(tenant: &'a Tenant, key: &'a str) -> impl Rows<'a, UploadRow> {
+    uploads::table
+        .filter(uploads::s3_key.eq(key))
+        .filter(uploads::project.eq(tenant.project.as_str()))
+        .filter(uploads::env.eq(tenant.env.as_str()))
+        .select(columns::<UploadRow>())
+}
+
+/// Moves the upload of `key` to `registering` if it is ready to register
+/// (a single PUT still pending, or a completed multipart upload), returning
+/// the row as it is now.
+pub fn claim_for_registration<'a>(tenant: &'a Tenant, key: &'a str) -> impl Rows<'a, UploadRow> {
+    diesel::update(
+        uploads::table
+            .filter(uploads::s3_key.eq(key))
+            .filter(uploads::project.eq(tenant.project.as_str()))
+            .filter(uploads::env.eq(tenant.env.as_str()))
+            .filter(
+                uploads::state
+                    .eq(UploadState::Pending.as_str())
+                    .and(uploads::multipart_id.is_null())
+                    .or(uploads::state
+                        .eq(UploadState::Completed.as_str())
+                        .and(uploads::multipart_id.is_not_null())),
+            ),
+    )
+    .set(uploads::state.eq(UploadState::Registering.as_str()))
+    .returning(columns::<UploadRow>())
+}
+
+/// Moves the upload of `key` from `from` to `to` (compare-and-set).
+pub fn transition_upload<'a>(
+    tenant: &'a Tenant,
+    key: &'a str,
+    from: UploadState,
+    to: UploadState,
+) -> impl Statement + 'a {
+    diesel::update(
+        uploads::table
+            .filter(uploads::s3_key.eq(key))
+            .filter(uploads::project.eq(tenant.project.as_str()))
+            .filter(uploads::env.eq(tenant.env.as_str()))
+            .filter(uploads::state.eq(from.as_str())),
+    )
+    .set(uploads::state.eq(to.as_str()))
+}
+
+/// The final claim of registration, inside its transaction: the upload of
+/// `key` moves to `registered` from any state registration may start from
+/// (compare-and-set, so of two racing registrations one wins).
+pub fn claim_upload<'a>(tenant: &'a Tenant, key: &'a str) -> impl Statement + 'a {
+    diesel::update(
+        uploads::table
+            .filter(uploads::s3_key.eq(key))
+            .filter(uploads::project.eq(tenant.project.as_str()))
+            .filter(uploads::env.eq(tenant.env.as_str()))
+            .filter(uploads::state.eq_any([
+                UploadState::Pending.as_str(),
+                UploadState::Completed.as_str(),
+                UploadState::Registering.as_str(),
+            ])),
+    )
+    .set(uploads::state.eq(UploadState::Registered.as_str()))
+}
+
+/// Uploads nobody will finish, oldest first: single PUTs and completed
+/// multipart uploads never registered since `issued_before`, multipart
+/// uploads past their expiry, and uploads stuck mid-completion or
+/// mid-registration since `issued_before`.
+pub fn abandoned_uploads(
+    issued_before: Timestamp,
+    now: Timestamp,
+    limit: u32,
+) -> impl for<'q> Rows<'q, UploadRow> {
+    let pending = UploadState::Pending.as_str();
+    let completed = UploadState::Completed.as_str();
+    let stuck = uploads::state
+        .eq_any([
+            UploadState::Completing.as_str(),
+            UploadState::Registering.as_str(),
+        ])
+        .and(uploads::created_at.lt(issued_before.millis()));
+    let stale_single = uploads::state
+        .eq(pending)
+        .and(uploads::multipart_id.is_null())
+        .and(uploads::created_at.lt(issued_before.millis()));
+    let stale_completed = uploads::state
+        .eq(completed)
+        .and(uploads::multipart_id.is_not_null())
+        .and(uploads::created_at.lt(issued_before.millis()));
+    let expired_multipart = uploads::state
+        .eq(pending)
+        .and(uploads::multipart_id.is_not_null())
+        .and(uploads::expires_at.le(now.millis()));
+    uploads::table
+        .filter(uploads::state.eq_any([
+            pending,
+            completed,
+            UploadState::Completing.as_str(),
+            UploadState::Registering.as_str(),
+        ]))
+        .filter(
+            stale_single
+                .or(stale_completed)
+                .or(expired_multipart)
+                .or(stuck),
+        )
+        .order_by((uploads::created_at.asc(), uploads::s3_key.asc()))
+        .limit(i64::from(limit))
+        .select(columns::<UploadRow>())
+}
+
+/// Whether a file holds `key`.
+pub fn key_registered(key: &str) -> impl Rows<'_, bool> {
+    diesel::select(exists(files::table.filter(files::s3_key.eq(key))))
+}
+
+/// Whether the upload of `key` is already registered.
+pub fn upload_registered(key: &str) -> impl Rows<'_, bool> {
+    diesel::select(exists(
+        uploads::table
+            .filter(uploads::s3_key.eq(key))
+            .filter(uploads::state.eq(UploadState::Registered.as_str())),
+    ))
+}
+
+/// Queues the deletion of an object (a key already queued keeps its place).
+pub fn queue_deletion(q: &QueuedDeletion) -> impl Statement + '_ {
+    diesel::insert_into(object_deletions::table)
+        .values((
+            object_deletions::s3_key.eq(&q.key),
+            object_deletions::next_attempt_at.eq(q.due.millis()),
+            object_deletions::created_at.eq(q.due.millis()),
+        ))
+        .on_conflict_do_nothing()
+}
+
+/// Takes a deleted object off the queue.
+pub fn finish_deletion(key: &str) -> impl Statement + '_ {
+    diesel::delete(object_deletions::table.filter(object_deletions::s3_key.eq(key)))
+}
+
+/// Object deletions due at `now`, earliest first.
+pub fn due_deletions(now: Timestamp, limit: u32) -> impl for<'q> Rows<'q, String> {
+    object_deletions::table
+        .filter(object_deletions::next_attempt_at.le(now.millis()))
+        .order_by((
+            object_deletions::next_attempt_at.asc(),
+            object_deletions::s3_key.asc(),
+        ))
+        .limit(i64::from(limit))
+        .select(object_deletions::s3_key)
+}
+
+/// Puts a failed object deletion back for `next_attempt`.
+pub fn defer_deletion(key: &str, next_attempt: Timestamp) -> impl Statement + '_ {
+    diesel::update(object_deletions::table.filter(object_deletions::s3_key.eq(key))).set((
+        object_deletions::next_attempt_at.eq(next_attempt.millis()),
+        object_deletions::attempts.eq(object_deletions::attempts + 1),
+    ))
+}
+
+/// Records a file.
+pub fn insert_file(row: &FileRow) -> impl Statement + '_ {
+    diesel::insert_into(files::table).values(row)
+}
+
+/// The file `id` in `tenant`.
+pub fn find_file<'a>(tenant: &'a Tenant, id: &'a str) -> impl Rows<'a, FileRow> {
+    files::table
+        .filter(files::id.eq(id))
+        .filter(files::project.eq(tenant.project.as_str()))
+        .filter(files::env.eq(tenant.env.as_str()))
+        .select(columns::<FileRow>())
+}
+
+/// The file holding `key` in `tenant`.
+pub fn find_file_by_key<'a>(tenant: &'a Tenant, key: &'a str) -> impl Rows<'a, FileRow> {
+    files::table
+        .filter(files::s3_key.eq(key))
+        .filter(files::project.eq(tenant.project.as_str()))
+        .filter(files::env.eq(tenant.env.as_str()))
+        .select(columns::<FileRow>())
+}
+
+/// Writes the mutable fields of `row` if its stored `updated_at` is still
+/// `expected` (compare-and-set).
+pub fn update_file_if(row: &FileRow, expected: i64) -> impl Statement + '_ {
+    diesel::update(
+        files::table
+            .filter(files::id.eq(&row.id))
+            .filter(files::project.eq(&row.project))
+            .filter(files::env.eq(&row.env))
+            .filter(files::updated_at.eq(expected)),
+    )
+    .set((
+        files::original_name.eq(&row.original_name),
+        files::name_folded.eq(&row.name_folded),
+        files::visibility.eq(&row.visibility),
+        files::metadata.eq(&row.metadata),
+        files::shared_with.eq(&row.shared_with),
+        files::updated_at.eq(row.updated_at),
+    ))
+}
+
+/// Deletes the file `id` in `tenant`, returning it.
+pub fn delete_file<'a>(tenant: &'a Tenant, id: &'a str) -> impl Rows<'a, FileRow> {
+    diesel::delete(
+        files::table
+            .filter(files::id.eq(id))
+            .filter(files::project.eq(tenant.project.as_str()))
+            .filter(files::env.eq(tenant.env.as_str())),
+    )
+    .returning(columns::<FileRow>())
+}
+
+/// Adds `delta` to the count of `row`'s owner's files of `visibility`.
+pub fn bump_count<'a>(row: &'a FileRow, visibility: &'a str, delta: i64) -> impl Statement + 'a {
+    diesel::insert_into(file_counts::table)
+        .values((
+            file_counts::project.eq(&row.project),
+            file_counts::env.eq(&row.env),
+            file_counts::visibility.eq(visibility),
+            file_counts::owner_type.eq(&row.owner_type),
+            file_counts::owner_id.eq(&row.owner_id),
+            file_counts::n.eq(delta),
+        ))
+        .on_conflict((
+            file_counts::project,
+            file_counts::env,
+            file_counts::visibility,
+            file_counts::owner_type,
+            file_counts::owner_id,
+        ))
+        .do_update()
+        .set(file_counts::n.eq(file_counts::n + delta))
+}
+
+/// Stores `value` as the secret `name` unless one is stored already.
+pub fn offer_secret<'a>(name: &'a str, value: &'a str) -> impl Statement + 'a {
+    diesel::insert_into(instance_secrets::table)
+        .values((
+            instance_secrets::name.eq(name),
+            instance_secrets::value.eq(value),
+        ))
+        .on_conflict_do_nothing()
+}
+
+/// The stored secret `name` (hex).
+pub fn secret(name: &str) -> impl Rows<'_, String> {
+    instance_secrets::table
+        .filter(instance_secrets::name.eq(name))
+        .select(instance_secrets::value)
+}
+
+/// Records an API key.
+pub fn insert_key(row: &ApiKeyRow) -> impl Statement + '_ {
+    diesel::insert_into(api_keys::table).values(row)
+}
+
+/// The key with this hash.
+pub fn find_key(key_hash: &str) -> impl Rows<'_, ApiKeyRow> {
+    api_keys::table
+        .filter(api_keys::key_hash.eq(key_hash))
+        .select(columns::<ApiKeyRow>())
+}
+
+/// Every key, oldest first.
+pub fn all_keys() -> impl for<'q> Rows<'q, ApiKeyRow> {
+    api_keys::table
+        .order_by((api_keys::created_at.asc(), api_keys::id.asc()))
+        .select(columns::<ApiKeyRow>())
+}
+
+/// Revokes the key `id` unless it is revoked already.
+pub fn revoke_key(id: &str, at: Timestamp) -> impl Statement + '_ {
+    diesel::update(
+        api_keys::table
+            .filter(api_keys::id.eq(id))
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(at.millis()))
+}
