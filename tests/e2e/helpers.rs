@@ -300,42 +300,85 @@ impl Server {
     }
 }
 
-/// Starts a server with extra environment variables.
+/// Starts a server with extra environment variables, on the suite's backends.
 pub fn spawn_with(env: &[(&str, &str)]) -> Server {
+    spawn_on(
+        Backends {
+            postgres: postgres_admin_url().is_some(),
+            s3: s3_mode(),
+        },
+        env,
+    )
+}
+
+/// Which backends a server uses (PostgreSQL: a fresh database on the suite's
+/// server; S3: a fresh bucket on the suite's S3 server).
+#[derive(Debug, Clone, Copy)]
+pub struct Backends {
+    pub postgres: bool,
+    pub s3: bool,
+}
+
+/// A fresh bucket name.
+pub fn fresh_bucket() -> String {
+    format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
+}
+
+/// The variables naming `bucket` on the suite's S3 server, with `prefix`
+/// (`STOWAGE_` for a server, `STOWAGE_TO_` for a transfer's target).
+pub fn s3_env(prefix: &str, bucket: &str) -> Vec<(String, String)> {
+    [
+        ("S3_ENDPOINT", s3_endpoint()),
+        ("S3_BUCKET", bucket.to_owned()),
+        ("S3_ACCESS_KEY_ID", S3_ACCESS_KEY.to_owned()),
+        ("S3_SECRET_ACCESS_KEY", S3_SECRET_KEY.to_owned()),
+        ("S3_INIT_BUCKET", "1".to_owned()),
+        ("S3_CA_FILE", s3_ca_file().display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (format!("{prefix}{k}"), v))
+    .collect()
+}
+
+/// Where the suite's S3 server keeps the objects of `bucket`.
+pub fn s3_bucket_dir(bucket: &str) -> std::path::PathBuf {
+    s3_root().join(bucket)
+}
+
+/// A fresh database on the suite's PostgreSQL server: `(name, url)`.
+pub fn fresh_postgres() -> Option<(String, String)> {
+    postgres_admin_url().map(|admin| fresh_postgres_database(&admin))
+}
+
+/// Starts a server on the given backends with extra environment variables.
+pub fn spawn_on(backends: Backends, env: &[(&str, &str)]) -> Server {
     let data = tempfile::tempdir().expect("tempdir");
     let mut vars: Vec<(String, String)> = vec![
         ("STOWAGE_DATA_DIR".into(), data.path().display().to_string()),
         ("STOWAGE_LISTEN".into(), "127.0.0.1:0".into()),
         ("RUST_LOG".into(), "warn".into()),
     ];
-    let database = postgres_admin_url().map(|admin| {
-        let (name, url) = fresh_postgres_database(&admin);
-        vars.push(("DATABASE_URL".into(), url));
-        name
-    });
-    if s3_mode() {
-        let bucket = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
-        vars.extend([
-            ("STOWAGE_STORAGE_BACKEND".into(), "s3".into()),
-            ("STOWAGE_S3_ENDPOINT".into(), s3_endpoint()),
-            ("STOWAGE_S3_BUCKET".into(), bucket),
-            ("STOWAGE_S3_ACCESS_KEY_ID".into(), S3_ACCESS_KEY.into()),
-            ("STOWAGE_S3_SECRET_ACCESS_KEY".into(), S3_SECRET_KEY.into()),
-            ("STOWAGE_S3_INIT_BUCKET".into(), "1".into()),
-            (
-                "STOWAGE_S3_CA_FILE".into(),
-                s3_ca_file().display().to_string(),
-            ),
-        ]);
+    let database = if backends.postgres {
+        fresh_postgres().map(|(name, url)| {
+            vars.push(("DATABASE_URL".into(), url));
+            name
+        })
+    } else {
+        None
+    };
+    if backends.s3 {
+        vars.push(("STOWAGE_STORAGE_BACKEND".into(), "s3".into()));
+        vars.extend(s3_env("STOWAGE_", &fresh_bucket()));
     }
     vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let (child, base, keys, log) = start_process(&vars, database.is_some());
+    let has_database_url = vars.iter().any(|(k, _)| k == "DATABASE_URL");
+    let (child, base, keys, log) = start_process(&vars, has_database_url);
     let (pk, sk) = keys.unwrap_or_default();
     Server {
         child,
         base,
         data,
-        client: http_client(),
+        client: http_client_for(backends.s3),
         pk,
         sk,
         env: vars,
@@ -344,18 +387,23 @@ pub fn spawn_with(env: &[(&str, &str)]) -> Server {
     }
 }
 
-/// Starts a server with the defaults.
 /// The suite's HTTP client (a browser): in S3 mode it trusts the test CA, as
 /// a browser trusts the public CA of a real store.
 pub fn http_client() -> Client {
+    http_client_for(s3_mode())
+}
+
+/// An HTTP client, trusting the test S3 server's CA when `s3`.
+pub fn http_client_for(s3: bool) -> Client {
     let mut builder = Client::builder().timeout(Duration::from_secs(120));
-    if s3_mode() {
+    if s3 {
         let ca = reqwest::Certificate::from_pem(s3_server().ca_pem.as_bytes()).expect("test CA");
         builder = builder.add_root_certificate(ca);
     }
     builder.build().expect("client")
 }
 
+/// Starts a server with the defaults.
 pub fn spawn() -> Server {
     spawn_with(&[])
 }
@@ -385,6 +433,23 @@ impl Server {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The environment this server runs with (for the CLI against its stores).
+    pub fn cli_env(&self) -> Vec<(String, String)> {
+        self.env.clone()
+    }
+
+    /// The same server with another HTTP client.
+    pub fn with_client(mut self, client: Client) -> Self {
+        self.client = client;
+        self
+    }
+
+    /// The same server, dropping the PostgreSQL database `name` when dropped.
+    pub fn owning_database(mut self, name: String) -> Self {
+        self.database = Some(name);
+        self
     }
 
     /// Runs the CLI; returns the last stdout line.

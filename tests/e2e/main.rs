@@ -17,3 +17,4 @@ mod public;
 mod reliability;
 mod replicas;
 mod s3;
+mod transfer;

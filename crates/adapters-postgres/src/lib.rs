@@ -284,6 +284,11 @@ impl Backend for Postgres {
         .await
     }
 
+    /// Nothing to do: the share list is indexed in place (GIN over `text[]`).
+    async fn index_shares(_: &mut Conn, _: &FileRow) -> std::result::Result<(), TxError> {
+        Ok(())
+    }
+
     async fn delete_file(
         c: &mut Conn,
         tenant: &Tenant,

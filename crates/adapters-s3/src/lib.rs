@@ -10,6 +10,7 @@ mod calls;
 mod copy;
 mod multipart;
 pub mod sigv4;
+mod stream;
 #[cfg(feature = "test-server")]
 pub mod test_server;
 pub mod tls;
@@ -34,6 +35,7 @@ use stowage_domain::{Error, ErrorCode, ErrorKind, Result};
 
 use calls::{body_has, is_status, store_error, COMPLETE_TIMEOUT};
 pub use copy::CopyLimits;
+pub use stream::{ByteBody, PUT_MAX};
 
 /// Configuration of the S3 store.
 #[derive(Clone)]

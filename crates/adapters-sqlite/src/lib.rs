@@ -154,7 +154,7 @@ impl Backend for Sqlite {
                 .map_err(on_duplicate(ErrorCode::S3KeyAlreadyExists))?;
             c.execute_statement(q::bump_count(row, &row.visibility, 1))
                 .await?;
-            replace_shares(c, file).await?;
+            replace_shares(c, &row.id, &file.shared_with).await?;
             Ok(())
         })
         .await
@@ -182,11 +182,15 @@ impl Backend for Sqlite {
                 .optional()?;
             let written = apply_file_update(c, row, old, expected).await?;
             if written {
-                replace_shares(c, file).await?;
+                replace_shares(c, &row.id, &file.shared_with).await?;
             }
             Ok(written)
         })
         .await
+    }
+
+    async fn index_shares(c: &mut Conn, row: &FileRow) -> std::result::Result<(), TxError> {
+        Ok(replace_shares(c, &row.id, &row.shared_with.0).await?)
     }
 
     async fn delete_file(
@@ -208,17 +212,20 @@ impl Backend for Sqlite {
     }
 }
 
-/// Rewrites the `file_shares` rows of `file` (its share list's index).
-async fn replace_shares(conn: &mut Conn, file: &File) -> std::result::Result<(), DieselError> {
-    let id = file.id.to_string();
-    diesel::delete(file_shares::table.filter(file_shares::file_id.eq(&id)))
+/// Rewrites the `file_shares` rows of file `id` (its share list's index).
+async fn replace_shares(
+    conn: &mut Conn,
+    id: &str,
+    users: &[String],
+) -> std::result::Result<(), DieselError> {
+    diesel::delete(file_shares::table.filter(file_shares::file_id.eq(id)))
         .execute(conn)
         .await?;
     // One statement per id: diesel-async cannot batch-insert on SQLite, and a
     // file has at most 100 shares.
-    for user in &file.shared_with {
+    for user in users {
         diesel::insert_into(file_shares::table)
-            .values((file_shares::file_id.eq(&id), file_shares::user_id.eq(user)))
+            .values((file_shares::file_id.eq(id), file_shares::user_id.eq(user)))
             .execute(conn)
             .await?;
     }

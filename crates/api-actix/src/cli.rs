@@ -47,6 +47,35 @@ enum Command {
         #[arg(long)]
         from: std::path::PathBuf,
     },
+    /// Copy everything — API keys, uploads, files, the deletion queue,
+    /// secrets, and every object, verified — from the configured stores to
+    /// another database and object store. Resumable: run it again after an
+    /// interruption. Only reads the source.
+    Transfer {
+        /// Target database: `postgres://…`, or a SQLite file.
+        #[arg(long, env = "STOWAGE_TO_DATABASE_URL")]
+        to_database: String,
+        /// Target object store: `fs` (under --to-data-dir) or `s3` (set as
+        /// for the server, with `STOWAGE_TO_` in place of `STOWAGE_`:
+        /// STOWAGE_TO_S3_BUCKET, STOWAGE_TO_S3_ENDPOINT, …).
+        #[arg(long, value_parser = ["fs", "s3"])]
+        to_storage: String,
+        /// Target data folder (a disk target's objects and secrets).
+        #[arg(long)]
+        to_data_dir: Option<std::path::PathBuf>,
+        /// Compare source and target instead of copying; print every difference.
+        #[arg(long)]
+        verify: bool,
+        /// Rows per batch.
+        #[arg(long, default_value_t = 500)]
+        batch: u32,
+        /// Objects larger than this go to S3 in parts of this size (bytes, at least 5 MiB).
+        #[arg(long, env = "STOWAGE_TRANSFER_PART_SIZE", default_value_t = 64 << 20)]
+        part_size: u64,
+        /// No progress bars.
+        #[arg(long)]
+        no_progress: bool,
+    },
     /// DEV ONLY: print an HS256 user token signed with the configured secret.
     Token {
         /// The user id (`sub`).
@@ -142,6 +171,31 @@ pub fn main() -> ExitCode {
             Command::Backup { to } => blocking(move || crate::backup::backup(&config, &to)).await,
             Command::Restore { from } => {
                 blocking(move || crate::backup::restore(&config, &from)).await
+            }
+            Command::Transfer {
+                to_database,
+                to_storage,
+                to_data_dir,
+                verify,
+                batch,
+                part_size,
+                no_progress,
+            } => {
+                let target = crate::transfer::Target {
+                    database: crate::config::database_from(&to_database),
+                    storage: crate::config::storage_from("STOWAGE_TO_", Some(to_storage))?,
+                    data_dir: to_data_dir,
+                };
+                let options = crate::transfer::Options {
+                    batch: batch.clamp(1, 10_000),
+                    verify,
+                    progress: !no_progress,
+                    part_size: part_size.max(5 << 20),
+                    ..crate::transfer::Options::default()
+                };
+                let summary = crate::transfer::run(&config, &target, &options).await?;
+                println!("{summary}");
+                Ok(())
             }
             Command::Token { sub, role, ttl } => {
                 let token = crate::jwt::mint(&config.jwt, &sub, role.as_deref(), ttl)?;

@@ -9,6 +9,7 @@ use stowage_adapters_fs::{FsConfig, FsStore};
 use stowage_adapters_postgres::{PostgresConfig, PostgresRepository};
 use stowage_adapters_s3::{S3Config, S3Store};
 use stowage_adapters_sqlite::{SqliteConfig, SqliteRepository};
+use stowage_diesel_common::transfer::TableCopy;
 use stowage_domain::auth::CachedApiKeys;
 use stowage_domain::ports::{ApiKeyRepository, Clock, FileRepository, ObjectStore};
 use stowage_domain::service::ServiceConfig;
@@ -200,5 +201,47 @@ pub fn cors_origin_list(origins: &CorsOrigins) -> Vec<String> {
     match origins {
         CorsOrigins::Any => vec!["*".into()],
         CorsOrigins::List(l) => l.clone(),
+    }
+}
+
+/// A metadata store opened for `stowage transfer`, which copies whole tables:
+/// migrated first when it is the target (`migrate`), never when it is the
+/// source (a transfer only reads its source).
+///
+/// # Errors
+/// A message naming what could not be opened.
+pub async fn table_copy(database: &Database, migrate: bool) -> Result<Arc<dyn TableCopy>, String> {
+    match database {
+        Database::Sqlite(path) => {
+            if migrate {
+                let to_migrate = path.clone();
+                tokio::task::spawn_blocking(move || stowage_adapters_sqlite::migrate(&to_migrate))
+                    .await
+                    .map_err(|e| format!("{e:#}"))?
+                    .map_err(|e| format!("migrating SQLite {path}: {e}"))?;
+            } else if !std::path::Path::new(path).is_file() {
+                return Err(format!("no SQLite database at {path}"));
+            }
+            Ok(Arc::new(
+                SqliteRepository::connect(&SqliteConfig::new(path.clone()))
+                    .await
+                    .map_err(|e| format!("{e:#}"))?,
+            ))
+        }
+        Database::Postgres(url) => {
+            if migrate {
+                stowage_adapters_postgres::migrate(url)
+                    .await
+                    .map_err(|e| format!("migrating PostgreSQL: {e}"))?;
+            }
+            let mut config = PostgresConfig::new(url.clone());
+            // Batches of large rows take longer than one request's query.
+            config.query_timeout = Duration::from_secs(60);
+            Ok(Arc::new(
+                PostgresRepository::connect(&config)
+                    .await
+                    .map_err(|e| format!("{e:#}"))?,
+            ))
+        }
     }
 }

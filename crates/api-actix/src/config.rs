@@ -189,45 +189,70 @@ fn data_secret(dir: &Path, name: &str) -> Result<Secret, String> {
     }
 }
 
+/// The database a URL names: `postgres://…` (or `postgresql://…`), else a
+/// SQLite file (`sqlite://` prefix optional).
+pub fn database_from(url: &str) -> Database {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Database::Postgres(url.to_owned())
+    } else {
+        Database::Sqlite(url.strip_prefix("sqlite://").unwrap_or(url).to_owned())
+    }
+}
+
 /// The object store (`STOWAGE_STORAGE_BACKEND`, and for S3 the
 /// `STOWAGE_S3_*` variables with the standard AWS ones honoured).
 fn storage() -> Result<Storage, String> {
-    match var("STOWAGE_STORAGE_BACKEND").as_deref() {
+    storage_from("STOWAGE_", var("STOWAGE_STORAGE_BACKEND"))
+}
+
+/// The object store `backend` (`fs` when `None`) with its S3 settings read
+/// from the variables `{prefix}S3_*` (`STOWAGE_S3_BUCKET` for the server,
+/// `STOWAGE_TO_S3_BUCKET` for a transfer's target, …).
+///
+/// # Errors
+/// A message naming the bad variable.
+pub fn storage_from(prefix: &str, backend: Option<String>) -> Result<Storage, String> {
+    let name = |suffix: &str| format!("{prefix}{suffix}");
+    let var = |suffix: &str| var(&name(suffix));
+    match backend.as_deref() {
         None | Some("fs") => return Ok(Storage::Disk),
         Some("s3") => {}
         Some(other) => {
             return Err(format!(
-                "STOWAGE_STORAGE_BACKEND must be fs or s3, got `{other}`"
+                "{} must be fs or s3, got `{other}`",
+                name("STORAGE_BACKEND")
             ))
         }
     }
     let bucket =
-        var("STOWAGE_S3_BUCKET").ok_or("STOWAGE_STORAGE_BACKEND=s3 needs STOWAGE_S3_BUCKET")?;
-    let access = var("STOWAGE_S3_ACCESS_KEY_ID");
-    let secret = var("STOWAGE_S3_SECRET_ACCESS_KEY");
-    let credentials =
-        match (access, secret) {
-            (Some(a), Some(s)) => Some((a, s)),
-            (None, None) => None, // the standard AWS chain: AWS_ACCESS_KEY_ID, profiles, instance roles
-            _ => return Err(
-                "set both STOWAGE_S3_ACCESS_KEY_ID and STOWAGE_S3_SECRET_ACCESS_KEY, or neither"
-                    .into(),
-            ),
-        };
+        var("S3_BUCKET").ok_or_else(|| format!("s3 storage needs {}", name("S3_BUCKET")))?;
+    let access = var("S3_ACCESS_KEY_ID");
+    let secret = var("S3_SECRET_ACCESS_KEY");
+    let credentials = match (access, secret) {
+        (Some(a), Some(s)) => Some((a, s)),
+        (None, None) => None, // the standard AWS chain: AWS_ACCESS_KEY_ID, profiles, instance roles
+        _ => {
+            return Err(format!(
+                "set both {} and {}, or neither",
+                name("S3_ACCESS_KEY_ID"),
+                name("S3_SECRET_ACCESS_KEY")
+            ))
+        }
+    };
     let config = stowage_adapters_s3::S3Config {
-        endpoint: var("STOWAGE_S3_ENDPOINT"),
-        region: var("STOWAGE_S3_REGION")
-            .or_else(|| var("AWS_REGION"))
-            .or_else(|| var("AWS_DEFAULT_REGION"))
+        endpoint: var("S3_ENDPOINT"),
+        region: var("S3_REGION")
+            .or_else(|| self::var("AWS_REGION"))
+            .or_else(|| self::var("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| "us-east-1".into()),
         bucket,
         credentials,
-        timeout: std::time::Duration::from_millis(num("STOWAGE_S3_TIMEOUT_MS", 2000)?),
-        ca_file: var("STOWAGE_S3_CA_FILE").map(PathBuf::from),
+        timeout: std::time::Duration::from_millis(num(&name("S3_TIMEOUT_MS"), 2000)?),
+        ca_file: var("S3_CA_FILE").map(PathBuf::from),
     };
     Ok(Storage::S3 {
         config,
-        init_bucket: var("STOWAGE_S3_INIT_BUCKET").is_some_and(|v| v == "1" || v == "true"),
+        init_bucket: var("S3_INIT_BUCKET").is_some_and(|v| v == "1" || v == "true"),
     })
 }
 
@@ -242,10 +267,7 @@ impl Config {
             .map_err(|e| format!("create data folder {}: {e}", data_dir.display()))?;
         let database = match var("DATABASE_URL") {
             None => Database::Sqlite(data_dir.join("stowage.db").display().to_string()),
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Database::Postgres(url)
-            }
-            Some(url) => Database::Sqlite(url.strip_prefix("sqlite://").unwrap_or(&url).to_owned()),
+            Some(url) => database_from(&url),
         };
         // PostgreSQL pushes key changes (LISTEN/NOTIFY), so caching costs no
         // revocation delay there; the TTL only bounds a silently dead feed.

@@ -15,5 +15,6 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;
+pub mod transfer;
 pub mod upload_gate;
 pub mod worker;

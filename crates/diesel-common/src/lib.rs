@@ -7,6 +7,7 @@ pub mod repository;
 pub mod rows;
 pub mod schema;
 pub mod statements;
+pub mod transfer;
 pub mod types;
 
 pub use conn::DbConn;

@@ -70,6 +70,10 @@ pub trait Backend: Send + Sync + 'static {
         expected: i64,
     ) -> std::result::Result<bool, TxError>;
 
+    /// Indexes the share list of `row` where the backend keeps an index of
+    /// its own (SQLite's `file_shares`), replacing what was there.
+    async fn index_shares(c: &mut Self::Conn, row: &FileRow) -> std::result::Result<(), TxError>;
+
     /// Deletes the file, uncounts it and queues its object's deletion,
     /// atomically; the deleted row.
     async fn delete_file(
@@ -237,7 +241,7 @@ impl<B: Backend> DieselRepository<B> {
 
     /// Runs `f` (the work of `op`) on a pooled connection under the query
     /// timeout; a database error is mapped naming `op`.
-    async fn run<T, F>(&self, op: &'static str, f: F) -> Result<T>
+    pub(crate) async fn run<T, F>(&self, op: &'static str, f: F) -> Result<T>
     where
         F: for<'c> AsyncFnOnce(&'c mut B::Conn) -> std::result::Result<T, TxError>,
     {

@@ -8,7 +8,7 @@ use stowage_domain::model::{File, FileId, FileMetadata, Owner, ProjectId, Tenant
 use stowage_domain::upload::{IssuedUpload, UploadState};
 use stowage_domain::{Error, Result};
 
-use crate::schema::{api_keys, files, uploads};
+use crate::schema::{api_keys, files, instance_secrets, object_deletions, uploads};
 use crate::types::{Json, Shares};
 
 /// The columns of a row type, by field name: one selection for both
@@ -41,7 +41,7 @@ pub fn tenant(project: &str, env: &str) -> Result<Tenant> {
 }
 
 /// A row of `api_keys`.
-#[derive(Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = api_keys, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct ApiKeyRow {
     pub id: String,
@@ -85,7 +85,7 @@ impl TryFrom<ApiKeyRow> for ApiKeyRecord {
 }
 
 /// A row of `uploads`.
-#[derive(Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = uploads, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct UploadRow {
     pub s3_key: String,
@@ -245,5 +245,32 @@ impl TryFrom<FileRow> for File {
             created_at: Timestamp::from_millis(r.created_at),
             updated_at: Timestamp::from_millis(r.updated_at),
         })
+    }
+}
+
+/// A row of `object_deletions`: an object queued for deletion.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = object_deletions, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct DeletionRow {
+    pub s3_key: String,
+    pub next_attempt_at: i64,
+    pub attempts: i32,
+    pub created_at: i64,
+}
+
+/// A row of `instance_secrets`.
+#[derive(Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = instance_secrets, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct SecretRow {
+    pub name: String,
+    pub value: String,
+}
+
+impl std::fmt::Debug for SecretRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The value is a secret.
+        f.debug_struct("SecretRow")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }

@@ -10,7 +10,7 @@ use stowage_domain::ports::QueuedDeletion;
 use stowage_domain::upload::UploadState;
 
 use crate::conn::{Rows, Statement};
-use crate::rows::{columns, ApiKeyRow, FileRow, UploadRow};
+use crate::rows::{columns, ApiKeyRow, DeletionRow, FileRow, SecretRow, UploadRow};
 use crate::schema::{api_keys, file_counts, files, instance_secrets, object_deletions, uploads};
 
 /// `SELECT 1`: is the database there.
@@ -306,4 +306,110 @@ pub fn revoke_key(id: &str, at: Timestamp) -> impl Statement + '_ {
             .filter(api_keys::revoked_at.is_null()),
     )
     .set(api_keys::revoked_at.eq(at.millis()))
+}
+
+// Transfer (`crate::transfer`): every table read in key order, rows written
+// unless present, the counts recomputed.
+
+/// Up to `limit` API keys with an id after `after`, in id order.
+pub fn keys_after(after: &str, limit: i64) -> impl Rows<'_, ApiKeyRow> {
+    api_keys::table
+        .filter(api_keys::id.gt(after))
+        .order_by(api_keys::id.asc())
+        .limit(limit)
+        .select(columns::<ApiKeyRow>())
+}
+
+/// Up to `limit` uploads with a key after `after`, in key order.
+pub fn uploads_after(after: &str, limit: i64) -> impl Rows<'_, UploadRow> {
+    uploads::table
+        .filter(uploads::s3_key.gt(after))
+        .order_by(uploads::s3_key.asc())
+        .limit(limit)
+        .select(columns::<UploadRow>())
+}
+
+/// Up to `limit` files with an id after `after`, in id order.
+pub fn files_after(after: &str, limit: i64) -> impl Rows<'_, FileRow> {
+    files::table
+        .filter(files::id.gt(after))
+        .order_by(files::id.asc())
+        .limit(limit)
+        .select(columns::<FileRow>())
+}
+
+/// Up to `limit` queued deletions with a key after `after`, in key order.
+pub fn deletions_after(after: &str, limit: i64) -> impl Rows<'_, DeletionRow> {
+    object_deletions::table
+        .filter(object_deletions::s3_key.gt(after))
+        .order_by(object_deletions::s3_key.asc())
+        .limit(limit)
+        .select(columns::<DeletionRow>())
+}
+
+/// Up to `limit` instance secrets with a name after `after`, in name order.
+pub fn secrets_after(after: &str, limit: i64) -> impl Rows<'_, SecretRow> {
+    instance_secrets::table
+        .filter(instance_secrets::name.gt(after))
+        .order_by(instance_secrets::name.asc())
+        .limit(limit)
+        .select(columns::<SecretRow>())
+}
+
+/// Records an API key unless its id is recorded.
+pub fn copy_key(row: &ApiKeyRow) -> impl Statement + '_ {
+    diesel::insert_into(api_keys::table)
+        .values(row)
+        .on_conflict_do_nothing()
+}
+
+/// Records an upload unless its key is recorded.
+pub fn copy_upload(row: &UploadRow) -> impl Statement + '_ {
+    diesel::insert_into(uploads::table)
+        .values(row)
+        .on_conflict_do_nothing()
+}
+
+/// Records a file unless its id (or its key) is recorded.
+pub fn copy_file(row: &FileRow) -> impl Statement + '_ {
+    diesel::insert_into(files::table)
+        .values(row)
+        .on_conflict_do_nothing()
+}
+
+/// Queues a deletion unless its key is queued.
+pub fn copy_deletion(row: &DeletionRow) -> impl Statement + '_ {
+    diesel::insert_into(object_deletions::table)
+        .values(row)
+        .on_conflict_do_nothing()
+}
+
+/// Stores a secret, replacing one of the same name (the source's wins: the
+/// signatures and cursors it made stay valid).
+pub fn copy_secret(row: &SecretRow) -> impl Statement + '_ {
+    diesel::insert_into(instance_secrets::table)
+        .values(row)
+        .on_conflict(instance_secrets::name)
+        .do_update()
+        .set(instance_secrets::value.eq(&row.value))
+}
+
+/// Sets every maintained count to the number of files it counts.
+pub fn recount_files() -> impl Statement {
+    diesel::sql_query(
+        "INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n) \
+         SELECT project, env, visibility, owner_type, owner_id, COUNT(*) FROM files WHERE 1 = 1 \
+         GROUP BY project, env, visibility, owner_type, owner_id \
+         ON CONFLICT (project, env, visibility, owner_type, owner_id) DO UPDATE SET n = excluded.n",
+    )
+}
+
+/// Removes the counts no file is counted in any more.
+pub fn drop_empty_counts() -> impl Statement {
+    diesel::sql_query(
+        "DELETE FROM file_counts WHERE NOT EXISTS (SELECT 1 FROM files f \
+         WHERE f.project = file_counts.project AND f.env = file_counts.env \
+         AND f.visibility = file_counts.visibility AND f.owner_type = file_counts.owner_type \
+         AND f.owner_id = file_counts.owner_id)",
+    )
 }
