@@ -249,6 +249,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/usage` */
+        get: operations["getUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -308,7 +325,7 @@ export interface components {
          * @description Stable error code (docs/api.md §2)
          * @enum {string}
          */
-        ErrorCode: "common/authentication-required" | "common/invalid-api-key" | "common/invalid-request" | "common/payload-too-large" | "common/rate-limited" | "common/service-unavailable" | "common/internal" | "common/not-found" | "common/method-not-allowed" | "file/not-found" | "file/invalid-name" | "file/file-too-large" | "file/file-too-small" | "file/invalid-format" | "file/invalid-path" | "file/bucket-not-configured" | "file/invalid-part-number-range" | "file/upload-init-failed" | "file/invalid-parts-array" | "file/access-denied" | "file/s3-key-already-exists" | "file/s3-key-too-long" | "file/original-name-too-long" | "file/mime-type-too-long" | "file/size-negative" | "file/upload-not-found" | "file/size-mismatch";
+        ErrorCode: "common/authentication-required" | "common/invalid-api-key" | "common/invalid-request" | "common/payload-too-large" | "common/rate-limited" | "common/service-unavailable" | "common/internal" | "common/not-found" | "common/method-not-allowed" | "file/not-found" | "file/invalid-name" | "file/file-too-large" | "file/file-too-small" | "file/invalid-format" | "file/invalid-path" | "file/bucket-not-configured" | "file/invalid-part-number-range" | "file/upload-init-failed" | "file/invalid-parts-array" | "file/access-denied" | "file/quota-exceeded" | "file/s3-key-already-exists" | "file/s3-key-too-long" | "file/original-name-too-long" | "file/mime-type-too-long" | "file/size-negative" | "file/upload-not-found" | "file/size-mismatch";
         /** @description The inside of the envelope. */
         ErrorDetail: {
             /** @description Stable code, e.g. `file/not-found`. */
@@ -574,6 +591,38 @@ export interface components {
             /** @description Where to PUT. */
             url: string;
         };
+        /** @description The answer of `GET /v1/usage`. */
+        UsageReport: {
+            project?: null | components["schemas"]["UsageView"];
+            /**
+             * @description The caller's own files (the service principal's: no user quota; its
+             *     files count toward the project).
+             */
+            user: components["schemas"]["UsageView"];
+        };
+        /** @description One scope's usage and quotas (`null`: no quota). */
+        UsageView: {
+            /**
+             * Format: int64
+             * @description Their bytes.
+             */
+            bytes: number;
+            /**
+             * Format: int64
+             * @description Registered files.
+             */
+            files: number;
+            /**
+             * Format: int64
+             * @description The byte quota.
+             */
+            quotaBytes?: number | null;
+            /**
+             * Format: int64
+             * @description The file quota.
+             */
+            quotaFiles?: number | null;
+        };
         /** @enum {string} */
         Visibility: "public" | "private" | "protected" | "shared";
     };
@@ -789,7 +838,7 @@ export interface operations {
                     "application/json": components["schemas"]["FileView"];
                 };
             };
-            /** @description Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large, file/invalid-path, file/size-mismatch (400); common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/upload-not-found (404); file/s3-key-already-exists (409); common/rate-limited (429) */
+            /** @description Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large, file/invalid-path, file/size-mismatch (400); common/authentication-required, common/invalid-api-key (401); file/access-denied, file/quota-exceeded (403); file/upload-not-found (404); file/s3-key-already-exists (409); common/rate-limited (429) */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
@@ -915,7 +964,7 @@ export interface operations {
                     "application/json": components["schemas"]["MultipartTicket"];
                 };
             };
-            /** @description Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); common/rate-limited (429) */
+            /** @description Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); file/quota-exceeded (403); common/rate-limited (429) */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
@@ -999,7 +1048,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadTicket"];
                 };
             };
-            /** @description Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); common/rate-limited (429) */
+            /** @description Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); file/quota-exceeded (403); common/rate-limited (429) */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
@@ -1472,6 +1521,44 @@ export interface operations {
                 content?: never;
             };
             /** @description Error envelope; codes: file/access-denied (403: missing, tampered, expired or misused signature, or a header other than the signed one), file/not-found (404), file/upload-not-found (404), file/file-too-large, file/size-mismatch, common/invalid-request (400), common/rate-limited (429: another body through this URL) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description common/internal (500), common/service-unavailable (503, with Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What the caller (and, for admins, the project) holds, with the quotas (`null`: none; docs/api.md §11) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                };
+            };
+            /** @description Error envelope; codes: common/authentication-required, common/invalid-api-key (401); common/rate-limited (429) */
             "4XX": {
                 headers: {
                     [name: string]: unknown;

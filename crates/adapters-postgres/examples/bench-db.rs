@@ -371,7 +371,9 @@ async fn main() {
                 Visibility::Private,
                 now,
             );
-            repo.register_file(&file, None).await.expect("register");
+            repo.register_file(&file, None, &stowage_domain::quota::Quota::NONE)
+                .await
+                .expect("register");
         }
     })
     .await;

@@ -21,11 +21,13 @@ use stowage_diesel_common::rows::FileRow;
 use stowage_diesel_common::schema::files;
 use stowage_diesel_common::types::{MetadataJson, ShareList};
 use stowage_diesel_common::{
-    apply_file_update, delete_counted, on_duplicate, unclaimed, Backend, DieselRepository, TxError,
+    apply_file_update, delete_counted, on_duplicate, unclaimed, within_quota, Backend,
+    DieselRepository, TxError,
 };
 use stowage_domain::auth::KeyChange;
 use stowage_domain::model::{File, Tenant, Timestamp};
 use stowage_domain::ports::QueuedDeletion;
+use stowage_domain::quota::Quota;
 use stowage_domain::upload::UploadState;
 use stowage_domain::{Error, ErrorCode, Result};
 
@@ -242,25 +244,37 @@ impl Backend for Postgres {
 
     /// In one statement (atomic on its own, one round trip instead of five
     /// for BEGIN, claim, insert, count, COMMIT); nothing claimed means
-    /// nothing written, and then the reason is looked up.
+    /// nothing written, and then the reason is looked up. With a quota, in
+    /// a transaction that first takes an advisory lock on what the quota
+    /// bounds (the project, or the owner), so that racing registrations
+    /// read the usage one after the other.
     async fn register_file(
         c: &mut Conn,
         file: &File,
         row: &FileRow,
         cleanup: Option<&QueuedDeletion>,
+        quota: &Quota,
     ) -> std::result::Result<(), TxError> {
-        // Without a deletion to queue the statement stays the same (one
-        // prepared statement): its key is empty, which `length(…) > 0` skips.
-        let (queue_key, queue_due) = cleanup.map_or(("", 0), |q| (q.key.as_str(), q.due.millis()));
-        let written = RegisterStatement(row, queue_key, queue_due)
-            .execute(c)
-            .await
-            .map_err(on_duplicate(ErrorCode::S3KeyAlreadyExists))?;
-        if written == 1 {
-            Ok(())
-        } else {
-            Err(TxError::Domain(unclaimed(c, file).await?))
+        if !quota.is_set() {
+            return register(c, file, row, cleanup).await;
         }
+        let scope = if quota.project.is_set() {
+            format!("quota:{}/{}", row.project, row.env)
+        } else {
+            format!(
+                "quota:{}/{}/{}/{}",
+                row.project, row.env, row.owner_type, row.owner_id
+            )
+        };
+        c.transaction::<(), TxError, _>(async |c| {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind::<diesel::sql_types::Text, _>(&scope)
+                .execute(c)
+                .await?;
+            within_quota(c, file, quota).await?;
+            register(c, file, row, cleanup).await
+        })
+        .await
     }
 
     async fn update_file(
@@ -299,6 +313,28 @@ impl Backend for Postgres {
             delete_counted(c, tenant, id, now).await
         })
         .await
+    }
+}
+
+/// Runs [`RegisterStatement`]; nothing claimed means nothing written, and
+/// then the reason is looked up.
+async fn register(
+    c: &mut Conn,
+    file: &File,
+    row: &FileRow,
+    cleanup: Option<&QueuedDeletion>,
+) -> std::result::Result<(), TxError> {
+    // Without a deletion to queue the statement stays the same (one
+    // prepared statement): its key is empty, which `length(…) > 0` skips.
+    let (queue_key, queue_due) = cleanup.map_or(("", 0), |q| (q.key.as_str(), q.due.millis()));
+    let written = RegisterStatement(row, queue_key, queue_due)
+        .execute(c)
+        .await
+        .map_err(on_duplicate(ErrorCode::S3KeyAlreadyExists))?;
+    if written == 1 {
+        Ok(())
+    } else {
+        Err(TxError::Domain(unclaimed(c, file).await?))
     }
 }
 
@@ -373,7 +409,7 @@ impl QueryFragment<Pg> for RegisterStatement<'_> {
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&r.updated_at)?;
         out.push_sql(
-            " FROM claimed RETURNING project, env, visibility, owner_type, owner_id), \
+            " FROM claimed RETURNING project, env, visibility, owner_type, owner_id, size), \
              queued AS (INSERT INTO object_deletions (s3_key, next_attempt_at, created_at) SELECT ",
         );
         out.push_bind_param::<Text, _>(self.1)?;
@@ -385,10 +421,10 @@ impl QueryFragment<Pg> for RegisterStatement<'_> {
         out.push_bind_param::<Text, _>(self.1)?;
         out.push_sql(
             ") > 0 ON CONFLICT (s3_key) DO NOTHING) \
-             INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n) \
-             SELECT project, env, visibility, owner_type, owner_id, 1 FROM inserted \
+             INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n, bytes) \
+             SELECT project, env, visibility, owner_type, owner_id, 1, size FROM inserted \
              ON CONFLICT (project, env, visibility, owner_type, owner_id) \
-             DO UPDATE SET n = file_counts.n + 1",
+             DO UPDATE SET n = file_counts.n + 1, bytes = file_counts.bytes + excluded.bytes",
         );
         Ok(())
     }

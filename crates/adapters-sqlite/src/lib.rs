@@ -24,11 +24,12 @@ use stowage_diesel_common::rows::FileRow;
 use stowage_diesel_common::schema::{file_shares, files};
 use stowage_diesel_common::statements as q;
 use stowage_diesel_common::{
-    apply_file_update, delete_counted, on_duplicate, unclaimed, Backend, DbConn, DieselRepository,
-    TxError,
+    apply_file_update, delete_counted, on_duplicate, unclaimed, within_quota, Backend, DbConn,
+    DieselRepository, TxError,
 };
 use stowage_domain::model::{File, Tenant, Timestamp};
 use stowage_domain::ports::QueuedDeletion;
+use stowage_domain::quota::Quota;
 use stowage_domain::{Error, ErrorCode, Result};
 
 /// Migrations of `migrations/sqlite`, compiled in.
@@ -138,6 +139,7 @@ impl Backend for Sqlite {
         file: &File,
         row: &FileRow,
         cleanup: Option<&QueuedDeletion>,
+        quota: &Quota,
     ) -> std::result::Result<(), TxError> {
         c.transaction::<(), TxError, _>(async |c| {
             if c.execute_statement(q::claim_upload(&file.tenant, &file.s3_key))
@@ -146,6 +148,9 @@ impl Backend for Sqlite {
             {
                 return Err(TxError::Domain(unclaimed(c, file).await?));
             }
+            // The claim holds the write lock: no other registration can
+            // count in between the usage read and the insert.
+            within_quota(c, file, quota).await?;
             if let Some(cleanup) = cleanup {
                 c.execute_statement(q::queue_deletion(cleanup)).await?;
             }
@@ -304,7 +309,9 @@ mod tests {
                     stowage_domain::testing::file(&t, &owner, &key, "x", Visibility::Private, now),
                 );
                 tasks.push(tokio::spawn(async move {
-                    repo.register_file(&f, None).await.map_err(|e| e.code())
+                    repo.register_file(&f, None, &stowage_domain::quota::Quota::NONE)
+                        .await
+                        .map_err(|e| e.code())
                 }));
             }
         }

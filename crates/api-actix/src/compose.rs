@@ -193,6 +193,7 @@ pub fn service_config(config: &Config, public_url: &str) -> ServiceConfig {
         multipart_ttl_secs: config.multipart_ttl_secs,
         abandoned_upload_ttl_secs: config.abandoned_upload_ttl_secs,
         staging_grace_secs: config.staging_grace_secs,
+        quota: config.quota,
     }
 }
 

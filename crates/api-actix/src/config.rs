@@ -128,6 +128,8 @@ pub struct Config {
     pub lifecycle_interval_secs: u64,
     /// Margin after an upload URL's expiry before its staging key is emptied, seconds.
     pub staging_grace_secs: u64,
+    /// Quotas (`STOWAGE_QUOTA_{USER,PROJECT}_{BYTES,FILES}`; unset: none).
+    pub quota: stowage_domain::quota::Quota,
     /// How long start-up waits for the database to answer, seconds.
     pub db_connect_timeout_secs: u64,
     /// A gateway upload body that sends nothing for this long is cut off, seconds.
@@ -160,6 +162,16 @@ fn num(name: &str, default: u64) -> Result<u64, String> {
             .parse()
             .map_err(|_| format!("{name} must be a non-negative integer, got `{v}`")),
     }
+}
+
+/// A non-negative integer variable, or `None` when unset.
+fn optional_num(name: &str) -> Result<Option<u64>, String> {
+    var(name)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| format!("{name} must be a non-negative integer, got `{v}`"))
+        })
+        .transpose()
 }
 
 /// Reads a secret file from the data folder, creating it (32 random bytes, hex,
@@ -354,6 +366,16 @@ impl Config {
             abandoned_upload_ttl_secs: num("STOWAGE_ABANDONED_UPLOAD_TTL_SECS", 86_400)?,
             lifecycle_interval_secs: num("STOWAGE_LIFECYCLE_INTERVAL_SECS", 60)?,
             staging_grace_secs: num("STOWAGE_STAGING_GRACE_SECS", 60)?,
+            quota: stowage_domain::quota::Quota {
+                user: stowage_domain::quota::Limit {
+                    files: optional_num("STOWAGE_QUOTA_USER_FILES")?,
+                    bytes: optional_num("STOWAGE_QUOTA_USER_BYTES")?,
+                },
+                project: stowage_domain::quota::Limit {
+                    files: optional_num("STOWAGE_QUOTA_PROJECT_FILES")?,
+                    bytes: optional_num("STOWAGE_QUOTA_PROJECT_BYTES")?,
+                },
+            },
             db_connect_timeout_secs: num("STOWAGE_DB_CONNECT_TIMEOUT_SECS", 10)?,
             body_idle_timeout_secs: num("STOWAGE_BODY_IDLE_TIMEOUT_SECS", 30)?,
             max_inflight_uploads: usize::try_from(num("STOWAGE_MAX_INFLIGHT_UPLOADS", 1024)?)

@@ -35,7 +35,7 @@ impl Modify for SecuritySchemes {
     paths(
         files::presigned_url, files::multipart_init, files::multipart_part_url, files::multipart_complete,
         files::multipart_abort, files::register, files::list, files::get, files::patch, files::delete,
-        files::download_url, files::download_url_get, public::get, public::head, gateway::put, gateway::get, gateway::head, ops::health, ops::ready, ops::metrics,
+        files::download_url, files::download_url_get, files::usage, public::get, public::head, gateway::put, gateway::get, gateway::head, ops::health, ops::ready, ops::metrics,
         ops::openapi,
     ),
     components(schemas(Visibility, Bucket, OwnerType, OwnerTypeFilter, Category, stowage_domain::ErrorCode, stowage_domain::list::SortBy, stowage_domain::list::SortDirection)),

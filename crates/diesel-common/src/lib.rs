@@ -13,6 +13,6 @@ pub mod types;
 pub use conn::DbConn;
 pub use list::Db;
 pub use repository::{
-    apply_file_update, delete_counted, first, on_duplicate, unclaimed, Backend, DieselRepository,
-    TxError,
+    apply_file_update, delete_counted, first, on_duplicate, unclaimed, usage_of, within_quota,
+    Backend, DieselRepository, TxError,
 };

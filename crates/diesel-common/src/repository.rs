@@ -11,8 +11,11 @@ use bb8::Pool;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use stowage_domain::auth::ApiKeyRecord;
 use stowage_domain::list::{ListPage, ListQuery, Scope};
-use stowage_domain::model::{File, FileId, OwnerTypeFilter, Tenant, Timestamp, Visibility};
+use stowage_domain::model::{
+    File, FileId, Owner, OwnerType, OwnerTypeFilter, Tenant, Timestamp, Visibility,
+};
 use stowage_domain::ports::{ApiKeyRepository, FileRepository, QueuedDeletion};
+use stowage_domain::quota::{Quota, Usage};
 use stowage_domain::upload::{IssuedUpload, UploadState};
 use stowage_domain::{Error, ErrorCode, Result};
 
@@ -52,12 +55,15 @@ pub trait Backend: Send + Sync + 'static {
     /// one wins, the other gets `file/s3-key-already-exists`, or
     /// `file/upload-not-found` when there is no such upload), the file is
     /// recorded and counted, and `cleanup` is queued. Nothing is written
-    /// unless all of it is.
+    /// unless all of it is, nor when the file would pass `quota`
+    /// ([`within_quota`], decided so that racing registrations cannot
+    /// together pass it).
     async fn register_file(
         c: &mut Self::Conn,
         file: &File,
         row: &FileRow,
         cleanup: Option<&QueuedDeletion>,
+        quota: &Quota,
     ) -> std::result::Result<(), TxError>;
 
     /// Writes `row` over the file if its `updated_at` is still `expected`
@@ -185,6 +191,57 @@ pub async fn delete_counted<C: DbConn>(
     };
     c.execute_statement(q::queue_deletion(&queued)).await?;
     Ok(Some(row))
+}
+
+/// What `owner` (every owner with `None`) holds in `tenant`.
+///
+/// # Errors
+/// The database's.
+pub async fn usage_of<C: DbConn>(
+    c: &mut C,
+    tenant: &Tenant,
+    owner: Option<&Owner>,
+) -> std::result::Result<Usage, TxError> {
+    let totals = match owner {
+        Some(o) => first(c.load_rows(q::owner_usage(tenant, o)).await?),
+        None => first(c.load_rows(q::tenant_usage(tenant)).await?),
+    };
+    let (files, bytes) = totals.unwrap_or((0, 0));
+    Ok(Usage {
+        files: u64::try_from(files).unwrap_or(0),
+        bytes: u64::try_from(bytes).unwrap_or(0),
+    })
+}
+
+/// `file/quota-exceeded` (as a domain error) when `file` would take its
+/// owner or its project past `quota`, read inside the caller's transaction;
+/// the caller makes the read and the insert after it atomic.
+///
+/// # Errors
+/// `file/quota-exceeded`, or the database's.
+pub async fn within_quota<C: DbConn>(
+    c: &mut C,
+    file: &File,
+    quota: &Quota,
+) -> std::result::Result<(), TxError> {
+    if !quota.is_set() {
+        return Ok(());
+    }
+    let user = match file.owner.kind {
+        OwnerType::User if quota.user.is_set() => {
+            Some(usage_of(c, &file.tenant, Some(&file.owner)).await?)
+        }
+        _ => None,
+    };
+    let project = if quota.project.is_set() {
+        usage_of(c, &file.tenant, None).await?
+    } else {
+        Usage::default()
+    };
+    match quota.exceeded(user, project, Usage::one_file(file.size)) {
+        Some(e) => Err(TxError::Domain(e)),
+        None => Ok(()),
+    }
 }
 
 /// The first row, if any.
@@ -436,12 +493,18 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
         &self,
         file: &File,
         cleanup: Option<&'a QueuedDeletion>,
+        quota: &Quota,
     ) -> Result<()> {
         let row = FileRow::from_file(file)?;
         self.run("register file", async |c| {
-            B::register_file(c, file, &row, cleanup).await
+            B::register_file(c, file, &row, cleanup, quota).await
         })
         .await
+    }
+
+    async fn usage<'a>(&self, tenant: &Tenant, owner: Option<&'a Owner>) -> Result<Usage> {
+        self.run("read usage", async |c| usage_of(c, tenant, owner).await)
+            .await
     }
 
     async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>> {

@@ -86,6 +86,7 @@ diesel::table! {
         owner_type -> Text,
         owner_id -> Text,
         n -> BigInt,
+        bytes -> BigInt,
     }
 }
 

@@ -5,7 +5,7 @@
 
 use diesel::dsl::exists;
 use diesel::{BoolExpressionMethods, ExpressionMethods, IntoSql, QueryDsl};
-use stowage_domain::model::{Tenant, Timestamp};
+use stowage_domain::model::{Owner, Tenant, Timestamp};
 use stowage_domain::ports::QueuedDeletion;
 use stowage_domain::upload::UploadState;
 
@@ -240,8 +240,10 @@ pub fn delete_file<'a>(tenant: &'a Tenant, id: &'a str) -> impl Rows<'a, FileRow
     .returning(columns::<FileRow>())
 }
 
-/// Adds `delta` to the count of `row`'s owner's files of `visibility`.
+/// Adds `delta` files (`delta` × its size in bytes) to the count of `row`'s
+/// owner's files of `visibility`.
 pub fn bump_count<'a>(row: &'a FileRow, visibility: &'a str, delta: i64) -> impl Statement + 'a {
+    let bytes = row.size.saturating_mul(delta);
     diesel::insert_into(file_counts::table)
         .values((
             file_counts::project.eq(&row.project),
@@ -250,6 +252,7 @@ pub fn bump_count<'a>(row: &'a FileRow, visibility: &'a str, delta: i64) -> impl
             file_counts::owner_type.eq(&row.owner_type),
             file_counts::owner_id.eq(&row.owner_id),
             file_counts::n.eq(delta),
+            file_counts::bytes.eq(bytes),
         ))
         .on_conflict((
             file_counts::project,
@@ -259,7 +262,65 @@ pub fn bump_count<'a>(row: &'a FileRow, visibility: &'a str, delta: i64) -> impl
             file_counts::owner_id,
         ))
         .do_update()
-        .set(file_counts::n.eq(file_counts::n + delta))
+        .set((
+            file_counts::n.eq(file_counts::n + delta),
+            file_counts::bytes.eq(file_counts::bytes + bytes),
+        ))
+}
+
+/// `(files, bytes)` of `owner` in `tenant`: a sum over the maintained
+/// counts (one row per visibility), never over files.
+pub fn owner_usage<'a>(tenant: &'a Tenant, owner: &'a Owner) -> impl Rows<'a, (i64, i64)> {
+    file_counts::table
+        .filter(file_counts::project.eq(tenant.project.as_str()))
+        .filter(file_counts::env.eq(tenant.env.as_str()))
+        .filter(file_counts::owner_type.eq(owner.kind.as_str()))
+        .filter(file_counts::owner_id.eq(owner.id.as_str()))
+        .select((Total::FILES, Total::BYTES))
+}
+
+/// `(files, bytes)` of every owner in `tenant`, from the maintained counts.
+pub fn tenant_usage(tenant: &Tenant) -> impl Rows<'_, (i64, i64)> {
+    file_counts::table
+        .filter(file_counts::project.eq(tenant.project.as_str()))
+        .filter(file_counts::env.eq(tenant.env.as_str()))
+        .select((Total::FILES, Total::BYTES))
+}
+
+/// `CAST(COALESCE(SUM(file_counts.<column>), 0) AS BIGINT)`: a `BIGINT` on
+/// both backends (PostgreSQL's `SUM(bigint)` is `numeric`), 0 over no rows.
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+pub struct Total(&'static str);
+
+impl Total {
+    /// Files.
+    pub const FILES: Total = Total("\"file_counts\".\"n\"");
+    /// Bytes.
+    pub const BYTES: Total = Total("\"file_counts\".\"bytes\"");
+}
+
+impl diesel::Expression for Total {
+    type SqlType = diesel::sql_types::BigInt;
+}
+
+impl diesel::expression::ValidGrouping<()> for Total {
+    type IsAggregate = diesel::expression::is_aggregate::Yes;
+}
+
+impl diesel::AppearsOnTable<file_counts::table> for Total {}
+
+impl diesel::SelectableExpression<file_counts::table> for Total {}
+
+impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for Total {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        out.push_sql("CAST(COALESCE(SUM(");
+        out.push_sql(self.0);
+        out.push_sql("), 0) AS BIGINT)");
+        Ok(())
+    }
 }
 
 /// Stores `value` as the secret `name` unless one is stored already.
@@ -397,10 +458,12 @@ pub fn copy_secret(row: &SecretRow) -> impl Statement + '_ {
 /// Sets every maintained count to the number of files it counts.
 pub fn recount_files() -> impl Statement {
     diesel::sql_query(
-        "INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n) \
-         SELECT project, env, visibility, owner_type, owner_id, COUNT(*) FROM files WHERE 1 = 1 \
+        "INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n, bytes) \
+         SELECT project, env, visibility, owner_type, owner_id, COUNT(*), \
+         CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM files WHERE 1 = 1 \
          GROUP BY project, env, visibility, owner_type, owner_id \
-         ON CONFLICT (project, env, visibility, owner_type, owner_id) DO UPDATE SET n = excluded.n",
+         ON CONFLICT (project, env, visibility, owner_type, owner_id) \
+         DO UPDATE SET n = excluded.n, bytes = excluded.bytes",
     )
 }
 

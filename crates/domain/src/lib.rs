@@ -19,6 +19,7 @@ pub mod list;
 pub mod metadata;
 pub mod model;
 pub mod ports;
+pub mod quota;
 pub mod service;
 pub mod text;
 pub mod upload;

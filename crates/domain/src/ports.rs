@@ -5,7 +5,8 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::list::{ListPage, ListQuery};
-use crate::model::{ApiKeyRecord, File, FileId, Tenant, Timestamp};
+use crate::model::{ApiKeyRecord, File, FileId, Owner, Tenant, Timestamp};
+use crate::quota::{Quota, Usage};
 use crate::upload::{IssuedUpload, UploadState};
 
 /// Source of the current time (tests control it).
@@ -62,18 +63,29 @@ pub trait FileRepository: Send + Sync {
     ) -> Result<Option<IssuedUpload>>;
 
     /// Atomically marks the upload of `file.s3_key` as registered, inserts
-    /// `file` and queues `cleanup` (if any) for deletion: all happen or none.
+    /// `file`, counts it (files and bytes, [`FileRepository::usage`]) and
+    /// queues `cleanup` (if any) for deletion: all happen or none.
     ///
     /// # Errors
     /// MUST return `file/s3-key-already-exists` if a file with this key exists
     /// (also when two registrations race: exactly one succeeds); MUST return
     /// `file/upload-not-found` if no pending, completed or registering upload
-    /// has this key.
+    /// has this key; MUST return `file/quota-exceeded` (writing nothing) when
+    /// the file would take its owner (a user; the service principal has no
+    /// user quota) or its project past `quota` ([`Quota::exceeded`]),
+    /// decided atomically with the insert: of registrations racing for the
+    /// last bytes, none takes the usage past a limit.
     async fn register_file<'a>(
         &self,
         file: &File,
         cleanup: Option<&'a QueuedDeletion>,
+        quota: &Quota,
     ) -> Result<()>;
+
+    /// The files and bytes `owner` holds in `tenant` (every owner's together
+    /// when `None`), from counts maintained with every registration and
+    /// deletion (never a sum over files); a deletion frees its bytes at once.
+    async fn usage<'a>(&self, tenant: &Tenant, owner: Option<&'a Owner>) -> Result<Usage>;
 
     /// The file with `id` in `tenant`; `None` if none (other tenants' files MUST NOT be returned).
     async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>>;

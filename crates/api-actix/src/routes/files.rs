@@ -85,7 +85,7 @@ pub struct AbortResponse {
 }
 
 /// `POST /v1/files/presigned-url`
-#[utoipa::path(post, path = "/v1/files/presigned-url", operation_id = "issueUploadUrl", tag = "files", request_body = IssueUpload, responses((status = 200, description = "Upload URL issued", body = UploadTicket), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(post, path = "/v1/files/presigned-url", operation_id = "issueUploadUrl", tag = "files", request_body = IssueUpload, responses((status = 200, description = "Upload URL issued", body = UploadTicket), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); file/quota-exceeded (403); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn presigned_url(
     state: State,
     Caller(p): Caller,
@@ -99,7 +99,7 @@ pub async fn presigned_url(
 }
 
 /// `POST /v1/files/multipart/init`
-#[utoipa::path(post, path = "/v1/files/multipart/init", operation_id = "initMultipartUpload", tag = "multipart", request_body = IssueUpload, responses((status = 200, description = "Multipart upload started", body = MultipartTicket), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(post, path = "/v1/files/multipart/init", operation_id = "initMultipartUpload", tag = "multipart", request_body = IssueUpload, responses((status = 200, description = "Multipart upload started", body = MultipartTicket), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); file/quota-exceeded (403); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn multipart_init(
     state: State,
     Caller(p): Caller,
@@ -167,7 +167,7 @@ pub async fn multipart_abort(
 }
 
 /// `POST /v1/files`
-#[utoipa::path(post, path = "/v1/files", operation_id = "registerFile", tag = "files", request_body = RegisterFile, responses((status = 201, description = "File registered", body = FileView), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large, file/invalid-path, file/size-mismatch (400); common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/upload-not-found (404); file/s3-key-already-exists (409); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(post, path = "/v1/files", operation_id = "registerFile", tag = "files", request_body = RegisterFile, responses((status = 201, description = "File registered", body = FileView), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large, file/invalid-path, file/size-mismatch (400); common/authentication-required, common/invalid-api-key (401); file/access-denied, file/quota-exceeded (403); file/upload-not-found (404); file/s3-key-already-exists (409); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn register(
     state: State,
     Caller(p): Caller,
@@ -209,6 +209,12 @@ pub async fn get(
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(state.files.get(&p, &id).await?))
+}
+
+/// `GET /v1/usage`
+#[utoipa::path(get, path = "/v1/usage", operation_id = "getUsage", tag = "files", responses((status = 200, description = "What the caller (and, for admins, the project) holds, with the quotas (`null`: none; docs/api.md §11)", body = stowage_domain::service::UsageReport), (status = "4XX", description = "Error envelope; codes: common/authentication-required, common/invalid-api-key (401); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+pub async fn usage(state: State, Caller(p): Caller) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(state.files.usage(&p).await?))
 }
 
 /// `PATCH /v1/files/{id}`

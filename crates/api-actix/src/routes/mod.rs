@@ -59,6 +59,7 @@ pub fn table() -> Vec<RouteSpec> {
         r!(delete, "/v1/files/{id}", files::delete),
         r!(post, "/v1/files/{id}/download-url", files::download_url),
         r!(get, "/v1/files/{id}/download-url", files::download_url_get),
+        r!(get, "/v1/usage", files::usage),
         r!(get, "/v1/public/{key:.*}", "/v1/public/{key}", public::get),
         r!(
             head,

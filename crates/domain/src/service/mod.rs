@@ -5,6 +5,7 @@
 //! - `uploads`: issuing upload URLs, multipart uploads, the gateway's byte allowance;
 //! - `register`: the seven checks of registration and the move out of staging;
 //! - `files`: reading, listing, changing, deleting files and download URLs;
+//! - `usage`: what the caller and the project hold, against their quotas;
 //! - `lifecycle`: the background steps (queued deletions, abandoned uploads) and health.
 
 use std::sync::Arc;
@@ -22,11 +23,13 @@ use crate::limits::{
 };
 use crate::list::{Cursor, CursorSeal, ListParams, ListQuery, Scope};
 use crate::model::{
-    Bucket, Category, File, FileId, FileMetadata, FileView, Principal, Timestamp, Visibility,
+    Bucket, Category, File, FileId, FileMetadata, FileView, OwnerType, Principal, Timestamp,
+    Visibility,
 };
 use crate::ports::{
     Clock, CompletedPart, FileRepository, ObjectStore, PresignedRequest, QueuedDeletion,
 };
+use crate::quota::Usage;
 use crate::upload::{IssueUpload, IssuedUpload, UploadState};
 use crate::validation::FieldRules;
 
@@ -36,9 +39,11 @@ mod lifecycle;
 mod public;
 mod register;
 mod uploads;
+mod usage;
 
 pub use dto::*;
 pub use public::{PublicFile, PUBLIC_REDIRECT_TTL_SECS};
+pub use usage::{UsageReport, UsageView};
 
 /// Tunables of the use cases.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +64,8 @@ pub struct ServiceConfig {
     /// How long after an upload's URLs expire its staging key is emptied,
     /// seconds: a margin for a store whose clock runs behind this server's.
     pub staging_grace_secs: u64,
+    /// Quotas per user and per project (docs/api.md §11).
+    pub quota: crate::quota::Quota,
 }
 
 impl Default for ServiceConfig {
@@ -71,6 +78,7 @@ impl Default for ServiceConfig {
             abandoned_upload_ttl_secs: 24 * 3600,
             public_base_url: None,
             staging_grace_secs: 60,
+            quota: crate::quota::Quota::NONE,
         }
     }
 }

@@ -140,7 +140,9 @@ impl FileService {
             key: staged,
             due: upload.expires_at.plus_secs(self.config.staging_grace_secs),
         };
-        self.repo.register_file(file, Some(&cleanup)).await
+        self.repo
+            .register_file(file, Some(&cleanup), &self.config.quota)
+            .await
     }
 }
 

@@ -15,6 +15,32 @@ impl FileService {
         Ok((mime, size))
     }
 
+    /// Refuses an upload whose file (of its declared size, if any) would take
+    /// the caller or the project past a quota (docs/api.md §11). Only an early
+    /// answer: registration decides atomically.
+    async fn check_quota(&self, principal: &Principal, size: Option<u64>) -> Result<()> {
+        let quota = &self.config.quota;
+        if !quota.is_set() {
+            return Ok(());
+        }
+        let tenant = &principal.tenant;
+        let user = match principal.identity.kind {
+            OwnerType::User if quota.user.is_set() => {
+                Some(self.repo.usage(tenant, Some(&principal.identity)).await?)
+            }
+            _ => None,
+        };
+        let project = if quota.project.is_set() {
+            self.repo.usage(tenant, None).await?
+        } else {
+            Usage::default()
+        };
+        match quota.exceeded(user, project, Usage::one_file(size.unwrap_or(0))) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// The record of an upload about to be issued (not stored yet: the URL
     /// is signed first, so a store that cannot sign leaves no record).
     fn new_upload(
@@ -59,6 +85,7 @@ impl FileService {
         req: IssueUpload,
     ) -> Result<UploadTicket> {
         let (mime, size) = self.check_issue(&req, false)?;
+        self.check_quota(principal, size).await?;
         let key = keys::generate(&principal.tenant, &principal.identity, &req.filename);
         let upload = self.new_upload(principal, &req, &mime, size, None, key);
         let presigned = self
@@ -96,6 +123,7 @@ impl FileService {
             return Err(Error::invalid_request("missing field `fileSize`"));
         }
         let (mime, size) = self.check_issue(&req, true)?;
+        self.check_quota(principal, size).await?;
         let key = keys::generate(&principal.tenant, &principal.identity, &req.filename);
         let upload_id = self
             .store

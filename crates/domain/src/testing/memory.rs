@@ -9,11 +9,14 @@ use async_trait::async_trait;
 use crate::auth::ApiKeyRecord;
 use crate::error::{Error, ErrorCode, Result};
 use crate::list::{ListPage, ListQuery, MimeFilter, Scope, SortBy, SortDirection, SortValue};
-use crate::model::{File, FileId, OwnerType, OwnerTypeFilter, Tenant, Timestamp, Visibility};
+use crate::model::{
+    File, FileId, Owner, OwnerType, OwnerTypeFilter, Tenant, Timestamp, Visibility,
+};
 use crate::ports::{
     ApiKeyRepository, AssembledObject, Clock, CompletedPart, FileRepository, ObjectInfo,
     ObjectStore, PresignedRequest, QueuedDeletion,
 };
+use crate::quota::{Quota, Usage};
 use crate::upload::{IssuedUpload, UploadState};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -154,33 +157,44 @@ impl FileRepository for MemoryFileRepository {
         &self,
         file: &File,
         cleanup: Option<&'a QueuedDeletion>,
+        quota: &Quota,
     ) -> Result<()> {
         let mut s = lock(&self.0);
         if s.files.values().any(|f| f.s3_key == file.s3_key) {
             return Err(Error::new(ErrorCode::S3KeyAlreadyExists));
         }
-        match s
-            .uploads
-            .get_mut(&(file.tenant.clone(), file.s3_key.clone()))
-        {
+        match s.uploads.get(&(file.tenant.clone(), file.s3_key.clone())) {
             Some(u)
                 if matches!(
                     u.state,
                     UploadState::Pending | UploadState::Completed | UploadState::Registering
-                ) =>
-            {
-                u.state = UploadState::Registered
-            }
+                ) => {}
             Some(u) if u.state == UploadState::Registered => {
                 return Err(Error::new(ErrorCode::S3KeyAlreadyExists))
             }
             _ => return Err(Error::new(ErrorCode::UploadNotFound)),
+        }
+        let user = (file.owner.kind == OwnerType::User)
+            .then(|| usage_of(&s.files, &file.tenant, Some(&file.owner)));
+        let project = usage_of(&s.files, &file.tenant, None);
+        if let Some(e) = quota.exceeded(user, project, Usage::one_file(file.size)) {
+            return Err(e);
+        }
+        if let Some(u) = s
+            .uploads
+            .get_mut(&(file.tenant.clone(), file.s3_key.clone()))
+        {
+            u.state = UploadState::Registered;
         }
         s.files.insert(file.id, file.clone());
         if let Some(c) = cleanup {
             s.deletions.entry(c.key.clone()).or_insert(c.due);
         }
         Ok(())
+    }
+
+    async fn usage<'a>(&self, tenant: &Tenant, owner: Option<&'a Owner>) -> Result<Usage> {
+        Ok(usage_of(&lock(&self.0).files, tenant, owner))
     }
 
     async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>> {
@@ -670,4 +684,15 @@ impl super::contract::Transfer for MemoryObjectStore {
             None => (404, None, None, Vec::new()),
         }
     }
+}
+
+/// What `owner` (every owner when `None`) holds in `tenant`.
+fn usage_of(files: &BTreeMap<FileId, File>, tenant: &Tenant, owner: Option<&Owner>) -> Usage {
+    files
+        .values()
+        .filter(|f| &f.tenant == tenant && owner.is_none_or(|o| &f.owner == o))
+        .fold(Usage::default(), |u, f| Usage {
+            files: u.files + 1,
+            bytes: u.bytes + f.size,
+        })
 }

@@ -170,6 +170,7 @@ impl FileRepository for BuggyRepo {
         &self,
         file: &File,
         cleanup: Option<&'a QueuedDeletion>,
+        quota: &stowage_domain::quota::Quota,
     ) -> Result<()> {
         let name = file.tenant.project.to_string();
         if let Ok(mut t) = self.tenants.lock() {
@@ -179,7 +180,14 @@ impl FileRepository for BuggyRepo {
                 }
             }
         }
-        self.inner.register_file(file, cleanup).await
+        self.inner.register_file(file, cleanup, quota).await
+    }
+    async fn usage<'a>(
+        &self,
+        tenant: &Tenant,
+        owner: Option<&'a stowage_domain::model::Owner>,
+    ) -> Result<stowage_domain::quota::Usage> {
+        self.inner.usage(tenant, owner).await
     }
     async fn get_file(&self, tenant: &Tenant, id: FileId) -> Result<Option<File>> {
         self.inner.get_file(tenant, id).await

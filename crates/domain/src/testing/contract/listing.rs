@@ -86,7 +86,9 @@ pub(super) async fn seed(repo: &dyn FileRepository) -> crate::model::Tenant {
         f.shared_with = shared.iter().map(|s| s.to_string()).collect();
         f.mime_type = (*mime).into();
         f.size = *size;
-        repo.register_file(&f, None).await.expect("register");
+        repo.register_file(&f, None, &crate::quota::Quota::NONE)
+            .await
+            .expect("register");
     }
     let svc = Owner {
         kind: OwnerType::Service,
@@ -99,7 +101,9 @@ pub(super) async fn seed(repo: &dyn FileRepository) -> crate::model::Tenant {
         .expect("insert");
     let mut f = file(&t, &svc, &key, "service.bin", Visibility::Private, at);
     f.bucket = Bucket::Temp;
-    repo.register_file(&f, None).await.expect("register");
+    repo.register_file(&f, None, &crate::quota::Quota::NONE)
+        .await
+        .expect("register");
     t
 }
 
@@ -557,7 +561,9 @@ pub async fn caller_listings_in_every_order(repo: &dyn FileRepository) {
         if vis == Visibility::Shared && i % 8 < 6 {
             f.shared_with = vec!["me".into()];
         }
-        repo.register_file(&f, None).await.expect("register");
+        repo.register_file(&f, None, &crate::quota::Quota::NONE)
+            .await
+            .expect("register");
         all.push(f);
     }
     let me = user("me");

@@ -22,6 +22,7 @@ use super::{file, fresh_tenant, pending_upload, user};
 mod files;
 mod keys;
 mod listing;
+mod quota;
 mod service;
 mod store;
 mod uploads;
@@ -33,6 +34,9 @@ pub use files::{
 pub use keys::api_key_repository;
 pub use listing::{
     caller_listings_in_every_order, list_pagination_and_cursor, list_scope_filters_and_order,
+};
+pub use quota::{
+    quotas_hold_when_registrations_race, usage_follows_registrations_changes_and_deletions,
 };
 pub use service::file_service;
 pub use store::{
@@ -102,6 +106,8 @@ macro_rules! repository_kit {
                 list_pagination_and_cursor,
                 caller_listings_in_every_order,
                 concurrent_writers_one_wins,
+                usage_follows_registrations_changes_and_deletions,
+                quotas_hold_when_registrations_race,
                 repository_is_healthy
             );
             $crate::__kit_checks!(keys, $make; api_key_repository);

@@ -140,6 +140,7 @@ pub async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
     repo.register_file(
         &file(&t, &alice, &claimed, "c.txt", Visibility::Private, now),
         None,
+        &crate::quota::Quota::NONE,
     )
     .await
     .expect("register_file MUST accept an upload claimed as registering");
@@ -157,8 +158,8 @@ pub async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
     };
     let (qa, qb) = (queued("a"), queued("b"));
     let (ra, rb) = tokio::join!(
-        repo.register_file(&a, Some(&qa)),
-        repo.register_file(&b, Some(&qb))
+        repo.register_file(&a, Some(&qa), &crate::quota::Quota::NONE),
+        repo.register_file(&b, Some(&qb), &crate::quota::Quota::NONE)
     );
     let oks = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
     assert_eq!(
@@ -203,7 +204,10 @@ pub async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
         now,
     );
     assert_eq!(
-        code(repo.register_file(&missing, None).await),
+        code(
+            repo.register_file(&missing, None, &crate::quota::Quota::NONE)
+                .await
+        ),
         Some(ErrorCode::UploadNotFound),
         "no upload, no file"
     );
@@ -254,6 +258,7 @@ pub async fn abandoned_uploads(repo: &dyn FileRepository) {
     repo.register_file(
         &file(&t, &alice, &registered.key, "r", Visibility::Private, old),
         None,
+        &crate::quota::Quota::NONE,
     )
     .await
     .expect("register");
