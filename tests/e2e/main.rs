@@ -14,6 +14,7 @@ mod hostile;
 mod integrity;
 mod multipart;
 mod public;
+mod quotas;
 mod reliability;
 mod replicas;
 mod s3;

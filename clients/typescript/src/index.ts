@@ -33,6 +33,7 @@ export type OwnerTypeFilter = Schemas["OwnerTypeFilter"];
 export type ErrorCode = Schemas["ErrorCode"];
 export type SortBy = Schemas["SortBy"];
 export type SortDirection = Schemas["SortDirection"];
+export type UsageReport = Schemas["UsageReport"];
 
 /** A failure answered by the server (or the store) in the error envelope. */
 export class StowageError extends Error {
@@ -182,6 +183,11 @@ export class StowageClient {
   /** `DELETE /v1/files/{id}`: the file and its object. */
   async deleteFile(id: string, signal?: AbortSignal): Promise<void> {
     await this.call("DELETE", `/v1/files/${encodeURIComponent(id)}`, undefined, signal);
+  }
+
+  /** `GET /v1/usage`: what the caller (and, for admins, the project) holds, with the quotas. */
+  usage(signal?: AbortSignal): Promise<UsageReport> {
+    return this.call("GET", "/v1/usage", undefined, signal);
   }
 
   /** `POST /v1/files/{id}/download-url`: a short-lived URL to the bytes. */

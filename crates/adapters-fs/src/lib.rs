@@ -189,6 +189,19 @@ impl ObjectStore for FsStore {
         })
     }
 
+    async fn read_prefix(&self, key: &str, len: u64) -> Result<Vec<u8>> {
+        let (file, _) = self
+            .open_object(key)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::UploadNotFound))?;
+        let mut head = Vec::new();
+        file.take(len)
+            .read_to_end(&mut head)
+            .await
+            .map_err(|e| io_error("read object", e))?;
+        Ok(head)
+    }
+
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         let (_, meta) = self.resolve(key).await?;
         Ok(meta.filter(std::fs::Metadata::is_file).map(|m| ObjectInfo {

@@ -504,6 +504,60 @@ mod tests {
     stowage_domain::repository_kit!(optional: fixture().await);
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_bytes_migration_backfills_existing_files() {
+        use diesel::connection::SimpleConnection;
+        use stowage_domain::model::{Owner, OwnerType, ProjectId};
+        let Some((admin, name, url)) = database().await else {
+            return;
+        };
+        let old = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn =
+                <AsyncConnectionWrapper<Conn> as Connection>::establish(&old).expect("connect");
+            // Every migration before `count_bytes`, then files as they were.
+            for _ in 0..8 {
+                conn.run_next_migration(MIGRATIONS).expect("migrate one");
+            }
+            conn.batch_execute(
+                "INSERT INTO files (id, project, env, s3_key, original_name, name_folded, mime_type, \
+                 size, visibility, bucket, owner_type, owner_id, shared_with, metadata, created_at, updated_at) VALUES \
+                 ('0190a000-0000-7000-8000-000000000001', 'p1', 'dev', 'p1/dev/a', 'a', 'a', 'text/plain', 10, 'private', 'files', 'user', 'alice', '{}', '{}', 1, 1), \
+                 ('0190a000-0000-7000-8000-000000000002', 'p1', 'dev', 'p1/dev/b', 'b', 'b', 'text/plain', 20, 'public', 'files', 'user', 'alice', '{}', '{}', 1, 1), \
+                 ('0190a000-0000-7000-8000-000000000003', 'p1', 'dev', 'p1/dev/c', 'c', 'c', 'text/plain', 5, 'private', 'files', 'service', 'k1', '{}', '{}', 1, 1); \
+                 INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n) VALUES \
+                 ('p1', 'dev', 'private', 'user', 'alice', 1), ('p1', 'dev', 'public', 'user', 'alice', 1), \
+                 ('p1', 'dev', 'private', 'service', 'k1', 1);",
+            )
+            .expect("old rows");
+        })
+        .await
+        .expect("joined");
+        migrate(&url).await.expect("the remaining migrations");
+        let repo = PostgresRepository::connect(&PostgresConfig::new(&url))
+            .await
+            .expect("connect");
+        let tenant = Tenant {
+            project: ProjectId::new("p1").expect("project"),
+            env: stowage_domain::model::Environment::Dev,
+        };
+        let alice = Owner {
+            kind: OwnerType::User,
+            id: "alice".into(),
+        };
+        let usage = |files, bytes| stowage_domain::quota::Usage { files, bytes };
+        assert_eq!(
+            repo.usage(&tenant, Some(&alice)).await.expect("usage"),
+            usage(2, 30)
+        );
+        assert_eq!(
+            repo.usage(&tenant, None).await.expect("usage"),
+            usage(3, 35)
+        );
+        drop(repo);
+        drop_database(&admin, &name).await.expect("drop");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn migrates_idempotently_and_passes_the_service_kit() {
         let Some((admin, name, url)) = database().await else {
             return;

@@ -232,6 +232,31 @@ impl ObjectStore for S3Store {
             .await
     }
 
+    async fn read_prefix(&self, key: &str, len: u64) -> Result<Vec<u8>> {
+        use futures_util::TryStreamExt;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        // A ranged GET of an empty object is refused (416): ask its size first.
+        let size = self
+            .head(key)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::UploadNotFound))?
+            .size;
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let body = self
+            .read_object(key, Some((0, len.min(size))))
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::UploadNotFound))?;
+        let chunks: Vec<bytes::Bytes> = body
+            .try_collect()
+            .await
+            .map_err(|e| Error::unavailable(format!("s3 get: {e}")))?;
+        Ok(chunks.concat())
+    }
+
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         self.retried(|| async {
             let req = HeadObjectRequest {

@@ -279,6 +279,56 @@ mod tests {
 
     stowage_domain::repository_kit!(fixture().await);
 
+    /// Rows of `files` written before the bytes migration, as SQL values.
+    const OLD_FILES: &str = "INSERT INTO files (id, project, env, s3_key, original_name, name_folded, \
+        mime_type, size, visibility, bucket, owner_type, owner_id, shared_with, metadata, created_at, updated_at) VALUES \
+        ('0190a000-0000-7000-8000-000000000001', 'p1', 'dev', 'p1/dev/a', 'a', 'a', 'text/plain', 10, 'private', 'files', 'user', 'alice', '[]', '{}', 1, 1), \
+        ('0190a000-0000-7000-8000-000000000002', 'p1', 'dev', 'p1/dev/b', 'b', 'b', 'text/plain', 20, 'public', 'files', 'user', 'alice', '[]', '{}', 1, 1), \
+        ('0190a000-0000-7000-8000-000000000003', 'p1', 'dev', 'p1/dev/c', 'c', 'c', 'text/plain', 5, 'private', 'files', 'service', 'k1', '[]', '{}', 1, 1)";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_bytes_migration_backfills_existing_files() {
+        use diesel::connection::SimpleConnection;
+        use stowage_domain::model::{Owner, OwnerType, ProjectId, Tenant};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db").display().to_string();
+        {
+            let mut conn = SqliteConnection::establish(&path).expect("open");
+            // Every migration before `count_bytes`, then files as they were.
+            for _ in 0..4 {
+                conn.run_next_migration(MIGRATIONS).expect("migrate one");
+            }
+            conn.batch_execute(OLD_FILES).expect("old files");
+            conn.batch_execute(
+                "INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n) VALUES \
+                 ('p1', 'dev', 'private', 'user', 'alice', 1), ('p1', 'dev', 'public', 'user', 'alice', 1), \
+                 ('p1', 'dev', 'private', 'service', 'k1', 1)",
+            )
+            .expect("old counts");
+        }
+        migrate(&path).expect("the remaining migrations");
+        let repo = SqliteRepository::connect(&SqliteConfig::new(path))
+            .await
+            .expect("connect");
+        let tenant = Tenant {
+            project: ProjectId::new("p1").expect("project"),
+            env: stowage_domain::model::Environment::Dev,
+        };
+        let alice = Owner {
+            kind: OwnerType::User,
+            id: "alice".into(),
+        };
+        let usage = |files, bytes| stowage_domain::quota::Usage { files, bytes };
+        assert_eq!(
+            repo.usage(&tenant, Some(&alice)).await.expect("usage"),
+            usage(2, 30)
+        );
+        assert_eq!(
+            repo.usage(&tenant, None).await.expect("usage"),
+            usage(3, 35)
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn passes_the_service_kit() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod content;
 pub mod error;
 pub mod keys;
 pub mod limits;

@@ -249,6 +249,14 @@ pub trait ObjectStore: Send + Sync {
     /// Size and ETag of the object; `None` MUST mean there is no object at `key`.
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
 
+    /// The object's first `len` bytes (all of it when shorter; empty for an
+    /// empty object), read without fetching the rest: what the content check
+    /// of registration looks at (docs/api.md §11).
+    ///
+    /// # Errors
+    /// MUST return `file/upload-not-found` when there is no object at `key`.
+    async fn read_prefix(&self, key: &str, len: u64) -> Result<Vec<u8>>;
+
     /// Deletes the object. MUST succeed when there is no object (idempotent).
     async fn delete(&self, key: &str) -> Result<()>;
 

@@ -1,6 +1,7 @@
 //! `POST /v1/files`: the seven checks of docs/api.md §4, in order, and the move
 //! of the object out of staging.
 use super::*;
+use crate::content::{self, Verdict};
 
 impl FileService {
     /// `POST /v1/files`: the seven checks of docs/api.md, in order.
@@ -53,7 +54,7 @@ impl FileService {
             }
         };
         let now = self.clock.now();
-        let file = File {
+        let mut file = File {
             id: FileId::generate(),
             tenant: principal.tenant.clone(),
             s3_key: upload.key.clone(),
@@ -75,7 +76,7 @@ impl FileService {
             created_at: now,
             updated_at: now,
         };
-        match self.place_and_register(&upload, &file).await {
+        match self.place_and_register(&upload, &mut file).await {
             Ok(()) => Ok(self.view(&file, crate::model::Projection::Full)),
             Err(e) => {
                 // Let the caller try again (or the sweeper clean up).
@@ -101,10 +102,11 @@ impl FileService {
     }
 
     /// Registration past its claim: checks 6 and 7 against the stored object,
-    /// moves it from staging to its key (where no URL can write), queues the
-    /// staging key for deletion once the upload's URLs have expired (a late
-    /// `PUT` can only land there), and records the file.
-    async fn place_and_register(&self, upload: &IssuedUpload, file: &File) -> Result<()> {
+    /// the content check (step 8, docs/api.md §11), moves it from staging to
+    /// its key (where no URL can write), queues the staging key for deletion
+    /// once the upload's URLs have expired (a late `PUT` can only land
+    /// there), and records the file.
+    async fn place_and_register(&self, upload: &IssuedUpload, file: &mut File) -> Result<()> {
         let staged = keys::staging_key(&upload.key);
         // 6. Uploaded? The bytes are in staging, or already at the key when an
         // earlier attempt of this registration moved them and then failed.
@@ -130,6 +132,26 @@ impl FileService {
                 ErrorCode::SizeMismatch,
                 format!("The uploaded object has {} bytes", object.size),
             ));
+        }
+        // 8. Of the type it is registered as?
+        if content::is_checked(&file.mime_type) {
+            let head = self
+                .store
+                .read_prefix(location, content::HEAD_BYTES)
+                .await?;
+            match content::check(&file.mime_type, &head) {
+                Ok(Verdict::Matches {
+                    dimensions: Some((w, h)),
+                }) if file.width.is_none() && file.height.is_none() => {
+                    file.width = Some(w);
+                    file.height = Some(h);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.discard_object(location).await;
+                    return Err(e);
+                }
+            }
         }
         if location == staged {
             self.store

@@ -519,6 +519,14 @@ impl ObjectStore for MemoryObjectStore {
             etag: Some(format!("\"{}\"", md5_like(b))),
         }))
     }
+    async fn read_prefix(&self, key: &str, len: u64) -> Result<Vec<u8>> {
+        let s = self.up()?;
+        let b = s
+            .objects
+            .get(key)
+            .ok_or_else(|| Error::new(ErrorCode::UploadNotFound))?;
+        Ok(b[..b.len().min(usize::try_from(len).unwrap_or(usize::MAX))].to_vec())
+    }
     async fn delete(&self, key: &str) -> Result<()> {
         self.up()?.objects.remove(key);
         Ok(())

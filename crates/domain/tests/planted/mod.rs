@@ -71,6 +71,9 @@ impl ObjectStore for BuggyStore {
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         self.inner.head(key).await
     }
+    async fn read_prefix(&self, key: &str, len: u64) -> Result<Vec<u8>> {
+        self.inner.read_prefix(key, len).await
+    }
     async fn delete(&self, key: &str) -> Result<()> {
         if self.bug == StoreBug::DeleteOfMissingFails && self.inner.head(key).await?.is_none() {
             return Err(Error::new(ErrorCode::FileNotFound));

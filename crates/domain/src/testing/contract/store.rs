@@ -403,3 +403,47 @@ pub async fn racing_part_uploads_leave_one_whole_part(
         store.delete(&key).await.expect("delete");
     }
 }
+
+pub async fn read_prefix_reads_only_the_first_bytes(
+    store: &dyn ObjectStore,
+    io: &dyn Transfer,
+    key_prefix: &str,
+) {
+    let exp = later();
+    let id = uuid::Uuid::now_v7().simple();
+    let (full, empty) = (
+        format!("{key_prefix}/{id}/full.bin"),
+        format!("{key_prefix}/{id}/empty.bin"),
+    );
+    for (key, body) in [(&full, b"0123456789".to_vec()), (&empty, Vec::new())] {
+        let put = store
+            .presign_put(key, "application/octet-stream", None, exp)
+            .await
+            .expect("presign_put");
+        assert_eq!(io.put(&put, &[], body).await.0, 200);
+    }
+    assert_eq!(
+        store.read_prefix(&full, 4).await.expect("read"),
+        b"0123".to_vec(),
+        "read_prefix MUST give exactly the first bytes"
+    );
+    assert_eq!(
+        store.read_prefix(&full, 1 << 20).await.expect("read"),
+        b"0123456789".to_vec(),
+        "read_prefix MUST give a shorter object whole"
+    );
+    assert_eq!(
+        store.read_prefix(&empty, 16).await.expect("read"),
+        Vec::<u8>::new(),
+        "read_prefix of an empty object MUST be empty"
+    );
+    assert_eq!(
+        code(
+            store
+                .read_prefix(&format!("{key_prefix}/{id}/none"), 4)
+                .await
+        ),
+        Some(ErrorCode::UploadNotFound),
+        "read_prefix MUST say when there is no object"
+    );
+}
