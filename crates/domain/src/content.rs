@@ -321,7 +321,8 @@ mod tests {
 
     #[test]
     fn raster_images_give_their_dimensions() {
-        let cases: Vec<(&str, Vec<u8>, Option<(u32, u32)>)> = vec![
+        type Case = (&'static str, Vec<u8>, Option<(u32, u32)>);
+        let cases: Vec<Case> = vec![
             ("image/png", png(800, 600), Some((800, 600))),
             ("image/jpeg", jpeg(1024, 768), Some((1024, 768))),
             (
