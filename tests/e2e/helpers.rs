@@ -566,6 +566,24 @@ impl Server {
         bytes: &[u8],
         extra: Value,
     ) -> Value {
+        let ticket = self.issue_and_put(creds, name, mime, bytes).await;
+        let mut body = json!({"s3Key": ticket["key"], "originalName": name, "mimeType": mime, "size": bytes.len()});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let (status, file) = self.post("/v1/files", creds, body).await;
+        assert_eq!(status, 201, "{file}");
+        file
+    }
+
+    /// Issues an upload of `bytes` as `mime` and PUTs them; the ticket.
+    pub async fn issue_and_put(
+        &self,
+        creds: &Creds,
+        name: &str,
+        mime: &str,
+        bytes: &[u8],
+    ) -> Value {
         let (status, ticket) = self
             .post(
                 "/v1/files/presigned-url",
@@ -576,13 +594,7 @@ impl Server {
         assert_eq!(status, 200, "{ticket}");
         let put = self.put_presigned(&ticket, bytes.to_vec()).await;
         assert_eq!(put.status(), 200);
-        let mut body = json!({"s3Key": ticket["key"], "originalName": name, "mimeType": mime, "size": bytes.len()});
-        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-            b.extend(e.clone());
-        }
-        let (status, file) = self.post("/v1/files", creds, body).await;
-        assert_eq!(status, 201, "{file}");
-        file
+        ticket
     }
 
     /// A download URL of file `id` issued to `creds`.

@@ -6,20 +6,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-/// Issues an upload of `bytes` as `mime` and PUTs the bytes; the ticket.
-async fn uploaded(s: &Server, creds: &Creds, name: &str, mime: &str, bytes: &[u8]) -> Value {
-    let (status, ticket) = s
-        .post(
-            "/v1/files/presigned-url",
-            creds,
-            json!({"filename": name, "contentType": mime, "fileSize": bytes.len()}),
-        )
-        .await;
-    assert_eq!(status, 200, "{ticket}");
-    assert_eq!(s.put_presigned(&ticket, bytes.to_vec()).await.status(), 200);
-    ticket
-}
-
 async fn register(
     s: &Server,
     creds: &Creds,
@@ -56,8 +42,7 @@ async fn fifty_racing_registrations_never_pass_the_quota() {
     let mut tickets = Vec::new();
     for i in 0..50 {
         tickets.push(
-            uploaded(
-                &s,
+            s.issue_and_put(
                 &alice,
                 &format!("r{i}"),
                 "application/octet-stream",
@@ -162,7 +147,7 @@ async fn registration_checks_the_bytes_against_the_type() {
     let html = b"<!DOCTYPE html><html><script>alert(1)</script></html>".to_vec();
 
     // An HTML page registered as an image: refused, and its object deleted.
-    let ticket = uploaded(&s, &alice, "cat.png", "image/png", &html).await;
+    let ticket = s.issue_and_put(&alice, "cat.png", "image/png", &html).await;
     let refused = register(&s, &alice, &ticket, "image/png", html.len()).await;
     assert_error(&refused, 400, "file/invalid-format");
     let again = register(&s, &alice, &ticket, "image/png", html.len()).await;
@@ -170,7 +155,9 @@ async fn registration_checks_the_bytes_against_the_type() {
 
     // A PNG without width and height gets them from its header.
     let image = png(640, 480);
-    let ticket = uploaded(&s, &alice, "real.png", "image/png", &image).await;
+    let ticket = s
+        .issue_and_put(&alice, "real.png", "image/png", &image)
+        .await;
     let (status, file) = register(&s, &alice, &ticket, "image/png", image.len()).await;
     assert_eq!(status, 201, "{file}");
     assert_eq!(
@@ -188,7 +175,7 @@ async fn registration_checks_the_bytes_against_the_type() {
         ("bad.pdf", "application/pdf", html.clone(), 400),
         ("x.bin", "image/x-unheard-of", html.clone(), 201),
     ] {
-        let ticket = uploaded(&s, &alice, name, mime, &bytes).await;
+        let ticket = s.issue_and_put(&alice, name, mime, &bytes).await;
         let (status, body) = register(&s, &alice, &ticket, mime, bytes.len()).await;
         assert_eq!(status, expected, "{name}: {body}");
     }

@@ -506,7 +506,6 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_bytes_migration_backfills_existing_files() {
         use diesel::connection::SimpleConnection;
-        use stowage_domain::model::{Owner, OwnerType, ProjectId};
         let Some((admin, name, url)) = database().await else {
             return;
         };
@@ -536,23 +535,7 @@ mod tests {
         let repo = PostgresRepository::connect(&PostgresConfig::new(&url))
             .await
             .expect("connect");
-        let tenant = Tenant {
-            project: ProjectId::new("p1").expect("project"),
-            env: stowage_domain::model::Environment::Dev,
-        };
-        let alice = Owner {
-            kind: OwnerType::User,
-            id: "alice".into(),
-        };
-        let usage = |files, bytes| stowage_domain::quota::Usage { files, bytes };
-        assert_eq!(
-            repo.usage(&tenant, Some(&alice)).await.expect("usage"),
-            usage(2, 30)
-        );
-        assert_eq!(
-            repo.usage(&tenant, None).await.expect("usage"),
-            usage(3, 35)
-        );
+        contract::usage_backfilled(&repo).await;
         drop(repo);
         drop_database(&admin, &name).await.expect("drop");
     }

@@ -289,7 +289,6 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_bytes_migration_backfills_existing_files() {
         use diesel::connection::SimpleConnection;
-        use stowage_domain::model::{Owner, OwnerType, ProjectId, Tenant};
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("old.db").display().to_string();
         {
@@ -310,23 +309,7 @@ mod tests {
         let repo = SqliteRepository::connect(&SqliteConfig::new(path))
             .await
             .expect("connect");
-        let tenant = Tenant {
-            project: ProjectId::new("p1").expect("project"),
-            env: stowage_domain::model::Environment::Dev,
-        };
-        let alice = Owner {
-            kind: OwnerType::User,
-            id: "alice".into(),
-        };
-        let usage = |files, bytes| stowage_domain::quota::Usage { files, bytes };
-        assert_eq!(
-            repo.usage(&tenant, Some(&alice)).await.expect("usage"),
-            usage(2, 30)
-        );
-        assert_eq!(
-            repo.usage(&tenant, None).await.expect("usage"),
-            usage(3, 35)
-        );
+        contract::usage_backfilled(&repo).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

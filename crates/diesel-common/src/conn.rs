@@ -86,92 +86,59 @@ fn other_backend<'c, T: Send + 'c>() -> BoxFuture<'c, QueryResult<T>> {
     ))))
 }
 
-impl DbConn for PgConn {
-    const DB: Db = Db::Postgres;
+/// The two implementations are the same text on two connection types (the
+/// compiler types each query by its backend); written once here.
+macro_rules! db_conn {
+    ($conn:ty, $db:ident, $variant:ident) => {
+        impl DbConn for $conn {
+            const DB: Db = Db::$db;
 
-    fn execute_statement<'c, Q: Statement + 'c>(
-        &'c mut self,
-        q: Q,
-    ) -> BoxFuture<'c, QueryResult<usize>> {
-        Box::pin(q.execute(self))
-    }
+            fn execute_statement<'c, Q: Statement + 'c>(
+                &'c mut self,
+                q: Q,
+            ) -> BoxFuture<'c, QueryResult<usize>> {
+                Box::pin(q.execute(self))
+            }
 
-    fn load_rows<'c, 'q: 'c, U: Send + 'static, Q: Rows<'q, U>>(
-        &'c mut self,
-        q: Q,
-    ) -> BoxFuture<'c, QueryResult<Vec<U>>> {
-        Box::pin(RunQueryDsl::load(q, self))
-    }
+            fn load_rows<'c, 'q: 'c, U: Send + 'static, Q: Rows<'q, U>>(
+                &'c mut self,
+                q: Q,
+            ) -> BoxFuture<'c, QueryResult<Vec<U>>> {
+                Box::pin(RunQueryDsl::load(q, self))
+            }
 
-    fn load_files<'c, 'q: 'c>(
-        &'c mut self,
-        q: FilesQuery<'q>,
-    ) -> BoxFuture<'c, QueryResult<Vec<FileRow>>> {
-        match q {
-            Boxed::Pg(q) => Box::pin(q.select(columns::<FileRow>()).load(self)),
-            _ => other_backend(),
+            fn load_files<'c, 'q: 'c>(
+                &'c mut self,
+                q: FilesQuery<'q>,
+            ) -> BoxFuture<'c, QueryResult<Vec<FileRow>>> {
+                match q {
+                    Boxed::$variant(q) => Box::pin(q.select(columns::<FileRow>()).load(self)),
+                    _ => other_backend(),
+                }
+            }
+
+            fn count_files<'c, 'q: 'c>(
+                &'c mut self,
+                q: FilesQuery<'q>,
+            ) -> BoxFuture<'c, QueryResult<i64>> {
+                match q {
+                    Boxed::$variant(q) => Box::pin(q.select(count_star()).get_result(self)),
+                    _ => other_backend(),
+                }
+            }
+
+            fn load_counts<'c, 'q: 'c>(
+                &'c mut self,
+                q: CountsQuery<'q>,
+            ) -> BoxFuture<'c, QueryResult<Vec<i64>>> {
+                match q {
+                    Boxed::$variant(q) => Box::pin(q.select(file_counts::n).load(self)),
+                    _ => other_backend(),
+                }
+            }
         }
-    }
-
-    fn count_files<'c, 'q: 'c>(&'c mut self, q: FilesQuery<'q>) -> BoxFuture<'c, QueryResult<i64>> {
-        match q {
-            Boxed::Pg(q) => Box::pin(q.select(count_star()).get_result(self)),
-            _ => other_backend(),
-        }
-    }
-
-    fn load_counts<'c, 'q: 'c>(
-        &'c mut self,
-        q: CountsQuery<'q>,
-    ) -> BoxFuture<'c, QueryResult<Vec<i64>>> {
-        match q {
-            Boxed::Pg(q) => Box::pin(q.select(file_counts::n).load(self)),
-            _ => other_backend(),
-        }
-    }
+    };
 }
 
-impl DbConn for SqliteConn {
-    const DB: Db = Db::Sqlite;
-
-    fn execute_statement<'c, Q: Statement + 'c>(
-        &'c mut self,
-        q: Q,
-    ) -> BoxFuture<'c, QueryResult<usize>> {
-        Box::pin(q.execute(self))
-    }
-
-    fn load_rows<'c, 'q: 'c, U: Send + 'static, Q: Rows<'q, U>>(
-        &'c mut self,
-        q: Q,
-    ) -> BoxFuture<'c, QueryResult<Vec<U>>> {
-        Box::pin(RunQueryDsl::load(q, self))
-    }
-
-    fn load_files<'c, 'q: 'c>(
-        &'c mut self,
-        q: FilesQuery<'q>,
-    ) -> BoxFuture<'c, QueryResult<Vec<FileRow>>> {
-        match q {
-            Boxed::Sqlite(q) => Box::pin(q.select(columns::<FileRow>()).load(self)),
-            _ => other_backend(),
-        }
-    }
-
-    fn count_files<'c, 'q: 'c>(&'c mut self, q: FilesQuery<'q>) -> BoxFuture<'c, QueryResult<i64>> {
-        match q {
-            Boxed::Sqlite(q) => Box::pin(q.select(count_star()).get_result(self)),
-            _ => other_backend(),
-        }
-    }
-
-    fn load_counts<'c, 'q: 'c>(
-        &'c mut self,
-        q: CountsQuery<'q>,
-    ) -> BoxFuture<'c, QueryResult<Vec<i64>>> {
-        match q {
-            Boxed::Sqlite(q) => Box::pin(q.select(file_counts::n).load(self)),
-            _ => other_backend(),
-        }
-    }
-}
+db_conn!(PgConn, Postgres, Pg);
+db_conn!(SqliteConn, Sqlite, Sqlite);

@@ -36,7 +36,8 @@ pub use listing::{
     caller_listings_in_every_order, list_pagination_and_cursor, list_scope_filters_and_order,
 };
 pub use quota::{
-    quotas_hold_when_registrations_race, usage_follows_registrations_changes_and_deletions,
+    quotas_hold_when_registrations_race, usage_backfilled,
+    usage_follows_registrations_changes_and_deletions,
 };
 pub use service::file_service;
 pub use store::{

@@ -192,3 +192,30 @@ pub async fn quotas_hold_when_registrations_race(repo: &dyn FileRepository) {
         e.message()
     );
 }
+
+/// After a migration that adds the byte counts, with three files written
+/// before it in project `p1`, environment `dev` (alice: 10 and 20 bytes, the
+/// service principal `k1`: 5 bytes): usage MUST count them all.
+pub async fn usage_backfilled(repo: &dyn FileRepository) {
+    let tenant = crate::model::Tenant {
+        project: crate::model::ProjectId::new("p1").expect("project"),
+        env: crate::model::Environment::Dev,
+    };
+    assert_eq!(
+        repo.usage(&tenant, Some(&user("alice")))
+            .await
+            .expect("usage"),
+        Usage {
+            files: 2,
+            bytes: 30
+        },
+        "files written before the migration MUST be counted with their bytes"
+    );
+    assert_eq!(
+        repo.usage(&tenant, None).await.expect("usage"),
+        Usage {
+            files: 3,
+            bytes: 35
+        }
+    );
+}
