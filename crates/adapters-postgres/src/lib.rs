@@ -24,8 +24,10 @@ use stowage_diesel_common::{
     apply_file_update, delete_counted, on_duplicate, unclaimed, within_quota, Backend,
     DieselRepository, TxError,
 };
+use stowage_diesel_common::{Db, DbConn};
 use stowage_domain::auth::KeyChange;
-use stowage_domain::model::{File, Tenant, Timestamp};
+use stowage_domain::list::ListQuery;
+use stowage_domain::model::{File, Owner, Tenant, Timestamp};
 use stowage_domain::ports::QueuedDeletion;
 use stowage_domain::quota::Quota;
 use stowage_domain::upload::UploadState;
@@ -296,6 +298,26 @@ impl Backend for Postgres {
             apply_file_update(c, row, old, expected).await
         })
         .await
+    }
+
+    /// Over the GIN index of `shared_with` (partial: shared files only).
+    async fn count_shared_with(
+        c: &mut Conn,
+        query: &ListQuery,
+        owner: &Owner,
+        uid: &str,
+        owner_type: Option<&str>,
+    ) -> std::result::Result<i64, TxError> {
+        Ok(
+            c.count_files(stowage_diesel_common::list::shared_with_count(
+                Db::Postgres,
+                query,
+                owner,
+                uid,
+                owner_type,
+            ))
+            .await?,
+        )
     }
 
     /// Nothing to do: the share list is indexed in place (GIN over `text[]`).

@@ -76,6 +76,18 @@ pub trait Backend: Send + Sync + 'static {
         expected: i64,
     ) -> std::result::Result<bool, TxError>;
 
+    /// How many files of other owners than `owner`, in the listing's tenant
+    /// and owner filters (`owner_type` as stored), are `shared` with `uid`:
+    /// the part of a list total the maintained counts cannot give, read the
+    /// way the backend indexes share lists.
+    async fn count_shared_with(
+        c: &mut Self::Conn,
+        query: &ListQuery,
+        owner: &Owner,
+        uid: &str,
+        owner_type: Option<&str>,
+    ) -> std::result::Result<i64, TxError>;
+
     /// Indexes the share list of `row` where the backend keeps an index of
     /// its own (SQLite's `file_shares`), replacing what was there.
     async fn index_shares(c: &mut Self::Conn, row: &FileRow) -> std::result::Result<(), TxError>;
@@ -349,15 +361,7 @@ impl<B: Backend> DieselRepository<B> {
                     .sum();
                 let shared_visible = p.visibility.is_none_or(|v| v == Visibility::Shared);
                 if let (Some(uid), true) = (user_id, shared_visible) {
-                    total += c
-                        .count_files(list::shared_with_count(
-                            <B::Conn as DbConn>::DB,
-                            query,
-                            owner,
-                            uid,
-                            owner_type,
-                        ))
-                        .await?;
+                    total += B::count_shared_with(c, query, owner, uid, owner_type).await?;
                 }
                 total
             }
