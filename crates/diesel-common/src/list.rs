@@ -173,6 +173,20 @@ impl<'a> FilesQuery<'a> {
         }
     }
 
+    /// `public` and `protected` files: on PostgreSQL the literal that matches
+    /// the partial indexes in a cacheable statement; on SQLite the same text
+    /// as an uncacheable fragment, so the branch is prepared afresh on every
+    /// call — measured faster there (the embedded list at 135 req/s against
+    /// 105 with the statement cached; docs/performance.md).
+    fn open_files(self) -> Self {
+        match self {
+            Self::Pg(q) => Self::Pg(QueryDsl::filter(q, IS_OPEN)),
+            Self::Sqlite(q) => {
+                Self::Sqlite(QueryDsl::filter(q, diesel::dsl::sql::<Bool>(IS_OPEN.0)))
+            }
+        }
+    }
+
     /// Files of one tenant.
     pub fn in_tenant(self, t: &'a Tenant) -> Self {
         self.filter(files::project.eq(t.project.as_str()))
@@ -469,7 +483,7 @@ pub fn branch_page_query(db: Db, query: &ListQuery, branch: Branch) -> Result<Fi
     let q = FilesQuery::files(db).in_tenant(&query.tenant);
     let q = match (branch, user_id) {
         (Branch::Own, _) => q.filter(own()),
-        (Branch::Open, _) => q.filter(IS_OPEN).filter(not(own())),
+        (Branch::Open, _) => q.open_files().filter(not(own())),
         (Branch::Shared, Some(uid)) => q.shared_with(uid).filter(not(own())),
         (Branch::Shared, None) => q.filter(not(files::id.eq(files::id))),
     };
