@@ -194,7 +194,7 @@ mod tests {
             "common/internal" | "file/bucket-not-configured" | "file/upload-init-failed" => 500,
             "file/not-found" | "file/upload-not-found" | "common/not-found" => 404,
             "common/method-not-allowed" => 405,
-            "file/access-denied" => 403,
+            "file/access-denied" | "file/quota-exceeded" => 403,
             "file/s3-key-already-exists" => 409,
             _ => 400,
         };
