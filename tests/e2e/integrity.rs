@@ -37,7 +37,8 @@ async fn upload_urls_die_with_registration() {
     let s = spawn();
     let (alice, bob) = (s.user("alice"), s.user("bob"));
     // No fileSize: only the content type is bound.
-    let original = vec![b'a'; 1024];
+    // A PNG (registration checks the signature) of 1024 bytes.
+    let original = [b"\x89PNG\r\n\x1a\n".as_slice(), &[b'a'; 1016]].concat();
     let ticket = presign_and_put(
         &s,
         &alice,

@@ -11,7 +11,9 @@ use crate::helpers::*;
 async fn public_files_are_served_without_credentials() {
     let s = spawn();
     let alice = s.user("alice");
-    let bytes: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    // A PNG signature (registration checks it), then varied bytes.
+    let mut bytes: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    bytes[..8].copy_from_slice(b"\x89PNG\r\n\x1a\n");
     let file = s
         .upload(
             &alice,
