@@ -293,14 +293,18 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn bar(options: &Options, table: Table) -> ProgressBar {
+/// A bar over the `total` rows of `table` (hidden without `options.progress`).
+fn bar(options: &Options, table: Table, total: u64) -> ProgressBar {
     if !options.progress {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new_spinner();
+    let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>18} {spinner} {pos} rows  {msg} ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template(
+            "{prefix:>18} [{bar:30}] {pos}/{len} rows  {msg} ({elapsed}, {eta} left)",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_prefix(table.name());
     bar
@@ -313,7 +317,8 @@ async fn copy_table(
     options: &Options,
     tally: &Tally,
 ) -> Result<(), String> {
-    let progress = bar(options, table);
+    let total = source.tables.count_rows(table).await.map_err(err)?;
+    let progress = bar(options, table, total);
     let mut after = String::new();
     loop {
         let batch = source

@@ -155,6 +155,9 @@ pub trait TableCopy: Send + Sync {
     /// Writes each row whose key is not present yet; how many were new.
     async fn write_batch(&self, batch: &Batch) -> Result<u64>;
 
+    /// How many rows `table` has (for a progress bar).
+    async fn count_rows(&self, table: Table) -> Result<u64>;
+
     /// Sets the maintained counts to what the files say.
     async fn recount(&self) -> Result<()>;
 }
@@ -211,6 +214,23 @@ impl<B: Backend> TableCopy for DieselRepository<B> {
                 }
             }
             Ok::<_, TxError>(new as u64)
+        })
+        .await
+    }
+
+    async fn count_rows(&self, table: Table) -> Result<u64> {
+        use crate::schema::{api_keys, files, instance_secrets, object_deletions, uploads};
+        use diesel::QueryDsl;
+        self.run("count rows", async |c| {
+            let n = match table {
+                Table::ApiKeys => c.load_rows(api_keys::table.count()).await?,
+                Table::Uploads => c.load_rows(uploads::table.count()).await?,
+                Table::Files => c.load_rows(files::table.count()).await?,
+                Table::Deletions => c.load_rows(object_deletions::table.count()).await?,
+                Table::Secrets => c.load_rows(instance_secrets::table.count()).await?,
+            };
+            let n: i64 = crate::repository::first(n).unwrap_or(0);
+            Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }
