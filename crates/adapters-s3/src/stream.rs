@@ -47,8 +47,9 @@ impl S3Store {
         self.timeout + Duration::from_secs(size >> 20)
     }
 
-    /// `len` bytes of `key` from `offset` (`None`: the whole object), or
-    /// `None` when there is no object.
+    /// `len` bytes of `key` from `offset` (`None`: the whole object; fewer
+    /// when the object ends first, none for a range past its end), or `None`
+    /// when there is no object.
     ///
     /// # Errors
     /// `common/service-unavailable` when the store cannot be reached.
@@ -69,6 +70,10 @@ impl S3Store {
                 out.body.unwrap_or_else(|| ByteStream::from(Vec::new())),
             ))),
             Err(RusotoError::Service(GetObjectError::NoSuchKey(_))) => Ok(None),
+            // 416: the range starts past the end (an empty object, say).
+            Err(e) if range.is_some() && is_status(&e, 416) => {
+                Ok(Some(Box::pin(futures_util::stream::empty())))
+            }
             Err(e) if is_status(&e, 404) => Ok(None),
             Err(e) => Err(store_error("get", e)),
         }

@@ -399,7 +399,7 @@ async fn copy_object(
     let Some(info) = source.objects.head(key).await? else {
         // A staged upload whose bytes never came is not a problem; a file
         // without its object is.
-        return if is_staged(key) {
+        return if stowage_domain::keys::unstaged(key).is_some() {
             Ok(())
         } else {
             Err(format!("{key}: the source has no object for this file"))
@@ -470,10 +470,6 @@ async fn copy_object(
     tally.objects_copied.fetch_add(1, Ordering::Relaxed);
     tally.bytes.fetch_add(info.size, Ordering::Relaxed);
     Ok(())
-}
-
-fn is_staged(key: &str) -> bool {
-    stowage_domain::keys::unstaged(key).is_some()
 }
 
 /// Copies the embedded mode's generated secrets to a disk target that has
