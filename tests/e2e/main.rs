@@ -4,6 +4,7 @@
 
 mod access;
 mod backup;
+mod checksums;
 mod envelope;
 mod errors;
 mod faults;

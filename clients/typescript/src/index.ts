@@ -93,6 +93,12 @@ export interface UploadOptions {
   bucket?: Bucket;
   metadata?: Record<string, unknown>;
   sharedWith?: string[];
+  /**
+   * Base64 SHA-256 of the whole file: the store then refuses other bytes
+   * (single PUT) or the assembled object (multipart, embedded store), and the
+   * file carries it as `checksumSha256`. See {@link sha256Base64}.
+   */
+  checksumSha256?: string;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
 }
@@ -104,6 +110,20 @@ export interface LargeUploadOptions extends UploadOptions {
   concurrency?: number;
   /** Attempts per part before the upload fails (default 3). */
   attempts?: number;
+  /**
+   * Hash each part (WebCrypto) and bind its URL to that digest, so the store
+   * refuses a part damaged on the way (default false).
+   */
+  partChecksums?: boolean;
+}
+
+/** Base64 of the SHA-256 of `data` (WebCrypto), as `checksumSha256` spells it. */
+export async function sha256Base64(data: Blob | ArrayBuffer): Promise<string> {
+  const bytes = data instanceof Blob ? await data.arrayBuffer() : data;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  let binary = "";
+  for (const b of digest) binary += String.fromCharCode(b);
+  return btoa(binary);
 }
 
 export interface ListOptions {
@@ -208,6 +228,7 @@ export class StowageClient {
         fileSize: file.size,
         visibility: options.visibility,
         category: options.category,
+        checksumSha256: options.checksumSha256,
       },
       options.signal,
     );
@@ -241,6 +262,7 @@ export class StowageClient {
         fileSize: file.size,
         visibility: options.visibility,
         category: options.category,
+        checksumSha256: options.checksumSha256,
       } satisfies IssueUpload,
       signal,
     );
@@ -263,13 +285,15 @@ export class StowageClient {
         for (let attempt = 1; ; attempt++) {
           try {
             throwIfAborted(parts.signal);
+            const checksumSha256 = options.partChecksums ? await sha256Base64(chunk) : undefined;
             const ticket: PartTicket = await this.call(
               "POST",
               "/v1/files/multipart/presigned-url",
-              { key: init.key, uploadId: init.uploadId, partNumber },
+              { key: init.key, uploadId: init.uploadId, partNumber, checksumSha256 },
               parts.signal,
             );
-            const etag = await putBytes(ticket.url, chunk, {}, this.fetchFn, parts.signal, (loaded) => {
+            const headers = stringHeaders(ticket.headers);
+            const etag = await putBytes(ticket.url, chunk, headers, this.fetchFn, parts.signal, (loaded) => {
               sent[index] = loaded;
               report();
             });
@@ -381,7 +405,7 @@ function describe(file: Blob, options: UploadOptions): { name: string; contentTy
   return { name, contentType };
 }
 
-function stringHeaders(headers: UploadTicket["headers"]): Record<string, string> {
+function stringHeaders(headers?: Record<string, unknown> | null): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers ?? {})) {
     // Browsers set Content-Length themselves (it is a forbidden header).

@@ -375,6 +375,8 @@ export interface components {
         FileView: {
             /** @description Bucket. */
             bucket: components["schemas"]["Bucket"];
+            /** @description SHA-256 of the bytes (base64), whenever it is known (docs/api.md §11). */
+            checksumSha256?: string | null;
             /**
              * Format: date-time
              * @description Created.
@@ -431,6 +433,11 @@ export interface components {
          */
         IssueUpload: {
             category?: null | components["schemas"]["Category"];
+            /**
+             * @description SHA-256 of the whole object, base64 of its 32 bytes (docs/api.md §11):
+             *     a single PUT's URL then binds `x-amz-checksum-sha256`.
+             */
+            checksumSha256?: string | null;
             /** @description MIME type the client will upload. */
             contentType: string;
             /**
@@ -497,6 +504,13 @@ export interface components {
         /** @description Answer of `POST /v1/files/multipart/presigned-url`. */
         PartTicket: {
             /**
+             * @description Headers the PUT must carry (extension): `x-amz-checksum-sha256` when
+             *     the part's digest was given; absent otherwise.
+             */
+            headers?: {
+                [key: string]: string;
+            } | null;
+            /**
              * Format: int32
              * @description The part number.
              */
@@ -506,6 +520,11 @@ export interface components {
         };
         /** @description Body of `multipart/presigned-url` (documentation of the wire shape). */
         PartUrlRequest: {
+            /**
+             * @description The part's own SHA-256, base64 (docs/api.md §11): the URL then binds
+             *     `x-amz-checksum-sha256`, listed in the answer's `headers`.
+             */
+            checksumSha256?: string | null;
             /** @description The upload's key. */
             key: string;
             /**

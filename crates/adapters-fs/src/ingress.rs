@@ -11,6 +11,8 @@ pub struct Written {
     pub size: u64,
     /// Quoted MD5 hex.
     pub etag: String,
+    /// SHA-256 of the body, base64.
+    pub sha256: String,
 }
 
 /// A request to the gateway as the signed-URL policy sees it.
@@ -26,14 +28,18 @@ pub struct GatewayRequest<'a> {
     pub content_type: Option<&'a str>,
     /// The `Content-Length` header, if any.
     pub content_length: Option<&'a str>,
+    /// The `x-amz-checksum-sha256` header, if any.
+    pub checksum_sha256: Option<&'a str>,
 }
 
 impl FsStore {
     /// The whole signed-URL policy of the gateway: the signature and expiry
     /// over method, key and bound headers, the method the URL was signed
-    /// for, and for an object PUT the `Content-Type` (and `Content-Length`
-    /// when declared) it is bound to. What the upload still accepts is the
-    /// domain's to say (`FileService::authorize_upload_bytes`).
+    /// for, for an object PUT the `Content-Type` (and `Content-Length`
+    /// when declared) it is bound to, and for any PUT the
+    /// `x-amz-checksum-sha256` it is bound to (the body's digest is checked
+    /// as it streams, [`FsStore::put_object`]). What the upload still accepts
+    /// is the domain's to say (`FileService::authorize_upload_bytes`).
     ///
     /// # Errors
     /// `file/access-denied` for a missing, malformed, tampered, expired or
@@ -43,11 +49,26 @@ impl FsStore {
         let params =
             SignedParams::from_query(req.query.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         let grant = self.signer.verify(req.method, req.key, &params, now)?;
+        let bound_sum = match &grant {
+            Grant::PutObject {
+                checksum_sha256, ..
+            }
+            | Grant::PutPart {
+                checksum_sha256, ..
+            } => checksum_sha256.as_deref(),
+            Grant::Get { .. } => None,
+        };
+        if bound_sum.is_some() && req.checksum_sha256 != bound_sum {
+            return Err(denied(
+                "x-amz-checksum-sha256 does not match the signed URL",
+            ));
+        }
         match &grant {
             Grant::Get { .. } if req.method == "PUT" => Err(denied("URL does not allow PUT")),
             Grant::PutObject {
                 content_type,
                 content_length,
+                ..
             } => {
                 let sent = req.content_type.unwrap_or_default();
                 if !sent.eq_ignore_ascii_case(content_type) {
@@ -65,9 +86,12 @@ impl FsStore {
 
     /// Streams a body into a temp file, hashing and counting; the file is
     /// fsynced before it is returned. Nothing is ever buffered whole.
+    /// With `sha256` (base64), a body with another digest is refused and
+    /// nothing is kept, like S3's `BadDigest`.
     pub(crate) async fn receive<S, B, E>(
         &self,
         expected: Option<u64>,
+        sha256: Option<&str>,
         limit: u64,
         mut body: S,
     ) -> Result<(PathBuf, Written)>
@@ -87,6 +111,7 @@ impl FsStore {
                 .map_err(|e| io_error("create temp", e))?;
             let mut pending: Vec<u8> = Vec::new();
             let mut md5 = Md5::new();
+            let mut sha = sha2::Sha256::new();
             let mut size: u64 = 0;
             let cap = expected.unwrap_or(limit);
             while let Some(chunk) = body.next().await {
@@ -109,6 +134,7 @@ impl FsStore {
                     });
                 }
                 md5.update(bytes);
+                sha.update(bytes);
                 pending.extend_from_slice(bytes);
                 let batch = if size > 4 << 20 { 1 << 20 } else { 64 << 10 };
                 if pending.len() >= batch {
@@ -128,12 +154,19 @@ impl FsStore {
                     "Body length differs from the signed Content-Length",
                 ));
             }
+            let digest = digests::base64_of(&sha.finalize());
+            if sha256.is_some_and(|want| want != digest) {
+                return Err(Error::invalid_request(
+                    "The body's SHA-256 differs from x-amz-checksum-sha256",
+                ));
+            }
             file.sync_all()
                 .await
                 .map_err(|e| io_error("fsync temp", e))?;
             Ok(Written {
                 size,
                 etag: hex::encode(md5.finalize()),
+                sha256: digest,
             })
         }
         .await;
@@ -171,15 +204,19 @@ impl FsStore {
     }
 
     /// Handles an authorized gateway PUT of a whole object; `limit` is what
-    /// the upload allows (the store's own maximum applies too).
+    /// the upload allows (the store's own maximum applies too). The body's
+    /// SHA-256 is computed as it streams and recorded with the object.
     ///
     /// # Errors
     /// `file/access-denied` when the body breaks the signed length;
-    /// `file/file-too-large` as soon as the body passes `limit` (nothing is kept).
+    /// `file/file-too-large` as soon as the body passes `limit`;
+    /// `common/invalid-request` when its digest is not `checksum_sha256`
+    /// (nothing is kept in any of these cases).
     pub async fn put_object<S, B, E>(
         &self,
         key: &str,
         content_length: Option<u64>,
+        checksum_sha256: Option<&str>,
         limit: u64,
         body: S,
     ) -> Result<Written>
@@ -190,8 +227,17 @@ impl FsStore {
     {
         let dest = self.object_path(key).await?;
         let (tmp, mut written) = self
-            .receive(content_length, limit.min(self.max_object_size), body)
+            .receive(
+                content_length,
+                checksum_sha256,
+                limit.min(self.max_object_size),
+                body,
+            )
             .await?;
+        if let Err(e) = self.record_digest(key, &tmp, &written.sha256).await {
+            let _ = fs::remove_file(&tmp).await;
+            return Err(e);
+        }
         self.publish(&tmp, &dest).await?;
         written.etag = quoted(&written.etag);
         Ok(written)
@@ -205,12 +251,14 @@ impl FsStore {
     ///
     /// # Errors
     /// `file/upload-not-found` for an unknown, completed or aborted upload;
-    /// `file/file-too-large` as soon as the body passes `limit`.
+    /// `file/file-too-large` as soon as the body passes `limit`;
+    /// `common/invalid-request` when its digest is not `checksum_sha256`.
     pub async fn put_part<S, B, E>(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u32,
+        checksum_sha256: Option<&str>,
         limit: u64,
         body: S,
     ) -> Result<Written>
@@ -222,7 +270,7 @@ impl FsStore {
         let dir = self.upload_dir(upload_id)?;
         self.check_upload(&dir, key).await?;
         let (tmp, mut written) = self
-            .receive(None, limit.min(self.max_object_size), body)
+            .receive(None, checksum_sha256, limit.min(self.max_object_size), body)
             .await?;
         // The upload may have been aborted while the body streamed in.
         if fs::metadata(&dir).await.is_err() {

@@ -7,8 +7,9 @@
 //! `multipart/<upload-id>/` (the key, and parts named `<n>-<seq>-<md5>`:
 //! several PUTs of one part number each rename a whole file in, the newest
 //! `seq` is the part, older ones are removed, so racing PUTs never leave
-//! none).
+//! none), and `digests/<key>` (each object's SHA-256, see `digests.rs`).
 
+mod digests;
 mod ingress;
 mod parts;
 mod paths;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use futures_util::{Stream, StreamExt};
 use md5::{Digest, Md5};
+use sha2::Sha256;
 use stowage_domain::keys::{is_safe_key, unstaged};
 use stowage_domain::limits::MIN_PART_SIZE;
 use stowage_domain::model::Timestamp;
@@ -64,6 +66,7 @@ pub struct FsStore {
     objects: PathBuf,
     tmp: PathBuf,
     multipart: PathBuf,
+    digests: PathBuf,
     signer: signing::Signer,
     public_url: String,
     max_object_size: u64,
@@ -72,6 +75,9 @@ pub struct FsStore {
 fn io_error(context: &str, e: std::io::Error) -> Error {
     Error::internal(format!("{context}: {e}"))
 }
+
+/// The header a URL bound to a digest requires (S3's name for it).
+const CHECKSUM_HEADER: &str = "x-amz-checksum-sha256";
 
 fn quoted(hex: &str) -> String {
     format!("\"{hex}\"")
@@ -91,11 +97,12 @@ impl FsStore {
             objects: config.root.join("objects"),
             tmp: config.root.join("tmp"),
             multipart: config.root.join("multipart"),
+            digests: config.root.join("digests"),
             signer: signing::Signer::new(&config.secret),
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             max_object_size: config.max_object_size,
         };
-        for dir in [&store.objects, &store.tmp, &store.multipart] {
+        for dir in [&store.objects, &store.tmp, &store.multipart, &store.digests] {
             fs::create_dir_all(dir)
                 .await
                 .map_err(|e| io_error("create store folder", e))?;
@@ -139,11 +146,12 @@ impl FsStore {
 
 #[async_trait]
 impl ObjectStore for FsStore {
-    async fn presign_put(
+    async fn presign_put<'a>(
         &self,
         key: &str,
         content_type: &str,
         content_length: Option<u64>,
+        checksum_sha256: Option<&'a str>,
         expires_at: Timestamp,
     ) -> Result<PresignedRequest> {
         // Signing touches no file: the gateway resolves (and symlink-checks)
@@ -153,12 +161,16 @@ impl ObjectStore for FsStore {
             expires: expires_at.unix_seconds(),
             content_type: Some(content_type.to_owned()),
             content_length,
+            checksum_sha256: checksum_sha256.map(str::to_owned),
             ..SignedParams::default()
         };
         let query = self.signer.sign("PUT", key, params);
         let mut headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
         if let Some(len) = content_length {
             headers.push(("Content-Length".to_owned(), len.to_string()));
+        }
+        if let Some(sum) = checksum_sha256 {
+            headers.push((CHECKSUM_HEADER.to_owned(), sum.to_owned()));
         }
         Ok(PresignedRequest {
             url: self.url(key, &query),
@@ -204,15 +216,21 @@ impl ObjectStore for FsStore {
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>> {
         let (_, meta) = self.resolve(key).await?;
-        Ok(meta.filter(std::fs::Metadata::is_file).map(|m| ObjectInfo {
-            size: m.len(),
+        let Some(meta) = meta.filter(std::fs::Metadata::is_file) else {
+            return Ok(None);
+        };
+        Ok(Some(ObjectInfo {
+            size: meta.len(),
             etag: None,
+            sha256: self.read_digest(key, &meta).await,
         }))
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
         let path = self.object_path(key).await?;
-        match fs::remove_file(&path).await {
+        let removed = fs::remove_file(&path).await;
+        self.remove_digest(key).await;
+        match removed {
             Ok(()) => {
                 // Drop the per-upload folder when it is now empty; harmless
                 // otherwise. (Never the flat staging folder: a PUT may be about
@@ -232,9 +250,12 @@ impl ObjectStore for FsStore {
         check_key(to)?;
         let (objects, from, to) = (self.objects.clone(), from.to_owned(), to.to_owned());
         // One hop to the blocking pool for the whole move.
-        tokio::task::spawn_blocking(move || promote(&objects, &from, &to))
+        let (source, dest) = (from.clone(), to.clone());
+        tokio::task::spawn_blocking(move || promote(&objects, &source, &dest))
             .await
-            .map_err(|e| Error::internal(format!("move object: {e}")))?
+            .map_err(|e| Error::internal(format!("move object: {e}")))??;
+        self.move_digest(&from, &to).await;
+        Ok(())
     }
 
     async fn create_multipart(&self, key: &str, _content_type: &str) -> Result<String> {
@@ -250,11 +271,12 @@ impl ObjectStore for FsStore {
         Ok(id)
     }
 
-    async fn presign_part(
+    async fn presign_part<'a>(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u32,
+        checksum_sha256: Option<&'a str>,
         expires_at: Timestamp,
     ) -> Result<PresignedRequest> {
         self.upload_dir(upload_id)?;
@@ -262,21 +284,26 @@ impl ObjectStore for FsStore {
             expires: expires_at.unix_seconds(),
             upload_id: Some(upload_id.to_owned()),
             part_number: Some(part_number),
+            checksum_sha256: checksum_sha256.map(str::to_owned),
             ..SignedParams::default()
         };
         let query = self.signer.sign("PUT", key, params);
         Ok(PresignedRequest {
             url: self.url(key, &query),
             method: "PUT",
-            headers: Vec::new(),
+            headers: checksum_sha256
+                .map(|sum| (CHECKSUM_HEADER.to_owned(), sum.to_owned()))
+                .into_iter()
+                .collect(),
         })
     }
 
-    async fn complete_multipart(
+    async fn complete_multipart<'a>(
         &self,
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
+        checksum_sha256: Option<&'a str>,
     ) -> Result<AssembledObject> {
         let dir = self.upload_dir(upload_id)?;
         self.check_upload(&dir, key).await?;
@@ -313,6 +340,7 @@ impl ObjectStore for FsStore {
         let assembled = async {
             let mut out = fs::File::create(&tmp).await?;
             let mut size = 0u64;
+            let mut sha = Sha256::new();
             let mut buf = vec![0u8; 1 << 20];
             for path in &files {
                 let mut part = fs::File::open(path).await?;
@@ -321,21 +349,35 @@ impl ObjectStore for FsStore {
                     if n == 0 {
                         break;
                     }
+                    sha.update(&buf[..n]);
                     out.write_all(&buf[..n]).await?;
                     size += n as u64;
                 }
             }
             out.sync_all().await?;
-            Ok::<u64, std::io::Error>(size)
+            Ok::<_, std::io::Error>((size, digests::base64_of(&sha.finalize())))
         }
         .await;
-        let size = match assembled {
-            Ok(size) => size,
+        let (size, sha256) = match assembled {
+            Ok(done) => done,
             Err(e) => {
                 let _ = fs::remove_file(&tmp).await;
                 return Err(io_error("assemble parts", e));
             }
         };
+        // The whole object's digest, checked before anything appears at the
+        // key; the parts stay, so a corrected part can be completed again.
+        if checksum_sha256.is_some_and(|want| want != sha256) {
+            let _ = fs::remove_file(&tmp).await;
+            return Err(Error::with_message(
+                ErrorCode::InvalidPartsArray,
+                "The assembled object's SHA-256 differs from checksumSha256",
+            ));
+        }
+        if let Err(e) = self.record_digest(key, &tmp, &sha256).await {
+            let _ = fs::remove_file(&tmp).await;
+            return Err(e);
+        }
         self.publish(&tmp, &dest).await?;
         let _ = fs::remove_dir_all(&dir).await;
         let mut md5 = Md5::new();
@@ -347,6 +389,7 @@ impl ObjectStore for FsStore {
             location: format!("{}/v1/storage/{key}", self.public_url),
             size,
             etag,
+            sha256: Some(sha256),
         })
     }
 
@@ -429,9 +472,10 @@ mod tests {
                     .collect::<Vec<_>>(),
             );
             // A client sends the length of its body unless told otherwise.
-            let (content_type, content_length) = (
+            let (content_type, content_length, checksum) = (
                 header("Content-Type"),
                 header("Content-Length").or_else(|| Some(body.len().to_string())),
+                header(CHECKSUM_HEADER),
             );
             let request = GatewayRequest {
                 method: "PUT",
@@ -439,19 +483,38 @@ mod tests {
                 query: &query,
                 content_type: content_type.as_deref(),
                 content_length: content_length.as_deref(),
+                checksum_sha256: checksum.as_deref(),
             };
             let result = match self.0.authorize(&request, now()) {
-                Ok(Grant::PutObject { content_length, .. }) => {
+                Ok(Grant::PutObject {
+                    content_length,
+                    checksum_sha256,
+                    ..
+                }) => {
                     self.0
-                        .put_object(&key, content_length, u64::MAX, chunks)
+                        .put_object(
+                            &key,
+                            content_length,
+                            checksum_sha256.as_deref(),
+                            u64::MAX,
+                            chunks,
+                        )
                         .await
                 }
                 Ok(Grant::PutPart {
                     upload_id,
                     part_number,
+                    checksum_sha256,
                 }) => {
                     self.0
-                        .put_part(&key, &upload_id, part_number, u64::MAX, chunks)
+                        .put_part(
+                            &key,
+                            &upload_id,
+                            part_number,
+                            checksum_sha256.as_deref(),
+                            u64::MAX,
+                            chunks,
+                        )
                         .await
                 }
                 _ => return (403, None),
@@ -473,6 +536,7 @@ mod tests {
                 query: &query,
                 content_type: None,
                 content_length: None,
+                checksum_sha256: None,
             };
             let Ok(Grant::Get {
                 content_type,
@@ -558,19 +622,84 @@ mod tests {
         for round in 0..200 {
             let staged = format!("_staging/demo/dev/h/{round}/a.txt");
             store
-                .put_object(&staged, None, u64::MAX, body())
+                .put_object(&staged, None, None, u64::MAX, body())
                 .await
                 .expect("put");
             let next = format!("_staging/demo/dev/h/{round}/b.txt");
             let placed = format!("demo/dev/h/{round}/a.txt");
             let (moved, put) = tokio::join!(
                 store.promote(&staged, &placed, 3),
-                store.put_object(&next, None, u64::MAX, body())
+                store.put_object(&next, None, None, u64::MAX, body())
             );
             moved.expect("promote");
             put.expect("a PUT racing a move succeeds");
             store.delete(&next).await.expect("delete");
         }
+    }
+
+    /// The digest follows its object through `promote` and goes with
+    /// `delete`; a digest that does not describe the file now at the key (a
+    /// crash between the two renames, a file replaced behind the store) is
+    /// never reported; a bad digest refuses the body and keeps nothing.
+    #[tokio::test]
+    async fn digests_follow_their_object_and_are_never_wrong() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(&dir).await;
+        let body = |b: &'static [u8]| {
+            futures_util::stream::iter([Ok::<_, std::convert::Infallible>(b.to_vec())])
+        };
+        let sum = digests::base64_of(&Sha256::digest(b"abc"));
+        let (staged, placed) = ("_staging/demo/dev/h/u/a.txt", "demo/dev/h/u/a.txt");
+        let written = store
+            .put_object(staged, None, Some(&sum), u64::MAX, body(b"abc"))
+            .await
+            .expect("put");
+        assert_eq!(written.sha256, sum);
+        let head = |k: &'static str| {
+            let store = &store;
+            async move { store.head(k).await.expect("head").and_then(|i| i.sha256) }
+        };
+        assert_eq!(head(staged).await, Some(sum.clone()));
+        store.promote(staged, placed, 3).await.expect("promote");
+        assert_eq!(
+            head(placed).await,
+            Some(sum.clone()),
+            "moved with the object"
+        );
+        assert_eq!(head(staged).await, None);
+
+        // Replaced behind the store's back, same length: unknown, not wrong.
+        let path = dir.path().join("objects").join(placed);
+        std::fs::remove_file(&path).expect("remove");
+        std::fs::write(&path, b"abd").expect("write");
+        assert_eq!(
+            store.head(placed).await.expect("head").map(|i| i.size),
+            Some(3)
+        );
+        assert_eq!(
+            head(placed).await,
+            None,
+            "a digest of another file is ignored"
+        );
+
+        store.delete(placed).await.expect("delete");
+        assert!(
+            !dir.path().join("digests").join(placed).exists(),
+            "the digest goes with its object"
+        );
+
+        // A body whose digest is not the declared one: refused, nothing kept.
+        let err = store
+            .put_object(placed, None, Some(&sum), u64::MAX, body(b"abd"))
+            .await
+            .err()
+            .map(|e| e.code());
+        assert_eq!(err, Some(ErrorCode::InvalidRequest));
+        assert_eq!(store.head(placed).await.expect("head"), None);
+        let tmp = std::fs::read_dir(dir.path().join("tmp"))
+            .expect("tmp")
+            .count();
+        assert_eq!(tmp, 0, "nothing is kept in tmp");
     }
 
     #[tokio::test]
@@ -581,7 +710,7 @@ mod tests {
             (0..64).map(|_| Ok::<_, std::convert::Infallible>(vec![0u8; 1024])),
         );
         let err = store
-            .put_object("demo/dev/h/u/a.bin", None, 10_000, chunks)
+            .put_object("demo/dev/h/u/a.bin", None, None, 10_000, chunks)
             .await
             .err()
             .map(|e| e.code());
@@ -595,7 +724,7 @@ mod tests {
             (0..64).map(|_| Ok::<_, std::convert::Infallible>(vec![0u8; 1024])),
         );
         let err = store
-            .put_part("demo/dev/h/u/b.bin", &id, 1, 10_000, chunks)
+            .put_part("demo/dev/h/u/b.bin", &id, 1, None, 10_000, chunks)
             .await
             .err()
             .map(|e| e.code());
@@ -652,7 +781,7 @@ mod tests {
         let body = futures_util::stream::iter(vec![Ok::<_, String>(vec![1u8; 3])]);
         assert_eq!(
             store
-                .put_object("link/secret.txt", None, u64::MAX, body)
+                .put_object("link/secret.txt", None, None, u64::MAX, body)
                 .await
                 .err()
                 .map(|e| e.code()),
@@ -667,12 +796,15 @@ mod tests {
         let store = store(&dir).await;
         let body =
             futures_util::stream::iter(vec![Ok(vec![1u8; 10]), Err("connection reset".to_owned())]);
-        assert!(store.put_object("a/b", None, u64::MAX, body).await.is_err());
+        assert!(store
+            .put_object("a/b", None, None, u64::MAX, body)
+            .await
+            .is_err());
         assert_eq!(store.head("a/b").await.ok().flatten(), None);
         let short = futures_util::stream::iter(vec![Ok::<_, String>(vec![1u8; 3])]);
         assert_eq!(
             store
-                .put_object("a/b", Some(5), u64::MAX, short)
+                .put_object("a/b", Some(5), None, u64::MAX, short)
                 .await
                 .err()
                 .map(|e| e.code()),

@@ -12,6 +12,7 @@ type HmacSha256 = Hmac<Sha256>;
 const EXPIRES: &str = "X-Stowage-Expires";
 const CONTENT_TYPE: &str = "X-Stowage-Content-Type";
 const CONTENT_LENGTH: &str = "X-Stowage-Content-Length";
+const CHECKSUM_SHA256: &str = "X-Stowage-Checksum-Sha256";
 const UPLOAD_ID: &str = "uploadId";
 const PART_NUMBER: &str = "partNumber";
 const RESPONSE_CONTENT_TYPE: &str = "response-content-type";
@@ -27,6 +28,8 @@ pub struct SignedParams {
     pub content_type: Option<String>,
     /// Bound request Content-Length (object PUT).
     pub content_length: Option<u64>,
+    /// Bound `x-amz-checksum-sha256` (object or part PUT).
+    pub checksum_sha256: Option<String>,
     /// Multipart upload id (part PUT).
     pub upload_id: Option<String>,
     /// Part number (part PUT).
@@ -57,6 +60,7 @@ impl SignedParams {
                 CONTENT_LENGTH => {
                     p.content_length = Some(v.parse().map_err(|_| denied("Malformed length"))?)
                 }
+                CHECKSUM_SHA256 => p.checksum_sha256 = Some(v.to_owned()),
                 UPLOAD_ID => p.upload_id = Some(v.to_owned()),
                 PART_NUMBER => {
                     p.part_number = Some(v.parse().map_err(|_| denied("Malformed part number"))?)
@@ -84,6 +88,8 @@ pub enum Grant {
         content_type: String,
         /// Required Content-Length.
         content_length: Option<u64>,
+        /// Required `x-amz-checksum-sha256`, which the body must match.
+        checksum_sha256: Option<String>,
     },
     /// PUT of one part.
     PutPart {
@@ -91,6 +97,8 @@ pub enum Grant {
         upload_id: String,
         /// Part number.
         part_number: u32,
+        /// Required `x-amz-checksum-sha256`, which the body must match.
+        checksum_sha256: Option<String>,
     },
     /// GET/HEAD answered with these headers.
     Get {
@@ -135,6 +143,11 @@ impl Signer {
         field(&mut s, p.part_number.map(|n| n.to_string()).as_deref());
         field(&mut s, p.response_content_type.as_deref());
         field(&mut s, p.response_content_disposition.as_deref());
+        // Appended only when bound, so URLs signed before digests existed
+        // keep their signatures; with it, the extra field changes the MAC.
+        if let Some(sum) = &p.checksum_sha256 {
+            field(&mut s, Some(sum));
+        }
         let mut mac = self.mac.clone();
         mac.update(&s);
         mac
@@ -150,6 +163,9 @@ impl Signer {
         }
         if let Some(v) = p.content_length {
             q.push(format!("{CONTENT_LENGTH}={v}"));
+        }
+        if let Some(v) = &p.checksum_sha256 {
+            q.push(format!("{CHECKSUM_SHA256}={}", enc(v)));
         }
         if let Some(v) = &p.upload_id {
             q.push(format!("{UPLOAD_ID}={}", enc(v)));
@@ -196,6 +212,7 @@ impl Signer {
             ) => Grant::PutPart {
                 upload_id: id.clone(),
                 part_number: *n,
+                checksum_sha256: p.checksum_sha256.clone(),
             },
             (
                 "PUT",
@@ -208,6 +225,7 @@ impl Signer {
             ) => Grant::PutObject {
                 content_type: ct.clone(),
                 content_length: p.content_length,
+                checksum_sha256: p.checksum_sha256.clone(),
             },
             (
                 "GET",
@@ -263,7 +281,8 @@ mod tests {
             s.verify("PUT", "a/b", &parsed, now).ok(),
             Some(Grant::PutObject {
                 content_type: "text/plain".into(),
-                content_length: Some(5)
+                content_length: Some(5),
+                checksum_sha256: None,
             })
         );
         let code = |r: Result<Grant>| r.err().map(|e| e.code());
@@ -341,6 +360,50 @@ mod tests {
         assert!(
             SignedParams::from_query([("X-Stowage-Expires", "1")]).is_err(),
             "unsigned"
+        );
+        let summed = parse(&s.sign(
+            "PUT",
+            "a/b",
+            SignedParams {
+                checksum_sha256: Some("LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=".into()),
+                ..p.clone()
+            },
+        ));
+        assert!(matches!(
+            s.verify("PUT", "a/b", &summed, now),
+            Ok(Grant::PutObject {
+                checksum_sha256: Some(_),
+                ..
+            })
+        ));
+        for tampered in [
+            SignedParams {
+                checksum_sha256: None,
+                ..summed.clone()
+            },
+            SignedParams {
+                checksum_sha256: Some("AAAAul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=".into()),
+                ..summed.clone()
+            },
+        ] {
+            assert_eq!(
+                code(s.verify("PUT", "a/b", &tampered, now)),
+                denied,
+                "a digest removed or changed"
+            );
+        }
+        assert_eq!(
+            code(s.verify(
+                "PUT",
+                "a/b",
+                &SignedParams {
+                    checksum_sha256: Some("x".into()),
+                    ..parsed.clone()
+                },
+                now
+            )),
+            denied,
+            "a digest added to a URL signed without one"
         );
     }
 }

@@ -393,7 +393,8 @@ impl QueryFragment<Pg> for RegisterStatement<'_> {
         out.push_sql(
             ") RETURNING 1), inserted AS (INSERT INTO files (id, project, env, s3_key, \
              original_name, name_folded, mime_type, size, width, height, visibility, bucket, \
-             owner_type, owner_id, shared_with, metadata, created_at, updated_at) SELECT ",
+             owner_type, owner_id, shared_with, metadata, created_at, updated_at, \
+             checksum_sha256) SELECT ",
         );
         for (i, text) in [
             &r.id,
@@ -430,6 +431,8 @@ impl QueryFragment<Pg> for RegisterStatement<'_> {
         out.push_bind_param::<BigInt, _>(&r.created_at)?;
         out.push_sql(", ");
         out.push_bind_param::<BigInt, _>(&r.updated_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<Text>, _>(&r.checksum_sha256)?;
         out.push_sql(
             " FROM claimed RETURNING project, env, visibility, owner_type, owner_id, size), \
              queued AS (INSERT INTO object_deletions (s3_key, next_attempt_at, created_at) SELECT ",

@@ -65,7 +65,7 @@ async fn main() -> Result<(), String> {
             let key = format!("bench/dev/h/{round}/{size}.bin");
             let exp = Timestamp::from_datetime(chrono::Utc::now()).plus_secs(3600);
             let put = store
-                .presign_put(&staged, "application/octet-stream", Some(size), exp)
+                .presign_put(&staged, "application/octet-stream", Some(size), None, exp)
                 .await
                 .map_err(|e| e.to_string())?;
             let chunk = bytes_chunk();

@@ -197,18 +197,27 @@ impl S3Store {
     }
 }
 
+/// The header a URL bound to a digest requires (docs/api.md §11).
+const CHECKSUM_HEADER: &str = "x-amz-checksum-sha256";
+
 #[async_trait::async_trait]
 impl ObjectStore for S3Store {
-    async fn presign_put(
+    async fn presign_put<'a>(
         &self,
         key: &str,
         content_type: &str,
         content_length: Option<u64>,
+        checksum_sha256: Option<&'a str>,
         expires_at: Timestamp,
     ) -> Result<PresignedRequest> {
         let mut headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
         if let Some(len) = content_length {
             headers.push(("Content-Length".to_owned(), len.to_string()));
+        }
+        // Signed, so the request must carry it; S3 then refuses a body with
+        // another digest (400 BadDigest) and stores nothing.
+        if let Some(sum) = checksum_sha256 {
+            headers.push((CHECKSUM_HEADER.to_owned(), sum.to_owned()));
         }
         self.presign("PUT", key, Vec::new(), headers, expires_at)
             .await
@@ -264,6 +273,9 @@ impl ObjectStore for S3Store {
                         .and_then(|n| u64::try_from(n).ok())
                         .unwrap_or(0),
                     etag: out.e_tag,
+                    // Only a HEAD with `x-amz-checksum-mode: ENABLED` says,
+                    // which rusoto cannot send.
+                    sha256: None,
                 })),
                 // A HEAD 404 has no body, so "no such key" and "no such bucket"
                 // look alike; ask the bucket before saying the object is missing.
@@ -328,26 +340,33 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn presign_part(
+    async fn presign_part<'a>(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u32,
+        checksum_sha256: Option<&'a str>,
         expires_at: Timestamp,
     ) -> Result<PresignedRequest> {
         let query = vec![
             ("partNumber".to_owned(), part_number.to_string()),
             ("uploadId".to_owned(), upload_id.to_owned()),
         ];
-        self.presign("PUT", key, query, Vec::new(), expires_at)
-            .await
+        let headers = checksum_sha256
+            .map(|sum| (CHECKSUM_HEADER.to_owned(), sum.to_owned()))
+            .into_iter()
+            .collect();
+        self.presign("PUT", key, query, headers, expires_at).await
     }
 
-    async fn complete_multipart(
+    async fn complete_multipart<'a>(
         &self,
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
+        // S3 keeps no whole-object SHA-256 of a multipart upload (docs/api.md
+        // §11): the digest is recorded as given; each part was bound to its own.
+        _checksum_sha256: Option<&'a str>,
     ) -> Result<AssembledObject> {
         self.check_parts(key, upload_id, parts).await?;
         let parts = parts
@@ -406,6 +425,7 @@ impl ObjectStore for S3Store {
                 .unwrap_or_else(|| format!("s3://{}/{key}", self.bucket)),
             size: info.size,
             etag: out.e_tag.or(info.etag).unwrap_or_default(),
+            sha256: None,
         })
     }
 
@@ -637,6 +657,7 @@ mod tests {
                 "_staging/demo/dev/h/u/big.bin",
                 "application/x-test",
                 None,
+                None,
                 exp,
             )
             .await
@@ -689,7 +710,7 @@ mod tests {
         let http = reqwest::Client::new();
         let exp = Timestamp::from_datetime(chrono::Utc::now()).plus_secs(600);
         let put = store
-            .presign_put("k/a.txt", "text/plain", Some(5), exp)
+            .presign_put("k/a.txt", "text/plain", Some(5), None, exp)
             .await
             .expect("presign");
         let tampered = put.url.replace("k/a.txt", "k/b.txt");
@@ -705,6 +726,7 @@ mod tests {
             .presign_put(
                 "k/c.txt",
                 "text/plain",
+                None,
                 None,
                 Timestamp::from_datetime(chrono::Utc::now()).plus_secs(1),
             )

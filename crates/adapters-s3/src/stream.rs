@@ -171,7 +171,7 @@ impl S3Store {
                 offset += len;
                 number += 1;
             }
-            self.complete_multipart(key, &upload_id, &parts)
+            self.complete_multipart(key, &upload_id, &parts, None)
                 .await
                 .map(|_| ())
         }

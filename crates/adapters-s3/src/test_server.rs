@@ -9,6 +9,11 @@
 //! before completing. [`Listing`] adds the ETags (the MD5 of each part file)
 //! and the `NoSuchUpload`, so the test server behaves like the stores Stowage
 //! is deployed against.
+//!
+//! s3s-fs 0.14 also moves a PUT's body into place *before* it compares
+//! `x-amz-checksum-sha256` (a bad digest is answered `BadDigest` but leaves
+//! the object), and never checks a part's digest. [`verified`] checks both
+//! first, as S3 does: a body with another digest stores nothing.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -217,6 +222,24 @@ macro_rules! listing_impl {
                 }
             )*
 
+            async fn put_object(
+                &self,
+                mut req: S3Request<s3s::dto::PutObjectInput>,
+            ) -> S3Result<S3Response<s3s::dto::PutObjectOutput>> {
+                let body = req.input.body.take();
+                req.input.body = verified(body, req.input.checksum_sha256.as_deref()).await?;
+                S3::put_object(&self.inner, req).await
+            }
+
+            async fn upload_part(
+                &self,
+                mut req: S3Request<s3s::dto::UploadPartInput>,
+            ) -> S3Result<S3Response<s3s::dto::UploadPartOutput>> {
+                let body = req.input.body.take();
+                req.input.body = verified(body, req.input.checksum_sha256.as_deref()).await?;
+                S3::upload_part(&self.inner, req).await
+            }
+
             async fn list_parts(
                 &self,
                 req: S3Request<s3s::dto::ListPartsInput>,
@@ -256,10 +279,40 @@ listing_impl! {
     list_buckets(ListBucketsInput) -> ListBucketsOutput;
     list_objects(ListObjectsInput) -> ListObjectsOutput;
     list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;
-    put_object(PutObjectInput) -> PutObjectOutput;
     create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
-    upload_part(UploadPartInput) -> UploadPartOutput;
     upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
     complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
     abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput;
+}
+
+/// A body with a declared `x-amz-checksum-sha256`, read whole and compared
+/// before anything is stored (test bodies are small); `BadDigest` when it
+/// differs. Bodies without a digest pass through as they stream.
+async fn verified(
+    body: Option<s3s::dto::StreamingBlob>,
+    sha256: Option<&str>,
+) -> S3Result<Option<s3s::dto::StreamingBlob>> {
+    use base64::Engine as _;
+    use futures_util::TryStreamExt;
+    use sha2::{Digest, Sha256};
+    let Some(want) = sha256 else {
+        return Ok(body);
+    };
+    let Some(body) = body else {
+        return Ok(None);
+    };
+    let chunks: Vec<bytes::Bytes> = body
+        .try_collect()
+        .await
+        .map_err(|_| s3s::s3_error!(IncompleteBody))?;
+    let mut sha = Sha256::new();
+    for chunk in &chunks {
+        sha.update(chunk);
+    }
+    if base64::engine::general_purpose::STANDARD.encode(sha.finalize()) != want {
+        return Err(s3s::s3_error!(BadDigest, "x-amz-checksum-sha256 mismatch"));
+    }
+    Ok(Some(s3s::dto::StreamingBlob::wrap(
+        futures_util::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>)),
+    )))
 }

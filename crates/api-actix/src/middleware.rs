@@ -25,6 +25,8 @@ pub fn cors(origins: &CorsOrigins) -> Cors {
             "content-type",
             "range",
             "x-request-id",
+            // A gateway PUT bound to a digest (docs/api.md §11).
+            "x-amz-checksum-sha256",
         ])
         .expose_headers([
             "etag",

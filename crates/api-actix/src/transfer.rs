@@ -415,7 +415,7 @@ async fn copy_object(
         Objects::Disk(fs) => {
             let body = hashed(source.objects.read(key, None).await?, seen.clone());
             let written = fs
-                .put_object(key, Some(info.size), info.size, body)
+                .put_object(key, Some(info.size), None, info.size, body)
                 .await
                 .map_err(|e| format!("{key}: {}", err(e)))?;
             etag_md5(Some(&written.etag))

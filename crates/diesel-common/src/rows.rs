@@ -103,6 +103,7 @@ pub struct UploadRow {
     pub state: String,
     pub created_at: i64,
     pub expires_at: i64,
+    pub checksum_sha256: Option<String>,
 }
 
 impl From<&IssuedUpload> for UploadRow {
@@ -123,6 +124,7 @@ impl From<&IssuedUpload> for UploadRow {
             state: u.state.as_str().into(),
             created_at: u.created_at.millis(),
             expires_at: u.expires_at.millis(),
+            checksum_sha256: u.checksum_sha256.clone(),
         }
     }
 }
@@ -156,6 +158,7 @@ impl TryFrom<UploadRow> for IssuedUpload {
             filename: r.filename,
             content_type: r.content_type,
             multipart_id: r.multipart_id,
+            checksum_sha256: r.checksum_sha256,
             created_at: Timestamp::from_millis(r.created_at),
             expires_at: Timestamp::from_millis(r.expires_at),
         })
@@ -184,6 +187,7 @@ pub struct FileRow {
     pub metadata: Json,
     pub created_at: i64,
     pub updated_at: i64,
+    pub checksum_sha256: Option<String>,
 }
 
 impl FileRow {
@@ -213,6 +217,7 @@ impl FileRow {
             ),
             created_at: f.created_at.millis(),
             updated_at: f.updated_at.millis(),
+            checksum_sha256: f.checksum_sha256.clone(),
         })
     }
 }
@@ -242,6 +247,7 @@ impl TryFrom<FileRow> for File {
             s3_key: r.s3_key,
             original_name: r.original_name,
             mime_type: r.mime_type,
+            checksum_sha256: r.checksum_sha256,
             created_at: Timestamp::from_millis(r.created_at),
             updated_at: Timestamp::from_millis(r.updated_at),
         })

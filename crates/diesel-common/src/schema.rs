@@ -26,6 +26,7 @@ diesel::table! {
         metadata -> MetadataJson,
         created_at -> BigInt,
         updated_at -> BigInt,
+        checksum_sha256 -> Nullable<Text>,
     }
 }
 
@@ -59,6 +60,7 @@ diesel::table! {
         state -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,
+        checksum_sha256 -> Nullable<Text>,
     }
 }
 

@@ -101,6 +101,7 @@ mod tests {
             },
             shared_with: shared.iter().map(|s| s.to_string()).collect(),
             metadata: FileMetadata::default(),
+            checksum_sha256: None,
             created_at: Timestamp::from_millis(0),
             updated_at: Timestamp::from_millis(0),
         }

@@ -196,6 +196,29 @@ pub fn check_mime_syntax(raw: &str) -> std::result::Result<(), ValidationError> 
     }
 }
 
+/// Whether `value` is the base64 (standard alphabet, padded, canonical) of a
+/// 32-byte SHA-256 digest: the one spelling of each digest, so two valid
+/// values are equal exactly when their digests are.
+pub fn is_sha256_base64(value: &str) -> bool {
+    use base64::Engine as _;
+    value.len() == 44
+        && base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .is_ok_and(|d| d.len() == 32)
+}
+
+/// Rule (`custom` validator) of a `checksumSha256` field (docs/api.md §11).
+///
+/// # Errors
+/// When `value` is not [`is_sha256_base64`].
+pub fn check_sha256_base64(value: &str) -> std::result::Result<(), ValidationError> {
+    if is_sha256_base64(value) {
+        Ok(())
+    } else {
+        Err(failed("must be the base64 of a 32-byte SHA-256 digest"))
+    }
+}
+
 /// Rule (`custom` validator) of an object key field: at most
 /// [`MAX_KEY_BYTES`] bytes (a byte bound, which `length` — counting
 /// characters — cannot state).

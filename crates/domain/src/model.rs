@@ -315,6 +315,10 @@ pub struct File {
     pub shared_with: Vec<String>,
     /// Metadata.
     pub metadata: FileMetadata,
+    /// SHA-256 of the bytes, base64, when known (docs/api.md §11): computed by
+    /// the embedded store for every object, else as declared at issue (which
+    /// S3 verified for a single PUT).
+    pub checksum_sha256: Option<String>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last change.
@@ -369,6 +373,9 @@ pub struct FileView {
     /// Public URL of a public file, when a public base URL is configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+    /// SHA-256 of the bytes (base64), whenever it is known (docs/api.md §11).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum_sha256: Option<String>,
     /// Created.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
@@ -407,6 +414,7 @@ impl File {
             shared_with: full.then(|| self.shared_with.clone()),
             metadata,
             public_url,
+            checksum_sha256: self.checksum_sha256.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }

@@ -199,6 +199,9 @@ pub struct ObjectInfo {
     pub size: u64,
     /// Entity tag, quoted.
     pub etag: Option<String>,
+    /// SHA-256 of the bytes (base64), for a store that computes it (the
+    /// embedded store does for every object; S3's HEAD does not say).
+    pub sha256: Option<String>,
 }
 
 /// One part named in a multipart completion.
@@ -219,6 +222,8 @@ pub struct AssembledObject {
     pub size: u64,
     /// Entity tag, quoted.
     pub etag: String,
+    /// SHA-256 of the whole object (base64), for a store that computes it.
+    pub sha256: Option<String>,
 }
 
 /// The object store. Adapters only sign and manage objects; bytes flow between
@@ -227,12 +232,16 @@ pub struct AssembledObject {
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     /// A URL for one `PUT` of `key` that MUST only accept `content_type`, and
-    /// `content_length` bytes when given, until `expires_at`.
-    async fn presign_put(
+    /// `content_length` bytes when given, until `expires_at`. With
+    /// `checksum_sha256` (base64 of a SHA-256), the request MUST send it as
+    /// `x-amz-checksum-sha256` and the store MUST refuse, storing nothing, a
+    /// body with another digest (docs/api.md §11).
+    async fn presign_put<'a>(
         &self,
         key: &str,
         content_type: &str,
         content_length: Option<u64>,
+        checksum_sha256: Option<&'a str>,
         expires_at: Timestamp,
     ) -> Result<PresignedRequest>;
 
@@ -246,7 +255,8 @@ pub trait ObjectStore: Send + Sync {
         expires_at: Timestamp,
     ) -> Result<PresignedRequest>;
 
-    /// Size and ETag of the object; `None` MUST mean there is no object at `key`.
+    /// Size and ETag of the object; `None` MUST mean there is no object at
+    /// `key`. A `sha256` given MUST be the digest of the object's bytes.
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>>;
 
     /// The object's first `len` bytes (all of it when shorter; empty for an
@@ -276,24 +286,33 @@ pub trait ObjectStore: Send + Sync {
     async fn create_multipart(&self, key: &str, content_type: &str) -> Result<String>;
 
     /// A URL for `PUT` of one part; re-uploading a part number replaces it.
-    async fn presign_part(
+    /// With `checksum_sha256`, bound like [`ObjectStore::presign_put`]'s: a
+    /// part with another digest MUST be refused.
+    async fn presign_part<'a>(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u32,
+        checksum_sha256: Option<&'a str>,
         expires_at: Timestamp,
     ) -> Result<PresignedRequest>;
 
     /// Assembles the parts, in order, into the object at `key`, atomically.
+    /// A store that computes whole-object digests ([`AssembledObject::sha256`])
+    /// MUST refuse, before anything appears at `key` and keeping the parts, an
+    /// assembly whose digest differs from `checksum_sha256`; S3 keeps no
+    /// whole-object SHA-256 for multipart uploads and records it as given.
     ///
     /// # Errors
-    /// `file/invalid-parts-array` when a part is missing, its ETag differs, or a
-    /// part but the last is under 5 MiB; `file/upload-not-found` for an unknown upload.
-    async fn complete_multipart(
+    /// `file/invalid-parts-array` when a part is missing, its ETag differs, a
+    /// part but the last is under 5 MiB, or the digest differs;
+    /// `file/upload-not-found` for an unknown upload.
+    async fn complete_multipart<'a>(
         &self,
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
+        checksum_sha256: Option<&'a str>,
     ) -> Result<AssembledObject>;
 
     /// Aborts the upload and discards its parts (idempotent).

@@ -78,6 +78,8 @@ pub struct IssuedUpload {
     pub max_size: u64,
     /// The store's upload id, for multipart uploads.
     pub multipart_id: Option<String>,
+    /// SHA-256 of the whole object (base64) declared at issue, if any.
+    pub checksum_sha256: Option<String>,
     /// State.
     pub state: UploadState,
     /// When it was issued.
@@ -131,8 +133,21 @@ pub struct IssueUpload {
     /// Category (limits of docs/api.md §6).
     #[serde(default)]
     pub category: Option<Category>,
+    /// SHA-256 of the whole object, base64 of its 32 bytes (docs/api.md §11):
+    /// a single PUT's URL then binds `x-amz-checksum-sha256`.
+    #[serde(default)]
+    #[validate(custom(
+        function = "crate::limits::check_sha256_base64",
+        code = "common/invalid-request"
+    ))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 44, max_length = 44, pattern = "^[A-Za-z0-9+/]{43}=$")
+    )]
+    pub checksum_sha256: Option<String>,
 }
 
 impl FieldRules for IssueUpload {
-    const FIELDS: &'static [&'static str] = &["filename", "content_type", "file_size"];
+    const FIELDS: &'static [&'static str] =
+        &["filename", "content_type", "file_size", "checksum_sha256"];
 }

@@ -90,6 +90,7 @@ fn issue(name: &str, ct: &str, size: Option<i64>) -> IssueUpload {
         file_size: size,
         visibility: None,
         category: None,
+        checksum_sha256: None,
     }
 }
 
@@ -525,20 +526,28 @@ async fn multipart_is_bound_to_its_starter() {
     );
     let (key, id) = (init.key.as_str(), init.upload_id.as_str());
     assert_eq!(
-        code(h.service.presign_part(&bob, key, id, &json!(1)).await),
+        code(h.service.presign_part(&bob, key, id, &json!(1), None).await),
         Some(ErrorCode::AccessDenied)
     );
     assert_eq!(
-        code(h.service.presign_part(&alice, key, id, &json!(0)).await),
+        code(
+            h.service
+                .presign_part(&alice, key, id, &json!(0), None)
+                .await
+        ),
         Some(ErrorCode::InvalidPartNumberRange)
     );
     assert_eq!(
-        code(h.service.presign_part(&alice, key, "nope", &json!(1)).await),
+        code(
+            h.service
+                .presign_part(&alice, key, "nope", &json!(1), None)
+                .await
+        ),
         Some(ErrorCode::UploadNotFound)
     );
     let p = h
         .service
-        .presign_part(&alice, key, id, &json!(2))
+        .presign_part(&alice, key, id, &json!(2), None)
         .await
         .expect("part url");
     assert_eq!(p.part_number, 2);
@@ -628,7 +637,7 @@ async fn multipart_is_bound_to_its_starter() {
     assert_eq!(
         code(
             h.service
-                .presign_part(&alice, &other.key, &other.upload_id, &json!(1))
+                .presign_part(&alice, &other.key, &other.upload_id, &json!(1), None)
                 .await
         ),
         Some(ErrorCode::UploadNotFound)
@@ -642,7 +651,7 @@ async fn multipart_is_bound_to_its_starter() {
     assert_eq!(
         code(
             h.service
-                .presign_part(&alice, &expiring.key, &expiring.upload_id, &json!(1))
+                .presign_part(&alice, &expiring.key, &expiring.upload_id, &json!(1), None)
                 .await
         ),
         Some(ErrorCode::UploadNotFound),
@@ -907,7 +916,7 @@ async fn abandoned_uploads_are_swept_and_racing_registrations_lose_cleanly() {
     assert_eq!(
         code(
             h.service
-                .presign_part(&alice, &mp.key, &mp.upload_id, &json!(1))
+                .presign_part(&alice, &mp.key, &mp.upload_id, &json!(1), None)
                 .await
         ),
         Some(ErrorCode::UploadNotFound)
@@ -1159,7 +1168,7 @@ async fn mocks_inject_failures_presign_comes_before_the_record() {
     store
         .expect_presign_put()
         .times(1)
-        .returning(|_, _, _, _| Err(Error::unavailable("store down")));
+        .returning(|_, _, _, _, _| Err(Error::unavailable("store down")));
     let mut repo = MockFileRepository::new();
     repo.expect_insert_upload().never();
     let service = FileService::new(
@@ -1208,4 +1217,146 @@ async fn mocks_inject_failures_presign_comes_before_the_record() {
         ),
         Some(ErrorCode::ServiceUnavailable)
     );
+}
+
+/// Base64 of a SHA-256, as `checksumSha256` spells it.
+fn sha256_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
+}
+
+#[tokio::test]
+async fn checksums_are_validated_bound_and_recorded() {
+    let h = harness();
+    let alice = h.user("alice");
+    for bad in [
+        "",
+        "abc",
+        "A".repeat(44).as_str(),
+        &sha256_base64(b"x")[..43],
+    ] {
+        let req = IssueUpload {
+            checksum_sha256: Some(bad.to_owned()),
+            ..issue("a.txt", "text/plain", Some(3))
+        };
+        let err = h.service.issue_upload_url(&alice, req).await.err();
+        assert_eq!(
+            err.as_ref().map(|e| e.code()),
+            Some(ErrorCode::InvalidRequest),
+            "{bad:?}"
+        );
+        assert!(
+            err.is_some_and(|e| e.message().starts_with("checksumSha256:")),
+            "the message names the field"
+        );
+    }
+
+    // Declared: the URL binds it and the file records it.
+    let sum = sha256_base64(b"abc");
+    let t = h
+        .service
+        .issue_upload_url(
+            &alice,
+            IssueUpload {
+                checksum_sha256: Some(sum.clone()),
+                ..issue("a.txt", "text/plain", Some(3))
+            },
+        )
+        .await
+        .expect("issue");
+    assert_eq!(t.headers["x-amz-checksum-sha256"], json!(sum));
+    h.store.put_object(&staging_key(&t.key), b"abc");
+    let file = h
+        .service
+        .register(&alice, register(&t.key, "a.txt", "text/plain", 3))
+        .await
+        .expect("register");
+    assert_eq!(file.checksum_sha256.as_deref(), Some(sum.as_str()));
+
+    // Not declared: the store's digest is recorded.
+    let key = h.upload(&alice, "b.txt", b"xyz").await;
+    let file = h
+        .service
+        .register(&alice, register(&key, "b.txt", "text/plain", 3))
+        .await
+        .expect("register");
+    assert_eq!(file.checksum_sha256, Some(sha256_base64(b"xyz")));
+
+    // Declared, and the stored bytes (written past the URL) are others:
+    // refused, the object discarded, nothing registered.
+    let t = h
+        .service
+        .issue_upload_url(
+            &alice,
+            IssueUpload {
+                checksum_sha256: Some(sum.clone()),
+                ..issue("c.txt", "text/plain", Some(3))
+            },
+        )
+        .await
+        .expect("issue");
+    h.store.put_object(&staging_key(&t.key), b"abd");
+    assert_eq!(
+        code(
+            h.service
+                .register(&alice, register(&t.key, "c.txt", "text/plain", 3))
+                .await
+        ),
+        Some(ErrorCode::InvalidRequest)
+    );
+    assert_eq!(h.store.object(&staging_key(&t.key)), None);
+
+    // A part URL binds the part's digest; a malformed one is a field error.
+    let mp = h
+        .service
+        .init_multipart(
+            &alice,
+            IssueUpload {
+                checksum_sha256: Some(sum.clone()),
+                ..issue("d.bin", "application/octet-stream", Some(3))
+            },
+        )
+        .await
+        .expect("init");
+    let part = h
+        .service
+        .presign_part(&alice, &mp.key, &mp.upload_id, &json!(1), Some(&sum))
+        .await
+        .expect("part url");
+    assert_eq!(part.headers["x-amz-checksum-sha256"], json!(sum));
+    assert_eq!(
+        code(
+            h.service
+                .presign_part(&alice, &mp.key, &mp.upload_id, &json!(1), Some("nope"))
+                .await
+        ),
+        Some(ErrorCode::InvalidRequest)
+    );
+    // The whole object's digest is checked at completion, parts kept.
+    let etag = h.store.put_part(&mp.upload_id, 1, b"abX").expect("part");
+    let parts = json!([{"partNumber": 1, "etag": etag}]);
+    assert_eq!(
+        code(
+            h.service
+                .complete_multipart(&alice, &mp.key, &mp.upload_id, Some(&parts))
+                .await
+        ),
+        Some(ErrorCode::InvalidPartsArray)
+    );
+    let etag = h.store.put_part(&mp.upload_id, 1, b"abc").expect("part");
+    let parts = json!([{"partNumber": 1, "etag": etag}]);
+    h.service
+        .complete_multipart(&alice, &mp.key, &mp.upload_id, Some(&parts))
+        .await
+        .expect("the upload stayed open; the corrected part completes");
+    let file = h
+        .service
+        .register(
+            &alice,
+            register(&mp.key, "d.bin", "application/octet-stream", 3),
+        )
+        .await
+        .expect("register");
+    assert_eq!(file.checksum_sha256, Some(sum));
 }

@@ -164,13 +164,14 @@ fn authorize(
     let query: Vec<(String, String)> =
         serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
             .map_err(|_| Error::new(stowage_domain::ErrorCode::AccessDenied))?;
-    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let request = GatewayRequest {
         method: method.as_str(),
         key,
         query: &query,
-        content_type: header(header::CONTENT_TYPE),
-        content_length: header(header::CONTENT_LENGTH),
+        content_type: header("content-type"),
+        content_length: header("content-length"),
+        checksum_sha256: header("x-amz-checksum-sha256"),
     };
     let now: Timestamp = state.clock.now();
     Ok(state.store.authorize(&request, now)?)
@@ -184,8 +185,11 @@ async fn put_object(
     headers: HeaderMap,
     body: Body,
 ) -> Answer<impl IntoResponse> {
-    let Grant::PutObject { content_length, .. } =
-        authorize(&state, &method, &key, query, &headers)?
+    let Grant::PutObject {
+        content_length,
+        checksum_sha256,
+        ..
+    } = authorize(&state, &method, &key, query, &headers)?
     else {
         return Err(Error::new(stowage_domain::ErrorCode::AccessDenied).into());
     };
@@ -195,6 +199,7 @@ async fn put_object(
         .put_object(
             &key,
             content_length,
+            checksum_sha256.as_deref(),
             allowed.max_bytes,
             body.into_data_stream(),
         )

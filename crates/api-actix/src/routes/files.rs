@@ -48,6 +48,10 @@ pub struct PartUrlRequest {
     /// 1..=10000.
     #[schema(minimum = 1, maximum = 10000)]
     part_number: u32,
+    /// The part's own SHA-256, base64 (docs/api.md §11): the URL then binds
+    /// `x-amz-checksum-sha256`, listed in the answer's `headers`.
+    #[schema(min_length = 44, max_length = 44, pattern = "^[A-Za-z0-9+/]{43}=$")]
+    checksum_sha256: Option<String>,
 }
 
 /// One uploaded part.
@@ -122,11 +126,24 @@ pub async fn multipart_part_url(
 ) -> ApiResult<HttpResponse> {
     let value = json_value(&req, body).await?;
     let part_number = value.get("partNumber").cloned().unwrap_or(Value::Null);
+    let checksum = match value.get("checksumSha256") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            return Err(Error::invalid_request("checksumSha256: must be a string").into());
+        }
+    };
     let upload: UploadRef = from_value(value)?;
     Ok(HttpResponse::Ok().json(
         state
             .files
-            .presign_part(&p, &upload.key, &upload.upload_id, &part_number)
+            .presign_part(
+                &p,
+                &upload.key,
+                &upload.upload_id,
+                &part_number,
+                checksum.as_deref(),
+            )
             .await?,
     ))
 }

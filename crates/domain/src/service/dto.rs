@@ -46,6 +46,11 @@ pub struct PartTicket {
     pub url: String,
     /// The part number.
     pub part_number: u32,
+    /// Headers the PUT must carry (extension): `x-amz-checksum-sha256` when
+    /// the part's digest was given; absent otherwise.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::HashMap<String, String>>))]
+    pub headers: serde_json::Map<String, Value>,
 }
 
 /// Answer of `POST /v1/files/multipart/complete`.
@@ -413,6 +418,7 @@ mod tests {
                 file_size: None,
                 visibility: None,
                 category: None,
+                checksum_sha256: None,
             };
             assert_eq!(rule(&issue), want);
         }

@@ -73,6 +73,7 @@ impl FileService {
             owner: upload.owner.clone(),
             shared_with,
             metadata,
+            checksum_sha256: None,
             created_at: now,
             updated_at: now,
         };
@@ -133,6 +134,20 @@ impl FileService {
                 format!("The uploaded object has {} bytes", object.size),
             ));
         }
+        // The digest of the bytes: the store's own where it computes one (the
+        // embedded store, for every object), else the one declared at issue
+        // (bound to the PUT and verified by S3). Both known and different:
+        // the object is not what the client hashed.
+        file.checksum_sha256 = match (object.sha256.clone(), &upload.checksum_sha256) {
+            (Some(stored), Some(declared)) if &stored != declared => {
+                self.discard_object(location).await;
+                return Err(Error::invalid_request(
+                    "The uploaded object's SHA-256 differs from the checksumSha256 given at issue",
+                ));
+            }
+            (Some(stored), _) => Some(stored),
+            (None, declared) => declared.clone(),
+        };
         // 8. Of the type it is registered as?
         if content::is_checked(&file.mime_type) {
             let head = self
@@ -157,6 +172,23 @@ impl FileService {
             self.store
                 .promote(&staged, &upload.key, object.size)
                 .await?;
+            // A PUT that was already streaming when the upload was claimed
+            // may have replaced the staged object between the checks and the
+            // move. Where the store knows digests (cheaply), the object now at
+            // the key must be the one checked, or it is not registered.
+            if object.sha256.is_some() {
+                let placed = self.store.head(&upload.key).await?;
+                let same = placed
+                    .as_ref()
+                    .is_some_and(|p| p.size == object.size && p.sha256 == object.sha256);
+                if !same {
+                    self.discard_object(&upload.key).await;
+                    return Err(Error::with_message(
+                        ErrorCode::UploadNotFound,
+                        "The object changed while it was being registered: upload it again",
+                    ));
+                }
+            }
         }
         let cleanup = QueuedDeletion {
             key: staged,

@@ -72,6 +72,7 @@ impl FileService {
                 .limits
                 .max_size(req.category, multipart_id.is_some()),
             multipart_id,
+            checksum_sha256: req.checksum_sha256.clone(),
             state: UploadState::Pending,
             created_at: now,
             expires_at: now.plus_secs(ttl),
@@ -94,6 +95,7 @@ impl FileService {
                 &keys::staging_key(&upload.key),
                 &upload.content_type,
                 size,
+                upload.checksum_sha256.as_deref(),
                 upload.expires_at,
             )
             .await?;
@@ -172,15 +174,23 @@ impl FileService {
         Ok(upload)
     }
 
-    /// `POST /v1/files/multipart/presigned-url`.
+    /// `POST /v1/files/multipart/presigned-url`. With `checksum_sha256` (the
+    /// part's own digest) the URL binds `x-amz-checksum-sha256`, listed in
+    /// the ticket's `headers` (docs/api.md §11).
     pub async fn presign_part(
         &self,
         principal: &Principal,
         key: &str,
         upload_id: &str,
         part_number: &Value,
+        checksum_sha256: Option<&str>,
     ) -> Result<PartTicket> {
         let part_number = parse_part_number(part_number)?;
+        if checksum_sha256.is_some_and(|c| !crate::limits::is_sha256_base64(c)) {
+            return Err(Error::invalid_request(
+                "checksumSha256: must be the base64 of a 32-byte SHA-256 digest",
+            ));
+        }
         let upload = self.multipart_upload(principal, key, upload_id).await?;
         let expires = self
             .clock
@@ -189,11 +199,22 @@ impl FileService {
             .min(upload.expires_at);
         let presigned = self
             .store
-            .presign_part(&keys::staging_key(key), upload_id, part_number, expires)
+            .presign_part(
+                &keys::staging_key(key),
+                upload_id,
+                part_number,
+                checksum_sha256,
+                expires,
+            )
             .await?;
         Ok(PartTicket {
             url: presigned.url,
             part_number,
+            headers: presigned
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
         })
     }
 
@@ -220,7 +241,12 @@ impl FileService {
         let staged = keys::staging_key(key);
         let assembled = match self
             .store
-            .complete_multipart(&staged, upload_id, &parts)
+            .complete_multipart(
+                &staged,
+                upload_id,
+                &parts,
+                upload.checksum_sha256.as_deref(),
+            )
             .await
         {
             Ok(assembled) => assembled,
@@ -238,6 +264,22 @@ impl FileService {
                 return Err(e);
             }
         };
+        // A store that computes the digest refused a wrong one already; one
+        // that says otherwise now broke its port: never keep that object.
+        let digest_differs = matches!(
+            (&assembled.sha256, &upload.checksum_sha256),
+            (Some(have), Some(want)) if have != want
+        );
+        if digest_differs {
+            self.discard_object(&staged).await;
+            self.repo
+                .transition_upload(tenant, key, UploadState::Completing, UploadState::Aborted)
+                .await?;
+            return Err(Error::with_message(
+                ErrorCode::InvalidPartsArray,
+                "The assembled object's SHA-256 differs from checksumSha256",
+            ));
+        }
         if assembled.size > upload.max_size
             || upload.declared_size.is_some_and(|d| d != assembled.size)
         {

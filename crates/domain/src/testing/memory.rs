@@ -433,6 +433,16 @@ fn md5_like(bytes: &[u8]) -> String {
     hex::encode(Md5::digest(bytes))
 }
 
+/// Base64 of the SHA-256 of `bytes` (how `x-amz-checksum-sha256` spells it).
+fn sha256_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
+}
+
+/// The header a URL bound to a digest requires.
+const CHECKSUM_HEADER: &str = "x-amz-checksum-sha256";
+
 impl MemoryObjectStore {
     /// A store whose URLs expire by `clock` (the default is the wall clock).
     pub fn with_clock(clock: std::sync::Arc<dyn crate::ports::Clock>) -> Self {
@@ -478,17 +488,21 @@ impl MemoryObjectStore {
 
 #[async_trait]
 impl ObjectStore for MemoryObjectStore {
-    async fn presign_put(
+    async fn presign_put<'a>(
         &self,
         key: &str,
         content_type: &str,
         len: Option<u64>,
+        checksum: Option<&'a str>,
         exp: Timestamp,
     ) -> Result<PresignedRequest> {
         drop(self.up()?);
         let mut headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
         if let Some(len) = len {
             headers.push(("Content-Length".to_owned(), len.to_string()));
+        }
+        if let Some(sum) = checksum {
+            headers.push((CHECKSUM_HEADER.to_owned(), sum.to_owned()));
         }
         Ok(PresignedRequest {
             url: format!("memory://PUT/{key}?exp={}", exp.millis()),
@@ -517,6 +531,7 @@ impl ObjectStore for MemoryObjectStore {
         Ok(s.objects.get(key).map(|b| ObjectInfo {
             size: b.len() as u64,
             etag: Some(format!("\"{}\"", md5_like(b))),
+            sha256: Some(sha256_base64(b)),
         }))
     }
     async fn read_prefix(&self, key: &str, len: u64) -> Result<Vec<u8>> {
@@ -547,11 +562,12 @@ impl ObjectStore for MemoryObjectStore {
             .insert(id.clone(), (key.to_owned(), BTreeMap::new()));
         Ok(id)
     }
-    async fn presign_part(
+    async fn presign_part<'a>(
         &self,
         key: &str,
         upload_id: &str,
         part: u32,
+        checksum: Option<&'a str>,
         exp: Timestamp,
     ) -> Result<PresignedRequest> {
         drop(self.up()?);
@@ -561,14 +577,18 @@ impl ObjectStore for MemoryObjectStore {
                 exp.millis()
             ),
             method: "PUT",
-            headers: Vec::new(),
+            headers: checksum
+                .map(|sum| (CHECKSUM_HEADER.to_owned(), sum.to_owned()))
+                .into_iter()
+                .collect(),
         })
     }
-    async fn complete_multipart(
+    async fn complete_multipart<'a>(
         &self,
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
+        checksum: Option<&'a str>,
     ) -> Result<AssembledObject> {
         let mut s = self.up()?;
         let Some((k, stored)) = s.uploads.get(upload_id) else {
@@ -596,6 +616,13 @@ impl ObjectStore for MemoryObjectStore {
             }
             body.extend_from_slice(bytes);
         }
+        let sha256 = sha256_base64(&body);
+        if checksum.is_some_and(|want| want != sha256) {
+            return Err(Error::with_message(
+                ErrorCode::InvalidPartsArray,
+                "the assembled object's SHA-256 differs from checksumSha256",
+            ));
+        }
         s.uploads.remove(upload_id);
         let size = body.len() as u64;
         let etag = format!("\"{}-{}\"", md5_like(&body), parts.len());
@@ -604,6 +631,7 @@ impl ObjectStore for MemoryObjectStore {
             location: format!("memory://{key}"),
             size,
             etag,
+            sha256: Some(sha256),
         })
     }
     async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<()> {
@@ -653,6 +681,10 @@ impl super::contract::Transfer for MemoryObjectStore {
             }
             if name.eq_ignore_ascii_case("content-length") && bound != &body.len().to_string() {
                 return (403, None);
+            }
+            // Like S3: a body whose digest is not the signed one is refused (400 BadDigest).
+            if name.eq_ignore_ascii_case(CHECKSUM_HEADER) && bound != &sha256_base64(&body) {
+                return (400, None);
             }
         }
         match (param("uploadId"), param("partNumber")) {

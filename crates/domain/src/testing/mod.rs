@@ -48,6 +48,7 @@ pub fn pending_upload(tenant: &Tenant, owner: &Owner, key: &str, now: Timestamp)
         category: None,
         max_size: 1 << 20,
         multipart_id: None,
+        checksum_sha256: None,
         state: UploadState::Pending,
         created_at: now,
         expires_at: now.plus_secs(900),
@@ -77,6 +78,7 @@ pub fn file(
         owner: owner.clone(),
         shared_with: Vec::new(),
         metadata: FileMetadata::default(),
+        checksum_sha256: None,
         created_at: at,
         updated_at: at,
     }

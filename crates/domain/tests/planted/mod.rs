@@ -25,6 +25,8 @@ enum StoreBug {
     WrongErrorForUnknownUpload,
     AcceptsWrongEtag,
     DeleteOfMissingFails,
+    IgnoresChecksum,
+    AssemblesWithoutDigestCheck,
 }
 
 /// The in-memory store with one bug.
@@ -45,14 +47,19 @@ impl BuggyStore {
 
 #[async_trait]
 impl ObjectStore for BuggyStore {
-    async fn presign_put(
+    async fn presign_put<'a>(
         &self,
         key: &str,
         ct: &str,
         len: Option<u64>,
+        sum: Option<&'a str>,
         exp: Timestamp,
     ) -> Result<PresignedRequest> {
-        let mut req = self.inner.presign_put(key, ct, len, self.exp(exp)).await?;
+        let sum = sum.filter(|_| self.bug != StoreBug::IgnoresChecksum);
+        let mut req = self
+            .inner
+            .presign_put(key, ct, len, sum, self.exp(exp))
+            .await?;
         if self.bug == StoreBug::IgnoresContentType {
             req.headers
                 .retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
@@ -86,23 +93,29 @@ impl ObjectStore for BuggyStore {
     async fn create_multipart(&self, key: &str, ct: &str) -> Result<String> {
         self.inner.create_multipart(key, ct).await
     }
-    async fn presign_part(
+    async fn presign_part<'a>(
         &self,
         key: &str,
         id: &str,
         n: u32,
+        sum: Option<&'a str>,
         exp: Timestamp,
     ) -> Result<PresignedRequest> {
-        self.inner.presign_part(key, id, n, self.exp(exp)).await
+        let sum = sum.filter(|_| self.bug != StoreBug::IgnoresChecksum);
+        self.inner
+            .presign_part(key, id, n, sum, self.exp(exp))
+            .await
     }
-    async fn complete_multipart(
+    async fn complete_multipart<'a>(
         &self,
         key: &str,
         id: &str,
         parts: &[CompletedPart],
+        sum: Option<&'a str>,
     ) -> Result<AssembledObject> {
+        let sum = sum.filter(|_| self.bug != StoreBug::AssemblesWithoutDigestCheck);
         match (
-            self.inner.complete_multipart(key, id, parts).await,
+            self.inner.complete_multipart(key, id, parts, sum).await,
             self.bug,
         ) {
             (Err(e), StoreBug::WrongErrorForUnknownUpload)
@@ -115,6 +128,7 @@ impl ObjectStore for BuggyStore {
                     location: format!("memory://{key}"),
                     size: 0,
                     etag: "\"0-1\"".into(),
+                    sha256: None,
                 })
             }
             (result, _) => result,
@@ -288,6 +302,8 @@ async fn the_kit_catches_every_planted_store_bug() {
         StoreBug::WrongErrorForUnknownUpload,
         StoreBug::AcceptsWrongEtag,
         StoreBug::DeleteOfMissingFails,
+        StoreBug::IgnoresChecksum,
+        StoreBug::AssemblesWithoutDigestCheck,
     ] {
         let caught = kit_fails(async move {
             let store = Arc::new(BuggyStore {

@@ -41,10 +41,10 @@ pub use quota::{
 };
 pub use service::file_service;
 pub use store::{
-    multipart_assembles_parts_in_order, multipart_refuses_small_parts_and_aborts, object_store,
-    presigned_urls_bind_and_round_trip, promote_moves_inside_the_store,
-    racing_part_uploads_leave_one_whole_part, read_prefix_reads_only_the_first_bytes, urls_expire,
-    Transfer,
+    checksums_bind_puts_parts_and_assemblies, multipart_assembles_parts_in_order,
+    multipart_refuses_small_parts_and_aborts, object_store, presigned_urls_bind_and_round_trip,
+    promote_moves_inside_the_store, racing_part_uploads_leave_one_whole_part,
+    read_prefix_reads_only_the_first_bytes, urls_expire, Transfer,
 };
 pub use uploads::{
     abandoned_uploads, registration_is_atomic_and_unique, uploads_are_recorded_and_scoped,
@@ -137,7 +137,8 @@ macro_rules! object_store_kit {
                 racing_part_uploads_leave_one_whole_part,
                 urls_expire,
                 multipart_assembles_parts_in_order,
-                multipart_refuses_small_parts_and_aborts
+                multipart_refuses_small_parts_and_aborts,
+                checksums_bind_puts_parts_and_assemblies
             );
         }
     };

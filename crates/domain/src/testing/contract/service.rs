@@ -34,6 +34,7 @@ pub async fn file_service(
         file_size: size,
         visibility: None,
         category: None,
+        checksum_sha256: None,
     };
     let register = |key: &str, size: i64| crate::service::RegisterFile {
         s3_key: key.into(),
@@ -177,7 +178,7 @@ pub async fn file_service(
         req.content_type = "application/octet-stream".into();
         let mp = service.init_multipart(&alice, req).await.expect("init");
         let part = service
-            .presign_part(&alice, &mp.key, &mp.upload_id, &serde_json::json!(1))
+            .presign_part(&alice, &mp.key, &mp.upload_id, &serde_json::json!(1), None)
             .await
             .expect("part url");
         let part_req = PresignedRequest {

@@ -30,6 +30,7 @@ pub async fn object_store(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix
     urls_expire(store, io, key_prefix).await;
     multipart_assembles_parts_in_order(store, io, key_prefix).await;
     multipart_refuses_small_parts_and_aborts(store, io, key_prefix).await;
+    checksums_bind_puts_parts_and_assemblies(store, io, key_prefix).await;
 }
 
 /// `head`/`delete` of a missing object, a PUT URL that binds Content-Type and
@@ -53,7 +54,7 @@ pub async fn presigned_urls_bind_and_round_trip(
         .expect("delete of a missing object MUST succeed");
 
     let put = store
-        .presign_put(&key, "text/plain", Some(5), exp)
+        .presign_put(&key, "text/plain", Some(5), None, exp)
         .await
         .expect("presign_put");
     let (status, _) = io
@@ -134,7 +135,7 @@ pub async fn multipart_assembles_parts_in_order(
         (2, part2.clone()),
     ] {
         let req = store
-            .presign_part(&mkey, &upload_id, n, exp)
+            .presign_part(&mkey, &upload_id, n, None, exp)
             .await
             .expect("presign_part");
         let (status, etag) = io.put(&req, &[], body).await;
@@ -159,7 +160,11 @@ pub async fn multipart_assembles_parts_in_order(
         },
     ];
     assert_eq!(
-        code(store.complete_multipart(&mkey, &upload_id, &missing).await),
+        code(
+            store
+                .complete_multipart(&mkey, &upload_id, &missing, None)
+                .await
+        ),
         Some(ErrorCode::InvalidPartsArray),
         "a part that was never uploaded"
     );
@@ -168,12 +173,16 @@ pub async fn multipart_assembles_parts_in_order(
         etag: "0".repeat(32),
     }];
     assert_eq!(
-        code(store.complete_multipart(&mkey, &upload_id, &wrong).await),
+        code(
+            store
+                .complete_multipart(&mkey, &upload_id, &wrong, None)
+                .await
+        ),
         Some(ErrorCode::InvalidPartsArray),
         "complete_multipart MUST refuse a part whose ETag differs"
     );
     let done = store
-        .complete_multipart(&mkey, &upload_id, &parts)
+        .complete_multipart(&mkey, &upload_id, &parts, None)
         .await
         .expect("complete_multipart");
     assert_eq!(done.size, five_mib as u64 + 10);
@@ -212,7 +221,7 @@ pub async fn multipart_refuses_small_parts_and_aborts(
     let mut parts = Vec::new();
     for n in 1..=2u32 {
         let req = store
-            .presign_part(&skey, &upload_id, n, exp)
+            .presign_part(&skey, &upload_id, n, None, exp)
             .await
             .expect("presign_part");
         let (_, etag) = io.put(&req, &[], vec![0u8; 100]).await;
@@ -222,7 +231,11 @@ pub async fn multipart_refuses_small_parts_and_aborts(
         });
     }
     assert_eq!(
-        code(store.complete_multipart(&skey, &upload_id, &parts).await),
+        code(
+            store
+                .complete_multipart(&skey, &upload_id, &parts, None)
+                .await
+        ),
         Some(ErrorCode::InvalidPartsArray),
         "every part but the last MUST be at least 5 MiB"
     );
@@ -236,13 +249,17 @@ pub async fn multipart_refuses_small_parts_and_aborts(
         .expect("abort is idempotent");
     assert_eq!(store.head(&skey).await.expect("head"), None);
     assert_eq!(
-        code(store.complete_multipart(&skey, &upload_id, &parts).await),
+        code(store.complete_multipart(&skey, &upload_id, &parts, None).await),
         Some(ErrorCode::UploadNotFound),
         "abort_multipart MUST discard the parts: completing an aborted upload is file/upload-not-found"
     );
     let unknown = uuid::Uuid::new_v4().simple().to_string();
     assert_eq!(
-        code(store.complete_multipart(&skey, &unknown, &parts).await),
+        code(
+            store
+                .complete_multipart(&skey, &unknown, &parts, None)
+                .await
+        ),
         Some(ErrorCode::UploadNotFound),
         "complete_multipart MUST return file/upload-not-found for an unknown upload"
     );
@@ -263,13 +280,13 @@ pub async fn urls_expire(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix:
     );
     let stored = format!("{key_prefix}/{}/stored.txt", uuid::Uuid::now_v7().simple());
     let put = store
-        .presign_put(&stored, "text/plain", Some(5), long)
+        .presign_put(&stored, "text/plain", Some(5), None, long)
         .await
         .expect("presign_put");
     assert_eq!(io.put(&put, &[], b"hello".to_vec()).await.0, 200);
     let short = now().plus_secs(1);
     let late_put = store
-        .presign_put(&key, "text/plain", Some(5), short)
+        .presign_put(&key, "text/plain", Some(5), None, short)
         .await
         .expect("presign_put");
     let late_get = store
@@ -308,7 +325,7 @@ pub async fn promote_moves_inside_the_store(
         format!("{key_prefix}/{id}/placed.txt"),
     );
     let put = store
-        .presign_put(&from, "text/plain", None, exp)
+        .presign_put(&from, "text/plain", None, None, exp)
         .await
         .expect("presign_put");
     assert_eq!(io.put(&put, &[], b"hello".to_vec()).await.0, 200);
@@ -367,7 +384,7 @@ pub async fn racing_part_uploads_leave_one_whole_part(
             .await
             .expect("create_multipart");
         let req = store
-            .presign_part(&key, &upload_id, 1, exp)
+            .presign_part(&key, &upload_id, 1, None, exp)
             .await
             .expect("presign_part");
         let (a, b) = (vec![b'a'; 256 * 1024], vec![b'b'; 256 * 1024 + 1]);
@@ -381,7 +398,10 @@ pub async fn racing_part_uploads_leave_one_whole_part(
                 part_number: 1,
                 etag,
             }];
-            if let Ok(done) = store.complete_multipart(&key, &upload_id, &parts).await {
+            if let Ok(done) = store
+                .complete_multipart(&key, &upload_id, &parts, None)
+                .await
+            {
                 assert_eq!(done.size, body.len() as u64, "round {round}");
                 let get = store
                     .presign_get(&key, "application/octet-stream", "attachment", exp)
@@ -417,7 +437,7 @@ pub async fn read_prefix_reads_only_the_first_bytes(
     );
     for (key, body) in [(&full, b"0123456789".to_vec()), (&empty, Vec::new())] {
         let put = store
-            .presign_put(key, "application/octet-stream", None, exp)
+            .presign_put(key, "application/octet-stream", None, None, exp)
             .await
             .expect("presign_put");
         assert_eq!(io.put(&put, &[], body).await.0, 200);
@@ -446,4 +466,120 @@ pub async fn read_prefix_reads_only_the_first_bytes(
         Some(ErrorCode::UploadNotFound),
         "read_prefix MUST say when there is no object"
     );
+}
+
+/// Base64 of the SHA-256 of `bytes`, as `x-amz-checksum-sha256` spells it.
+fn sha256_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
+}
+
+/// Checksums (docs/api.md §11): a PUT or part URL bound to a digest lists
+/// `x-amz-checksum-sha256` and refuses other bytes, storing nothing; a digest
+/// a store reports is the bytes' own; a store that computes whole-object
+/// digests refuses an assembly with another one and keeps the parts.
+pub async fn checksums_bind_puts_parts_and_assemblies(
+    store: &dyn ObjectStore,
+    io: &dyn Transfer,
+    key_prefix: &str,
+) {
+    let exp = later();
+    let id = uuid::Uuid::now_v7().simple();
+    let key = format!("{key_prefix}/{id}/summed.txt");
+    let sum = sha256_base64(b"hello");
+    let put = store
+        .presign_put(&key, "text/plain", Some(5), Some(&sum), exp)
+        .await
+        .expect("presign_put");
+    assert!(
+        put.headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("x-amz-checksum-sha256") && v == &sum),
+        "a PUT URL bound to a digest MUST list x-amz-checksum-sha256 among its headers"
+    );
+    let (status, _) = io.put(&put, &[], b"hellO".to_vec()).await;
+    assert!(
+        status >= 400,
+        "a PUT whose body has another SHA-256 than the bound one MUST be refused, got {status}"
+    );
+    assert_eq!(
+        store.head(&key).await.expect("head"),
+        None,
+        "a PUT refused for its digest MUST leave no object"
+    );
+    assert_eq!(io.put(&put, &[], b"hello".to_vec()).await.0, 200);
+    let info = store.head(&key).await.expect("head").expect("stored");
+    if let Some(have) = info.sha256 {
+        assert_eq!(have, sum, "a sha256 head reports MUST be the bytes' own");
+    }
+    store.delete(&key).await.expect("delete");
+
+    // An unbound PUT: whatever digest the store reports is the bytes' own.
+    let plain = format!("{key_prefix}/{id}/plain.txt");
+    let put = store
+        .presign_put(&plain, "text/plain", None, None, exp)
+        .await
+        .expect("presign_put");
+    assert_eq!(io.put(&put, &[], b"plain".to_vec()).await.0, 200);
+    if let Some(have) = store
+        .head(&plain)
+        .await
+        .expect("head")
+        .and_then(|i| i.sha256)
+    {
+        assert_eq!(
+            have,
+            sha256_base64(b"plain"),
+            "head's sha256 MUST be the bytes' own"
+        );
+    }
+    store.delete(&plain).await.expect("delete");
+
+    // Parts bound to their own digest, then the whole object's.
+    let mkey = format!("{key_prefix}/{id}/summed.bin");
+    let upload_id = store
+        .create_multipart(&mkey, "application/octet-stream")
+        .await
+        .expect("create_multipart");
+    let part = vec![7u8; 1000];
+    let req = store
+        .presign_part(&mkey, &upload_id, 1, Some(&sha256_base64(&part)), exp)
+        .await
+        .expect("presign_part");
+    let (status, _) = io.put(&req, &[], vec![8u8; 1000]).await;
+    assert!(
+        status >= 400,
+        "a part whose body has another SHA-256 than the bound one MUST be refused, got {status}"
+    );
+    let (status, etag) = io.put(&req, &[], part.clone()).await;
+    assert_eq!(status, 200, "the part with its own digest is stored");
+    let parts = [CompletedPart {
+        part_number: 1,
+        etag: etag.expect("etag").trim_matches('"').to_owned(),
+    }];
+    let wrong = sha256_base64(b"not the object");
+    match store
+        .complete_multipart(&mkey, &upload_id, &parts, Some(&wrong))
+        .await
+    {
+        Ok(done) => assert_eq!(
+            done.sha256, None,
+            "a store that computes whole-object digests MUST refuse an assembly with another one"
+        ),
+        Err(e) => {
+            assert_eq!(e.code(), ErrorCode::InvalidPartsArray, "a wrong digest");
+            assert_eq!(
+                store.head(&mkey).await.expect("head"),
+                None,
+                "an assembly refused for its digest MUST leave nothing at the key"
+            );
+            let done = store
+                .complete_multipart(&mkey, &upload_id, &parts, Some(&sha256_base64(&part)))
+                .await
+                .expect("an assembly refused for its digest MUST keep the parts");
+            assert_eq!(done.sha256, Some(sha256_base64(&part)));
+        }
+    }
+    store.delete(&mkey).await.expect("delete");
 }
