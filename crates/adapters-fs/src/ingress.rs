@@ -102,16 +102,21 @@ impl FsStore {
     {
         let path = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
         let result = async {
-            // Coalesce network-sized chunks into larger writes (each tokio
-            // file write is a trip to the blocking pool): 64 KiB while the body
-            // is small, 1 MiB once it has passed 4 MiB. A body that trickles in
-            // (a slow client, or thousands of them) so holds at most 64 KiB.
-            let mut file = fs::File::create(&path)
+            // Coalesce network-sized chunks into larger writes (each write is
+            // a trip to the blocking pool): 64 KiB while the body is small,
+            // 1 MiB once it has passed 4 MiB. A body that trickles in (a slow
+            // client, or thousands of them) so holds at most 64 KiB. MD5 is
+            // computed here as chunks arrive; each batch's SHA-256 and write
+            // run on the blocking pool while the next batch arrives (one pass
+            // over the bytes, the two digests on two cores).
+            let file = fs::File::create(&path)
                 .await
-                .map_err(|e| io_error("create temp", e))?;
+                .map_err(|e| io_error("create temp", e))?
+                .into_std()
+                .await;
+            let mut sink = Sink::new(file);
             let mut pending: Vec<u8> = Vec::new();
             let mut md5 = Md5::new();
-            let mut sha = sha2::Sha256::new();
             let mut size: u64 = 0;
             let cap = expected.unwrap_or(limit);
             while let Some(chunk) = body.next().await {
@@ -134,34 +139,29 @@ impl FsStore {
                     });
                 }
                 md5.update(bytes);
-                sha.update(bytes);
                 pending.extend_from_slice(bytes);
                 let batch = if size > 4 << 20 { 1 << 20 } else { 64 << 10 };
                 if pending.len() >= batch {
-                    file.write_all(&pending)
-                        .await
-                        .map_err(|e| io_error("write temp", e))?;
-                    pending.clear();
+                    sink.write(std::mem::take(&mut pending)).await?;
                 }
             }
-            file.write_all(&pending)
-                .await
-                .map_err(|e| io_error("write temp", e))?;
-            drop(pending);
+            sink.write(pending).await?;
+            let (file, sha) = sink.finish().await?;
             if expected.is_some_and(|n| n != size) {
                 return Err(Error::with_message(
                     ErrorCode::AccessDenied,
                     "Body length differs from the signed Content-Length",
                 ));
             }
-            let digest = digests::base64_of(&sha.finalize());
+            let digest = digests::base64_of(&sha);
             if sha256.is_some_and(|want| want != digest) {
                 return Err(Error::invalid_request(
                     "The body's SHA-256 differs from x-amz-checksum-sha256",
                 ));
             }
-            file.sync_all()
+            tokio::task::spawn_blocking(move || file.sync_all())
                 .await
+                .map_err(|e| Error::internal(format!("fsync temp: {e}")))?
                 .map_err(|e| io_error("fsync temp", e))?;
             Ok(Written {
                 size,
@@ -355,5 +355,56 @@ impl FsStore {
             Err(e) if e.kind() == IoKind::NotFound => Ok(None),
             Err(e) => Err(io_error("open object", e)),
         }
+    }
+}
+
+/// The temp file and the SHA-256 of what was written to it, the pair being
+/// either at hand or away on the blocking pool writing and hashing one batch.
+struct Sink {
+    at_hand: Option<(std::fs::File, sha2::Sha256)>,
+    away: Option<tokio::task::JoinHandle<std::io::Result<(std::fs::File, sha2::Sha256)>>>,
+}
+
+impl Sink {
+    fn new(file: std::fs::File) -> Self {
+        Self {
+            at_hand: Some((file, sha2::Sha256::new())),
+            away: None,
+        }
+    }
+
+    /// The pair, once the batch in flight (if any) is written.
+    async fn take(&mut self) -> Result<(std::fs::File, sha2::Sha256)> {
+        if let Some(task) = self.away.take() {
+            let parts = task
+                .await
+                .map_err(|e| Error::internal(format!("write temp: {e}")))?
+                .map_err(|e| io_error("write temp", e))?;
+            self.at_hand = Some(parts);
+        }
+        self.at_hand
+            .take()
+            .ok_or_else(|| Error::internal("write temp: the file was lost"))
+    }
+
+    /// Hands `batch` to the blocking pool (after the previous one is done).
+    async fn write(&mut self, batch: Vec<u8>) -> Result<()> {
+        use std::io::Write as _;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (mut file, mut sha) = self.take().await?;
+        self.away = Some(tokio::task::spawn_blocking(move || {
+            sha.update(&batch);
+            file.write_all(&batch)?;
+            Ok((file, sha))
+        }));
+        Ok(())
+    }
+
+    /// The file and the digest of everything written.
+    async fn finish(mut self) -> Result<(std::fs::File, sha2::digest::Output<sha2::Sha256>)> {
+        let (file, sha) = self.take().await?;
+        Ok((file, sha.finalize()))
     }
 }
