@@ -156,6 +156,12 @@ const IS_SHARED: Literal = Literal("\"files\".\"visibility\" = 'shared'");
 
 diesel::infix_operator!(ArrayContains, " @> ", backend: Pg);
 
+diesel::define_sql_function! {
+    /// PostgreSQL's `stowage_share_keys` (migration `tenant_shares`): the
+    /// share list as `{project}/{env}/{user id}`, GIN-indexed over shared files.
+    fn stowage_share_keys(project: Text, env: Text, shared_with: ShareList) -> ShareList;
+}
+
 impl<'a> FilesQuery<'a> {
     /// Every file, on `db`.
     pub fn files(db: Db) -> Self {
@@ -498,12 +504,26 @@ pub fn shared_with_count<'a>(
     uid: &'a str,
     owner_type: Option<&'a str>,
 ) -> FilesQuery<'a> {
-    let mut q = FilesQuery::files(db)
-        .in_tenant(&query.tenant)
-        .shared_with(uid)
-        .filter(not(files::owner_type
-            .eq(owner.kind.as_str())
-            .and(files::owner_id.eq(owner.id.as_str()))));
+    let tenant = &query.tenant;
+    let q = FilesQuery::files(db).in_tenant(tenant);
+    // On PostgreSQL through the tenant-qualified share index: a user id
+    // shared in many other tenants costs this count nothing.
+    let q = match q {
+        FilesQuery::Pg(q) => FilesQuery::Pg(QueryDsl::filter(
+            QueryDsl::filter(q, IS_SHARED),
+            ArrayContains::new(
+                stowage_share_keys(files::project, files::env, files::shared_with),
+                diesel::IntoSql::into_sql::<ShareList>(Shares(vec![format!(
+                    "{}/{}/{uid}",
+                    tenant.project, tenant.env
+                )])),
+            ),
+        )),
+        sqlite => sqlite.shared_with(uid),
+    };
+    let mut q = q.filter(not(files::owner_type
+        .eq(owner.kind.as_str())
+        .and(files::owner_id.eq(owner.id.as_str()))));
     if let Some(t) = owner_type {
         q = q.filter(files::owner_type.eq(t));
     }

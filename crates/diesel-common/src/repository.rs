@@ -332,10 +332,12 @@ impl<B: Backend> DieselRepository<B> {
 
     /// The total of a listing from the maintained counts, without counting
     /// rows; `None` when a filter (bucket, MIME type, search) needs an exact
-    /// count.
+    /// count. Sets `shared` to the count of files shared with the caller
+    /// when it was taken.
     async fn counted_total(
         c: &mut B::Conn,
         query: &ListQuery,
+        shared: &mut Option<i64>,
     ) -> std::result::Result<Option<i64>, TxError> {
         let p = &query.params;
         if p.bucket.is_some() || p.mime_type.is_some() || p.search.is_some() {
@@ -361,7 +363,9 @@ impl<B: Backend> DieselRepository<B> {
                     .sum();
                 let shared_visible = p.visibility.is_none_or(|v| v == Visibility::Shared);
                 if let (Some(uid), true) = (user_id, shared_visible) {
-                    total += B::count_shared_with(c, query, owner, uid, owner_type).await?;
+                    let n = B::count_shared_with(c, query, owner, uid, owner_type).await?;
+                    *shared = Some(n);
+                    total += n;
                 }
                 total
             }
@@ -572,9 +576,10 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
             .run("list files", async |c| {
                 // A cursor carries the total counted for its first page, so
                 // pages after it cost O(limit) at any depth.
+                let mut shared = None;
                 let total = match query.params.cursor.as_ref().and_then(|c| c.total) {
                     Some(t) => i64::try_from(t).unwrap_or(i64::MAX),
-                    None => match Self::counted_total(c, query).await? {
+                    None => match Self::counted_total(c, query, &mut shared).await? {
                         Some(t) => t,
                         None => {
                             c.count_files(list::filtered(<B::Conn as DbConn>::DB, query))
@@ -592,7 +597,11 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
                         // Each branch is an ordered index scan of its own,
                         // bounded by the page; merged below in the same order.
                         let mut rows = Vec::new();
-                        for branch in branches {
+                        // A branch counted empty for this very page is not
+                        // read: an empty branch walks its whole sort index.
+                        let empty =
+                            |b: &list::Branch| *b == list::Branch::Shared && shared == Some(0);
+                        for branch in branches.into_iter().filter(|b| !empty(b)) {
                             rows.extend(
                                 c.load_files(list::branch_page_query(
                                     <B::Conn as DbConn>::DB,

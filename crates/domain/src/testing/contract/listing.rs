@@ -208,6 +208,34 @@ async fn list_scopes(repo: &dyn FileRepository, t: &Tenant) {
     assert!(svc.contains(&"service.bin".to_owned()) && !svc.contains(&"50%_off.txt".to_owned()));
     let (other, total) = names(repo, &fresh_tenant(), Scope::All, by_name.clone()).await;
     assert!(other.is_empty() && total == 0, "other tenants see nothing");
+
+    // The same user ids shared with in another tenant: counted there only.
+    let elsewhere = fresh_tenant();
+    let key = format!("{}/dev/h/elsewhere/x", elsewhere.project);
+    let at = Timestamp::from_millis(T0);
+    repo.insert_upload(&pending_upload(&elsewhere, &user("zoe"), &key, at))
+        .await
+        .expect("insert");
+    let mut f = file(
+        &elsewhere,
+        &user("zoe"),
+        &key,
+        "theirs.txt",
+        Visibility::Shared,
+        at,
+    );
+    f.shared_with = vec!["bob".into(), "eve".into()];
+    repo.register_file(&f, None, &crate::quota::Quota::NONE)
+        .await
+        .expect("register");
+    let (bob_again, total) = names(repo, t, visible_to("bob"), by_name.clone()).await;
+    assert_eq!(
+        (bob_again, total),
+        (bob, 5),
+        "a listing and its total MUST NOT count files shared with the caller in another tenant"
+    );
+    let (theirs, total) = names(repo, &elsewhere, visible_to("eve"), by_name.clone()).await;
+    assert_eq!((theirs, total), (vec!["theirs.txt".to_owned()], 1));
 }
 
 /// Each filter alone, with its total.

@@ -1,0 +1,2 @@
+DROP INDEX files_shared_tenant;
+DROP FUNCTION stowage_share_keys(text, text, text[]);
