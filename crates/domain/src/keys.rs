@@ -50,12 +50,18 @@ pub fn sanitize_name(name: &str) -> String {
 
 /// A new, unique key for an upload by `owner` in `tenant`.
 pub fn generate(tenant: &Tenant, owner: &Owner, filename: &str) -> String {
+    generate_with(tenant, owner, filename, Uuid::now_v7())
+}
+
+/// The key for an upload by `owner` in `tenant` whose unique segment is
+/// `unique` (what [`crate::ports::Ids::unique`] gave).
+pub fn generate_with(tenant: &Tenant, owner: &Owner, filename: &str, unique: Uuid) -> String {
     format!(
         "{}/{}/{}/{}/{}",
         tenant.project,
         tenant.env,
         owner_hash(owner),
-        Uuid::now_v7().simple(),
+        unique.simple(),
         sanitize_name(filename)
     )
 }

@@ -26,6 +26,34 @@ impl Clock for SystemClock {
     }
 }
 
+/// Where new identifiers and secrets come from: clock-ordered UUIDs and OS
+/// randomness ([`SystemIds`]), or a predictable sequence in tests
+/// (`testing::memory::SequentialIds`).
+#[cfg_attr(feature = "testing", mockall::automock)]
+pub trait Ids: Send + Sync {
+    /// A new id, unique, and ordered after every id this source gave
+    /// before: file ids and the unique segment of upload keys.
+    fn unique(&self) -> uuid::Uuid;
+    /// 32 fresh secret bytes (the candidate key of the cursor seal).
+    fn secret(&self) -> [u8; 32];
+}
+
+/// UUIDv7 ids and OS randomness.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemIds;
+
+impl Ids for SystemIds {
+    fn unique(&self) -> uuid::Uuid {
+        uuid::Uuid::now_v7()
+    }
+    fn secret(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        out[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        out
+    }
+}
+
 /// Files, issued uploads and the queue of object deletions.
 ///
 /// Every method MUST scope reads and writes to the given tenant, and MUST report

@@ -1360,3 +1360,42 @@ async fn checksums_are_validated_bound_and_recorded() {
         .expect("register");
     assert_eq!(file.checksum_sha256, Some(sum));
 }
+
+/// Ids come from the `Ids` port: with a predictable source, two services
+/// driven alike give the same keys and file ids.
+#[tokio::test]
+async fn ids_come_from_the_ids_port() {
+    async fn run() -> (String, FileView) {
+        let mut h = harness();
+        h.tenant = Tenant {
+            project: ProjectId::new("det").expect("project"),
+            env: Environment::Dev,
+        };
+        let service = FileService::new(
+            h.repo.clone(),
+            h.store.clone(),
+            h.clock.clone(),
+            ServiceConfig::default(),
+        )
+        .with_ids(Arc::new(SequentialIds::default()));
+        let alice = h.user("alice");
+        let t = service
+            .issue_upload_url(&alice, issue("a.txt", "text/plain", Some(3)))
+            .await
+            .expect("issue");
+        h.store.put_object(&staging_key(&t.key), b"abc");
+        let file = service
+            .register(&alice, register(&t.key, "a.txt", "text/plain", 3))
+            .await
+            .expect("register");
+        (t.key, file)
+    }
+    let (key, file) = run().await;
+    assert!(
+        key.contains(&SequentialIds::nth(1).simple().to_string()),
+        "the key's unique segment is the first id: {key}"
+    );
+    assert_eq!(file.id, FileId(SequentialIds::nth(2)));
+    let (again_key, again) = run().await;
+    assert_eq!((again_key, again.id), (key, file.id), "deterministic");
+}

@@ -27,7 +27,8 @@ use crate::model::{
     Visibility,
 };
 use crate::ports::{
-    Clock, CompletedPart, FileRepository, ObjectStore, PresignedRequest, QueuedDeletion,
+    Clock, CompletedPart, FileRepository, Ids, ObjectStore, PresignedRequest, QueuedDeletion,
+    SystemIds,
 };
 use crate::quota::Usage;
 use crate::upload::{IssueUpload, IssuedUpload, UploadState};
@@ -128,6 +129,7 @@ pub struct FileService {
     repo: Arc<dyn FileRepository>,
     store: Arc<dyn ObjectStore>,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn Ids>,
     config: ServiceConfig,
     seal: std::sync::OnceLock<CursorSeal>,
 }
@@ -144,9 +146,18 @@ impl FileService {
             repo,
             store,
             clock,
+            ids: Arc::new(SystemIds),
             config,
             seal: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The same service drawing ids and secrets from `ids` (by default
+    /// [`SystemIds`]; tests give a `testing::memory::SequentialIds`).
+    #[must_use]
+    pub fn with_ids(mut self, ids: Arc<dyn Ids>) -> Self {
+        self.ids = ids;
+        self
     }
 
     /// The cursor seal, its key fetched from (or first stored in) the
@@ -155,9 +166,7 @@ impl FileService {
         if let Some(seal) = self.seal.get() {
             return Ok(seal);
         }
-        let mut candidate = Vec::with_capacity(32);
-        candidate.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-        candidate.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let candidate = self.ids.secret();
         let key = self.repo.instance_secret(CURSOR_SECRET, &candidate).await?;
         let seal = CursorSeal::new(key)?;
         Ok(self.seal.get_or_init(|| seal))

@@ -55,7 +55,7 @@ impl FileService {
         };
         let now = self.clock.now();
         let mut file = File {
-            id: FileId::generate(),
+            id: FileId(self.ids.unique()),
             tenant: principal.tenant.clone(),
             s3_key: upload.key.clone(),
             original_name: req.original_name,

@@ -87,7 +87,12 @@ impl FileService {
     ) -> Result<UploadTicket> {
         let (mime, size) = self.check_issue(&req, false)?;
         self.check_quota(principal, size).await?;
-        let key = keys::generate(&principal.tenant, &principal.identity, &req.filename);
+        let key = keys::generate_with(
+            &principal.tenant,
+            &principal.identity,
+            &req.filename,
+            self.ids.unique(),
+        );
         let upload = self.new_upload(principal, &req, &mime, size, None, key);
         let presigned = self
             .store
@@ -126,7 +131,12 @@ impl FileService {
         }
         let (mime, size) = self.check_issue(&req, true)?;
         self.check_quota(principal, size).await?;
-        let key = keys::generate(&principal.tenant, &principal.identity, &req.filename);
+        let key = keys::generate_with(
+            &principal.tenant,
+            &principal.identity,
+            &req.filename,
+            self.ids.unique(),
+        );
         let upload_id = self
             .store
             .create_multipart(&keys::staging_key(&key), mime.as_str())

@@ -44,6 +44,32 @@ impl Clock for ManualClock {
     }
 }
 
+/// Ids in a predictable sequence: the `n`th id is `0190…7000-8000-…n`
+/// (a UUIDv7 shape, ordered like the ids of [`crate::ports::SystemIds`]),
+/// and secrets are the sequence number repeated. Two services built alike
+/// and driven alike produce the same keys and file ids.
+#[derive(Debug, Default)]
+pub struct SequentialIds(std::sync::atomic::AtomicU64);
+
+impl SequentialIds {
+    /// The `n`th id this source gives (from 1).
+    pub fn nth(n: u64) -> uuid::Uuid {
+        uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 | u128::from(n))
+    }
+    fn next(&self) -> u64 {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+    }
+}
+
+impl crate::ports::Ids for SequentialIds {
+    fn unique(&self) -> uuid::Uuid {
+        Self::nth(self.next())
+    }
+    fn secret(&self) -> [u8; 32] {
+        [self.next().to_le_bytes()[0]; 32]
+    }
+}
+
 #[derive(Default)]
 struct RepoState {
     uploads: HashMap<(Tenant, String), IssuedUpload>,
