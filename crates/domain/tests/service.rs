@@ -110,7 +110,6 @@ fn code<T>(r: stowage_domain::Result<T>) -> Option<ErrorCode> {
 struct MemoryFixture {
     files: MemoryFileRepository,
     keys: MemoryApiKeyRepository,
-    store: MemoryObjectStore,
 }
 
 impl contract::RepositoryFixture for MemoryFixture {
@@ -122,17 +121,23 @@ impl contract::RepositoryFixture for MemoryFixture {
     }
 }
 
-impl contract::StoreFixture for MemoryFixture {
+/// The memory store on a clock the kit moves: its expiry checks take no
+/// time (the wall-clock store runs the kit in `planted`).
+struct ManualStoreFixture(MemoryObjectStore);
+
+impl contract::StoreFixture for ManualStoreFixture {
     fn store(&self) -> &dyn stowage_domain::ports::ObjectStore {
-        &self.store
+        &self.0
     }
     fn io(&self) -> &dyn contract::Transfer {
-        &self.store
+        &self.0
     }
 }
 
 stowage_domain::repository_kit!(MemoryFixture::default());
-stowage_domain::object_store_kit!(MemoryFixture::default());
+stowage_domain::object_store_kit!(ManualStoreFixture(MemoryObjectStore::with_manual_clock(
+    Arc::new(ManualClock::at(1_700_000_000_000))
+)));
 
 #[tokio::test]
 async fn memory_adapters_pass_the_service_kit() {

@@ -36,6 +36,10 @@ impl ManualClock {
     pub fn advance_secs(&self, secs: i64) {
         *lock(&self.0) += secs * 1000;
     }
+    /// Moves the clock forward by `ms` milliseconds.
+    pub fn advance_millis(&self, ms: i64) {
+        *lock(&self.0) += ms;
+    }
 }
 
 impl Clock for ManualClock {
@@ -443,6 +447,8 @@ struct StoreState {
     down: bool,
     /// The clock URLs expire by (`None`: the wall clock).
     clock: Option<std::sync::Arc<dyn crate::ports::Clock>>,
+    /// The same clock when the store may move it (the kit's `pass`).
+    manual: Option<std::sync::Arc<ManualClock>>,
 }
 
 /// `ObjectStore` in memory, behaving like the real stores: its URLs
@@ -474,6 +480,18 @@ impl MemoryObjectStore {
     pub fn with_clock(clock: std::sync::Arc<dyn crate::ports::Clock>) -> Self {
         let store = Self::default();
         lock(&store.0).clock = Some(clock);
+        store
+    }
+
+    /// A store whose URLs expire by `clock`, which the contract kit moves
+    /// forward instead of sleeping (`Transfer::pass`).
+    pub fn with_manual_clock(clock: std::sync::Arc<ManualClock>) -> Self {
+        let store = Self::default();
+        {
+            let mut s = lock(&store.0);
+            s.clock = Some(clock.clone());
+            s.manual = Some(clock);
+        }
         store
     }
 
@@ -728,6 +746,20 @@ impl super::contract::Transfer for MemoryObjectStore {
                 }
             }
             _ => (400, None),
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        Self::now(&lock(&self.0))
+    }
+
+    async fn pass(&self, duration: std::time::Duration) {
+        let manual = lock(&self.0).manual.clone();
+        match manual {
+            Some(clock) => {
+                clock.advance_millis(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+            }
+            None => tokio::time::sleep(duration).await,
         }
     }
 

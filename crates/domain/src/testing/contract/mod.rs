@@ -5,6 +5,12 @@
 //! fresh fixture), or runs a whole port at once with [`file_repository`],
 //! [`api_key_repository`] and [`object_store`]; [`file_service`] runs the use
 //! cases end to end over any repository and store.
+//!
+//! Time: store checks set expiries from [`Transfer::now`] and let time pass
+//! with [`Transfer::pass`] — the wall clock and a sleep by default; a store
+//! on a clock of its own (the memory store on a `ManualClock`, see
+//! `MemoryObjectStore::with_manual_clock`) answers both itself, so its expiry
+//! checks take no time.
 
 use async_trait::async_trait;
 

@@ -16,10 +16,23 @@ pub trait Transfer: Send + Sync {
     ) -> (u16, Option<String>);
     /// Performs a presigned GET; returns `(status, content-type, content-disposition, body)`.
     async fn get(&self, req: &PresignedRequest) -> (u16, Option<String>, Option<String>, Vec<u8>);
+
+    /// The time the store judges its URLs by, from which the checks set
+    /// expiries: the wall clock unless the store runs on another.
+    fn now(&self) -> Timestamp {
+        Timestamp::from_datetime(chrono::Utc::now())
+    }
+
+    /// Lets `duration` pass on that clock: sleeps, unless the clock can be
+    /// moved (the memory store on a `ManualClock` moves it, so the expiry
+    /// checks take no time).
+    async fn pass(&self, duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
+    }
 }
 
-fn later() -> Timestamp {
-    Timestamp::from_datetime(chrono::Utc::now()).plus_secs(600)
+fn later(io: &dyn Transfer) -> Timestamp {
+    io.now().plus_secs(600)
 }
 
 /// Runs every object store check. `key_prefix` must be a key prefix the store accepts.
@@ -41,7 +54,7 @@ pub async fn presigned_urls_bind_and_round_trip(
     io: &dyn Transfer,
     key_prefix: &str,
 ) {
-    let exp = later();
+    let exp = later(io);
     let key = format!("{key_prefix}/{}/hello.txt", uuid::Uuid::now_v7().simple());
     assert_eq!(
         store.head(&key).await.expect("head"),
@@ -119,7 +132,7 @@ pub async fn multipart_assembles_parts_in_order(
     io: &dyn Transfer,
     key_prefix: &str,
 ) {
-    let exp = later();
+    let exp = later(io);
     let mkey = format!("{key_prefix}/{}/big.bin", uuid::Uuid::now_v7().simple());
     let upload_id = store
         .create_multipart(&mkey, "application/octet-stream")
@@ -212,7 +225,7 @@ pub async fn multipart_refuses_small_parts_and_aborts(
     io: &dyn Transfer,
     key_prefix: &str,
 ) {
-    let exp = later();
+    let exp = later(io);
     let skey = format!("{key_prefix}/{}/small.bin", uuid::Uuid::now_v7().simple());
     let upload_id = store
         .create_multipart(&skey, "application/octet-stream")
@@ -272,7 +285,7 @@ pub async fn multipart_refuses_small_parts_and_aborts(
 /// "A URL for one `PUT` … until `expires_at`" and the same for `GET`: once
 /// expired, a URL MUST be refused, and an expired PUT MUST leave no object.
 pub async fn urls_expire(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix: &str) {
-    let now = || Timestamp::from_datetime(chrono::Utc::now());
+    let now = || io.now();
     let long = now().plus_secs(600);
     let key = format!(
         "{key_prefix}/{}/expiring.txt",
@@ -293,7 +306,7 @@ pub async fn urls_expire(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix:
         .presign_get(&stored, "text/plain", "attachment", short)
         .await
         .expect("presign_get");
-    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    io.pass(std::time::Duration::from_millis(2_100)).await;
     let (status, _) = io.put(&late_put, &[], b"hello".to_vec()).await;
     assert!(
         !(200..300).contains(&status),
@@ -318,7 +331,7 @@ pub async fn promote_moves_inside_the_store(
     io: &dyn Transfer,
     key_prefix: &str,
 ) {
-    let exp = later();
+    let exp = later(io);
     let id = uuid::Uuid::now_v7().simple();
     let (from, to) = (
         format!("{key_prefix}/{id}/staged.txt"),
@@ -376,7 +389,7 @@ pub async fn racing_part_uploads_leave_one_whole_part(
     io: &dyn Transfer,
     key_prefix: &str,
 ) {
-    let exp = later();
+    let exp = later(io);
     for round in 0..3 {
         let key = format!("{key_prefix}/{}/race.bin", uuid::Uuid::now_v7().simple());
         let upload_id = store
@@ -429,7 +442,7 @@ pub async fn read_prefix_reads_only_the_first_bytes(
     io: &dyn Transfer,
     key_prefix: &str,
 ) {
-    let exp = later();
+    let exp = later(io);
     let id = uuid::Uuid::now_v7().simple();
     let (full, empty) = (
         format!("{key_prefix}/{id}/full.bin"),
@@ -484,7 +497,7 @@ pub async fn checksums_bind_puts_parts_and_assemblies(
     io: &dyn Transfer,
     key_prefix: &str,
 ) {
-    let exp = later();
+    let exp = later(io);
     let id = uuid::Uuid::now_v7().simple();
     let key = format!("{key_prefix}/{id}/summed.txt");
     let sum = sha256_base64(b"hello");
