@@ -1404,3 +1404,113 @@ async fn ids_come_from_the_ids_port() {
     let (again_key, again) = run().await;
     assert_eq!((again_key, again.id), (key, file.id), "deterministic");
 }
+
+/// A store where a PUT that was already streaming lands between the
+/// registration's checks and its move out of staging (other bytes, same
+/// length): the memory store, with `promote` preceded by that PUT.
+struct LatePut(Arc<MemoryObjectStore>);
+
+#[async_trait::async_trait]
+impl stowage_domain::ports::ObjectStore for LatePut {
+    async fn presign_put<'a>(
+        &self,
+        key: &str,
+        ct: &str,
+        len: Option<u64>,
+        sum: Option<&'a str>,
+        exp: Timestamp,
+    ) -> stowage_domain::Result<stowage_domain::ports::PresignedRequest> {
+        self.0.presign_put(key, ct, len, sum, exp).await
+    }
+    async fn presign_get(
+        &self,
+        key: &str,
+        ct: &str,
+        cd: &str,
+        exp: Timestamp,
+    ) -> stowage_domain::Result<stowage_domain::ports::PresignedRequest> {
+        self.0.presign_get(key, ct, cd, exp).await
+    }
+    async fn head(
+        &self,
+        key: &str,
+    ) -> stowage_domain::Result<Option<stowage_domain::ports::ObjectInfo>> {
+        self.0.head(key).await
+    }
+    async fn read_prefix(&self, key: &str, len: u64) -> stowage_domain::Result<Vec<u8>> {
+        self.0.read_prefix(key, len).await
+    }
+    async fn delete(&self, key: &str) -> stowage_domain::Result<()> {
+        self.0.delete(key).await
+    }
+    async fn promote(&self, from: &str, to: &str, size: u64) -> stowage_domain::Result<()> {
+        self.0.put_object(from, b"LATE");
+        self.0.promote(from, to, size).await
+    }
+    async fn create_multipart(&self, key: &str, ct: &str) -> stowage_domain::Result<String> {
+        self.0.create_multipart(key, ct).await
+    }
+    async fn presign_part<'a>(
+        &self,
+        key: &str,
+        id: &str,
+        n: u32,
+        sum: Option<&'a str>,
+        exp: Timestamp,
+    ) -> stowage_domain::Result<stowage_domain::ports::PresignedRequest> {
+        self.0.presign_part(key, id, n, sum, exp).await
+    }
+    async fn complete_multipart<'a>(
+        &self,
+        key: &str,
+        id: &str,
+        parts: &[stowage_domain::ports::CompletedPart],
+        sum: Option<&'a str>,
+    ) -> stowage_domain::Result<stowage_domain::ports::AssembledObject> {
+        self.0.complete_multipart(key, id, parts, sum).await
+    }
+    async fn abort_multipart(&self, key: &str, id: &str) -> stowage_domain::Result<()> {
+        self.0.abort_multipart(key, id).await
+    }
+    async fn health_check(&self) -> stowage_domain::Result<()> {
+        self.0.health_check().await
+    }
+}
+
+/// Registration checks the staged object, then moves it; bytes that a late
+/// PUT put in its place meanwhile are never registered under the digest
+/// (or the content check) of the bytes that were checked.
+#[tokio::test]
+async fn bytes_replaced_between_checks_and_move_are_not_registered() {
+    let h = harness();
+    let store = Arc::new(MemoryObjectStore::default());
+    let service = FileService::new(
+        h.repo.clone(),
+        Arc::new(LatePut(store.clone())),
+        h.clock.clone(),
+        ServiceConfig::default(),
+    );
+    let alice = h.user("alice");
+    let t = service
+        .issue_upload_url(&alice, issue("a.txt", "text/plain", Some(4)))
+        .await
+        .expect("issue");
+    store.put_object(&staging_key(&t.key), b"good");
+    let err = service
+        .register(&alice, register(&t.key, "a.txt", "text/plain", 4))
+        .await
+        .err()
+        .map(|e| e.code());
+    assert_eq!(err, Some(ErrorCode::UploadNotFound));
+    assert_eq!(
+        store.object(&t.key),
+        None,
+        "the replaced object is discarded"
+    );
+    let listed = h
+        .repo
+        .find_file_by_key(&h.tenant, &t.key)
+        .await
+        .expect("find");
+    assert!(listed.is_none(), "nothing registered");
+}
