@@ -35,12 +35,24 @@ impl FsStore {
     }
 
     /// Records `sha256` for the finished file `object` that is about to be
-    /// renamed to `key` (call before the rename).
-    pub(crate) async fn record_digest(&self, key: &str, object: &Path, sha256: &str) -> Result<()> {
-        let path = self.digest_path(key)?;
+    /// renamed to `key` (call before the rename); returns the file's
+    /// identity for [`FsStore::settle_digest`].
+    pub(crate) async fn record_digest(
+        &self,
+        key: &str,
+        object: &Path,
+        sha256: &str,
+    ) -> Result<String> {
         let meta = fs::metadata(object)
             .await
             .map_err(|e| io_error("stat object", e))?;
+        let who = identity(&meta);
+        self.write_digest(key, &who, sha256).await?;
+        Ok(who)
+    }
+
+    async fn write_digest(&self, key: &str, who: &str, sha256: &str) -> Result<()> {
+        let path = self.digest_path(key)?;
         let tmp = self
             .tmp
             .join(format!("{}.sha256", uuid::Uuid::new_v4().simple()));
@@ -48,7 +60,7 @@ impl FsStore {
             if let Some(parent) = path.parent() {
                 fs::create_dir_all(parent).await?;
             }
-            fs::write(&tmp, format!("{} {sha256}\n", identity(&meta))).await?;
+            fs::write(&tmp, format!("{who} {sha256}\n")).await?;
             fs::rename(&tmp, &path).await
         }
         .await;
@@ -57,6 +69,20 @@ impl FsStore {
             return Err(io_error("record digest", e));
         }
         Ok(())
+    }
+
+    /// After the rename of the file `who` to `key`: when a racing PUT of the
+    /// same key recorded its digest after ours but lost the rename to ours,
+    /// the object is ours and the digest file names theirs — write ours
+    /// again. Always under our own identity, so if theirs lands meanwhile the
+    /// digest is unknown, never wrong. Best effort.
+    pub(crate) async fn settle_digest(&self, key: &str, dest: &Path, who: &str, sha256: &str) {
+        let Ok(meta) = fs::metadata(dest).await else {
+            return;
+        };
+        if identity(&meta) == who && self.read_digest(key, &meta).await.is_none() {
+            let _ = self.write_digest(key, who, sha256).await;
+        }
     }
 
     /// The recorded SHA-256 of the object at `key` whose metadata is `meta`;

@@ -234,11 +234,15 @@ impl FsStore {
                 body,
             )
             .await?;
-        if let Err(e) = self.record_digest(key, &tmp, &written.sha256).await {
-            let _ = fs::remove_file(&tmp).await;
-            return Err(e);
-        }
+        let who = match self.record_digest(key, &tmp, &written.sha256).await {
+            Ok(who) => who,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp).await;
+                return Err(e);
+            }
+        };
         self.publish(&tmp, &dest).await?;
+        self.settle_digest(key, &dest, &who, &written.sha256).await;
         written.etag = quoted(&written.etag);
         Ok(written)
     }

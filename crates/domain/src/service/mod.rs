@@ -1,7 +1,7 @@
 //! `FileService`: every endpoint of the contract as a use case over the ports.
 //! Handlers parse, call one method here, and render the result.
 //!
-//! - [`dto`]: the wire types the use cases take and return (re-exported here);
+//! - `dto`: the wire types the use cases take and return (re-exported here);
 //! - `uploads`: issuing upload URLs, multipart uploads, the gateway's byte allowance;
 //! - `register`: the seven checks of registration and the move out of staging;
 //! - `files`: reading, listing, changing, deleting files and download URLs;
