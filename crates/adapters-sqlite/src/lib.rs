@@ -161,7 +161,7 @@ impl Backend for Sqlite {
                 .map_err(on_duplicate(ErrorCode::S3KeyAlreadyExists))?;
             c.execute_statement(q::bump_count(row, &row.visibility, 1))
                 .await?;
-            replace_shares(c, &row.id, &file.shared_with).await?;
+            replace_shares(c, row, &file.shared_with).await?;
             Ok(())
         })
         .await
@@ -189,7 +189,7 @@ impl Backend for Sqlite {
                 .optional()?;
             let written = apply_file_update(c, row, old, expected).await?;
             if written {
-                replace_shares(c, &row.id, &file.shared_with).await?;
+                replace_shares(c, row, &file.shared_with).await?;
             }
             Ok(written)
         })
@@ -223,6 +223,8 @@ impl Backend for Sqlite {
             .filter(files::owner_type.eq_any(types))
             .filter(any_owner.or(files::owner_id.eq(p.owner_id.clone().unwrap_or_default())));
         Ok(file_shares::table
+            .filter(file_shares::project.eq(query.tenant.project.as_str()))
+            .filter(file_shares::env.eq(query.tenant.env.as_str()))
             .filter(file_shares::user_id.eq(uid))
             .filter(exists(file))
             .select(count_star())
@@ -231,7 +233,7 @@ impl Backend for Sqlite {
     }
 
     async fn index_shares(c: &mut Conn, row: &FileRow) -> std::result::Result<(), TxError> {
-        Ok(replace_shares(c, &row.id, &row.shared_with.0).await?)
+        Ok(replace_shares(c, row, &row.shared_with.0).await?)
     }
 
     async fn delete_file(
@@ -253,20 +255,26 @@ impl Backend for Sqlite {
     }
 }
 
-/// Rewrites the `file_shares` rows of file `id` (its share list's index).
+/// Rewrites the `file_shares` rows of the file of `row` (its share list's
+/// index, with the file's tenant).
 async fn replace_shares(
     conn: &mut Conn,
-    id: &str,
+    row: &FileRow,
     users: &[String],
 ) -> std::result::Result<(), DieselError> {
-    diesel::delete(file_shares::table.filter(file_shares::file_id.eq(id)))
+    diesel::delete(file_shares::table.filter(file_shares::file_id.eq(&row.id)))
         .execute(conn)
         .await?;
     // One statement per id: diesel-async cannot batch-insert on SQLite, and a
     // file has at most 100 shares.
     for user in users {
         diesel::insert_into(file_shares::table)
-            .values((file_shares::file_id.eq(id), file_shares::user_id.eq(user)))
+            .values((
+                file_shares::file_id.eq(&row.id),
+                file_shares::user_id.eq(user),
+                file_shares::project.eq(&row.project),
+                file_shares::env.eq(&row.env),
+            ))
             .execute(conn)
             .await?;
     }
@@ -346,6 +354,58 @@ mod tests {
             .await
             .expect("connect");
         contract::usage_backfilled(&repo).await;
+    }
+
+    /// Shares written before `tenant_shares` get their file's tenant, so a
+    /// caller's listing still counts and shows them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_tenant_shares_migration_backfills_existing_shares() {
+        use diesel::connection::SimpleConnection;
+        use stowage_domain::list::{ListParams, ListQuery, Scope};
+        use stowage_domain::model::{Environment, Owner, OwnerType, ProjectId, Tenant};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.db").display().to_string();
+        {
+            let mut conn = SqliteConnection::establish(&path).expect("open");
+            // Every migration before `tenant_shares`, then a shared file as it was.
+            for _ in 0..6 {
+                conn.run_next_migration(MIGRATIONS).expect("migrate one");
+            }
+            conn.batch_execute(
+                "INSERT INTO files (id, project, env, s3_key, original_name, name_folded, \
+                 mime_type, size, visibility, bucket, owner_type, owner_id, shared_with, metadata, created_at, updated_at) VALUES \
+                 ('0190a000-0000-7000-8000-000000000009', 'p1', 'dev', 'p1/dev/s', 's', 's', 'text/plain', 3, 'shared', 'files', 'user', 'alice', '[\"bob\"]', '{}', 1, 1); \
+                 INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n, bytes) VALUES ('p1', 'dev', 'shared', 'user', 'alice', 1, 3); \
+                 INSERT INTO file_shares (file_id, user_id) VALUES ('0190a000-0000-7000-8000-000000000009', 'bob');",
+            )
+            .expect("old rows");
+        }
+        migrate(&path).expect("the remaining migrations");
+        let repo = SqliteRepository::connect(&SqliteConfig::new(path))
+            .await
+            .expect("connect");
+        let page = repo
+            .list_files(&ListQuery {
+                tenant: Tenant {
+                    project: ProjectId::new("p1").expect("project"),
+                    env: Environment::Dev,
+                },
+                scope: Scope::VisibleTo {
+                    owner: Owner {
+                        kind: OwnerType::User,
+                        id: "bob".into(),
+                    },
+                    user_id: Some("bob".into()),
+                },
+                params: ListParams::default(),
+            })
+            .await
+            .expect("list");
+        assert_eq!(
+            (page.total, page.items.len()),
+            (1, 1),
+            "the share written before the migration still counts and shows"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

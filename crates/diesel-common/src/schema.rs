@@ -98,6 +98,8 @@ diesel::table! {
     file_shares (file_id, user_id) {
         file_id -> Text,
         user_id -> Text,
+        project -> Text,
+        env -> Text,
     }
 }
 
