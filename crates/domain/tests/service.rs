@@ -1259,15 +1259,13 @@ async fn checksums_are_validated_bound_and_recorded() {
 
     // Declared: the URL binds it and the file records it.
     let sum = sha256_base64(b"abc");
+    let summed = |name: &str| IssueUpload {
+        checksum_sha256: Some(sum.clone()),
+        ..issue(name, "text/plain", Some(3))
+    };
     let t = h
         .service
-        .issue_upload_url(
-            &alice,
-            IssueUpload {
-                checksum_sha256: Some(sum.clone()),
-                ..issue("a.txt", "text/plain", Some(3))
-            },
-        )
+        .issue_upload_url(&alice, summed("a.txt"))
         .await
         .expect("issue");
     assert_eq!(t.headers["x-amz-checksum-sha256"], json!(sum));
@@ -1292,13 +1290,7 @@ async fn checksums_are_validated_bound_and_recorded() {
     // refused, the object discarded, nothing registered.
     let t = h
         .service
-        .issue_upload_url(
-            &alice,
-            IssueUpload {
-                checksum_sha256: Some(sum.clone()),
-                ..issue("c.txt", "text/plain", Some(3))
-            },
-        )
+        .issue_upload_url(&alice, summed("c.txt"))
         .await
         .expect("issue");
     h.store.put_object(&staging_key(&t.key), b"abd");
@@ -1405,88 +1397,18 @@ async fn ids_come_from_the_ids_port() {
     assert_eq!((again_key, again.id), (key, file.id), "deterministic");
 }
 
-/// A store where a PUT that was already streaming lands between the
-/// registration's checks and its move out of staging (other bytes, same
-/// length): the memory store, with `promote` preceded by that PUT.
-struct LatePut(Arc<MemoryObjectStore>);
-
-#[async_trait::async_trait]
-impl stowage_domain::ports::ObjectStore for LatePut {
-    async fn presign_put<'a>(
-        &self,
-        key: &str,
-        ct: &str,
-        len: Option<u64>,
-        sum: Option<&'a str>,
-        exp: Timestamp,
-    ) -> stowage_domain::Result<stowage_domain::ports::PresignedRequest> {
-        self.0.presign_put(key, ct, len, sum, exp).await
-    }
-    async fn presign_get(
-        &self,
-        key: &str,
-        ct: &str,
-        cd: &str,
-        exp: Timestamp,
-    ) -> stowage_domain::Result<stowage_domain::ports::PresignedRequest> {
-        self.0.presign_get(key, ct, cd, exp).await
-    }
-    async fn head(
-        &self,
-        key: &str,
-    ) -> stowage_domain::Result<Option<stowage_domain::ports::ObjectInfo>> {
-        self.0.head(key).await
-    }
-    async fn read_prefix(&self, key: &str, len: u64) -> stowage_domain::Result<Vec<u8>> {
-        self.0.read_prefix(key, len).await
-    }
-    async fn delete(&self, key: &str) -> stowage_domain::Result<()> {
-        self.0.delete(key).await
-    }
-    async fn promote(&self, from: &str, to: &str, size: u64) -> stowage_domain::Result<()> {
-        self.0.put_object(from, b"LATE");
-        self.0.promote(from, to, size).await
-    }
-    async fn create_multipart(&self, key: &str, ct: &str) -> stowage_domain::Result<String> {
-        self.0.create_multipart(key, ct).await
-    }
-    async fn presign_part<'a>(
-        &self,
-        key: &str,
-        id: &str,
-        n: u32,
-        sum: Option<&'a str>,
-        exp: Timestamp,
-    ) -> stowage_domain::Result<stowage_domain::ports::PresignedRequest> {
-        self.0.presign_part(key, id, n, sum, exp).await
-    }
-    async fn complete_multipart<'a>(
-        &self,
-        key: &str,
-        id: &str,
-        parts: &[stowage_domain::ports::CompletedPart],
-        sum: Option<&'a str>,
-    ) -> stowage_domain::Result<stowage_domain::ports::AssembledObject> {
-        self.0.complete_multipart(key, id, parts, sum).await
-    }
-    async fn abort_multipart(&self, key: &str, id: &str) -> stowage_domain::Result<()> {
-        self.0.abort_multipart(key, id).await
-    }
-    async fn health_check(&self) -> stowage_domain::Result<()> {
-        self.0.health_check().await
-    }
-}
-
 /// Registration checks the staged object, then moves it; bytes that a late
 /// PUT put in its place meanwhile are never registered under the digest
 /// (or the content check) of the bytes that were checked.
 #[tokio::test]
 async fn bytes_replaced_between_checks_and_move_are_not_registered() {
     let h = harness();
-    let store = Arc::new(MemoryObjectStore::default());
+    let store = Arc::new(planted::BuggyStore::new(
+        planted::StoreBug::PutLandsBeforePromote,
+    ));
     let service = FileService::new(
         h.repo.clone(),
-        Arc::new(LatePut(store.clone())),
+        store.clone(),
         h.clock.clone(),
         ServiceConfig::default(),
     );
@@ -1495,7 +1417,7 @@ async fn bytes_replaced_between_checks_and_move_are_not_registered() {
         .issue_upload_url(&alice, issue("a.txt", "text/plain", Some(4)))
         .await
         .expect("issue");
-    store.put_object(&staging_key(&t.key), b"good");
+    store.inner.put_object(&staging_key(&t.key), b"good");
     let err = service
         .register(&alice, register(&t.key, "a.txt", "text/plain", 4))
         .await
@@ -1503,7 +1425,7 @@ async fn bytes_replaced_between_checks_and_move_are_not_registered() {
         .map(|e| e.code());
     assert_eq!(err, Some(ErrorCode::UploadNotFound));
     assert_eq!(
-        store.object(&t.key),
+        store.inner.object(&t.key),
         None,
         "the replaced object is discarded"
     );

@@ -18,7 +18,7 @@ use stowage_domain::upload::{IssuedUpload, UploadState};
 use stowage_domain::{Error, ErrorCode, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StoreBug {
+pub(crate) enum StoreBug {
     IgnoresContentType,
     NeverExpires,
     KeepsPartsAfterAbort,
@@ -27,15 +27,26 @@ enum StoreBug {
     DeleteOfMissingFails,
     IgnoresChecksum,
     AssemblesWithoutDigestCheck,
+    /// Not a bug of the store: a PUT already streaming lands (other bytes,
+    /// same length) just before `promote` — the race registration must
+    /// survive (`bytes_replaced_between_checks_and_move_are_not_registered`).
+    PutLandsBeforePromote,
 }
 
 /// The in-memory store with one bug.
-struct BuggyStore {
-    inner: MemoryObjectStore,
+pub(crate) struct BuggyStore {
+    pub(crate) inner: MemoryObjectStore,
     bug: StoreBug,
 }
 
 impl BuggyStore {
+    pub(crate) fn new(bug: StoreBug) -> Self {
+        Self {
+            inner: MemoryObjectStore::default(),
+            bug,
+        }
+    }
+
     fn exp(&self, exp: Timestamp) -> Timestamp {
         if self.bug == StoreBug::NeverExpires {
             exp.plus_secs(10 * 365 * 24 * 3600)
@@ -88,6 +99,9 @@ impl ObjectStore for BuggyStore {
         self.inner.delete(key).await
     }
     async fn promote(&self, from: &str, to: &str, size: u64) -> Result<()> {
+        if self.bug == StoreBug::PutLandsBeforePromote {
+            self.inner.put_object(from, b"LATE");
+        }
         self.inner.promote(from, to, size).await
     }
     async fn create_multipart(&self, key: &str, ct: &str) -> Result<String> {
