@@ -310,8 +310,11 @@ async fn main() {
                     continue;
                 }
             };
+            // As the service hands it out: the first page's total, and
+            // whether it found no file shared with the caller.
             let cursor = first.items.last().map(|f| Cursor {
                 total: Some(first.total),
+                shared_empty: first.shared_empty,
                 ..Cursor::after(f, sort_by, SortDirection::Desc)
             });
             for (label, cursor) in [("first page", None), ("cursor page", cursor)] {

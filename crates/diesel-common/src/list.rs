@@ -638,6 +638,7 @@ mod tests {
             value: SortValue::Text("m".into()),
             id: uuid::Uuid::nil(),
             total: None,
+            shared_empty: false,
         });
         let q = query(params);
         let page = sql(page_query(Db::Postgres, &q).expect("page"));
@@ -668,6 +669,7 @@ mod tests {
             value: SortValue::Text("m".into()),
             id: uuid::Uuid::nil(),
             total: None,
+            shared_empty: false,
         });
         let q = query(params);
         for db in [Db::Postgres, Db::Sqlite] {

@@ -343,11 +343,8 @@ impl<B: Backend> DieselRepository<B> {
         if p.bucket.is_some() || p.mime_type.is_some() || p.search.is_some() {
             return Ok(None);
         }
-        let owner_type = match p.owner_type {
-            None => None,
-            Some(OwnerTypeFilter::User) => Some("user"),
-            Some(OwnerTypeFilter::Service) => Some("service"),
-            Some(OwnerTypeFilter::Session | OwnerTypeFilter::Public) => return Ok(Some(0)),
+        let Some(owner_type) = owner_type_filter(p.owner_type) else {
+            return Ok(Some(0));
         };
         let counts = CountsQuery::of_listing(<B::Conn as DbConn>::DB, query, owner_type);
         Ok(Some(match &query.scope {
@@ -370,6 +367,17 @@ impl<B: Backend> DieselRepository<B> {
                 total
             }
         }))
+    }
+}
+
+/// The `owner_type` column value a listing's filter asks for (`Some(None)`:
+/// any); `None` when the filter matches no stored owner type.
+fn owner_type_filter(filter: Option<OwnerTypeFilter>) -> Option<Option<&'static str>> {
+    match filter {
+        None => Some(None),
+        Some(OwnerTypeFilter::User) => Some(Some("user")),
+        Some(OwnerTypeFilter::Service) => Some(Some("service")),
+        Some(OwnerTypeFilter::Session | OwnerTypeFilter::Public) => None,
     }
 }
 
@@ -596,6 +604,25 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
                     Some(branches) => {
                         // Each branch is an ordered index scan of its own,
                         // bounded by the page; merged below in the same order.
+                        // A cursor page of a listing that had no file shared
+                        // with the caller checks that this still holds (the
+                        // count is a cheap probe while it is zero).
+                        let cursor_says_empty =
+                            query.params.cursor.as_ref().is_some_and(|c| c.shared_empty);
+                        if let (
+                            true,
+                            Scope::VisibleTo {
+                                owner,
+                                user_id: Some(uid),
+                            },
+                        ) = (cursor_says_empty, &query.scope)
+                        {
+                            if let Some(owner_type) = owner_type_filter(query.params.owner_type) {
+                                shared = Some(
+                                    B::count_shared_with(c, query, owner, uid, owner_type).await?,
+                                );
+                            }
+                        }
                         let mut rows = Vec::new();
                         // A branch counted empty for this very page is not
                         // read: an empty branch walks its whole sort index.
@@ -614,10 +641,10 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
                         (rows, true)
                     }
                 };
-                Ok((total, rows, merged))
+                Ok((total, rows, merged, shared == Some(0)))
             })
             .await?;
-        let (total, rows, merged) = rows;
+        let (total, rows, merged, shared_empty) = rows;
         let files = rows
             .into_iter()
             .map(File::try_from)
@@ -634,6 +661,7 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
             items,
             total: u64::try_from(total).unwrap_or(0),
             has_more,
+            shared_empty,
         })
     }
 }

@@ -108,6 +108,11 @@ pub struct Cursor {
     /// through the cursor report it instead of counting again.
     #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
     pub total: Option<u64>,
+    /// No file was shared with the caller when the page before was read: a
+    /// page through this cursor may check that this still holds (a cheap
+    /// probe) instead of reading that part of the listing.
+    #[serde(rename = "e", default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared_empty: bool,
 }
 
 impl Cursor {
@@ -126,6 +131,7 @@ impl Cursor {
             value,
             id: file.id.0,
             total: None,
+            shared_empty: false,
         }
     }
 
@@ -450,6 +456,9 @@ pub struct ListPage {
     pub total: u64,
     /// Whether rows follow the last item.
     pub has_more: bool,
+    /// The repository found no file shared with the caller (carried by the
+    /// next cursor, [`Cursor::shared_empty`]); `false` when it did not look.
+    pub shared_empty: bool,
 }
 
 /// Merges rows read per branch of a caller's listing (each in the listing's
@@ -617,6 +626,7 @@ mod tests {
             value: SortValue::Int(5),
             id: Uuid::now_v7(),
             total: Some(3),
+            shared_empty: true,
         };
         let alice = principal("alice", false);
         let params = parse(&[

@@ -36,6 +36,7 @@ impl FileService {
             Some(last) if page.has_more => Some(self.cursor_seal().await?.seal(
                 &Cursor {
                     total: Some(page.total),
+                    shared_empty: page.shared_empty,
                     ..Cursor::after(last, params.sort_by, params.direction)
                 },
                 principal,

@@ -325,6 +325,7 @@ impl FileRepository for MemoryFileRepository {
             has_more: after.len() > limit,
             items: after.into_iter().take(limit).cloned().collect(),
             total,
+            shared_empty: false,
         })
     }
 

@@ -693,3 +693,88 @@ pub async fn caller_listings_in_every_order(repo: &dyn FileRepository) {
         }
     }
 }
+
+/// A cursor of a listing that had no file shared with the caller
+/// (`ListPage::shared_empty`, carried as `Cursor::shared_empty`) MUST NOT
+/// hide a file shared with the caller afterwards: pages through it still
+/// show files shared since, where they sort.
+pub async fn shares_made_during_a_walk_still_show(repo: &dyn FileRepository) {
+    let t = fresh_tenant();
+    let add = |owner: &'static str, name: String, vis: Visibility, shared: Vec<String>, i: i64| {
+        let t = t.clone();
+        async move {
+            let key = format!("{}/dev/h/walk{i}/x", t.project);
+            let at = Timestamp::from_millis(T0 + i * 1000);
+            repo.insert_upload(&pending_upload(&t, &user(owner), &key, at))
+                .await
+                .expect("insert");
+            let mut f = file(&t, &user(owner), &key, &name, vis, at);
+            f.shared_with = shared;
+            repo.register_file(&f, None, &crate::quota::Quota::NONE)
+                .await
+                .expect("register");
+        }
+    };
+    for i in 0..6 {
+        add(
+            "ann",
+            format!("own-{i}"),
+            Visibility::Private,
+            Vec::new(),
+            i,
+        )
+        .await;
+        add(
+            "zed",
+            format!("closed-{i}"),
+            Visibility::Private,
+            Vec::new(),
+            100 + i,
+        )
+        .await;
+    }
+    let params = ListParams {
+        limit: 3,
+        sort_by: SortBy::CreatedAt,
+        direction: SortDirection::Asc,
+        ..ListParams::default()
+    };
+    let list = |params: ListParams| {
+        let query = ListQuery {
+            tenant: t.clone(),
+            scope: visible_to("ann"),
+            params,
+        };
+        async move { repo.list_files(&query).await }
+    };
+    let first = list(params.clone()).await.expect("list");
+    assert_eq!(first.items.len(), 3);
+    let last = first.items.last().expect("a row");
+    let cursor = Cursor {
+        total: Some(first.total),
+        shared_empty: first.shared_empty,
+        ..Cursor::after(last, params.sort_by, params.direction)
+    };
+    // Shared with ann after the first page, sorting after the cursor.
+    add(
+        "zed",
+        "shared-late".into(),
+        Visibility::Shared,
+        vec!["ann".into()],
+        50,
+    )
+    .await;
+    let next = list(ListParams {
+        cursor: Some(cursor),
+        limit: 10,
+        ..params
+    })
+    .await
+    .expect("list");
+    let names: Vec<String> = next.items.into_iter().map(|f| f.original_name).collect();
+    assert_eq!(
+        names,
+        ["own-3", "own-4", "own-5", "shared-late"],
+        "a file shared with the caller after the first page MUST show on later pages"
+    );
+}

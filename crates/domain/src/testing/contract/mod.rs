@@ -40,6 +40,7 @@ pub use files::{
 pub use keys::api_key_repository;
 pub use listing::{
     caller_listings_in_every_order, list_pagination_and_cursor, list_scope_filters_and_order,
+    shares_made_during_a_walk_still_show,
 };
 pub use quota::{
     quotas_hold_when_registrations_race, usage_backfilled,
@@ -113,6 +114,7 @@ macro_rules! repository_kit {
                 list_scope_filters_and_order,
                 list_pagination_and_cursor,
                 caller_listings_in_every_order,
+                shares_made_during_a_walk_still_show,
                 concurrent_writers_one_wins,
                 usage_follows_registrations_changes_and_deletions,
                 quotas_hold_when_registrations_race,
@@ -199,6 +201,7 @@ pub async fn file_repository(repo: &dyn FileRepository) {
     list_scope_filters_and_order(repo).await;
     list_pagination_and_cursor(repo).await;
     caller_listings_in_every_order(repo).await;
+    shares_made_during_a_walk_still_show(repo).await;
     concurrent_writers_one_wins(repo).await;
     repository_is_healthy(repo).await;
 }
