@@ -364,13 +364,13 @@ impl FsStore {
 
 /// The temp file and the SHA-256 of what was written to it, the pair being
 /// either at hand or away on the blocking pool writing and hashing one batch.
-struct Sink {
+pub(crate) struct Sink {
     at_hand: Option<(std::fs::File, sha2::Sha256)>,
     away: Option<tokio::task::JoinHandle<std::io::Result<(std::fs::File, sha2::Sha256)>>>,
 }
 
 impl Sink {
-    fn new(file: std::fs::File) -> Self {
+    pub(crate) fn new(file: std::fs::File) -> Self {
         Self {
             at_hand: Some((file, sha2::Sha256::new())),
             away: None,
@@ -392,7 +392,7 @@ impl Sink {
     }
 
     /// Hands `batch` to the blocking pool (after the previous one is done).
-    async fn write(&mut self, batch: Vec<u8>) -> Result<()> {
+    pub(crate) async fn write(&mut self, batch: Vec<u8>) -> Result<()> {
         use std::io::Write as _;
         if batch.is_empty() {
             return Ok(());
@@ -407,7 +407,9 @@ impl Sink {
     }
 
     /// The file and the digest of everything written.
-    async fn finish(mut self) -> Result<(std::fs::File, sha2::digest::Output<sha2::Sha256>)> {
+    pub(crate) async fn finish(
+        mut self,
+    ) -> Result<(std::fs::File, sha2::digest::Output<sha2::Sha256>)> {
         let (file, sha) = self.take().await?;
         Ok((file, sha.finalize()))
     }
