@@ -419,8 +419,8 @@ impl ObjectStore for FsStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sha2::Sha256;
     use async_trait::async_trait;
+    use sha2::Sha256;
     use stowage_domain::testing::contract::{self, Transfer};
 
     /// Moves bytes the way the gateway does, minus HTTP: authorize, check the
