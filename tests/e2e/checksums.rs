@@ -5,15 +5,11 @@
 
 use base64::Engine as _;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use stowage_domain::limits::sha256_base64;
 
 use crate::helpers::*;
 
 const MIB: usize = 1024 * 1024;
-
-fn sha256_base64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
-}
 
 async fn register(s: &Server, creds: &Creds, key: &Value, size: usize) -> (u16, Value) {
     s.post(

@@ -48,20 +48,26 @@ impl FsStore {
         let denied = |m: &str| Error::with_message(ErrorCode::AccessDenied, m.to_owned());
         let params =
             SignedParams::from_query(req.query.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-        let grant = self.signer.verify(req.method, req.key, &params, now)?;
-        let bound_sum = match &grant {
-            Grant::PutObject {
-                checksum_sha256, ..
+        let mut grant = self.signer.verify(req.method, req.key, &params, now)?;
+        if let Grant::PutObject {
+            checksum_sha256, ..
+        }
+        | Grant::PutPart {
+            checksum_sha256, ..
+        } = &mut grant
+        {
+            match (checksum_sha256.as_deref(), req.checksum_sha256) {
+                (Some(bound), sent) if sent != Some(bound) => {
+                    return Err(denied(
+                        "x-amz-checksum-sha256 does not match the signed URL",
+                    ));
+                }
+                // An unsigned `x-amz-checksum-sha256` is honoured too (the
+                // client asked for the check): the grant carries the digest
+                // the body must have either way.
+                (None, Some(sent)) => *checksum_sha256 = Some(sent.to_owned()),
+                _ => {}
             }
-            | Grant::PutPart {
-                checksum_sha256, ..
-            } => checksum_sha256.as_deref(),
-            Grant::Get { .. } => None,
-        };
-        if bound_sum.is_some() && req.checksum_sha256 != bound_sum {
-            return Err(denied(
-                "x-amz-checksum-sha256 does not match the signed URL",
-            ));
         }
         match &grant {
             Grant::Get { .. } if req.method == "PUT" => Err(denied("URL does not allow PUT")),

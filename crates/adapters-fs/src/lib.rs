@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use futures_util::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use stowage_domain::keys::{is_safe_key, unstaged};
+use stowage_domain::limits::CHECKSUM_SHA256_HEADER as CHECKSUM_HEADER;
 use stowage_domain::limits::MIN_PART_SIZE;
 use stowage_domain::model::Timestamp;
 use stowage_domain::ports::{
@@ -74,9 +75,6 @@ pub struct FsStore {
 fn io_error(context: &str, e: std::io::Error) -> Error {
     Error::internal(format!("{context}: {e}"))
 }
-
-/// The header a URL bound to a digest requires (S3's name for it).
-const CHECKSUM_HEADER: &str = "x-amz-checksum-sha256";
 
 fn quoted(hex: &str) -> String {
     format!("\"{hex}\"")

@@ -27,6 +27,7 @@ use rusoto_s3::{
     CreateMultipartUploadRequest, DeleteObjectRequest, HeadBucketRequest, HeadObjectError,
     HeadObjectRequest, ListPartsRequest, PutBucketCorsRequest, S3Client, UploadPartCopyRequest, S3,
 };
+use stowage_domain::limits::CHECKSUM_SHA256_HEADER as CHECKSUM_HEADER;
 use stowage_domain::model::Timestamp;
 use stowage_domain::ports::{
     AssembledObject, CompletedPart, ObjectInfo, ObjectStore, PresignedRequest,
@@ -196,9 +197,6 @@ impl S3Store {
         })
     }
 }
-
-/// The header a URL bound to a digest requires (docs/api.md §11).
-const CHECKSUM_HEADER: &str = "x-amz-checksum-sha256";
 
 #[async_trait::async_trait]
 impl ObjectStore for S3Store {

@@ -196,6 +196,16 @@ pub fn check_mime_syntax(raw: &str) -> std::result::Result<(), ValidationError> 
     }
 }
 
+/// The request header a URL bound to a digest requires (S3's name for it).
+pub const CHECKSUM_SHA256_HEADER: &str = "x-amz-checksum-sha256";
+
+/// `bytes`' SHA-256 as `checksumSha256` spells it: base64 of the 32 bytes.
+pub fn sha256_base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
+}
+
 /// Whether `value` is the base64 (standard alphabet, padded, canonical) of a
 /// 32-byte SHA-256 digest: the one spelling of each digest, so two valid
 /// values are equal exactly when their digests are.

@@ -8,6 +8,7 @@ use stowage_domain::auth::{
     new_api_key, ApiKeyKind, ApiKeyRecord, Authenticator, TokenClaims, TokenVerifier,
 };
 use stowage_domain::keys::{staging_key, STAGING_PREFIX};
+use stowage_domain::limits::sha256_base64;
 use stowage_domain::list::ListParams;
 use stowage_domain::model::*;
 use stowage_domain::ports::{ApiKeyRepository, Clock, FileRepository};
@@ -1222,13 +1223,6 @@ async fn mocks_inject_failures_presign_comes_before_the_record() {
         ),
         Some(ErrorCode::ServiceUnavailable)
     );
-}
-
-/// Base64 of a SHA-256, as `checksumSha256` spells it.
-fn sha256_base64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    use sha2::{Digest, Sha256};
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
 }
 
 #[tokio::test]

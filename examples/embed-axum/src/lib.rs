@@ -171,7 +171,7 @@ fn authorize(
         query: &query,
         content_type: header("content-type"),
         content_length: header("content-length"),
-        checksum_sha256: header("x-amz-checksum-sha256"),
+        checksum_sha256: header(stowage_domain::limits::CHECKSUM_SHA256_HEADER),
     };
     let now: Timestamp = state.clock.now();
     Ok(state.store.authorize(&request, now)?)

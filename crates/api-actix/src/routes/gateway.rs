@@ -40,13 +40,10 @@ fn authorize(state: &AppState, req: &HttpRequest, key: &str) -> ApiResult<Grant>
         query: &query,
         content_type: header_str(req, header::CONTENT_TYPE),
         content_length: header_str(req, header::CONTENT_LENGTH),
-        checksum_sha256: header_str(req, CHECKSUM_HEADER),
+        checksum_sha256: header_str(req, stowage_domain::limits::CHECKSUM_SHA256_HEADER),
     };
     Ok(store.authorize(&request, state.clock.now())?)
 }
-
-/// The digest header of docs/api.md §11 (S3's name for it).
-const CHECKSUM_HEADER: &str = "x-amz-checksum-sha256";
 
 pub(crate) fn header_str(req: &HttpRequest, name: impl header::AsHeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
@@ -75,9 +72,6 @@ pub async fn put(
     };
     let _pass = state.uploads.enter(url)?;
     let body = state.uploads.idle_limited(body);
-    // The signed digest; an unsigned `x-amz-checksum-sha256` is honoured too
-    // (the client asked for the check).
-    let sent_sum = header_str(&req, CHECKSUM_HEADER).map(str::to_owned);
     let written = match grant {
         Grant::PutObject {
             content_length,
@@ -89,7 +83,7 @@ pub async fn put(
                 .put_object(
                     &key,
                     content_length,
-                    checksum_sha256.or(sent_sum).as_deref(),
+                    checksum_sha256.as_deref(),
                     allowed.max_bytes,
                     Box::pin(body),
                 )
@@ -109,7 +103,7 @@ pub async fn put(
                     &key,
                     &upload_id,
                     part_number,
-                    checksum_sha256.or(sent_sum).as_deref(),
+                    checksum_sha256.as_deref(),
                     allowed.max_bytes,
                     Box::pin(body),
                 )

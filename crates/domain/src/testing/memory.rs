@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::auth::ApiKeyRecord;
 use crate::error::{Error, ErrorCode, Result};
+use crate::limits::{sha256_base64, CHECKSUM_SHA256_HEADER as CHECKSUM_HEADER};
 use crate::list::{ListPage, ListQuery, MimeFilter, Scope, SortBy, SortDirection, SortValue};
 use crate::model::{
     File, FileId, Owner, OwnerType, OwnerTypeFilter, Tenant, Timestamp, Visibility,
@@ -465,16 +466,6 @@ fn md5_like(bytes: &[u8]) -> String {
     use md5::{Digest, Md5};
     hex::encode(Md5::digest(bytes))
 }
-
-/// Base64 of the SHA-256 of `bytes` (how `x-amz-checksum-sha256` spells it).
-fn sha256_base64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    use sha2::{Digest, Sha256};
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
-}
-
-/// The header a URL bound to a digest requires.
-const CHECKSUM_HEADER: &str = "x-amz-checksum-sha256";
 
 impl MemoryObjectStore {
     /// A store whose URLs expire by `clock` (the default is the wall clock).

@@ -2,6 +2,7 @@
 //! [`Transfer`].
 
 use super::*;
+use crate::limits::{sha256_base64, CHECKSUM_SHA256_HEADER};
 
 /// What a store's contract check needs to move bytes through presigned requests.
 #[async_trait]
@@ -481,13 +482,6 @@ pub async fn read_prefix_reads_only_the_first_bytes(
     );
 }
 
-/// Base64 of the SHA-256 of `bytes`, as `x-amz-checksum-sha256` spells it.
-fn sha256_base64(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    use sha2::{Digest, Sha256};
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
-}
-
 /// Checksums (docs/api.md §11): a PUT or part URL bound to a digest lists
 /// `x-amz-checksum-sha256` and refuses other bytes, storing nothing; a digest
 /// a store reports is the bytes' own; a store that computes whole-object
@@ -508,7 +502,7 @@ pub async fn checksums_bind_puts_parts_and_assemblies(
     assert!(
         put.headers
             .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case("x-amz-checksum-sha256") && v == &sum),
+            .any(|(k, v)| k.eq_ignore_ascii_case(CHECKSUM_SHA256_HEADER) && v == &sum),
         "a PUT URL bound to a digest MUST list x-amz-checksum-sha256 among its headers"
     );
     let (status, _) = io.put(&put, &[], b"hellO".to_vec()).await;
