@@ -45,12 +45,49 @@ struct Minute {
     requests: u64,
     errors: u64,
     latencies: Vec<Duration>,
+    /// Latencies per operation, to see which one a change in p99 comes from.
+    by_op: std::collections::BTreeMap<&'static str, Vec<Duration>>,
+}
+
+/// The 99th percentile of `latencies` in milliseconds (sorts them).
+fn p99_ms(latencies: &mut [Duration]) -> f64 {
+    latencies.sort_unstable();
+    latencies
+        .get(((latencies.len() as f64 - 1.0) * 0.99).round() as usize)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)
+}
+
+/// How often the soak vacuums when the server's autovacuum is off.
+const VACUUM_EVERY: Duration = Duration::from_secs(30);
+
+/// Whether the PostgreSQL server at `url` runs autovacuum.
+fn autovacuum_on(url: &str) -> bool {
+    std::process::Command::new("psql")
+        .args([url, "-Atc", "SHOW autovacuum"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() != "off")
+        .unwrap_or(true)
+}
+
+/// `VACUUM ANALYZE` of the database at `url` every [`VACUUM_EVERY`] until
+/// `stop` is set.
+fn vacuum_until(url: &str, stop: &AtomicBool) {
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        if last.elapsed() >= VACUUM_EVERY {
+            let _ = std::process::Command::new("psql")
+                .args([url, "-q", "-c", "VACUUM ANALYZE"])
+                .status();
+            last = Instant::now();
+        }
+    }
 }
 
 /// Runs the soak; returns the Markdown report.
@@ -63,10 +100,27 @@ pub async fn run(
 ) -> Result<String, String> {
     let (data, mut env) = fresh_server_env("stowage-soak");
     let mut database = None;
+    let mut vacuum_note = String::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut vacuum = None;
     if mode == "postgres" {
         let admin = postgres.ok_or("--mode postgres needs PostgreSQL")?;
         let name = format!("stowage_soak_{}", std::process::id());
         let url = bench_http::create_database(&admin, &name)?;
+        if !autovacuum_on(&url) {
+            // Without autovacuum (some test installations turn it off), dead
+            // rows and missing statistics pile up and every statement slows
+            // down minute by minute: the soak would measure the database's
+            // configuration, not Stowage. Do what autovacuum would.
+            vacuum_note = format!(
+                "The server's autovacuum is off: the soak runs `VACUUM ANALYZE` every {} s in its place.\n\n",
+                VACUUM_EVERY.as_secs()
+            );
+            vacuum = Some(std::thread::spawn({
+                let (url, stop) = (url.clone(), stop.clone());
+                move || vacuum_until(&url, &stop)
+            }));
+        }
         env.push(("DATABASE_URL".to_owned(), url));
         database = Some((admin, name));
     }
@@ -86,7 +140,6 @@ pub async fn run(
     );
     let base = server.base.clone();
     let started = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
     let minutes_stats: Arc<Mutex<Vec<Minute>>> = Arc::new(Mutex::new(
         (0..minutes).map(|_| Minute::default()).collect(),
     ));
@@ -99,12 +152,26 @@ pub async fn run(
         workers.push(tokio::spawn(async move {
             let mut mine: Vec<(String, usize)> = Vec::new(); // (file id, owner)
             let mut i = w;
+            // Each worker walks the whole mix in turn (starting at its own
+            // place in it): `i % 10` with a stride of `concurrency` would give
+            // a worker only some operations (64 workers: half never delete).
+            let mut step = w;
             while !stop.load(Ordering::Relaxed) {
                 i += concurrency;
+                step += 1;
                 let u = i % USERS;
                 let caller = &users[u];
                 let t = Instant::now();
-                let ok = match i % 10 {
+                let op = match step % 10 {
+                    _ if mine.is_empty() && step % 10 >= 5 => "none",
+                    0..=2 => "upload",
+                    3..=4 => "list",
+                    5 | 6 => "get",
+                    7 => "download URL",
+                    8 => "patch",
+                    _ => "delete",
+                };
+                let ok = match step % 10 {
                     0..=2 => match bench_http::upload(&client, &base, caller, i).await {
                         Ok(key) => {
                             match bench_http::register(&client, &base, caller, &key, i).await {
@@ -190,6 +257,7 @@ pub async fn run(
                     m.requests += 1;
                     m.errors += u64::from(!ok);
                     m.latencies.push(elapsed);
+                    m.by_op.entry(op).or_default().push(elapsed);
                 }
             }
         }));
@@ -213,33 +281,44 @@ pub async fn run(
     for w in workers {
         let _ = w.await;
     }
+    if let Some(v) = vacuum {
+        let _ = v.join();
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
     if let Some((admin, name)) = database {
         drop_database(&admin, &name);
     }
-    let stats = minutes_stats
+    let mut stats = minutes_stats
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let ops = ["upload", "list", "get", "download URL", "patch", "delete"];
     let mut report = format!(
-        "Mode: {mode}, {concurrency} connections, {minutes} minutes; mix per 10 requests: 3 upload + register, \
+        "{vacuum_note}Mode: {mode}, {concurrency} connections, {minutes} minutes; mix per 10 requests: 3 upload + register, \
          2 list, 2 get, 1 download URL, 1 patch, 1 delete.\n\n\
-         | minute | requests | errors | p99 ms | RSS MiB | open fds |\n|---|---|---|---|---|---|\n"
+         | minute | requests | errors | p99 ms | RSS MiB | open fds | p99 ms by operation ({}) |\n\
+         |---|---|---|---|---|---|---|\n",
+        ops.join(" / ")
     );
     let mut total_errors = 0;
-    for (i, (m, (rss, fds))) in stats.iter().zip(samples).enumerate() {
-        let mut l = m.latencies.clone();
-        l.sort_unstable();
-        let p99 = l
-            .get(((l.len() as f64 - 1.0) * 0.99).round() as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    for (i, (m, (rss, fds))) in stats.iter_mut().zip(samples).enumerate() {
+        let p99 = p99_ms(&mut m.latencies);
+        let by_op: Vec<String> = ops
+            .iter()
+            .map(|op| {
+                m.by_op
+                    .get_mut(op)
+                    .map_or("–".to_owned(), |l| format!("{:.0}", p99_ms(l)))
+            })
+            .collect();
         total_errors += m.errors;
         report.push_str(&format!(
-            "| {} | {} | {} | {p99:.1} | {:.1} | {fds} |\n",
+            "| {} | {} | {} | {p99:.1} | {:.1} | {fds} | {} |\n",
             i + 1,
             m.requests,
             m.errors,
-            rss as f64 / 1024.0
+            rss as f64 / 1024.0,
+            by_op.join(" / ")
         ));
     }
     report.push_str(&format!("\nErrors in all: {total_errors}.\n"));

@@ -65,11 +65,38 @@ fn sane_request_id(v: &HeaderValue) -> Option<String> {
     .then(|| s.to_owned())
 }
 
+/// Gives every header value its own memory.
+///
+/// actix-http parses header values as slices of the connection's read buffer,
+/// and keeps finished requests in per-worker pools (up to 128 requests and
+/// 128 heads per worker) with their headers still in place; each pooled
+/// request then keeps its connection's whole read buffer alive after the
+/// connection is gone. After 800 slow uploads had ended, such buffers held
+/// 16.7 MiB (heaptrack; docs/performance.md, "Slow-body attack"). With owned
+/// copies (a few small allocations per request) a buffer goes with its
+/// connection and a pooled request holds only its headers.
+fn own_header_values(headers: &mut actix_web::http::header::HeaderMap) {
+    let shared = std::mem::replace(
+        headers,
+        actix_web::http::header::HeaderMap::with_capacity(headers.len()),
+    );
+    for (name, value) in shared {
+        let value = match HeaderValue::from_bytes(value.as_bytes()) {
+            Ok(mut owned) => {
+                owned.set_sensitive(value.is_sensitive());
+                owned
+            }
+            Err(_) => value,
+        };
+        headers.append(name, value);
+    }
+}
+
 /// Request id (echoed or generated) in a task-local for error bodies and in the
 /// `X-Request-Id` response header; one log line per request, without the query
 /// string (signed URLs carry signatures there).
 pub fn request_context<S, B>(
-    req: actix_web::dev::ServiceRequest,
+    mut req: actix_web::dev::ServiceRequest,
     srv: &S,
 ) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>
 where
@@ -79,6 +106,7 @@ where
         Error = actix_web::Error,
     >,
 {
+    own_header_values(req.headers_mut());
     let id = req
         .headers()
         .get(&X_REQUEST_ID)
