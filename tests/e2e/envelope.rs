@@ -1,6 +1,6 @@
 //! docs/api.md §12 "Every answer is the envelope", and the resource bounds of the
 //! hostile-client review: unknown paths and wrong methods, refused CORS
-//! preflights, 503s with `Retry-After`, metrics labels from closed sets,
+//! preflights, requests actix-http cannot parse, 503s with `Retry-After`, metrics labels from closed sets,
 //! `nosniff` on gateway downloads.
 
 use reqwest::Method;
@@ -43,6 +43,61 @@ async fn unknown_paths_and_wrong_methods_answer_in_the_envelope() {
             "{method} {path}: Allow {allowed:?}"
         );
     }
+}
+
+/// Sends `request` as raw bytes on a fresh connection; returns everything the
+/// server wrote before closing it.
+async fn raw_exchange(s: &Server, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = s.base.strip_prefix("http://").expect("http base");
+    let mut conn = tokio::net::TcpStream::connect(host).await.expect("connect");
+    conn.write_all(request).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        conn.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server closes the connection")
+    .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn malformed_requests_answer_in_the_envelope() {
+    let s = spawn();
+    for (request, status) in [
+        (&b"GARBAGE\r\n\r\n"[..], "400"),
+        (b"GET /health HTTP/9.9\r\n\r\n", "400"),
+        (b"GET /health HTTP/1.1\r\nHost x\r\n\r\n", "400"),
+        (
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+            "400",
+        ),
+    ] {
+        let answer = raw_exchange(&s, request).await;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{:?}: {head}",
+            String::from_utf8_lossy(&request[..request.len().min(40)])
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{head}"
+        );
+        let v: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert_eq!(v["error"]["code"], "common/invalid-request", "{body}");
+        assert!(v["error"]["requestId"].is_string(), "{body}");
+    }
+    // A well-formed request on the same kind of connection is untouched.
+    let answer = raw_exchange(
+        &s,
+        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
 }
 
 #[tokio::test]

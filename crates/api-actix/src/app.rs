@@ -7,8 +7,9 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
+use actix_web::dev::{AppConfig, Server};
+use actix_web::{web, App};
 use stowage_domain::auth::Authenticator;
 use stowage_domain::ports::{Clock, SystemClock};
 use stowage_domain::service::FileService;
@@ -75,19 +76,42 @@ impl Application {
         ));
 
         let cors_origins = config.cors_origins.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .configure(crate::routes::configure)
-                .default_service(web::to(crate::routes::not_found))
-                .wrap_fn(middleware::request_context)
-                .wrap(middleware::cors(&cors_origins))
-                .wrap_fn(middleware::envelope)
-        })
-        .listen(listener)
-        .map_err(|e| e.to_string())?
-        .shutdown_timeout(30)
-        .run();
+        // actix-web's `HttpServer`, assembled by hand so that each connection
+        // can be wrapped in `EnvelopedIo` (the envelope for requests actix-http
+        // refuses before any middleware, docs/api.md §12); the same settings
+        // as `HttpServer`'s defaults.
+        let builder = actix_server::Server::build().shutdown_timeout(30);
+        let shutdown = builder.graceful_shutdown_signal();
+        let server = builder
+            .listen("stowage", listener, move || {
+                let app = App::new()
+                    .app_data(state.clone())
+                    .configure(crate::routes::configure)
+                    .default_service(web::to(crate::routes::not_found))
+                    .wrap_fn(middleware::request_context)
+                    .wrap(middleware::cors(&cors_origins))
+                    .wrap_fn(middleware::envelope)
+                    .into_factory()
+                    .map_err(|e: actix_web::Error| e.error_response());
+                let shutdown = shutdown.clone();
+                let http = actix_http::HttpService::build()
+                    .graceful_shutdown_signal(move || {
+                        let shutdown = shutdown.clone();
+                        async move { shutdown.notified().await }
+                    })
+                    .keep_alive(actix_http::KeepAlive::Timeout(Duration::from_secs(5)))
+                    .client_request_timeout(Duration::from_secs(5))
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .local_addr(addr)
+                    .h1(map_config(app, |_| AppConfig::default()));
+                fn_service(|io: actix_web::rt::net::TcpStream| {
+                    let peer = io.peer_addr().ok();
+                    std::future::ready(Ok((crate::wire::EnvelopedIo::new(io), peer)))
+                })
+                .and_then(http)
+            })
+            .map_err(|e| e.to_string())?
+            .run();
         Ok(Self {
             server,
             port: addr.port(),

@@ -17,4 +17,5 @@ pub mod routes;
 pub mod state;
 pub mod transfer;
 pub mod upload_gate;
+pub mod wire;
 pub mod worker;

@@ -241,3 +241,37 @@ fn enveloped(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderMap;
+
+    #[test]
+    fn owned_header_values_keep_every_value_in_order() {
+        let mut headers = HeaderMap::new();
+        let shared = bytes::Bytes::from_static(b"a, b;secret");
+        headers.append(
+            HeaderName::from_static("x-list"),
+            HeaderValue::from_maybe_shared(shared.slice(0..1)).expect("value"),
+        );
+        headers.append(
+            HeaderName::from_static("x-list"),
+            HeaderValue::from_maybe_shared(shared.slice(3..4)).expect("value"),
+        );
+        let mut secret = HeaderValue::from_maybe_shared(shared.slice(5..)).expect("value");
+        secret.set_sensitive(true);
+        headers.insert(actix_web::http::header::AUTHORIZATION, secret);
+
+        own_header_values(&mut headers);
+
+        let list: Vec<_> = headers.get_all("x-list").map(|v| v.as_bytes()).collect();
+        assert_eq!(list, [b"a", b"b"]);
+        let auth = headers
+            .get(actix_web::http::header::AUTHORIZATION)
+            .expect("kept");
+        assert_eq!(auth.as_bytes(), b"secret");
+        assert!(auth.is_sensitive());
+        assert_eq!(headers.len(), 3);
+    }
+}
