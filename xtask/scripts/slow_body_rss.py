@@ -9,7 +9,7 @@ baseline, waits 30 s, then opens N connections that each PUT 200 KB at
 line: RSS before/peak/after (MiB), smaps, threads, fds, the allocator's
 allocated/resident bytes (from /metrics) before and after.
 """
-import asyncio, json, os, re, subprocess, sys, time, urllib.request, tempfile
+import asyncio, json, os, re, shutil, subprocess, sys, time, urllib.request, tempfile
 
 BIN = sys.argv[1]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 800
@@ -100,5 +100,7 @@ async def main():
     fds = len(os.listdir(f"/proc/{p.pid}/fd"))
     print(json.dumps({"before_mib": before, "peak_mib": peak[0], "after_mib": after, "connections": N, "smaps_kb": keep, "threads": threads, "fds": fds, "failed_puts": failures[0], "allocator_mib": alloc, "allocator_before_mib": alloc_before}))
     p.terminate()
+    p.wait()
+    shutil.rmtree(data, ignore_errors=True)
 
 asyncio.run(main())
