@@ -63,6 +63,20 @@ fn open_fds(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
+/// The mix, one entry per request of ten ("upload" is upload + register).
+const MIX: [&str; 10] = [
+    "upload",
+    "upload",
+    "upload",
+    "list",
+    "list",
+    "get",
+    "get",
+    "download URL",
+    "patch",
+    "delete",
+];
+
 /// How often the soak vacuums when the server's autovacuum is off.
 const VACUUM_EVERY: Duration = Duration::from_secs(30);
 
@@ -162,17 +176,15 @@ pub async fn run(
                 let u = i % USERS;
                 let caller = &users[u];
                 let t = Instant::now();
-                let op = match step % 10 {
-                    _ if mine.is_empty() && step % 10 >= 5 => "none",
-                    0..=2 => "upload",
-                    3..=4 => "list",
-                    5 | 6 => "get",
-                    7 => "download URL",
-                    8 => "patch",
-                    _ => "delete",
+                // Operations on a file wait until the worker has one.
+                let op = match MIX[step % MIX.len()] {
+                    "upload" | "list" => MIX[step % MIX.len()],
+                    _ if mine.is_empty() => "none",
+                    other => other,
                 };
-                let ok = match step % 10 {
-                    0..=2 => match bench_http::upload(&client, &base, caller, i).await {
+                let ok = match op {
+                    "none" => true,
+                    "upload" => match bench_http::upload(&client, &base, caller, i).await {
                         Ok(key) => {
                             match bench_http::register(&client, &base, caller, &key, i).await {
                                 Ok(id) if !id.is_empty() => {
@@ -185,7 +197,7 @@ pub async fn run(
                         }
                         Err(e) => note(&stats, &format!("upload: {e}")),
                     },
-                    3..=4 => {
+                    "list" => {
                         let r = request(
                             &client,
                             reqwest::Method::GET,
@@ -196,8 +208,7 @@ pub async fn run(
                         .await;
                         outcome(&stats, "list", r)
                     }
-                    5..=9 if mine.is_empty() => true,
-                    5 | 6 => {
+                    "get" => {
                         let (id, owner) = &mine[i % mine.len()];
                         let r = request(
                             &client,
@@ -209,7 +220,7 @@ pub async fn run(
                         .await;
                         outcome(&stats, "get", r)
                     }
-                    7 => {
+                    "download URL" => {
                         let (id, owner) = &mine[i % mine.len()];
                         let r = request(
                             &client,
@@ -221,7 +232,7 @@ pub async fn run(
                         .await;
                         outcome(&stats, "download URL", r)
                     }
-                    8 => {
+                    "patch" => {
                         let (id, owner) = &mine[i % mine.len()];
                         let r = request(
                             &client,
@@ -292,7 +303,12 @@ pub async fn run(
     let mut stats = minutes_stats
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let ops = ["upload", "list", "get", "download URL", "patch", "delete"];
+    let mut ops: Vec<&str> = Vec::new();
+    for op in MIX {
+        if !ops.contains(&op) {
+            ops.push(op);
+        }
+    }
     let mut report = format!(
         "{vacuum_note}Mode: {mode}, {concurrency} connections, {minutes} minutes; mix per 10 requests: 3 upload + register, \
          2 list, 2 get, 1 download URL, 1 patch, 1 delete.\n\n\

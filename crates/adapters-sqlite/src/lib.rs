@@ -330,29 +330,39 @@ mod tests {
         ('0190a000-0000-7000-8000-000000000002', 'p1', 'dev', 'p1/dev/b', 'b', 'b', 'text/plain', 20, 'public', 'files', 'user', 'alice', '[]', '{}', 1, 1), \
         ('0190a000-0000-7000-8000-000000000003', 'p1', 'dev', 'p1/dev/c', 'c', 'c', 'text/plain', 5, 'private', 'files', 'service', 'k1', '[]', '{}', 1, 1)";
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_bytes_migration_backfills_existing_files() {
+    /// A database left at its first `migrations` migrations with `rows`
+    /// written then, migrated the rest of the way and opened (with the
+    /// folder that holds it).
+    async fn migrated_from(migrations: usize, rows: &str) -> (tempfile::TempDir, SqliteRepository) {
         use diesel::connection::SimpleConnection;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("old.db").display().to_string();
         {
             let mut conn = SqliteConnection::establish(&path).expect("open");
-            // Every migration before `count_bytes`, then files as they were.
-            for _ in 0..4 {
+            for _ in 0..migrations {
                 conn.run_next_migration(MIGRATIONS).expect("migrate one");
             }
-            conn.batch_execute(OLD_FILES).expect("old files");
-            conn.batch_execute(
-                "INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n) VALUES \
-                 ('p1', 'dev', 'private', 'user', 'alice', 1), ('p1', 'dev', 'public', 'user', 'alice', 1), \
-                 ('p1', 'dev', 'private', 'service', 'k1', 1)",
-            )
-            .expect("old counts");
+            conn.batch_execute(rows).expect("old rows");
         }
         migrate(&path).expect("the remaining migrations");
         let repo = SqliteRepository::connect(&SqliteConfig::new(path))
             .await
             .expect("connect");
+        (dir, repo)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_bytes_migration_backfills_existing_files() {
+        // Every migration before `count_bytes`, then files as they were.
+        let (_dir, repo) = migrated_from(
+            4,
+            &format!(
+                "{OLD_FILES}; INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n) VALUES \
+                 ('p1', 'dev', 'private', 'user', 'alice', 1), ('p1', 'dev', 'public', 'user', 'alice', 1), \
+                 ('p1', 'dev', 'private', 'service', 'k1', 1)"
+            ),
+        )
+        .await;
         contract::usage_backfilled(&repo).await;
     }
 
@@ -360,30 +370,18 @@ mod tests {
     /// caller's listing still counts and shows them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_tenant_shares_migration_backfills_existing_shares() {
-        use diesel::connection::SimpleConnection;
         use stowage_domain::list::{ListParams, ListQuery, Scope};
-        use stowage_domain::model::{Environment, Owner, OwnerType, ProjectId, Tenant};
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("old.db").display().to_string();
-        {
-            let mut conn = SqliteConnection::establish(&path).expect("open");
-            // Every migration before `tenant_shares`, then a shared file as it was.
-            for _ in 0..6 {
-                conn.run_next_migration(MIGRATIONS).expect("migrate one");
-            }
-            conn.batch_execute(
-                "INSERT INTO files (id, project, env, s3_key, original_name, name_folded, \
-                 mime_type, size, visibility, bucket, owner_type, owner_id, shared_with, metadata, created_at, updated_at) VALUES \
-                 ('0190a000-0000-7000-8000-000000000009', 'p1', 'dev', 'p1/dev/s', 's', 's', 'text/plain', 3, 'shared', 'files', 'user', 'alice', '[\"bob\"]', '{}', 1, 1); \
-                 INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n, bytes) VALUES ('p1', 'dev', 'shared', 'user', 'alice', 1, 3); \
-                 INSERT INTO file_shares (file_id, user_id) VALUES ('0190a000-0000-7000-8000-000000000009', 'bob');",
-            )
-            .expect("old rows");
-        }
-        migrate(&path).expect("the remaining migrations");
-        let repo = SqliteRepository::connect(&SqliteConfig::new(path))
-            .await
-            .expect("connect");
+        use stowage_domain::model::{Environment, ProjectId, Tenant};
+        // Every migration before `tenant_shares`, then a shared file as it was.
+        let (_dir, repo) = migrated_from(
+            6,
+            "INSERT INTO files (id, project, env, s3_key, original_name, name_folded, \
+             mime_type, size, visibility, bucket, owner_type, owner_id, shared_with, metadata, created_at, updated_at) VALUES \
+             ('0190a000-0000-7000-8000-000000000009', 'p1', 'dev', 'p1/dev/s', 's', 's', 'text/plain', 3, 'shared', 'files', 'user', 'alice', '[\"bob\"]', '{}', 1, 1); \
+             INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n, bytes) VALUES ('p1', 'dev', 'shared', 'user', 'alice', 1, 3); \
+             INSERT INTO file_shares (file_id, user_id) VALUES ('0190a000-0000-7000-8000-000000000009', 'bob');",
+        )
+        .await;
         let page = repo
             .list_files(&ListQuery {
                 tenant: Tenant {
@@ -391,10 +389,7 @@ mod tests {
                     env: Environment::Dev,
                 },
                 scope: Scope::VisibleTo {
-                    owner: Owner {
-                        kind: OwnerType::User,
-                        id: "bob".into(),
-                    },
+                    owner: stowage_domain::testing::user("bob"),
                     user_id: Some("bob".into()),
                 },
                 params: ListParams::default(),
