@@ -57,7 +57,7 @@ async def main():
     time.sleep(30)
     before = rss(p.pid)
     m0 = urllib.request.urlopen(base + "/metrics").read().decode()
-    alloc_before = {k: int(v) // (1024*1024) for k, v in re.findall(r"^stowage_allocator_(\w+)_bytes (\d+)", m0, re.M)}
+    alloc_before = {k: int(v) // (1024*1024) for k, v in re.findall(r"^stowage_allocator_bytes\{state=\"(\w+)\"\} (\d+)", m0, re.M)}
     peak = [before]
     failures = [0]
     async def slow_put(t):
@@ -93,12 +93,13 @@ async def main():
         await asyncio.sleep(sec - (marks[i - 1] if i else 0))
         after.append((sec, rss(p.pid)))
     metrics = urllib.request.urlopen(base + "/metrics").read().decode()
-    alloc = {k: int(v) // (1024*1024) for k, v in re.findall(r"^stowage_allocator_(\w+)_bytes (\d+)", metrics, re.M)}
+    alloc = {k: int(v) // (1024*1024) for k, v in re.findall(r"^stowage_allocator_bytes\{state=\"(\w+)\"\} (\d+)", metrics, re.M)}
+    trims = re.search(r"^stowage_allocator_trims_total (\d+)", metrics, re.M)
     roll = open(f"/proc/{p.pid}/smaps_rollup").read()
     keep = {k: v for k, v in re.findall(r"^(Rss|Anonymous|LazyFree|Private_Clean|Private_Dirty):\s+(\d+) kB", roll, re.M)}
     threads = len(os.listdir(f"/proc/{p.pid}/task"))
     fds = len(os.listdir(f"/proc/{p.pid}/fd"))
-    print(json.dumps({"before_mib": before, "peak_mib": peak[0], "after_mib": after, "connections": N, "smaps_kb": keep, "threads": threads, "fds": fds, "failed_puts": failures[0], "allocator_mib": alloc, "allocator_before_mib": alloc_before}))
+    print(json.dumps({"before_mib": before, "peak_mib": peak[0], "after_mib": after, "connections": N, "smaps_kb": keep, "threads": threads, "fds": fds, "failed_puts": failures[0], "allocator_mib": alloc, "allocator_before_mib": alloc_before, "trims": int(trims.group(1)) if trims else None}))
     p.terminate()
     p.wait()
     shutil.rmtree(data, ignore_errors=True)

@@ -33,6 +33,7 @@
 //!   Chromium (also part of `test` when Chromium is installed).
 //! - `s3-server --port P --dir D --bucket B --access-key K --secret-key S`
 //!   an S3-compatible server (s3s-fs, SigV4-checking) in the foreground on 127.0.0.1.
+#![forbid(unsafe_code)]
 
 mod audit;
 mod bench_http;

@@ -8,6 +8,7 @@
 //! several PUTs of one part number each rename a whole file in, the newest
 //! `seq` is the part, older ones are removed, so racing PUTs never leave
 //! none), and `digests/<key>` (each object's SHA-256, see `digests.rs`).
+#![forbid(unsafe_code)]
 
 mod digests;
 mod ingress;

@@ -2,6 +2,7 @@
 //! (`AsyncPgConnection`, no libpq) behind a bb8 pool with a connection timeout,
 //! every call under a timeout that surfaces as `unavailable`; migrations embedded.
 //! The production metadata store: any number of stateless replicas share it.
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

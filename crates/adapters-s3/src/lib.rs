@@ -4,6 +4,7 @@
 //!
 //! Every call runs under a timeout; idempotent calls are retried a bounded
 //! number of times; store errors become domain errors here.
+#![forbid(unsafe_code)]
 
 mod admin;
 mod calls;

@@ -1,6 +1,7 @@
 //! Stowage's repository ports on SQLite: diesel + diesel-async
 //! (`SyncConnectionWrapper<SqliteConnection>`) behind a bb8 pool, WAL mode and a
 //! busy timeout, migrations embedded. The embedded default of `stowage`.
+#![forbid(unsafe_code)]
 
 mod backup;
 

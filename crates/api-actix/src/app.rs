@@ -27,6 +27,8 @@ pub struct Application {
     /// Base URL clients use.
     pub base_url: String,
     worker: tokio::task::JoinHandle<()>,
+    /// Returns the allocator's free memory after bursts ([`crate::memory`]).
+    keeper: tokio::task::JoinHandle<()>,
     key_watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -75,6 +77,8 @@ impl Application {
             Duration::from_secs(config.lifecycle_interval_secs.max(1)),
         ));
 
+        let keeper = tokio::spawn(crate::memory::keeper(Duration::from_secs(10)));
+
         let cors_origins = config.cors_origins.clone();
         // actix-web's `HttpServer`, assembled by hand so that each connection
         // can be wrapped in `EnvelopedIo` (the envelope for requests actix-http
@@ -117,6 +121,7 @@ impl Application {
             port: addr.port(),
             base_url,
             worker,
+            keeper,
             key_watcher,
         })
     }
@@ -133,6 +138,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.worker.abort();
+        self.keeper.abort();
         if let Some(w) = &self.key_watcher {
             w.abort();
         }

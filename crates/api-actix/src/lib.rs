@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod jwt;
+pub mod memory;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

@@ -176,6 +176,18 @@ impl Metrics {
                 }
             }
         }
+        let trims = crate::memory::TRIMS.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP stowage_allocator_trims_total Times the allocator was asked to return free memory.\n# TYPE stowage_allocator_trims_total counter\nstowage_allocator_trims_total {trims}"
+        );
+        if let Some(heap) = crate::memory::heap_stats() {
+            let _ = writeln!(
+                out,
+                "# HELP stowage_allocator_bytes Heap bytes by state (in use by the program, free but kept by the allocator).\n# TYPE stowage_allocator_bytes gauge\nstowage_allocator_bytes{{state=\"in_use\"}} {}\nstowage_allocator_bytes{{state=\"free\"}} {}",
+                heap.in_use, heap.free
+            );
+        }
         out
     }
 }

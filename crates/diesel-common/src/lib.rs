@@ -1,5 +1,6 @@
 //! What the SQLite and PostgreSQL adapters share, written once as plain,
 //! type-checked Rust (docs/architecture.md, "The diesel layer").
+#![forbid(unsafe_code)]
 
 pub mod conn;
 pub mod list;

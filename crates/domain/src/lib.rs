@@ -4,7 +4,7 @@
 //! This crate performs no I/O. Adapters (SQLite, PostgreSQL, local disk, S3)
 //! implement [`ports`]; the HTTP layer calls [`service::FileService`] and
 //! [`auth::Authenticator`].
-
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // The README's examples use the in-memory adapters and mocks of `testing`,
 // so they are the crate's docs (and run as doctests) with that feature.
