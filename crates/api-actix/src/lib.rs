@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod backup;
+pub mod bodies;
 pub mod cli;
 pub mod compose;
 pub mod config;

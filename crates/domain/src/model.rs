@@ -254,6 +254,15 @@ impl FileId {
     }
 }
 
+impl std::str::FromStr for FileId {
+    type Err = Error;
+
+    /// As [`FileId::parse`]: anything that is not a UUID is `file/not-found`.
+    fn from_str(raw: &str) -> Result<Self> {
+        Self::parse(raw)
+    }
+}
+
 impl fmt::Display for FileId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

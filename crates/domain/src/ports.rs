@@ -241,6 +241,24 @@ pub struct CompletedPart {
     pub etag: String,
 }
 
+impl CompletedPart {
+    /// A part as a client names it: the ETag with or without its quotes.
+    ///
+    /// # Errors
+    /// `file/invalid-parts-array` for an ETag that is empty or not visible
+    /// ASCII.
+    pub fn new(number: crate::upload::PartNumber, etag: &str) -> Result<Self> {
+        let etag = etag.trim().trim_start_matches('"').trim_end_matches('"');
+        if etag.is_empty() || !etag.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(crate::upload::invalid_parts("missing etag"));
+        }
+        Ok(Self {
+            part_number: number.get(),
+            etag: etag.to_owned(),
+        })
+    }
+}
+
 /// An object assembled from parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssembledObject {

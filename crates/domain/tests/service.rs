@@ -11,11 +11,11 @@ use stowage_domain::keys::{staging_key, STAGING_PREFIX};
 use stowage_domain::limits::sha256_base64;
 use stowage_domain::list::ListParams;
 use stowage_domain::model::*;
-use stowage_domain::ports::{ApiKeyRepository, Clock, FileRepository};
+use stowage_domain::ports::{ApiKeyRepository, Clock, CompletedPart, FileRepository};
 use stowage_domain::service::{FilePatch, FileService, RegisterFile, ServiceConfig};
 use stowage_domain::testing::memory::*;
 use stowage_domain::testing::{contract, fresh_tenant};
-use stowage_domain::upload::IssueUpload;
+use stowage_domain::upload::{CompletedParts, IssueUpload, PartNumber};
 use stowage_domain::ErrorCode;
 
 #[path = "planted/mod.rs"]
@@ -68,7 +68,7 @@ impl Harness {
     async fn upload(&self, p: &Principal, name: &str, body: &[u8]) -> String {
         let t = self
             .service
-            .issue_upload_url(p, issue(name, "text/plain", Some(body.len() as i64)))
+            .issue_upload_url(p, issue(name, "text/plain", Some(body.len() as u64)))
             .await
             .expect("issue");
         self.store.put_object(&staging_key(&t.key), body);
@@ -76,30 +76,37 @@ impl Harness {
     }
     async fn file(&self, p: &Principal, name: &str, vis: Visibility) -> FileView {
         let key = self.upload(p, name, b"abc").await;
-        let mut req = register(&key, name, "text/plain", 3);
-        req.visibility = Some(vis);
-        req.shared_with = Some(vec!["bob".into()]);
-        req.metadata = Some(json!({"custom": {"a": 1}, "relatedEntityId": "r", "alt": "x"}));
+        let req = register(&key, name, "text/plain", 3)
+            .with_visibility(vis)
+            .share_with(["bob"])
+            .with_metadata(json!({"custom": {"a": 1}, "relatedEntityId": "r", "alt": "x"}));
         self.service.register(p, req).await.expect("register")
     }
 }
 
-fn issue(name: &str, ct: &str, size: Option<i64>) -> IssueUpload {
-    IssueUpload {
-        filename: name.into(),
-        content_type: ct.into(),
-        file_size: size,
-        visibility: None,
-        category: None,
-        checksum_sha256: None,
+fn issue(name: &str, ct: &str, size: Option<u64>) -> IssueUpload {
+    let req = IssueUpload::new(name, ct);
+    match size {
+        Some(n) => req.with_size(n),
+        None => req,
     }
 }
 
-fn register(key: &str, name: &str, mime: &str, size: i64) -> RegisterFile {
-    serde_json::from_value(
-        json!({"s3Key": key, "originalName": name, "mimeType": mime, "size": size}),
-    )
-    .expect("body")
+fn register(key: &str, name: &str, mime: &str, size: u64) -> RegisterFile {
+    RegisterFile::new(key, name, mime, size)
+}
+
+fn part_no(n: u64) -> PartNumber {
+    PartNumber::new(n).expect("part number in range")
+}
+
+fn parts_of(list: &[(u64, &str)]) -> CompletedParts {
+    let parts = list
+        .iter()
+        .map(|(n, etag)| CompletedPart::new(part_no(*n), etag))
+        .collect::<stowage_domain::Result<Vec<_>>>()
+        .expect("parts");
+    CompletedParts::try_from(parts).expect("parts in order")
 }
 
 fn code<T>(r: stowage_domain::Result<T>) -> Option<ErrorCode> {
@@ -167,24 +174,17 @@ async fn issue_validates_fields_and_limits() {
             issue("a", &format!("a/{}", "b".repeat(260)), None),
             ErrorCode::MimeTypeTooLong,
         ),
-        (issue("a", "text/plain", Some(-1)), ErrorCode::SizeNegative),
         (issue("a", "text/plain", Some(0)), ErrorCode::FileTooSmall),
         (
             issue("a", "text/plain", Some(5 * 1024 * 1024 * 1024 + 1)),
             ErrorCode::FileTooLarge,
         ),
         (
-            IssueUpload {
-                category: Some(Category::Images),
-                ..issue("a", "text/plain", None)
-            },
+            issue("a", "text/plain", None).with_category(Category::Images),
             ErrorCode::InvalidFormat,
         ),
         (
-            IssueUpload {
-                category: Some(Category::Images),
-                ..issue("a", "image/png", Some(10 * 1024 * 1024 + 1))
-            },
+            issue("a", "image/png", Some(10 * 1024 * 1024 + 1)).with_category(Category::Images),
             ErrorCode::FileTooLarge,
         ),
     ];
@@ -227,7 +227,7 @@ async fn register_checks_run_in_the_documented_order() {
     assert_eq!(
         code(
             h.service
-                .register(&bob, register(&"k".repeat(1025), "", "x", -1))
+                .register(&bob, register(&"k".repeat(1025), "", "x", 0))
                 .await
         ),
         Some(ErrorCode::S3KeyTooLong)
@@ -328,10 +328,7 @@ async fn register_checks_run_in_the_documented_order() {
 async fn oversized_objects_are_refused_and_deleted() {
     let h = harness();
     let alice = h.user("alice");
-    let req = IssueUpload {
-        category: Some(Category::Images),
-        ..issue("a.png", "image/png", None)
-    };
+    let req = issue("a.png", "image/png", None).with_category(Category::Images);
     let key = h
         .service
         .issue_upload_url(&alice, req)
@@ -345,7 +342,7 @@ async fn oversized_objects_are_refused_and_deleted() {
             h.service
                 .register(
                     &alice,
-                    register(&key, "a.png", "image/png", big.len() as i64)
+                    register(&key, "a.png", "image/png", big.len() as u64)
                 )
                 .await
         ),
@@ -362,11 +359,11 @@ async fn reads_follow_section_5_and_project() {
     let h = harness();
     let alice = h.user("alice");
     let f = h.file(&alice, "a.txt", Visibility::Shared).await;
-    let id = f.id.to_string();
+    let id = f.id;
     assert!(f.s3_key.is_some() && f.shared_with.is_some() && f.metadata.custom.is_some());
     let seen = h
         .service
-        .get(&h.user("bob"), &id)
+        .get(&h.user("bob"), id)
         .await
         .expect("bob is named");
     assert!(
@@ -377,15 +374,15 @@ async fn reads_follow_section_5_and_project() {
     );
     assert_eq!(seen.metadata.alt.as_deref(), Some("x"));
     assert_eq!(
-        code(h.service.get(&h.user("carol"), &id).await),
+        code(h.service.get(&h.user("carol"), id).await),
         Some(ErrorCode::AccessDenied)
     );
     assert_eq!(
-        code(h.service.download_url(&h.user("carol"), &id).await),
+        code(h.service.download_url(&h.user("carol"), id).await),
         Some(ErrorCode::AccessDenied)
     );
     assert_eq!(
-        code(h.service.get(&alice, "not-a-uuid").await),
+        code("not-a-uuid".parse::<stowage_domain::model::FileId>()),
         Some(ErrorCode::FileNotFound)
     );
     let stranger = Principal {
@@ -393,12 +390,12 @@ async fn reads_follow_section_5_and_project() {
         ..h.admin()
     };
     assert_eq!(
-        code(h.service.get(&stranger, &id).await),
+        code(h.service.get(&stranger, id).await),
         Some(ErrorCode::FileNotFound)
     );
     let dl = h
         .service
-        .download_url(&h.user("bob"), &id)
+        .download_url(&h.user("bob"), id)
         .await
         .expect("download");
     assert_eq!(
@@ -412,12 +409,11 @@ async fn patch_merges_metadata_and_moves_updated_at() {
     let h = harness();
     let alice = h.user("alice");
     let f = h.file(&alice, "a.txt", Visibility::Private).await;
-    let id = f.id.to_string();
-    let patch = |v| FilePatch::from_json(v).expect("patch");
+    let id = f.id;
     assert_eq!(
         code(
             h.service
-                .patch(&h.user("bob"), &id, patch(json!({"originalName": "b"})))
+                .patch(&h.user("bob"), id, FilePatch::default().rename("b"))
                 .await
         ),
         Some(ErrorCode::AccessDenied)
@@ -425,14 +421,22 @@ async fn patch_merges_metadata_and_moves_updated_at() {
     assert_eq!(
         code(
             h.service
-                .patch(&alice, &id, patch(json!({"originalName": ".."})))
+                .patch(&alice, id, FilePatch::default().rename(".."))
                 .await
         ),
         Some(ErrorCode::InvalidName)
     );
     let out = h
         .service
-        .patch(&alice, &id, patch(json!({"originalName": "b.txt", "visibility": "public", "metadata": {"custom": {"b": 2}, "alt": null}, "sharedWith": []})))
+        .patch(
+            &alice,
+            id,
+            FilePatch::default()
+                .rename("b.txt")
+                .set_visibility(Visibility::Public)
+                .merge_metadata(json!({"custom": {"b": 2}, "alt": null}))
+                .share_with(Vec::<String>::new()),
+        )
         .await
         .expect("patch");
     assert_eq!(out.original_name, "b.txt");
@@ -443,11 +447,7 @@ async fn patch_merges_metadata_and_moves_updated_at() {
     );
     assert!(out.updated_at > f.updated_at);
     assert_eq!(out.created_at, f.created_at);
-    let again = h
-        .service
-        .get(&h.user("zed"), &id)
-        .await
-        .expect("public now");
+    let again = h.service.get(&h.user("zed"), id).await.expect("public now");
     assert_eq!(again.original_name, "b.txt");
 }
 
@@ -458,16 +458,13 @@ async fn delete_removes_row_and_object_or_queues_the_object() {
     let f = h.file(&alice, "a.txt", Visibility::Public).await;
     let key = f.s3_key.clone().expect("key");
     assert_eq!(
-        code(h.service.delete(&h.user("bob"), &f.id.to_string()).await),
+        code(h.service.delete(&h.user("bob"), f.id).await),
         Some(ErrorCode::AccessDenied)
     );
-    h.service
-        .delete(&alice, &f.id.to_string())
-        .await
-        .expect("delete");
+    h.service.delete(&alice, f.id).await.expect("delete");
     assert_eq!(h.store.object(&key), None);
     assert_eq!(
-        code(h.service.get(&alice, &f.id.to_string()).await),
+        code(h.service.get(&alice, f.id).await),
         Some(ErrorCode::FileNotFound)
     );
 
@@ -475,11 +472,11 @@ async fn delete_removes_row_and_object_or_queues_the_object() {
     let gkey = g.s3_key.clone().expect("key");
     h.store.set_down(true);
     h.service
-        .delete(&h.admin(), &g.id.to_string())
+        .delete(&h.admin(), g.id)
         .await
         .expect("metadata goes even if the store is down");
     assert_eq!(
-        code(h.service.get(&alice, &g.id.to_string()).await),
+        code(h.service.get(&alice, g.id).await),
         Some(ErrorCode::FileNotFound)
     );
     assert_eq!(h.service.retry_object_deletions(10).await.ok(), Some(0));
@@ -532,28 +529,32 @@ async fn multipart_is_bound_to_its_starter() {
     );
     let (key, id) = (init.key.as_str(), init.upload_id.as_str());
     assert_eq!(
-        code(h.service.presign_part(&bob, key, id, &json!(1), None).await),
+        code(
+            h.service
+                .presign_part(&bob, key, id, part_no(1), None)
+                .await
+        ),
         Some(ErrorCode::AccessDenied)
     );
     assert_eq!(
         code(
             h.service
-                .presign_part(&alice, key, id, &json!(0), None)
+                .presign_part(&alice, key, id, part_no(10_000), Some("not base64"))
                 .await
         ),
-        Some(ErrorCode::InvalidPartNumberRange)
+        Some(ErrorCode::InvalidRequest)
     );
     assert_eq!(
         code(
             h.service
-                .presign_part(&alice, key, "nope", &json!(1), None)
+                .presign_part(&alice, key, "nope", part_no(1), None)
                 .await
         ),
         Some(ErrorCode::UploadNotFound)
     );
     let p = h
         .service
-        .presign_part(&alice, key, id, &json!(2), None)
+        .presign_part(&alice, key, id, part_no(2), None)
         .await
         .expect("part url");
     assert_eq!(p.part_number, 2);
@@ -582,7 +583,7 @@ async fn multipart_is_bound_to_its_starter() {
     assert_eq!(
         code(
             h.service
-                .complete_multipart(&bob, key, id, Some(&json!([{"partNumber":1,"etag":e1}])))
+                .complete_multipart(&bob, key, id, parts_of(&[(1, &e1)]))
                 .await
         ),
         Some(ErrorCode::AccessDenied)
@@ -590,23 +591,23 @@ async fn multipart_is_bound_to_its_starter() {
     assert_eq!(
         code(
             h.service
-                .complete_multipart(&alice, key, id, Some(&json!("x")))
+                .complete_multipart(&alice, key, id, CompletedParts::default())
                 .await
         ),
         Some(ErrorCode::InvalidPartsArray)
     );
-    let parts =
-        json!([{"partNumber": 1, "etag": format!("\"{e1}\"")}, {"partNumber": 2, "etag": e2}]);
+    let quoted = format!("\"{e1}\"");
+    let parts = parts_of(&[(1, &quoted), (2, &e2)]);
     let done = h
         .service
-        .complete_multipart(&alice, key, id, Some(&parts))
+        .complete_multipart(&alice, key, id, parts.clone())
         .await
         .expect("complete");
     assert_eq!(done.key, key);
     assert_eq!(
         code(
             h.service
-                .complete_multipart(&alice, key, id, Some(&parts))
+                .complete_multipart(&alice, key, id, parts.clone())
                 .await
         ),
         Some(ErrorCode::UploadNotFound),
@@ -643,7 +644,7 @@ async fn multipart_is_bound_to_its_starter() {
     assert_eq!(
         code(
             h.service
-                .presign_part(&alice, &other.key, &other.upload_id, &json!(1), None)
+                .presign_part(&alice, &other.key, &other.upload_id, part_no(1), None)
                 .await
         ),
         Some(ErrorCode::UploadNotFound)
@@ -657,7 +658,7 @@ async fn multipart_is_bound_to_its_starter() {
     assert_eq!(
         code(
             h.service
-                .presign_part(&alice, &expiring.key, &expiring.upload_id, &json!(1), None)
+                .presign_part(&alice, &expiring.key, &expiring.upload_id, part_no(1), None)
                 .await
         ),
         Some(ErrorCode::UploadNotFound),
@@ -922,7 +923,7 @@ async fn abandoned_uploads_are_swept_and_racing_registrations_lose_cleanly() {
     assert_eq!(
         code(
             h.service
-                .presign_part(&alice, &mp.key, &mp.upload_id, &json!(1), None)
+                .presign_part(&alice, &mp.key, &mp.upload_id, part_no(1), None)
                 .await
         ),
         Some(ErrorCode::UploadNotFound)
@@ -1235,10 +1236,7 @@ async fn checksums_are_validated_bound_and_recorded() {
         "A".repeat(44).as_str(),
         &sha256_base64(b"x")[..43],
     ] {
-        let req = IssueUpload {
-            checksum_sha256: Some(bad.to_owned()),
-            ..issue("a.txt", "text/plain", Some(3))
-        };
+        let req = issue("a.txt", "text/plain", Some(3)).with_checksum_sha256(bad.to_owned());
         let err = h.service.issue_upload_url(&alice, req).await.err();
         assert_eq!(
             err.as_ref().map(|e| e.code()),
@@ -1253,10 +1251,7 @@ async fn checksums_are_validated_bound_and_recorded() {
 
     // Declared: the URL binds it and the file records it.
     let sum = sha256_base64(b"abc");
-    let summed = |name: &str| IssueUpload {
-        checksum_sha256: Some(sum.clone()),
-        ..issue(name, "text/plain", Some(3))
-    };
+    let summed = |name: &str| issue(name, "text/plain", Some(3)).with_checksum_sha256(sum.clone());
     let t = h
         .service
         .issue_upload_url(&alice, summed("a.txt"))
@@ -1303,42 +1298,39 @@ async fn checksums_are_validated_bound_and_recorded() {
         .service
         .init_multipart(
             &alice,
-            IssueUpload {
-                checksum_sha256: Some(sum.clone()),
-                ..issue("d.bin", "application/octet-stream", Some(3))
-            },
+            issue("d.bin", "application/octet-stream", Some(3)).with_checksum_sha256(sum.clone()),
         )
         .await
         .expect("init");
     let part = h
         .service
-        .presign_part(&alice, &mp.key, &mp.upload_id, &json!(1), Some(&sum))
+        .presign_part(&alice, &mp.key, &mp.upload_id, part_no(1), Some(&sum))
         .await
         .expect("part url");
     assert_eq!(part.headers["x-amz-checksum-sha256"], json!(sum));
     assert_eq!(
         code(
             h.service
-                .presign_part(&alice, &mp.key, &mp.upload_id, &json!(1), Some("nope"))
+                .presign_part(&alice, &mp.key, &mp.upload_id, part_no(1), Some("nope"))
                 .await
         ),
         Some(ErrorCode::InvalidRequest)
     );
     // The whole object's digest is checked at completion, parts kept.
     let etag = h.store.put_part(&mp.upload_id, 1, b"abX").expect("part");
-    let parts = json!([{"partNumber": 1, "etag": etag}]);
+    let parts = parts_of(&[(1, &etag)]);
     assert_eq!(
         code(
             h.service
-                .complete_multipart(&alice, &mp.key, &mp.upload_id, Some(&parts))
+                .complete_multipart(&alice, &mp.key, &mp.upload_id, parts.clone())
                 .await
         ),
         Some(ErrorCode::InvalidPartsArray)
     );
     let etag = h.store.put_part(&mp.upload_id, 1, b"abc").expect("part");
-    let parts = json!([{"partNumber": 1, "etag": etag}]);
+    let parts = parts_of(&[(1, &etag)]);
     h.service
-        .complete_multipart(&alice, &mp.key, &mp.upload_id, Some(&parts))
+        .complete_multipart(&alice, &mp.key, &mp.upload_id, parts.clone())
         .await
         .expect("the upload stayed open; the corrected part completes");
     let file = h

@@ -16,6 +16,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use serde::Deserialize;
 use stowage_adapters_fs::{FsConfig, FsStore, GatewayRequest, Grant};
 use stowage_adapters_sqlite::{SqliteConfig, SqliteRepository};
 use stowage_domain::model::{
@@ -114,24 +115,48 @@ fn caller(state: &AppState, headers: &HeaderMap) -> Answer<Principal> {
     })
 }
 
+/// This service's own request bodies: the domain takes typed inputs, and
+/// each service decides its wire format (here a subset of Stowage's).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IssueBody {
+    filename: String,
+    content_type: String,
+    file_size: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegisterBody {
+    s3_key: String,
+    original_name: String,
+    mime_type: String,
+    size: u64,
+}
+
 async fn issue(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Json(body): Json<IssueUpload>,
+    Json(body): Json<IssueBody>,
 ) -> Answer<impl IntoResponse> {
     let p = caller(&state, &headers)?;
-    Ok(Json(state.files.issue_upload_url(&p, body).await?))
+    let mut req = IssueUpload::new(body.filename, body.content_type);
+    if let Some(size) = body.file_size {
+        req = req.with_size(size);
+    }
+    Ok(Json(state.files.issue_upload_url(&p, req).await?))
 }
 
 async fn register(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Json(body): Json<RegisterFile>,
+    Json(body): Json<RegisterBody>,
 ) -> Answer<impl IntoResponse> {
     let p = caller(&state, &headers)?;
+    let req = RegisterFile::new(body.s3_key, body.original_name, body.mime_type, body.size);
     Ok((
         StatusCode::CREATED,
-        Json(state.files.register(&p, body).await?),
+        Json(state.files.register(&p, req).await?),
     ))
 }
 
@@ -141,7 +166,7 @@ async fn read(
     UrlPath(id): UrlPath<String>,
 ) -> Answer<impl IntoResponse> {
     let p = caller(&state, &headers)?;
-    Ok(Json(state.files.get(&p, &id).await?))
+    Ok(Json(state.files.get(&p, id.parse()?).await?))
 }
 
 async fn download_url(
@@ -150,7 +175,7 @@ async fn download_url(
     UrlPath(id): UrlPath<String>,
 ) -> Answer<impl IntoResponse> {
     let p = caller(&state, &headers)?;
-    Ok(Json(state.files.download_url(&p, &id).await?))
+    Ok(Json(state.files.download_url(&p, id.parse()?).await?))
 }
 
 /// The disk store's signed-URL policy applied to this request.

@@ -1,40 +1,30 @@
 //! Handlers of `/v1/files`: authenticate, parse, call one use case, render.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Serialize;
 use stowage_domain::list::ListParams;
 #[allow(unused_imports)] // referenced by the OpenAPI attributes
 use stowage_domain::model::{Bucket, FileView, OwnerTypeFilter, Visibility};
+use stowage_domain::service::FilePatch;
 #[allow(unused_imports)] // referenced by the OpenAPI attributes
 use stowage_domain::service::{
     CompletedUpload, DownloadTicket, FileList, MultipartTicket, PartTicket, UploadTicket,
 };
-use stowage_domain::service::{FilePatch, RegisterFile};
-use stowage_domain::upload::IssueUpload;
+use stowage_domain::validation::FieldRules;
 use stowage_domain::Error;
 use utoipa::ToSchema;
 
+use crate::bodies::{
+    file_id, CompleteBody, FilePatchBody, IssueUploadBody, PartUrlBody, RegisterFileBody, UploadRef,
+};
 use crate::error::ApiResult;
 #[allow(unused_imports)] // referenced by the OpenAPI attributes
 use crate::error::ErrorBody;
-use crate::extract::{
-    from_value, json_body, json_value, json_value_limited, Caller, MAX_COMPLETE_BODY,
-};
+use crate::extract::{json_body, json_value, json_value_limited, Caller, MAX_COMPLETE_BODY};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 
 type State = web::Data<AppState>;
-
-/// Body naming a multipart upload.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct UploadRef {
-    /// The upload's key.
-    key: String,
-    /// The store's upload id.
-    upload_id: String,
-}
 
 /// Body of `multipart/presigned-url` (documentation of the wire shape).
 #[derive(Debug, ToSchema)]
@@ -89,29 +79,29 @@ pub struct AbortResponse {
 }
 
 /// `POST /v1/files/presigned-url`
-#[utoipa::path(post, path = "/v1/files/presigned-url", operation_id = "issueUploadUrl", tag = "files", request_body = IssueUpload, responses((status = 200, description = "Upload URL issued", body = UploadTicket), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); file/quota-exceeded (403); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(post, path = "/v1/files/presigned-url", operation_id = "issueUploadUrl", tag = "files", request_body = IssueUploadBody, responses((status = 200, description = "Upload URL issued", body = UploadTicket), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); file/quota-exceeded (403); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn presigned_url(
     state: State,
     Caller(p): Caller,
     req: HttpRequest,
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let body: IssueUpload = json_body(&req, body).await?;
-    let ticket = state.files.issue_upload_url(&p, body).await?;
+    let body: IssueUploadBody = json_body(&req, body).await?;
+    let ticket = state.files.issue_upload_url(&p, body.try_into()?).await?;
     Metrics::add(&state.metrics.uploads_issued, 1);
     Ok(HttpResponse::Ok().json(ticket))
 }
 
 /// `POST /v1/files/multipart/init`
-#[utoipa::path(post, path = "/v1/files/multipart/init", operation_id = "initMultipartUpload", tag = "multipart", request_body = IssueUpload, responses((status = 200, description = "Multipart upload started", body = MultipartTicket), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); file/quota-exceeded (403); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(post, path = "/v1/files/multipart/init", operation_id = "initMultipartUpload", tag = "multipart", request_body = IssueUploadBody, responses((status = 200, description = "Multipart upload started", body = MultipartTicket), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large (400); common/authentication-required, common/invalid-api-key (401); file/quota-exceeded (403); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn multipart_init(
     state: State,
     Caller(p): Caller,
     req: HttpRequest,
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let body: IssueUpload = json_body(&req, body).await?;
-    let ticket = state.files.init_multipart(&p, body).await?;
+    let body: IssueUploadBody = json_body(&req, body).await?;
+    let ticket = state.files.init_multipart(&p, body.try_into()?).await?;
     Metrics::add(&state.metrics.uploads_issued, 1);
     Ok(HttpResponse::Ok().json(ticket))
 }
@@ -124,25 +114,16 @@ pub async fn multipart_part_url(
     req: HttpRequest,
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let value = json_value(&req, body).await?;
-    let part_number = value.get("partNumber").cloned().unwrap_or(Value::Null);
-    let checksum = match value.get("checksumSha256") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            return Err(Error::invalid_request("checksumSha256: must be a string").into());
-        }
-    };
-    let upload: UploadRef = from_value(value)?;
+    let body = PartUrlBody::from_json(json_value(&req, body).await?)?;
     Ok(HttpResponse::Ok().json(
         state
             .files
             .presign_part(
                 &p,
-                &upload.key,
-                &upload.upload_id,
-                &part_number,
-                checksum.as_deref(),
+                &body.upload.key,
+                &body.upload.upload_id,
+                body.part_number,
+                body.checksum_sha256.as_deref(),
             )
             .await?,
     ))
@@ -156,13 +137,11 @@ pub async fn multipart_complete(
     req: HttpRequest,
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let value = json_value_limited(&req, body, MAX_COMPLETE_BODY).await?;
-    let parts = value.get("parts").cloned();
-    let upload: UploadRef = from_value(value)?;
+    let body = CompleteBody::from_json(json_value_limited(&req, body, MAX_COMPLETE_BODY).await?)?;
     Ok(HttpResponse::Ok().json(
         state
             .files
-            .complete_multipart(&p, &upload.key, &upload.upload_id, parts.as_ref())
+            .complete_multipart(&p, &body.upload.key, &body.upload.upload_id, body.parts)
             .await?,
     ))
 }
@@ -184,15 +163,15 @@ pub async fn multipart_abort(
 }
 
 /// `POST /v1/files`
-#[utoipa::path(post, path = "/v1/files", operation_id = "registerFile", tag = "files", request_body = RegisterFile, responses((status = 201, description = "File registered", body = FileView), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large, file/invalid-path, file/size-mismatch (400); common/authentication-required, common/invalid-api-key (401); file/access-denied, file/quota-exceeded (403); file/upload-not-found (404); file/s3-key-already-exists (409); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(post, path = "/v1/files", operation_id = "registerFile", tag = "files", request_body = RegisterFileBody, responses((status = 201, description = "File registered", body = FileView), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long, file/mime-type-too-long, file/invalid-format, file/size-negative, file/file-too-small, file/file-too-large, file/invalid-path, file/size-mismatch (400); common/authentication-required, common/invalid-api-key (401); file/access-denied, file/quota-exceeded (403); file/upload-not-found (404); file/s3-key-already-exists (409); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn register(
     state: State,
     Caller(p): Caller,
     req: HttpRequest,
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let body: RegisterFile = json_body(&req, body).await?;
-    let file = state.files.register(&p, body).await?;
+    let body: RegisterFileBody = json_body(&req, body).await?;
+    let file = state.files.register(&p, body.try_into()?).await?;
     Metrics::add(&state.metrics.files_registered, 1);
     Ok(HttpResponse::Created().json(file))
 }
@@ -225,7 +204,7 @@ pub async fn get(
     Caller(p): Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(state.files.get(&p, &id).await?))
+    Ok(HttpResponse::Ok().json(state.files.get(&p, file_id(&id)?).await?))
 }
 
 /// `GET /v1/usage`
@@ -235,7 +214,7 @@ pub async fn usage(state: State, Caller(p): Caller) -> ApiResult<HttpResponse> {
 }
 
 /// `PATCH /v1/files/{id}`
-#[utoipa::path(patch, path = "/v1/files/{id}", operation_id = "updateFile", tag = "files", params(("id" = String, Path, description = "File id")), request_body = FilePatch, responses((status = 200, description = "Updated file", body = FileView), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long (400); common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/not-found (404); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(patch, path = "/v1/files/{id}", operation_id = "updateFile", tag = "files", params(("id" = String, Path, description = "File id")), request_body = FilePatchBody, responses((status = 200, description = "Updated file", body = FileView), (status = "4XX", description = "Error envelope; codes: common/invalid-request, file/invalid-name, file/original-name-too-long (400); common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/not-found (404); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn patch(
     state: State,
     Caller(p): Caller,
@@ -243,8 +222,12 @@ pub async fn patch(
     req: HttpRequest,
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let patch = FilePatch::from_json(json_value(&req, body).await?)?;
-    Ok(HttpResponse::Ok().json(state.files.patch(&p, &id, patch).await?))
+    let patch: FilePatch = FilePatchBody::from_json(json_value(&req, body).await?)?.into();
+    // Field rules before existence (docs/api.md §2): an id that names no
+    // file is looked at after the body's rules.
+    patch.check_fields()?;
+    let id = file_id(&id)?;
+    Ok(HttpResponse::Ok().json(state.files.patch(&p, id, patch).await?))
 }
 
 /// `DELETE /v1/files/{id}`
@@ -254,7 +237,7 @@ pub async fn delete(
     Caller(p): Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    state.files.delete(&p, &id).await?;
+    state.files.delete(&p, file_id(&id)?).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({})))
 }
 
@@ -265,7 +248,7 @@ pub async fn download_url(
     Caller(p): Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(state.files.download_url(&p, &id).await?))
+    Ok(HttpResponse::Ok().json(state.files.download_url(&p, file_id(&id)?).await?))
 }
 
 /// `GET /v1/files/{id}/download-url`: the POST form, for clients that send GET.
@@ -275,5 +258,5 @@ pub async fn download_url_get(
     Caller(p): Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(state.files.download_url(&p, &id).await?))
+    Ok(HttpResponse::Ok().json(state.files.download_url(&p, file_id(&id)?).await?))
 }

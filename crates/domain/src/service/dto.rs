@@ -1,4 +1,5 @@
-//! The wire types of the use cases: what handlers deserialize and what they render.
+//! The inputs of the use cases (typed, built with constructors; the HTTP layer
+//! parses JSON into them) and the answers they render.
 use super::*;
 
 /// Answer of `POST /v1/files/presigned-url`.
@@ -81,19 +82,28 @@ pub struct DownloadTicket {
     pub expires_at: Timestamp,
 }
 
-/// Body of `POST /v1/files`. Its field rules come first of the seven checks
-/// of docs/api.md; the minimum size (configuration) and the metadata limits
-/// (a structure) are checked by the use case.
-#[derive(Debug, Clone, Deserialize, Validate)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
+/// What `POST /v1/files` registers. Built with [`RegisterFile::new`] and the
+/// `with_*` methods. Its field rules come first of the seven checks of
+/// docs/api.md; the minimum size (configuration) and the metadata limits (a
+/// structure) are checked by the use case too.
+///
+/// ```
+/// use stowage_domain::model::Visibility;
+/// use stowage_domain::service::RegisterFile;
+///
+/// let req = RegisterFile::new("p/e/h/u/a.txt", "a.txt", "text/plain", 5)
+///     .with_visibility(Visibility::Public)
+///     .share_with(["bob"]);
+/// assert_eq!(req.size, 5);
+/// ```
+#[derive(Debug, Clone, PartialEq, Validate)]
+#[non_exhaustive]
 pub struct RegisterFile {
     /// Issued key.
     #[validate(custom(
         function = "crate::limits::check_key_bytes",
         code = "file/s3-key-too-long"
     ))]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 1024))]
     pub s3_key: String,
     /// Name.
     #[validate(
@@ -103,7 +113,6 @@ pub struct RegisterFile {
             code = "file/invalid-name"
         )
     )]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub original_name: String,
     /// MIME type.
     #[validate(
@@ -113,37 +122,20 @@ pub struct RegisterFile {
             code = "file/invalid-format"
         )
     )]
-    #[cfg_attr(
-        feature = "openapi",
-        schema(
-            min_length = 3,
-            max_length = 255,
-            pattern = "^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$"
-        )
-    )]
     pub mime_type: String,
     /// Size in bytes.
-    #[validate(range(min = 0, code = "file/size-negative"))]
-    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
-    pub size: i64,
-    /// Width.
-    #[serde(default)]
+    pub size: u64,
+    /// Width in pixels.
     pub width: Option<u32>,
-    /// Height.
-    #[serde(default)]
+    /// Height in pixels.
     pub height: Option<u32>,
-    /// Visibility.
-    #[serde(default)]
+    /// Visibility (default: the one asked for at issue, else private).
     pub visibility: Option<Visibility>,
     /// Bucket.
-    #[serde(default)]
     pub bucket: Option<Bucket>,
-    /// Metadata.
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>))]
+    /// Metadata, a JSON object of docs/api.md §3's keys (others are dropped).
     pub metadata: Option<Value>,
     /// Share list.
-    #[serde(default)]
     #[validate(
         length(
             max = "MAX_SHARED_WITH",
@@ -155,27 +147,93 @@ pub struct RegisterFile {
             code = "common/invalid-request"
         )
     )]
-    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
     pub shared_with: Option<Vec<String>>,
 }
 
-impl FieldRules for RegisterFile {
-    const FIELDS: &'static [&'static str] = &[
-        "s3_key",
-        "original_name",
-        "mime_type",
-        "size",
-        "shared_with",
-    ];
+impl RegisterFile {
+    /// A registration of the object at `s3_key` (as issued) of `size` bytes.
+    pub fn new(
+        s3_key: impl Into<String>,
+        original_name: impl Into<String>,
+        mime_type: impl Into<String>,
+        size: u64,
+    ) -> Self {
+        Self {
+            s3_key: s3_key.into(),
+            original_name: original_name.into(),
+            mime_type: mime_type.into(),
+            size,
+            width: None,
+            height: None,
+            visibility: None,
+            bucket: None,
+            metadata: None,
+            shared_with: None,
+        }
+    }
+
+    /// An image's dimensions.
+    #[must_use]
+    pub fn with_dimensions(mut self, width: u32, height: u32) -> Self {
+        self.width = Some(width);
+        self.height = Some(height);
+        self
+    }
+
+    /// The file's visibility.
+    #[must_use]
+    pub fn with_visibility(mut self, visibility: Visibility) -> Self {
+        self.visibility = Some(visibility);
+        self
+    }
+
+    /// The bucket.
+    #[must_use]
+    pub fn in_bucket(mut self, bucket: Bucket) -> Self {
+        self.bucket = Some(bucket);
+        self
+    }
+
+    /// Metadata: a JSON object of docs/api.md §3's keys.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: Value) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
+    /// The users the file is shared with.
+    #[must_use]
+    pub fn share_with<I, S>(mut self, users: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.shared_with = Some(users.into_iter().map(Into::into).collect());
+        self
+    }
 }
 
-/// Body of `PATCH /v1/files/:id`.
-#[derive(Debug, Clone, Default, Deserialize, Validate)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
+impl FieldRules for RegisterFile {
+    const FIELDS: &'static [&'static str] =
+        &["s3_key", "original_name", "mime_type", "shared_with"];
+}
+
+/// A change to a file (`PATCH /v1/files/:id`): each field set is changed,
+/// the rest kept. Built from [`FilePatch::default`] with the `set_*` methods.
+///
+/// ```
+/// use serde_json::json;
+/// use stowage_domain::service::FilePatch;
+///
+/// let patch = FilePatch::default()
+///     .rename("b.txt")
+///     .merge_metadata(json!({"alt": null, "custom": {"reviewed": true}}));
+/// assert_eq!(patch.original_name.as_deref(), Some("b.txt"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Validate)]
+#[non_exhaustive]
 pub struct FilePatch {
     /// New name.
-    #[serde(default)]
     #[validate(
         length(max = "MAX_NAME_CHARS", code = "file/original-name-too-long"),
         custom(
@@ -183,17 +241,12 @@ pub struct FilePatch {
             code = "file/invalid-name"
         )
     )]
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub original_name: Option<String>,
     /// New visibility.
-    #[serde(default)]
     pub visibility: Option<Visibility>,
-    /// RFC 7396 merge patch of metadata.
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<std::collections::HashMap<String, serde_json::Value>>))]
+    /// RFC 7396 merge patch of the metadata.
     pub metadata: Option<Value>,
-    /// New share list.
-    #[serde(default)]
+    /// New share list (replaces the old one).
     #[validate(
         length(
             max = "MAX_SHARED_WITH",
@@ -205,56 +258,45 @@ pub struct FilePatch {
             code = "common/invalid-request"
         )
     )]
-    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
     pub shared_with: Option<Vec<String>>,
+}
+
+impl FilePatch {
+    /// Renames the file.
+    #[must_use]
+    pub fn rename(mut self, name: impl Into<String>) -> Self {
+        self.original_name = Some(name.into());
+        self
+    }
+
+    /// Changes the visibility.
+    #[must_use]
+    pub fn set_visibility(mut self, visibility: Visibility) -> Self {
+        self.visibility = Some(visibility);
+        self
+    }
+
+    /// Merges an RFC 7396 patch into the metadata (`null` removes a key).
+    #[must_use]
+    pub fn merge_metadata(mut self, patch: Value) -> Self {
+        self.metadata = Some(patch);
+        self
+    }
+
+    /// Replaces the share list.
+    #[must_use]
+    pub fn share_with<I, S>(mut self, users: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.shared_with = Some(users.into_iter().map(Into::into).collect());
+        self
+    }
 }
 
 impl FieldRules for FilePatch {
     const FIELDS: &'static [&'static str] = &["original_name", "shared_with"];
-}
-
-/// File-object fields that PATCH may not change.
-const IMMUTABLE_FIELDS: &[&str] = &[
-    "id",
-    "s3Key",
-    "size",
-    "mimeType",
-    "bucket",
-    "width",
-    "height",
-    "ownerId",
-    "ownerType",
-    "createdAt",
-    "updatedAt",
-];
-
-impl FilePatch {
-    /// Parses a PATCH body, rejecting immutable fields.
-    ///
-    /// # Errors
-    /// `common/invalid-request` naming the field.
-    pub fn from_json(body: Value) -> Result<Self> {
-        let Value::Object(map) = &body else {
-            return Err(Error::invalid_request("request body must be a JSON object"));
-        };
-        if let Some(field) = IMMUTABLE_FIELDS.iter().find(|f| map.contains_key(**f)) {
-            return Err(Error::invalid_request(format!(
-                "field `{field}` cannot be changed"
-            )));
-        }
-        serde_json::from_value(body).map_err(|e| Error::invalid_request(e.to_string()))
-    }
-}
-
-/// One entry of `parts` as sent by the client.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PartInput {
-    /// Part number.
-    pub part_number: Value,
-    /// ETag, quoted or not.
-    #[serde(default)]
-    pub etag: Option<String>,
 }
 
 /// Pagination block of a list answer.
@@ -324,7 +366,6 @@ pub(crate) fn disposition(kind: &str, name: &str) -> String {
 mod tests {
     use super::*;
     use crate::limits::MAX_USER_ID_CHARS;
-    use serde_json::json;
 
     #[test]
     fn disposition() {
@@ -338,34 +379,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn patch_rejects_immutable_fields() {
-        for f in IMMUTABLE_FIELDS {
-            let body = json!({ *f: 1 });
-            assert_eq!(
-                FilePatch::from_json(body).err().map(|e| e.code()),
-                Some(ErrorCode::InvalidRequest),
-                "{f}"
-            );
-        }
-        assert!(FilePatch::from_json(json!({"originalName":"x","other":1})).is_ok());
-        assert!(FilePatch::from_json(json!({"visibility":"nope"})).is_err());
-        assert!(FilePatch::from_json(json!([1])).is_err());
-    }
-
     fn register_body(f: impl FnOnce(&mut RegisterFile)) -> RegisterFile {
-        let mut r = RegisterFile {
-            s3_key: "p/e/h/u/a.txt".into(),
-            original_name: "a.txt".into(),
-            mime_type: "text/plain".into(),
-            size: 1,
-            width: None,
-            height: None,
-            visibility: None,
-            bucket: None,
-            metadata: None,
-            shared_with: None,
-        };
+        let mut r = RegisterFile::new("p/e/h/u/a.txt", "a.txt", "text/plain", 1);
         f(&mut r);
         r
     }
@@ -412,14 +427,7 @@ mod tests {
                 ..FilePatch::default()
             };
             assert_eq!(rule(&patch), want);
-            let issue = IssueUpload {
-                filename: name.clone(),
-                content_type: "text/plain".into(),
-                file_size: None,
-                visibility: None,
-                category: None,
-                checksum_sha256: None,
-            };
+            let issue = IssueUpload::new(name.clone(), "text/plain");
             assert_eq!(rule(&issue), want);
         }
         // A name breaking both rules: the bound is checked first.
@@ -451,15 +459,6 @@ mod tests {
             rule(&register_body(|r| r.mime_type = "text".into())),
             Some(C::InvalidFormat)
         );
-        // Sizes: -1, 0 (the minimum is configuration, checked by the use case), 1.
-        for (size, want) in [
-            (-1, Some(C::SizeNegative)),
-            (0, None),
-            (1, None),
-            (i64::MIN, Some(C::SizeNegative)),
-        ] {
-            assert_eq!(rule(&register_body(|r| r.size = size)), want);
-        }
         // Share lists: count, then each id.
         for (n, want) in [
             (MAX_SHARED_WITH - 1, None),

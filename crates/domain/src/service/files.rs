@@ -3,7 +3,7 @@ use super::*;
 
 impl FileService {
     /// `GET /v1/files/:id`.
-    pub async fn get(&self, principal: &Principal, id: &str) -> Result<FileView> {
+    pub async fn get(&self, principal: &Principal, id: FileId) -> Result<FileView> {
         let file = self.load(principal, id).await?;
         let projection = read_access(principal, &file)?;
         Ok(self.view(&file, projection))
@@ -62,7 +62,7 @@ impl FileService {
     pub async fn patch(
         &self,
         principal: &Principal,
-        id: &str,
+        id: FileId,
         patch: FilePatch,
     ) -> Result<FileView> {
         patch.check_fields()?;
@@ -106,7 +106,7 @@ impl FileService {
 
     /// `DELETE /v1/files/:id`: the row goes and the object deletion is queued in
     /// one transaction; then the object is deleted now if the store allows.
-    pub async fn delete(&self, principal: &Principal, id: &str) -> Result<()> {
+    pub async fn delete(&self, principal: &Principal, id: FileId) -> Result<()> {
         let file = self.load(principal, id).await?;
         modify_access(principal, &file)?;
         let now = self.clock.now();
@@ -123,7 +123,7 @@ impl FileService {
     }
 
     /// `POST /v1/files/:id/download-url`.
-    pub async fn download_url(&self, principal: &Principal, id: &str) -> Result<DownloadTicket> {
+    pub async fn download_url(&self, principal: &Principal, id: FileId) -> Result<DownloadTicket> {
         let file = self.load(principal, id).await?;
         read_access(principal, &file)?;
         let expires_at = self

@@ -1,7 +1,7 @@
 //! `FileService`: every endpoint of the contract as a use case over the ports.
 //! Handlers parse, call one method here, and render the result.
 //!
-//! - `dto`: the wire types the use cases take and return (re-exported here);
+//! - `dto`: the typed inputs the use cases take and the answers they return (re-exported here);
 //! - `uploads`: issuing upload URLs, multipart uploads, the gateway's byte allowance;
 //! - `register`: the seven checks of registration and the move out of staging;
 //! - `files`: reading, listing, changing, deleting files and download URLs;
@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use validator::Validate;
 
@@ -18,8 +18,7 @@ use crate::access::{modify_access, read_access};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys;
 use crate::limits::{
-    Limits, MimeType, MAX_KEY_BYTES, MAX_MIME_CHARS, MAX_NAME_CHARS, MAX_PART_NUMBER,
-    MAX_SHARED_WITH,
+    Limits, MimeType, MAX_KEY_BYTES, MAX_MIME_CHARS, MAX_NAME_CHARS, MAX_SHARED_WITH,
 };
 use crate::list::{Cursor, CursorSeal, ListParams, ListQuery, Scope};
 use crate::model::{
@@ -27,11 +26,10 @@ use crate::model::{
     Visibility,
 };
 use crate::ports::{
-    Clock, CompletedPart, FileRepository, Ids, ObjectStore, PresignedRequest, QueuedDeletion,
-    SystemIds,
+    Clock, FileRepository, Ids, ObjectStore, PresignedRequest, QueuedDeletion, SystemIds,
 };
 use crate::quota::Usage;
-use crate::upload::{IssueUpload, IssuedUpload, UploadState};
+use crate::upload::{CompletedParts, IssueUpload, IssuedUpload, PartNumber, UploadState};
 use crate::validation::FieldRules;
 
 mod dto;
@@ -106,10 +104,6 @@ fn default_bucket(category: Option<Category>) -> Bucket {
     }
 }
 
-fn strip_quotes(etag: &str) -> &str {
-    etag.trim().trim_start_matches('"').trim_end_matches('"')
-}
-
 /// Name of the cursor-sealing key in [`FileRepository::instance_secret`].
 pub const CURSOR_SECRET: &str = "cursor-hmac";
 
@@ -181,8 +175,7 @@ impl FileService {
         file.view(projection, self.config.public_base_url.as_deref())
     }
 
-    async fn load(&self, principal: &Principal, id: &str) -> Result<File> {
-        let id = FileId::parse(id)?;
+    async fn load(&self, principal: &Principal, id: FileId) -> Result<File> {
         self.repo
             .get_file(&principal.tenant, id)
             .await?

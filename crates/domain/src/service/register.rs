@@ -9,7 +9,7 @@ impl FileService {
         // Field rules.
         req.check_fields()?;
         let mime = MimeType::parse(&req.mime_type)?;
-        let size = u64::try_from(req.size).map_err(|_| Error::new(ErrorCode::SizeNegative))?;
+        let size = req.size;
         if size < self.config.limits.min_size {
             return Err(Error::new(ErrorCode::FileTooSmall));
         }

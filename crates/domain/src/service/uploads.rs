@@ -192,10 +192,9 @@ impl FileService {
         principal: &Principal,
         key: &str,
         upload_id: &str,
-        part_number: &Value,
+        part_number: PartNumber,
         checksum_sha256: Option<&str>,
     ) -> Result<PartTicket> {
-        let part_number = parse_part_number(part_number)?;
         if checksum_sha256.is_some_and(|c| !crate::limits::is_sha256_base64(c)) {
             return Err(Error::invalid_request(
                 "checksumSha256: must be the base64 of a 32-byte SHA-256 digest",
@@ -212,14 +211,14 @@ impl FileService {
             .presign_part(
                 &keys::staging_key(key),
                 upload_id,
-                part_number,
+                part_number.get(),
                 checksum_sha256,
                 expires,
             )
             .await?;
         Ok(PartTicket {
             url: presigned.url,
-            part_number,
+            part_number: part_number.get(),
             headers: presigned
                 .headers
                 .into_iter()
@@ -234,9 +233,9 @@ impl FileService {
         principal: &Principal,
         key: &str,
         upload_id: &str,
-        parts: Option<&Value>,
+        parts: CompletedParts,
     ) -> Result<CompletedUpload> {
-        let parts = parse_parts(parts)?;
+        parts.check_not_empty()?;
         let upload = self.multipart_upload(principal, key, upload_id).await?;
         let tenant = &principal.tenant;
         // Claim the upload first: of a completion racing an abort (or another
@@ -378,111 +377,5 @@ impl FileService {
                 .declared_size
                 .map_or(upload.max_size, |d| d.min(upload.max_size)),
         })
-    }
-}
-
-fn parse_part_number(v: &Value) -> Result<u32> {
-    v.as_u64()
-        .filter(|n| (1..=u64::from(MAX_PART_NUMBER)).contains(n))
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| Error::new(ErrorCode::InvalidPartNumberRange))
-}
-
-fn parse_parts(parts: Option<&Value>) -> Result<Vec<CompletedPart>> {
-    let invalid = |m: &str| Error::with_message(ErrorCode::InvalidPartsArray, m.to_owned());
-    let list = parts
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("parts must be a non-empty array"))?;
-    if list.is_empty() || list.len() > MAX_PART_NUMBER as usize {
-        return Err(invalid("parts must have 1 to 10000 items"));
-    }
-    let mut out: Vec<CompletedPart> = Vec::with_capacity(list.len());
-    for item in list {
-        let part: PartInput = serde_json::from_value(item.clone())
-            .map_err(|_| invalid("each part needs partNumber and etag"))?;
-        let part_number = parse_part_number(&part.part_number)
-            .map_err(|_| invalid("partNumber must be 1-10000"))?;
-        let etag = part
-            .etag
-            .as_deref()
-            .map(strip_quotes)
-            .filter(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_graphic()))
-            .ok_or_else(|| invalid("missing etag"))?;
-        if out
-            .last()
-            .is_some_and(|prev| prev.part_number >= part_number)
-        {
-            return Err(invalid(
-                "parts must be sorted by partNumber without duplicates",
-            ));
-        }
-        out.push(CompletedPart {
-            part_number,
-            etag: etag.to_owned(),
-        });
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn parts_validation() {
-        let code = |v: Option<Value>| parse_parts(v.as_ref()).err().map(|e| e.code());
-        let bad = Some(ErrorCode::InvalidPartsArray);
-        assert_eq!(code(None), bad);
-        assert_eq!(code(Some(json!("x"))), bad);
-        assert_eq!(code(Some(json!([]))), bad);
-        assert_eq!(
-            code(Some(
-                json!([{"partNumber":2,"etag":"a"},{"partNumber":1,"etag":"b"}])
-            )),
-            bad
-        );
-        assert_eq!(
-            code(Some(
-                json!([{"partNumber":1,"etag":"a"},{"partNumber":1,"etag":"b"}])
-            )),
-            bad
-        );
-        assert_eq!(code(Some(json!([{"partNumber":1,"etag":"\"\""}]))), bad);
-        assert_eq!(code(Some(json!([{"partNumber":1}]))), bad);
-        assert_eq!(code(Some(json!([{"partNumber":0,"etag":"a"}]))), bad);
-        let many: Vec<Value> = (1..=10_001)
-            .map(|n| json!({"partNumber": n, "etag": "a"}))
-            .collect();
-        assert_eq!(code(Some(Value::Array(many))), bad);
-        let ok = parse_parts(Some(
-            &json!([{"partNumber":1,"etag":"\"abc\""},{"partNumber":3,"etag":"def"}]),
-        ));
-        assert_eq!(
-            ok.ok()
-                .map(|p| p.iter().map(|p| p.etag.clone()).collect::<Vec<_>>()),
-            Some(vec!["abc".into(), "def".into()])
-        );
-    }
-
-    #[test]
-    fn part_numbers() {
-        for ok in [json!(1), json!(10000)] {
-            assert!(parse_part_number(&ok).is_ok());
-        }
-        for bad in [
-            json!(0),
-            json!(10001),
-            json!(1.5),
-            json!("1"),
-            json!(-1),
-            json!(null),
-        ] {
-            assert_eq!(
-                parse_part_number(&bad).err().map(|e| e.code()),
-                Some(ErrorCode::InvalidPartNumberRange),
-                "{bad}"
-            );
-        }
     }
 }

@@ -13,8 +13,9 @@ pub async fn file_service(
     store: std::sync::Arc<dyn ObjectStore>,
     io: &dyn Transfer,
 ) {
+    use crate::ports::CompletedPart;
     use crate::service::{FilePatch, FileService, ServiceConfig};
-    use crate::upload::IssueUpload;
+    use crate::upload::{CompletedParts, IssueUpload, PartNumber};
 
     let tenant = crate::testing::fresh_tenant();
     let alice = crate::model::Principal {
@@ -28,26 +29,15 @@ pub async fn file_service(
         std::sync::Arc::new(crate::ports::SystemClock),
         ServiceConfig::default(),
     );
-    let issue = |name: &str, size: Option<i64>| IssueUpload {
-        filename: name.into(),
-        content_type: "text/plain".into(),
-        file_size: size,
-        visibility: None,
-        category: None,
-        checksum_sha256: None,
+    let issue = |name: &str, size: Option<u64>| {
+        let req = IssueUpload::new(name, "text/plain");
+        match size {
+            Some(n) => req.with_size(n),
+            None => req,
+        }
     };
-    let register = |key: &str, size: i64| crate::service::RegisterFile {
-        s3_key: key.into(),
-        original_name: "a.txt".into(),
-        mime_type: "text/plain".into(),
-        size,
-        width: None,
-        height: None,
-        visibility: None,
-        bucket: None,
-        metadata: None,
-        shared_with: None,
-    };
+    let register =
+        |key: &str, size: u64| crate::service::RegisterFile::new(key, "a.txt", "text/plain", size);
     let as_request = |t: &crate::service::UploadTicket| PresignedRequest {
         url: t.url.clone(),
         method: "PUT",
@@ -69,16 +59,13 @@ pub async fn file_service(
         .register(&alice, register(&ticket.key, 5))
         .await
         .expect("register");
-    let id = file.id.to_string();
+    let id = file.id;
     let _ = io.put(&put, &[], b"EVIL! and much longer".to_vec()).await;
-    let read = |id: String| {
+    let read = |id: crate::model::FileId| {
         let service = &service;
         let alice = &alice;
         async move {
-            let dl = service
-                .download_url(alice, &id)
-                .await
-                .expect("download url");
+            let dl = service.download_url(alice, id).await.expect("download url");
             let req = PresignedRequest {
                 url: dl.url,
                 method: "GET",
@@ -88,7 +75,7 @@ pub async fn file_service(
         }
     };
     assert_eq!(
-        read(id.clone()).await,
+        read(id).await,
         b"hello".to_vec(),
         "an upload URL used after registration MUST NOT change the file's bytes"
     );
@@ -96,7 +83,7 @@ pub async fn file_service(
         store.head(&ticket.key).await.expect("head").map(|i| i.size),
         Some(5)
     );
-    service.delete(&alice, &id).await.expect("delete");
+    service.delete(&alice, id).await.expect("delete");
     let _ = io.put(&put, &[], b"again".to_vec()).await;
     assert_eq!(
         store.head(&ticket.key).await.expect("head"),
@@ -122,14 +109,12 @@ pub async fn file_service(
         .register(&alice, register(&ticket.key, 5))
         .await
         .expect("register");
-    let id = file.id.to_string();
+    let id = file.id;
     let patches: Vec<_> = (0..20)
         .map(|i| {
-            let patch = FilePatch {
-                metadata: Some(serde_json::json!({ "custom": { format!("k{i}"): i } })),
-                ..FilePatch::default()
-            };
-            let (service, alice, id) = (&service, &alice, &id);
+            let patch = FilePatch::default()
+                .merge_metadata(serde_json::json!({ "custom": { format!("k{i}"): i } }));
+            let (service, alice) = (&service, &alice);
             async move { service.patch(alice, id, patch).await }
         })
         .collect();
@@ -137,7 +122,7 @@ pub async fn file_service(
         r.expect("every concurrent PATCH succeeds");
     }
     let custom = service
-        .get(&alice, &id)
+        .get(&alice, id)
         .await
         .expect("get")
         .metadata
@@ -151,14 +136,9 @@ pub async fn file_service(
 
     // A PATCH racing a DELETE: as before the delete, or 404, never a 200 for
     // a file that is gone afterwards.
-    let patch = FilePatch {
-        original_name: Some("renamed.txt".into()),
-        ..FilePatch::default()
-    };
-    let (patched, deleted) = tokio::join!(
-        service.patch(&alice, &id, patch),
-        service.delete(&alice, &id)
-    );
+    let patch = FilePatch::default().rename("renamed.txt");
+    let (patched, deleted) =
+        tokio::join!(service.patch(&alice, id, patch), service.delete(&alice, id));
     deleted.expect("delete");
     if let Err(e) = patched {
         assert_eq!(
@@ -168,7 +148,7 @@ pub async fn file_service(
         );
     }
     assert_eq!(
-        code(service.get(&alice, &id).await),
+        code(service.get(&alice, id).await),
         Some(ErrorCode::FileNotFound)
     );
 
@@ -178,7 +158,13 @@ pub async fn file_service(
         req.content_type = "application/octet-stream".into();
         let mp = service.init_multipart(&alice, req).await.expect("init");
         let part = service
-            .presign_part(&alice, &mp.key, &mp.upload_id, &serde_json::json!(1), None)
+            .presign_part(
+                &alice,
+                &mp.key,
+                &mp.upload_id,
+                PartNumber::new(1).expect("1"),
+                None,
+            )
             .await
             .expect("part url");
         let part_req = PresignedRequest {
@@ -188,16 +174,21 @@ pub async fn file_service(
         };
         let (status, etag) = io.put(&part_req, &[], vec![7; 10]).await;
         assert_eq!(status, 200);
-        let parts = serde_json::json!([{ "partNumber": 1, "etag": etag.expect("etag") }]);
+        let parts = CompletedParts::try_from(vec![CompletedPart::new(
+            PartNumber::new(1).expect("1"),
+            &etag.expect("etag"),
+        )
+        .expect("part")])
+        .expect("parts");
         let (done, aborted) = if round % 2 == 0 {
             tokio::join!(
-                service.complete_multipart(&alice, &mp.key, &mp.upload_id, Some(&parts)),
+                service.complete_multipart(&alice, &mp.key, &mp.upload_id, parts.clone()),
                 service.abort_multipart(&alice, &mp.key, &mp.upload_id)
             )
         } else {
             let (a, d) = tokio::join!(
                 service.abort_multipart(&alice, &mp.key, &mp.upload_id),
-                service.complete_multipart(&alice, &mp.key, &mp.upload_id, Some(&parts))
+                service.complete_multipart(&alice, &mp.key, &mp.upload_id, parts.clone())
             );
             (d, a)
         };
