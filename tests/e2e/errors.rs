@@ -465,6 +465,20 @@ async fn read_list_patch_multipart_errors() {
         400,
         "file/invalid-name",
     );
+    // Field rules come before existence: a bad body on an id that names no
+    // file is a 400, a good one a 404.
+    for (body, status, code) in [
+        (json!({"originalName": "a/b"}), 400, "file/invalid-name"),
+        (json!({"size": 1}), 400, "common/invalid-request"),
+        (json!({"originalName": "b.txt"}), 404, "file/not-found"),
+    ] {
+        assert_error(
+            &s.call(Method::PATCH, "/v1/files/not-a-uuid", &alice, Some(body))
+                .await,
+            status,
+            code,
+        );
+    }
 
     assert_error(
         &s.post(
