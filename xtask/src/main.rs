@@ -37,6 +37,7 @@
 
 mod audit;
 mod bench_http;
+mod loadgen;
 mod local_pg;
 mod soak;
 mod ts;

@@ -96,6 +96,7 @@ pub struct Sqlite;
 #[async_trait]
 impl Backend for Sqlite {
     const NAME: &'static str = "sqlite";
+    const SERIALIZE_WRITES: bool = true;
     type Conn = Conn;
     type Manager = AsyncDieselConnectionManager<Conn>;
     type Config = SqliteConfig;

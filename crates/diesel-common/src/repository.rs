@@ -4,6 +4,7 @@
 //! three writes whose transactions differ per backend delegated to it.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -49,6 +50,15 @@ pub trait Backend: Send + Sync + 'static {
     /// Whether an error means the database is out of reach or overloaded
     /// (`common/service-unavailable`) rather than a fault (`common/internal`).
     fn unavailable(e: &DieselError) -> bool;
+
+    /// Whether this process's writes take turns before they reach the
+    /// database. SQLite has one write lock, which its connections take by
+    /// polling (a busy handler that sleeps and retries): under load a writer
+    /// can miss every window and fail after its busy timeout although the
+    /// database was never stuck. A first-come, first-served lock in the
+    /// process hands the database one writer at a time instead; readers are
+    /// not held up (WAL). PostgreSQL locks rows, not the database: `false`.
+    const SERIALIZE_WRITES: bool = false;
 
     /// Registration (docs/api.md §4), atomically: the upload of `file.s3_key`
     /// moves to `registered` (compare-and-set: of two racing registrations
@@ -266,6 +276,9 @@ pub fn first<T>(rows: Vec<T>) -> Option<T> {
 pub struct DieselRepository<B: Backend> {
     pool: Pool<B::Manager>,
     query_timeout: Duration,
+    /// Taken by every write when [`Backend::SERIALIZE_WRITES`] (tokio's mutex
+    /// is fair: writers go in the order they came).
+    writer: Arc<tokio::sync::Mutex<()>>,
     backend: PhantomData<B>,
 }
 
@@ -274,6 +287,7 @@ impl<B: Backend> Clone for DieselRepository<B> {
         Self {
             pool: self.pool.clone(),
             query_timeout: self.query_timeout,
+            writer: Arc::clone(&self.writer),
             backend: PhantomData,
         }
     }
@@ -288,6 +302,7 @@ impl<B: Backend> DieselRepository<B> {
         Ok(Self {
             pool: B::pool(config).await?,
             query_timeout: B::query_timeout(config),
+            writer: Arc::default(),
             backend: PhantomData,
         })
     }
@@ -314,7 +329,28 @@ impl<B: Backend> DieselRepository<B> {
     where
         F: for<'c> AsyncFnOnce(&'c mut B::Conn) -> std::result::Result<T, TxError>,
     {
+        self.run_as(false, op, f).await
+    }
+
+    /// [`Self::run`] for work that writes: it waits its turn first when the
+    /// backend serializes writes (the wait counts toward the query timeout).
+    pub(crate) async fn run_write<T, F>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        F: for<'c> AsyncFnOnce(&'c mut B::Conn) -> std::result::Result<T, TxError>,
+    {
+        self.run_as(B::SERIALIZE_WRITES, op, f).await
+    }
+
+    async fn run_as<T, F>(&self, serialize: bool, op: &'static str, f: F) -> Result<T>
+    where
+        F: for<'c> AsyncFnOnce(&'c mut B::Conn) -> std::result::Result<T, TxError>,
+    {
         let work = async {
+            let _turn = if serialize {
+                Some(self.writer.lock().await)
+            } else {
+                None
+            };
             let mut conn = self
                 .pool
                 .get()
@@ -385,7 +421,7 @@ fn owner_type_filter(filter: Option<OwnerTypeFilter>) -> Option<Option<&'static 
 impl<B: Backend> FileRepository for DieselRepository<B> {
     async fn insert_upload(&self, upload: &IssuedUpload) -> Result<()> {
         let row = UploadRow::from(upload);
-        self.run("insert upload", async |c| {
+        self.run_write("insert upload", async |c| {
             c.execute_statement(q::insert_upload(&row))
                 .await
                 .map_err(on_duplicate(ErrorCode::S3KeyAlreadyExists))?;
@@ -409,7 +445,7 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
         key: &str,
     ) -> Result<Option<IssuedUpload>> {
         let row = self
-            .run("claim upload", async |c| {
+            .run_write("claim upload", async |c| {
                 Ok(first(
                     c.load_rows(q::claim_for_registration(tenant, key)).await?,
                 ))
@@ -436,7 +472,7 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
         from: UploadState,
         to: UploadState,
     ) -> Result<bool> {
-        self.run("move upload", async |c| {
+        self.run_write("move upload", async |c| {
             Ok(
                 c.execute_statement(q::transition_upload(tenant, key, from, to))
                     .await?
@@ -466,7 +502,7 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
             key: key.to_owned(),
             due,
         };
-        self.run("queue object deletion", async |c| {
+        self.run_write("queue object deletion", async |c| {
             c.execute_statement(q::queue_deletion(&queued)).await?;
             Ok(())
         })
@@ -474,7 +510,7 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
     }
 
     async fn finish_object_deletion(&self, key: &str) -> Result<()> {
-        self.run("finish object deletion", async |c| {
+        self.run_write("finish object deletion", async |c| {
             c.execute_statement(q::finish_deletion(key)).await?;
             Ok(())
         })
@@ -489,7 +525,7 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
     }
 
     async fn defer_object_deletion(&self, key: &str, next_attempt: Timestamp) -> Result<()> {
-        self.run("defer object deletion", async |c| {
+        self.run_write("defer object deletion", async |c| {
             c.execute_statement(q::defer_deletion(key, next_attempt))
                 .await?;
             Ok(())
@@ -512,7 +548,7 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
         quota: &Quota,
     ) -> Result<()> {
         let row = FileRow::from_file(file)?;
-        self.run("register file", async |c| {
+        self.run_write("register file", async |c| {
             B::register_file(c, file, &row, cleanup, quota).await
         })
         .await
@@ -544,7 +580,7 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
 
     async fn update_file(&self, file: &File, expected_updated_at: Timestamp) -> Result<bool> {
         let row = FileRow::from_file(file)?;
-        self.run("update file", async |c| {
+        self.run_write("update file", async |c| {
             B::update_file(c, file, &row, expected_updated_at.millis()).await
         })
         .await
@@ -553,7 +589,7 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
     async fn instance_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
         let value = hex::encode(candidate);
         let stored = self
-            .run("read instance secret", async |c| {
+            .run_write("read instance secret", async |c| {
                 c.execute_statement(q::offer_secret(name, &value)).await?;
                 first(c.load_rows(q::secret(name)).await?).ok_or_else(|| {
                     TxError::Domain(Error::internal(format!("secret `{name}` vanished")))
@@ -572,7 +608,7 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
     ) -> Result<Option<File>> {
         let id = id.to_string();
         let row = self
-            .run("delete file", async |c| {
+            .run_write("delete file", async |c| {
                 B::delete_file(c, tenant, &id, now).await
             })
             .await?;
@@ -670,7 +706,7 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
 impl<B: Backend> ApiKeyRepository for DieselRepository<B> {
     async fn insert_key(&self, key: &ApiKeyRecord) -> Result<()> {
         let row = ApiKeyRow::from(key);
-        self.run("insert API key", async |c| {
+        self.run_write("insert API key", async |c| {
             c.execute_statement(q::insert_key(&row)).await?;
             Ok(())
         })
@@ -696,7 +732,7 @@ impl<B: Backend> ApiKeyRepository for DieselRepository<B> {
     }
 
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
-        self.run("revoke API key", async |c| {
+        self.run_write("revoke API key", async |c| {
             Ok(c.execute_statement(q::revoke_key(id, at)).await? == 1)
         })
         .await

@@ -181,7 +181,7 @@ impl<B: Backend> TableCopy for DieselRepository<B> {
     }
 
     async fn write_batch(&self, batch: &Batch) -> Result<u64> {
-        self.run("write batch", async |c| {
+        self.run_write("write batch", async |c| {
             let mut new = 0;
             match batch {
                 Batch::ApiKeys(rows) => {
@@ -236,7 +236,7 @@ impl<B: Backend> TableCopy for DieselRepository<B> {
     }
 
     async fn recount(&self) -> Result<()> {
-        self.run("recount files", async |c| {
+        self.run_write("recount files", async |c| {
             c.execute_statement(q::recount_files()).await?;
             c.execute_statement(q::drop_empty_counts()).await?;
             Ok(())
