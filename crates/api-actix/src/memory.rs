@@ -153,10 +153,11 @@ mod tests {
         assert!(resident_bytes().is_some_and(|r| r > 0));
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         {
-            let before = heap_stats().expect("glibc has mallinfo2");
-            let v = vec![1u8; 4 * MIB as usize];
+            // Other tests allocate and free concurrently in this process, so
+            // only what this test holds live can be asserted.
+            let v = std::hint::black_box(vec![1u8; 4 * MIB as usize]);
             let during = heap_stats().expect("glibc has mallinfo2");
-            assert!(during.in_use >= before.in_use + 4 * MIB - 64 * 1024);
+            assert!(during.in_use >= 4 * MIB, "{during:?}");
             drop(v);
             release_free_heap();
         }
