@@ -208,9 +208,18 @@ impl RegisterFile {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.shared_with = Some(users.into_iter().map(Into::into).collect());
+        self.shared_with = Some(user_ids(users));
         self
     }
+}
+
+/// A share list from any strings.
+fn user_ids<I, S>(users: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    users.into_iter().map(Into::into).collect()
 }
 
 impl FieldRules for RegisterFile {
@@ -290,7 +299,7 @@ impl FilePatch {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.shared_with = Some(users.into_iter().map(Into::into).collect());
+        self.shared_with = Some(user_ids(users));
         self
     }
 }
