@@ -77,7 +77,10 @@ impl Application {
             Duration::from_secs(config.lifecycle_interval_secs.max(1)),
         ));
 
-        let keeper = tokio::spawn(crate::memory::keeper(Duration::from_secs(10)));
+        let keeper = tokio::spawn(crate::memory::keeper(
+            Duration::from_secs(10),
+            Arc::clone(&state.metrics),
+        ));
 
         let cors_origins = config.cors_origins.clone();
         // actix-web's `HttpServer`, assembled by hand so that each connection

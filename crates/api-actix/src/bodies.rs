@@ -16,6 +16,15 @@ use stowage_domain::validation::FieldRules;
 use stowage_domain::{Error, ErrorCode};
 use utoipa::ToSchema;
 
+/// Reads a JSON value into `T`; a wrong type or a missing field is
+/// `common/invalid-request` with serde's message (which names the field).
+///
+/// # Errors
+/// As said.
+pub fn shape<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Error> {
+    serde_json::from_value(value).map_err(|e| Error::invalid_request(e.to_string()))
+}
+
 /// `{field}: {message}` with the code's default message, as the domain's
 /// field rules word it.
 fn field_error(code: ErrorCode, field: &str) -> Error {
@@ -197,7 +206,7 @@ impl FilePatchBody {
                 "field `{field}` cannot be changed"
             )));
         }
-        serde_json::from_value(body).map_err(|e| Error::invalid_request(e.to_string()))
+        shape(body)
     }
 }
 
@@ -247,8 +256,7 @@ impl PartUrlBody {
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => return Err(Error::invalid_request("checksumSha256: must be a string")),
         };
-        let upload: UploadRef =
-            serde_json::from_value(value).map_err(|e| Error::invalid_request(e.to_string()))?;
+        let upload: UploadRef = shape(value)?;
         let part_number = part_number
             .ok_or_else(|| Error::new(ErrorCode::InvalidPartNumberRange))
             .and_then(PartNumber::new)?;
@@ -278,8 +286,7 @@ impl CompleteBody {
     /// has an item without a valid `partNumber` and `etag`.
     pub fn from_json(mut value: Value) -> Result<Self, Error> {
         let parts = value.get_mut("parts").map(Value::take);
-        let upload: UploadRef =
-            serde_json::from_value(value).map_err(|e| Error::invalid_request(e.to_string()))?;
+        let upload: UploadRef = shape(value)?;
         Ok(Self {
             upload,
             parts: parts_from_json(parts.as_ref())?,
@@ -332,15 +339,11 @@ mod tests {
     use serde_json::json;
 
     fn register(v: Value) -> Result<RegisterFile, Error> {
-        let body: RegisterFileBody =
-            serde_json::from_value(v).map_err(|e| Error::invalid_request(e.to_string()))?;
-        RegisterFile::try_from(body)
+        RegisterFile::try_from(shape::<RegisterFileBody>(v)?)
     }
 
     fn issue(v: Value) -> Result<IssueUpload, Error> {
-        let body: IssueUploadBody =
-            serde_json::from_value(v).map_err(|e| Error::invalid_request(e.to_string()))?;
-        IssueUpload::try_from(body)
+        IssueUpload::try_from(shape::<IssueUploadBody>(v)?)
     }
 
     fn failure<T>(r: Result<T, Error>) -> Option<(ErrorCode, String)> {

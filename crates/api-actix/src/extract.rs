@@ -136,5 +136,5 @@ pub async fn json_body<T: DeserializeOwned>(
 /// # Errors
 /// `common/invalid-request` with serde's message (which names the field).
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
-    serde_json::from_value(value).map_err(|e| Error::invalid_request(e.to_string()).into())
+    crate::bodies::shape(value).map_err(Into::into)
 }

@@ -11,8 +11,10 @@
 //! The only `unsafe` of the workspace lives here: two calls into glibc that
 //! take no pointers from us.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::metrics::Metrics;
 
 /// Trim only when the allocator holds at least this much free memory...
 const MIN_FREE: u64 = 8 * 1024 * 1024;
@@ -83,12 +85,10 @@ pub fn should_trim(stats: HeapStats, resident: u64, after_last_trim: Option<u64>
     lots_free && grew
 }
 
-/// Allocator trims done (exported as a metric).
-pub static TRIMS: AtomicU64 = AtomicU64::new(0);
-
 /// Every `interval`, gives the allocator's free memory back when
-/// [`should_trim`] says so. Runs for the life of the server.
-pub async fn keeper(interval: Duration) {
+/// [`should_trim`] says so, counting the trims in `metrics`. Runs for the
+/// life of the server.
+pub async fn keeper(interval: Duration, metrics: Arc<Metrics>) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut after_last_trim = None;
@@ -99,7 +99,7 @@ pub async fn keeper(interval: Duration) {
         };
         if should_trim(stats, resident, after_last_trim) {
             let released = release_free_heap();
-            TRIMS.fetch_add(1, Ordering::Relaxed);
+            Metrics::add(&metrics.allocator_trims, 1);
             after_last_trim = resident_bytes();
             tracing::debug!(
                 free = stats.free,

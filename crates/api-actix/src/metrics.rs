@@ -37,6 +37,8 @@ pub struct Metrics {
     pub deletions_retried: AtomicU64,
     /// Abandoned uploads cleaned by the worker.
     pub uploads_expired: AtomicU64,
+    /// Times the allocator was asked to return free memory ([`crate::memory`]).
+    pub allocator_trims: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -161,6 +163,12 @@ impl Metrics {
                 None,
                 &self.uploads_expired,
             ),
+            (
+                "stowage_allocator_trims_total",
+                "Times the allocator was asked to return free memory.",
+                None,
+                &self.allocator_trims,
+            ),
         ];
         for (name, help, label, value) in counters {
             if !help.is_empty() {
@@ -176,11 +184,6 @@ impl Metrics {
                 }
             }
         }
-        let trims = crate::memory::TRIMS.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP stowage_allocator_trims_total Times the allocator was asked to return free memory.\n# TYPE stowage_allocator_trims_total counter\nstowage_allocator_trims_total {trims}"
-        );
         if let Some(heap) = crate::memory::heap_stats() {
             let _ = writeln!(
                 out,
