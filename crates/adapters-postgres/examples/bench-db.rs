@@ -382,7 +382,8 @@ async fn main() {
                 Visibility::Private,
                 now,
             );
-            repo.register_file(&file, None, &stowage_domain::quota::Quota::NONE)
+            let event = stowage_domain::testing::registered_event(&file);
+            repo.register_file(&file, None, &stowage_domain::quota::Quota::NONE, &event)
                 .await
                 .expect("register");
         }

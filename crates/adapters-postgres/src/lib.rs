@@ -18,8 +18,11 @@ use diesel_async::pooled_connection::{
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use stowage_diesel_common::events::{
+    fan_out_from, record_event, ClaimedRow, EndpointRow, NewEventRow,
+};
 use stowage_diesel_common::rows::FileRow;
-use stowage_diesel_common::schema::files;
+use stowage_diesel_common::schema::{files, webhook_endpoints};
 use stowage_diesel_common::types::{MetadataJson, ShareList};
 use stowage_diesel_common::{
     apply_file_update, delete_counted, on_duplicate, unclaimed, within_quota, Backend,
@@ -27,6 +30,7 @@ use stowage_diesel_common::{
 };
 use stowage_diesel_common::{Db, DbConn};
 use stowage_domain::auth::KeyChange;
+use stowage_domain::events::Event;
 use stowage_domain::list::ListQuery;
 use stowage_domain::model::{File, Owner, Tenant, Timestamp};
 use stowage_domain::ports::QueuedDeletion;
@@ -202,6 +206,85 @@ impl Backend for Postgres {
     type Manager = AsyncDieselConnectionManager<Conn>;
     type Config = PostgresConfig;
 
+    /// Only events of transactions older than every one still running: a
+    /// transaction that commits later has a larger id, so its events come
+    /// after every cursor handed out before (docs/decisions.md 50).
+    const FEED_VISIBLE: &'static str =
+        "events.tx < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint)";
+
+    /// Locks the rows it picks and skips rows another replica has locked
+    /// (`FOR UPDATE SKIP LOCKED`); the lease it sets keeps them its own
+    /// after the statement commits.
+    async fn claim_deliveries(
+        c: &mut Conn,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> std::result::Result<Vec<ClaimedRow>, TxError> {
+        use diesel::sql_types::BigInt;
+        Ok(diesel::sql_query(
+            "UPDATE webhook_deliveries d SET lease_until = $2, attempts = d.attempts + 1              FROM (SELECT c.endpoint_id, c.event_seq FROM webhook_deliveries c              WHERE c.state = 'pending' AND c.next_attempt_at <= $1 AND c.lease_until <= $1              AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.state = 'pending'              AND p.endpoint_id = c.endpoint_id AND p.subject = c.subject              AND p.event_seq < c.event_seq)              ORDER BY c.event_seq LIMIT $3 FOR UPDATE SKIP LOCKED) pick              WHERE d.endpoint_id = pick.endpoint_id AND d.event_seq = pick.event_seq              RETURNING d.endpoint_id, d.event_seq, d.attempts, d.retry_from",
+        )
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(lease_until)
+        .bind::<BigInt, _>(i64::from(limit))
+        .load(c)
+        .await?)
+    }
+
+    /// In a transaction that first locks the endpoints exclusively: it waits
+    /// for every change in flight that read them, and a change that starts
+    /// after it reads the new set (each statement takes its snapshot after
+    /// its locks).
+    async fn change_endpoints(
+        c: &mut Conn,
+        add: Option<&EndpointRow>,
+        remove: Option<&str>,
+    ) -> std::result::Result<usize, TxError> {
+        c.transaction::<usize, TxError, _>(async |c| {
+            diesel::sql_query("LOCK TABLE webhook_endpoints IN ACCESS EXCLUSIVE MODE")
+                .execute(c)
+                .await?;
+            let mut n = 0;
+            if let Some(row) = add {
+                n += diesel::insert_into(webhook_endpoints::table)
+                    .values(row)
+                    .execute(c)
+                    .await?;
+            }
+            if let Some(id) = remove {
+                n += diesel::delete(webhook_endpoints::table.filter(webhook_endpoints::id.eq(id)))
+                    .execute(c)
+                    .await?;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn transition_upload(
+        c: &mut Conn,
+        tenant: &Tenant,
+        key: &str,
+        from: UploadState,
+        to: UploadState,
+        event: &Event,
+    ) -> std::result::Result<bool, TxError> {
+        c.transaction::<bool, TxError, _>(async |c| {
+            let moved = c
+                .execute_statement(stowage_diesel_common::statements::transition_upload(
+                    tenant, key, from, to,
+                ))
+                .await?
+                == 1;
+            if moved {
+                record_event(c, event).await?;
+            }
+            Ok(moved)
+        })
+        .await
+    }
+
     async fn pool(config: &PostgresConfig) -> Result<Pool<Conn>> {
         // A checkout costs no round trip: instead of `SELECT 1` per checkout
         // (diesel-async's default, one extra round trip on every request), a
@@ -257,9 +340,10 @@ impl Backend for Postgres {
         row: &FileRow,
         cleanup: Option<&QueuedDeletion>,
         quota: &Quota,
+        event: &Event,
     ) -> std::result::Result<(), TxError> {
         if !quota.is_set() {
-            return register(c, file, row, cleanup).await;
+            return register(c, file, row, cleanup, event).await;
         }
         let scope = if quota.project.is_set() {
             format!("quota:{}/{}", row.project, row.env)
@@ -275,7 +359,7 @@ impl Backend for Postgres {
                 .execute(c)
                 .await?;
             within_quota(c, file, quota).await?;
-            register(c, file, row, cleanup).await
+            register(c, file, row, cleanup, event).await
         })
         .await
     }
@@ -285,6 +369,7 @@ impl Backend for Postgres {
         _file: &File,
         row: &FileRow,
         expected: i64,
+        event: &Event,
     ) -> std::result::Result<bool, TxError> {
         c.transaction::<bool, TxError, _>(async |c| {
             let old: Option<String> = files::table
@@ -296,7 +381,7 @@ impl Backend for Postgres {
                 .first(c)
                 .await
                 .optional()?;
-            apply_file_update(c, row, old, expected).await
+            apply_file_update(c, row, old, expected, event).await
         })
         .await
     }
@@ -330,10 +415,12 @@ impl Backend for Postgres {
         c: &mut Conn,
         tenant: &Tenant,
         id: &str,
+        expected: i64,
         now: Timestamp,
+        event: &Event,
     ) -> std::result::Result<Option<FileRow>, TxError> {
         c.transaction::<Option<FileRow>, TxError, _>(async |c| {
-            delete_counted(c, tenant, id, now).await
+            delete_counted(c, tenant, id, expected, now, event).await
         })
         .await
     }
@@ -346,11 +433,13 @@ async fn register(
     file: &File,
     row: &FileRow,
     cleanup: Option<&QueuedDeletion>,
+    event: &Event,
 ) -> std::result::Result<(), TxError> {
     // Without a deletion to queue the statement stays the same (one
     // prepared statement): its key is empty, which `length(…) > 0` skips.
     let (queue_key, queue_due) = cleanup.map_or(("", 0), |q| (q.key.as_str(), q.due.millis()));
-    let written = RegisterStatement(row, queue_key, queue_due)
+    let event = NewEventRow::from(event);
+    let written = RegisterStatement(row, queue_key, queue_due, &event)
         .execute(c)
         .await
         .map_err(on_duplicate(ErrorCode::S3KeyAlreadyExists))?;
@@ -364,9 +453,10 @@ async fn register(
 /// Registration in one statement (atomic on its own, one round trip instead
 /// of five for BEGIN, claim, insert, count, COMMIT): claims the upload
 /// (compare-and-set, so of two racing registrations one wins), inserts the
-/// file and counts it. Nothing claimed means nothing written. Its SQL text is
-/// fixed, so diesel prepares it once per connection (`sql_query` would not).
-struct RegisterStatement<'a>(&'a FileRow, &'a str, i64);
+/// file, counts it, and records its event and the event's deliveries.
+/// Nothing claimed means nothing written. Its SQL text is fixed, so diesel
+/// prepares it once per connection (`sql_query` would not).
+struct RegisterStatement<'a>(&'a FileRow, &'a str, i64, &'a NewEventRow);
 
 impl QueryId for RegisterStatement<'_> {
     type QueryId = ();
@@ -445,8 +535,30 @@ impl QueryFragment<Pg> for RegisterStatement<'_> {
         out.push_bind_param::<BigInt, _>(&self.2)?;
         out.push_sql(" FROM claimed WHERE length(");
         out.push_bind_param::<Text, _>(self.1)?;
+        out.push_sql(") > 0 ON CONFLICT (s3_key) DO NOTHING), ");
+        // The event, only when the file was inserted, and its deliveries.
+        let e = self.3;
         out.push_sql(
-            ") > 0 ON CONFLICT (s3_key) DO NOTHING) \
+            "ev AS (INSERT INTO events (id, project, env, kind, subject, body, created_at) SELECT ",
+        );
+        for (i, text) in [&e.id, &e.project, &e.env, &e.kind, &e.subject, &e.body]
+            .into_iter()
+            .enumerate()
+        {
+            if i > 0 {
+                out.push_sql(", ");
+            }
+            out.push_bind_param::<Text, _>(text)?;
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<BigInt, _>(&e.created_at)?;
+        out.push_sql(
+            " FROM inserted RETURNING seq, id, project, env, kind, subject, created_at), \
+             fanned AS (",
+        );
+        out.push_sql(&fan_out_from("ev"));
+        out.push_sql(
+            ") \
              INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n, bytes) \
              SELECT project, env, visibility, owner_type, owner_id, 1, size FROM inserted \
              ON CONFLICT (project, env, visibility, owner_type, owner_id) \
@@ -528,6 +640,48 @@ mod tests {
     }
 
     stowage_domain::repository_kit!(optional: fixture().await);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_registration_that_fails_after_its_event_leaves_no_event() {
+        let Some(f) = fixture().await else { return };
+        // The count is the registration statement's last part, after the
+        // event's insert: make it fail.
+        diesel::sql_query(
+            "CREATE FUNCTION refuse_counts() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'planted failure'; END $$",
+        )
+        .execute(&mut f.repo_conn().await)
+        .await
+        .expect("function");
+        diesel::sql_query(
+            "CREATE TRIGGER refuse_counts BEFORE INSERT ON file_counts \
+             FOR EACH ROW EXECUTE FUNCTION refuse_counts()",
+        )
+        .execute(&mut f.repo_conn().await)
+        .await
+        .expect("trigger");
+        contract::a_failed_registration_records_no_event(&f.repo).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn webhook_deliveries_follow_the_port() {
+        let Some(f) = fixture().await else { return };
+        contract::webhook_repository(&f.repo, &f.repo).await;
+    }
+
+    impl Fixture {
+        /// A connection of its own to the fixture's database.
+        async fn repo_conn(&self) -> Conn {
+            let base = self
+                .admin
+                .rsplit_once('/')
+                .map(|(b, _)| b.to_owned())
+                .unwrap_or_else(|| self.admin.clone());
+            Conn::establish(&format!("{base}/{}", self.name))
+                .await
+                .expect("connect")
+        }
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_bytes_migration_backfills_existing_files() {

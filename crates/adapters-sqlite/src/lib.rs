@@ -22,17 +22,20 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
+use stowage_diesel_common::events::{record_event, ClaimedRow, EndpointRow};
 use stowage_diesel_common::rows::FileRow;
-use stowage_diesel_common::schema::{file_shares, files};
+use stowage_diesel_common::schema::{file_shares, files, webhook_endpoints};
 use stowage_diesel_common::statements as q;
 use stowage_diesel_common::{
     apply_file_update, delete_counted, on_duplicate, unclaimed, within_quota, Backend, DbConn,
     DieselRepository, TxError,
 };
+use stowage_domain::events::Event;
 use stowage_domain::list::ListQuery;
 use stowage_domain::model::{File, Owner, Tenant, Timestamp, Visibility};
 use stowage_domain::ports::QueuedDeletion;
 use stowage_domain::quota::Quota;
+use stowage_domain::upload::UploadState;
 use stowage_domain::{Error, ErrorCode, Result};
 
 /// Migrations of `migrations/sqlite`, compiled in.
@@ -101,6 +104,71 @@ impl Backend for Sqlite {
     type Manager = AsyncDieselConnectionManager<Conn>;
     type Config = SqliteConfig;
 
+    /// One writer at a time: the sequence is commit order.
+    const FEED_VISIBLE: &'static str = "1 = 1";
+
+    /// SQLite has one writer at a time (and this process lets its writers
+    /// take turns): the claim's own statement is atomic.
+    async fn claim_deliveries(
+        c: &mut Conn,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> std::result::Result<Vec<ClaimedRow>, TxError> {
+        use diesel::sql_types::BigInt;
+        Ok(diesel::sql_query(
+            "UPDATE webhook_deliveries SET lease_until = ?, attempts = attempts + 1              WHERE (endpoint_id, event_seq) IN (SELECT c.endpoint_id, c.event_seq              FROM webhook_deliveries c WHERE c.state = 'pending' AND c.next_attempt_at <= ?              AND c.lease_until <= ? AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p              WHERE p.state = 'pending' AND p.endpoint_id = c.endpoint_id              AND p.subject = c.subject AND p.event_seq < c.event_seq)              ORDER BY c.event_seq LIMIT ?)              RETURNING endpoint_id, event_seq, attempts, retry_from",
+        )
+        .bind::<BigInt, _>(lease_until)
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(i64::from(limit))
+        .load(c)
+        .await?)
+    }
+
+    /// A write like any other: changes that commit after it see it.
+    async fn change_endpoints(
+        c: &mut Conn,
+        add: Option<&EndpointRow>,
+        remove: Option<&str>,
+    ) -> std::result::Result<usize, TxError> {
+        let mut n = 0;
+        if let Some(row) = add {
+            n += diesel::insert_into(webhook_endpoints::table)
+                .values(row)
+                .execute(c)
+                .await?;
+        }
+        if let Some(id) = remove {
+            n += diesel::delete(webhook_endpoints::table.filter(webhook_endpoints::id.eq(id)))
+                .execute(c)
+                .await?;
+        }
+        Ok(n)
+    }
+
+    async fn transition_upload(
+        c: &mut Conn,
+        tenant: &Tenant,
+        key: &str,
+        from: UploadState,
+        to: UploadState,
+        event: &Event,
+    ) -> std::result::Result<bool, TxError> {
+        c.transaction::<bool, TxError, _>(async |c| {
+            let moved = c
+                .execute_statement(q::transition_upload(tenant, key, from, to))
+                .await?
+                == 1;
+            if moved {
+                record_event(c, event).await?;
+            }
+            Ok(moved)
+        })
+        .await
+    }
+
     async fn pool(config: &SqliteConfig) -> Result<Pool<Conn>> {
         let mut manager_config = ManagerConfig::<Conn>::default();
         // A local file cannot drop a connection: skip the `SELECT 1` per checkout
@@ -144,6 +212,7 @@ impl Backend for Sqlite {
         row: &FileRow,
         cleanup: Option<&QueuedDeletion>,
         quota: &Quota,
+        event: &Event,
     ) -> std::result::Result<(), TxError> {
         c.transaction::<(), TxError, _>(async |c| {
             if c.execute_statement(q::claim_upload(&file.tenant, &file.s3_key))
@@ -155,6 +224,8 @@ impl Backend for Sqlite {
             // The claim holds the write lock: no other registration can
             // count in between the usage read and the insert.
             within_quota(c, file, quota).await?;
+            // Recorded first: anything that fails after it takes it back.
+            record_event(c, event).await?;
             if let Some(cleanup) = cleanup {
                 c.execute_statement(q::queue_deletion(cleanup)).await?;
             }
@@ -174,6 +245,7 @@ impl Backend for Sqlite {
         file: &File,
         row: &FileRow,
         expected: i64,
+        event: &Event,
     ) -> std::result::Result<bool, TxError> {
         c.transaction::<bool, TxError, _>(async |c| {
             // Take the write lock before reading (SQLite: no read-to-write upgrade).
@@ -189,7 +261,7 @@ impl Backend for Sqlite {
                 .first(c)
                 .await
                 .optional()?;
-            let written = apply_file_update(c, row, old, expected).await?;
+            let written = apply_file_update(c, row, old, expected, event).await?;
             if written {
                 replace_shares(c, row, &file.shared_with).await?;
             }
@@ -242,10 +314,12 @@ impl Backend for Sqlite {
         c: &mut Conn,
         tenant: &Tenant,
         id: &str,
+        expected: i64,
         now: Timestamp,
+        event: &Event,
     ) -> std::result::Result<Option<FileRow>, TxError> {
         c.transaction::<Option<FileRow>, TxError, _>(async |c| {
-            let row = delete_counted(c, tenant, id, now).await?;
+            let row = delete_counted(c, tenant, id, expected, now, event).await?;
             if row.is_some() {
                 diesel::delete(file_shares::table.filter(file_shares::file_id.eq(id)))
                     .execute(c)
@@ -435,7 +509,8 @@ mod tests {
                     stowage_domain::testing::file(&t, &owner, &key, "x", Visibility::Private, now),
                 );
                 tasks.push(tokio::spawn(async move {
-                    repo.register_file(&f, None, &stowage_domain::quota::Quota::NONE)
+                    let event = stowage_domain::testing::registered_event(&f);
+                    repo.register_file(&f, None, &stowage_domain::quota::Quota::NONE, &event)
                         .await
                         .map_err(|e| e.code())
                 }));
@@ -449,5 +524,28 @@ mod tests {
             }
         }
         assert_eq!(ok, 20);
+    }
+
+    #[tokio::test]
+    async fn a_registration_that_fails_after_its_event_leaves_no_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = repo(&dir).await;
+        let path = dir.path().join("stowage.db").display().to_string();
+        // The count comes after the event in the transaction: make it fail.
+        let mut conn = SqliteConnection::establish(&path).expect("open");
+        diesel::connection::SimpleConnection::batch_execute(
+            &mut conn,
+            "CREATE TRIGGER refuse_counts BEFORE INSERT ON file_counts \
+             BEGIN SELECT RAISE(ABORT, 'planted failure'); END;",
+        )
+        .expect("trigger");
+        stowage_domain::testing::contract::a_failed_registration_records_no_event(&repo).await;
+    }
+
+    #[tokio::test]
+    async fn webhook_deliveries_follow_the_port() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = repo(&dir).await;
+        stowage_domain::testing::contract::webhook_repository(&repo, &repo).await;
     }
 }

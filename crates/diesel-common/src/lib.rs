@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conn;
+pub mod events;
 pub mod list;
 pub mod repository;
 pub mod rows;

@@ -21,9 +21,11 @@ use stowage_domain::upload::{IssuedUpload, UploadState};
 use stowage_domain::{Error, ErrorCode, Result};
 
 use crate::conn::DbConn;
+use crate::events::{record_event, ClaimedRow, EndpointRow};
 use crate::list::{self, CountsQuery};
 use crate::rows::{ApiKeyRow, FileRow, UploadRow};
 use crate::statements as q;
+use stowage_domain::events::{Event, EventCursor, StoredEvent};
 
 /// What a backend supplies; the compiler names anything missing.
 #[async_trait]
@@ -60,6 +62,39 @@ pub trait Backend: Send + Sync + 'static {
     /// not held up (WAL). PostgreSQL locks rows, not the database: `false`.
     const SERIALIZE_WRITES: bool = false;
 
+    /// The condition (SQL on `events`) under which an event's place in the
+    /// outbox is final: no event that commits later can come before it.
+    const FEED_VISIBLE: &'static str;
+
+    /// Claims due webhook deliveries (see
+    /// [`stowage_domain::ports::WebhookRepository::claim_deliveries`]): of
+    /// callers claiming at once, each delivery goes to one.
+    async fn claim_deliveries(
+        c: &mut Self::Conn,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> std::result::Result<Vec<ClaimedRow>, TxError>;
+
+    /// Adds (`add`) or removes (`remove`) a webhook endpoint so that every
+    /// change committed afterwards sees the new set; rows touched.
+    async fn change_endpoints(
+        c: &mut Self::Conn,
+        add: Option<&EndpointRow>,
+        remove: Option<&str>,
+    ) -> std::result::Result<usize, TxError>;
+
+    /// Moves an upload (compare-and-set) and records `event` with the move,
+    /// atomically; whether it moved.
+    async fn transition_upload(
+        c: &mut Self::Conn,
+        tenant: &Tenant,
+        key: &str,
+        from: UploadState,
+        to: UploadState,
+        event: &Event,
+    ) -> std::result::Result<bool, TxError>;
+
     /// Registration (docs/api.md §4), atomically: the upload of `file.s3_key`
     /// moves to `registered` (compare-and-set: of two racing registrations
     /// one wins, the other gets `file/s3-key-already-exists`, or
@@ -67,23 +102,25 @@ pub trait Backend: Send + Sync + 'static {
     /// recorded and counted, and `cleanup` is queued. Nothing is written
     /// unless all of it is, nor when the file would pass `quota`
     /// ([`within_quota`], decided so that racing registrations cannot
-    /// together pass it).
+    /// together pass it). `event` is recorded with it ([`record_event`]).
     async fn register_file(
         c: &mut Self::Conn,
         file: &File,
         row: &FileRow,
         cleanup: Option<&QueuedDeletion>,
         quota: &Quota,
+        event: &Event,
     ) -> std::result::Result<(), TxError>;
 
     /// Writes `row` over the file if its `updated_at` is still `expected`
     /// and moves its count when its visibility changed, atomically (see
-    /// [`apply_file_update`]); whether it wrote.
+    /// [`apply_file_update`]), recording `event` if it wrote; whether it wrote.
     async fn update_file(
         c: &mut Self::Conn,
         file: &File,
         row: &FileRow,
         expected: i64,
+        event: &Event,
     ) -> std::result::Result<bool, TxError>;
 
     /// How many files of other owners than `owner`, in the listing's tenant
@@ -102,13 +139,16 @@ pub trait Backend: Send + Sync + 'static {
     /// its own (SQLite's `file_shares`), replacing what was there.
     async fn index_shares(c: &mut Self::Conn, row: &FileRow) -> std::result::Result<(), TxError>;
 
-    /// Deletes the file, uncounts it and queues its object's deletion,
-    /// atomically; the deleted row.
+    /// Deletes the file if its `updated_at` is still `expected`, uncounts
+    /// it, queues its object's deletion and records `event`, atomically;
+    /// the deleted row.
     async fn delete_file(
         c: &mut Self::Conn,
         tenant: &Tenant,
         id: &str,
+        expected: i64,
         now: Timestamp,
+        event: &Event,
     ) -> std::result::Result<Option<FileRow>, TxError>;
 }
 
@@ -161,8 +201,8 @@ pub async fn unclaimed<C: DbConn>(c: &mut C, file: &File) -> std::result::Result
 }
 
 /// Writes the mutable fields of `row` (inside the caller's transaction) if
-/// the stored `updated_at` is still `expected` (compare-and-set), and moves
-/// its count when the visibility changed from `old`; `None` (no such row) is
+/// the stored `updated_at` is still `expected` (compare-and-set), moves its
+/// count when the visibility changed from `old`, and records `event`; `None` (no such row) is
 /// `file/not-found`. Returns whether it wrote. The caller reads `old` with
 /// the locking its backend needs.
 ///
@@ -173,6 +213,7 @@ pub async fn apply_file_update<C: DbConn>(
     row: &FileRow,
     old: Option<String>,
     expected: i64,
+    event: &Event,
 ) -> std::result::Result<bool, TxError> {
     let Some(old) = old else {
         return Err(TxError::Domain(Error::new(ErrorCode::FileNotFound)));
@@ -188,11 +229,13 @@ pub async fn apply_file_update<C: DbConn>(
         c.execute_statement(q::bump_count(row, &row.visibility, 1))
             .await?;
     }
+    record_event(c, event).await?;
     Ok(true)
 }
 
-/// Deletes the file `id` (inside the caller's transaction), uncounts it and
-/// queues its object's deletion; the deleted row.
+/// Deletes the file `id` if its `updated_at` is still `expected` (inside the
+/// caller's transaction), uncounts it, queues its object's deletion and
+/// records `event`; the deleted row.
 ///
 /// # Errors
 /// The database's.
@@ -200,11 +243,14 @@ pub async fn delete_counted<C: DbConn>(
     c: &mut C,
     tenant: &Tenant,
     id: &str,
+    expected: i64,
     now: Timestamp,
+    event: &Event,
 ) -> std::result::Result<Option<FileRow>, TxError> {
-    let Some(row) = first(c.load_rows(q::delete_file(tenant, id)).await?) else {
+    let Some(row) = first(c.load_rows(q::delete_file(tenant, id, expected)).await?) else {
         return Ok(None);
     };
+    record_event(c, event).await?;
     c.execute_statement(q::bump_count(&row, &row.visibility, -1))
         .await?;
     let queued = QueuedDeletion {
@@ -465,19 +511,20 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
         .transpose()
     }
 
-    async fn transition_upload(
+    async fn transition_upload<'a>(
         &self,
         tenant: &Tenant,
         key: &str,
         from: UploadState,
         to: UploadState,
+        event: Option<&'a Event>,
     ) -> Result<bool> {
-        self.run_write("move upload", async |c| {
-            Ok(
-                c.execute_statement(q::transition_upload(tenant, key, from, to))
-                    .await?
-                    == 1,
-            )
+        self.run_write("move upload", async |c| match event {
+            Some(event) => B::transition_upload(c, tenant, key, from, to, event).await,
+            None => Ok(c
+                .execute_statement(q::transition_upload(tenant, key, from, to))
+                .await?
+                == 1),
         })
         .await
     }
@@ -546,10 +593,11 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
         file: &File,
         cleanup: Option<&'a QueuedDeletion>,
         quota: &Quota,
+        event: &Event,
     ) -> Result<()> {
         let row = FileRow::from_file(file)?;
         self.run_write("register file", async |c| {
-            B::register_file(c, file, &row, cleanup, quota).await
+            B::register_file(c, file, &row, cleanup, quota, event).await
         })
         .await
     }
@@ -578,10 +626,15 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
         row.map(File::try_from).transpose()
     }
 
-    async fn update_file(&self, file: &File, expected_updated_at: Timestamp) -> Result<bool> {
+    async fn update_file(
+        &self,
+        file: &File,
+        expected_updated_at: Timestamp,
+        event: &Event,
+    ) -> Result<bool> {
         let row = FileRow::from_file(file)?;
         self.run_write("update file", async |c| {
-            B::update_file(c, file, &row, expected_updated_at.millis()).await
+            B::update_file(c, file, &row, expected_updated_at.millis(), event).await
         })
         .await
     }
@@ -602,17 +655,26 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
 
     async fn delete_file(
         &self,
-        tenant: &Tenant,
-        id: FileId,
+        file: &File,
         now: Timestamp,
+        event: &Event,
     ) -> Result<Option<File>> {
-        let id = id.to_string();
+        let id = file.id.to_string();
+        let expected = file.updated_at.millis();
         let row = self
             .run_write("delete file", async |c| {
-                B::delete_file(c, tenant, &id, now).await
+                B::delete_file(c, &file.tenant, &id, expected, now, event).await
             })
             .await?;
         row.map(File::try_from).transpose()
+    }
+
+    async fn events_after(&self, after: EventCursor, limit: u32) -> Result<Vec<StoredEvent>> {
+        self.read_events(after, limit).await
+    }
+
+    async fn last_event(&self) -> Result<Option<EventCursor>> {
+        self.read_last_event().await
     }
 
     async fn list_files(&self, query: &ListQuery) -> Result<ListPage> {

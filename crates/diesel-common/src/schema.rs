@@ -103,7 +103,68 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The outbox (docs/api.md §10).
+    events (seq) {
+        seq -> BigInt,
+        tx -> BigInt,
+        id -> Text,
+        project -> Text,
+        env -> Text,
+        kind -> Text,
+        subject -> Text,
+        body -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        project -> Text,
+        env -> Text,
+        url -> Text,
+        secret -> Text,
+        event_types -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (endpoint_id, event_seq) {
+        endpoint_id -> Text,
+        event_seq -> BigInt,
+        event_id -> Text,
+        subject -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        lease_until -> BigInt,
+        retry_from -> BigInt,
+        finished_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (endpoint_id, event_seq, attempt) {
+        endpoint_id -> Text,
+        event_seq -> BigInt,
+        attempt -> Integer,
+        at -> BigInt,
+        status -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        duration_ms -> BigInt,
+    }
+}
+
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
+diesel::joinable!(webhook_deliveries -> events (event_seq));
+
 diesel::allow_tables_to_appear_in_same_query!(
+    events,
+    webhook_endpoints,
+    webhook_deliveries,
+    webhook_attempts,
     files,
     file_shares,
     api_keys,

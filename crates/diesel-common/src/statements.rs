@@ -229,13 +229,15 @@ pub fn update_file_if(row: &FileRow, expected: i64) -> impl Statement + '_ {
     ))
 }
 
-/// Deletes the file `id` in `tenant`, returning it.
-pub fn delete_file<'a>(tenant: &'a Tenant, id: &'a str) -> impl Rows<'a, FileRow> {
+/// Deletes the file `id` in `tenant` if its `updated_at` is still
+/// `expected` (compare-and-set), returning it.
+pub fn delete_file<'a>(tenant: &'a Tenant, id: &'a str, expected: i64) -> impl Rows<'a, FileRow> {
     diesel::delete(
         files::table
             .filter(files::id.eq(id))
             .filter(files::project.eq(tenant.project.as_str()))
-            .filter(files::env.eq(tenant.env.as_str())),
+            .filter(files::env.eq(tenant.env.as_str()))
+            .filter(files::updated_at.eq(expected)),
     )
     .returning(columns::<FileRow>())
 }

@@ -14,6 +14,7 @@ pub mod access;
 pub mod auth;
 pub mod content;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod limits;
 pub mod list;
@@ -25,6 +26,7 @@ pub mod service;
 pub mod text;
 pub mod upload;
 pub mod validation;
+pub mod webhooks;
 
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

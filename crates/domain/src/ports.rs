@@ -4,10 +4,12 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::events::{Event, EventCursor, StoredEvent};
 use crate::list::{ListPage, ListQuery};
 use crate::model::{ApiKeyRecord, File, FileId, Owner, Tenant, Timestamp};
 use crate::quota::{Quota, Usage};
 use crate::upload::{IssuedUpload, UploadState};
+use crate::webhooks::{AttemptRecord, AttemptResult, DueDelivery, WebhookEndpoint};
 
 /// Source of the current time (tests control it).
 #[cfg_attr(feature = "testing", mockall::automock)]
@@ -71,13 +73,15 @@ pub trait FileRepository: Send + Sync {
     async fn find_upload(&self, tenant: &Tenant, key: &str) -> Result<Option<IssuedUpload>>;
 
     /// Moves the upload from `from` to `to` if and only if it is in `from`
-    /// (compare-and-set); returns whether it moved.
-    async fn transition_upload(
+    /// (compare-and-set), recording `event` (if any) in the outbox with the
+    /// move, atomically; returns whether it moved (no move, no event).
+    async fn transition_upload<'a>(
         &self,
         tenant: &Tenant,
         key: &str,
         from: UploadState,
         to: UploadState,
+        event: Option<&'a Event>,
     ) -> Result<bool>;
 
     /// Claims the upload issued as `key` in `tenant` for registration: if it
@@ -91,8 +95,9 @@ pub trait FileRepository: Send + Sync {
     ) -> Result<Option<IssuedUpload>>;
 
     /// Atomically marks the upload of `file.s3_key` as registered, inserts
-    /// `file`, counts it (files and bytes, [`FileRepository::usage`]) and
-    /// queues `cleanup` (if any) for deletion: all happen or none.
+    /// `file`, counts it (files and bytes, [`FileRepository::usage`]),
+    /// queues `cleanup` (if any) for deletion and records `event` in the
+    /// outbox: all happen or none.
     ///
     /// # Errors
     /// MUST return `file/s3-key-already-exists` if a file with this key exists
@@ -108,6 +113,7 @@ pub trait FileRepository: Send + Sync {
         file: &File,
         cleanup: Option<&'a QueuedDeletion>,
         quota: &Quota,
+        event: &Event,
     ) -> Result<()>;
 
     /// The files and bytes `owner` holds in `tenant` (every owner's together
@@ -127,20 +133,35 @@ pub trait FileRepository: Send + Sync {
     /// updatedAt) if and only if the stored row's `updatedAt` is still
     /// `expected_updated_at` (compare-and-set: of two racing updates made from
     /// the same state, one is refused and can re-apply its change to the new
-    /// state); returns whether the row was written.
+    /// state), recording `event` in the outbox with the write; returns
+    /// whether the row was written (no write, no event).
     ///
     /// # Errors
     /// MUST return `file/not-found` if the file no longer exists.
-    async fn update_file(&self, file: &File, expected_updated_at: Timestamp) -> Result<bool>;
-
-    /// Atomically deletes the file and queues its object for deletion; returns
-    /// the deleted file, or `None` if there was none.
-    async fn delete_file(
+    async fn update_file(
         &self,
-        tenant: &Tenant,
-        id: FileId,
-        now: Timestamp,
-    ) -> Result<Option<File>>;
+        file: &File,
+        expected_updated_at: Timestamp,
+        event: &Event,
+    ) -> Result<bool>;
+
+    /// Atomically deletes the file if it is still as `file` shows it (its
+    /// `updatedAt` unchanged: compare-and-set, so the event describes what
+    /// was deleted), uncounts it, queues its object for deletion and
+    /// records `event`; returns the deleted file, or `None` if nothing was
+    /// deleted (the file is gone, or changed: read it again).
+    async fn delete_file(&self, file: &File, now: Timestamp, event: &Event)
+        -> Result<Option<File>>;
+
+    /// Up to `limit` events of the outbox after `after`, in cursor order.
+    /// MUST return only committed events, and MUST NOT return an event
+    /// while one that will come before it may still commit (so a reader
+    /// that advances its cursor never skips one).
+    async fn events_after(&self, after: EventCursor, limit: u32) -> Result<Vec<StoredEvent>>;
+
+    /// The cursor of the last event [`FileRepository::events_after`] can
+    /// return now; `None` when the outbox is empty.
+    async fn last_event(&self) -> Result<Option<EventCursor>>;
 
     /// One page of files: only rows in the query's scope, filtered, in the
     /// requested order with ties broken by id in the same direction; `total`
@@ -180,6 +201,55 @@ pub trait FileRepository: Send + Sync {
 
     /// Checks the backend answers.
     async fn health_check(&self) -> Result<()>;
+}
+
+/// Webhook endpoints and their deliveries (docs/api.md §10).
+///
+/// A change's transaction ([`FileRepository::register_file`] and the other
+/// writes that take an [`Event`]) MUST record, with the event, one pending
+/// delivery for every endpoint of the event's tenant that wants its type,
+/// as the endpoints stand when it commits.
+#[cfg_attr(feature = "testing", mockall::automock)]
+#[async_trait]
+pub trait WebhookRepository: Send + Sync {
+    /// Adds an endpoint: changes committed after this returns are delivered to it.
+    async fn add_endpoint(&self, endpoint: &WebhookEndpoint) -> Result<()>;
+
+    /// Every endpoint, oldest first.
+    async fn endpoints(&self) -> Result<Vec<WebhookEndpoint>>;
+
+    /// Removes an endpoint and its deliveries; returns whether it existed.
+    async fn remove_endpoint(&self, id: &str) -> Result<bool>;
+
+    /// Claims up to `limit` deliveries for one attempt each, until
+    /// `lease_until`: pending, due at `now`, not claimed by a lease still
+    /// running, and with no earlier pending delivery of the same subject to
+    /// the same endpoint (events of one file arrive in order). Of callers
+    /// claiming at once (replicas), each delivery MUST go to one; a lease
+    /// that runs out (a crash mid-attempt) makes it claimable again.
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>>;
+
+    /// Records the attempt and moves the delivery as `result` says
+    /// (delivered, failed, or pending until `result.next_attempt`),
+    /// releasing its lease.
+    async fn record_attempt(&self, delivery: &DueDelivery, result: &AttemptResult) -> Result<()>;
+
+    /// The latest `limit` attempts of deliveries to an endpoint, newest first.
+    async fn attempts(&self, endpoint_id: &str, limit: u32) -> Result<Vec<AttemptRecord>>;
+
+    /// Makes every delivery of the event pending again, due at `now`, its
+    /// retries counted from `now`; returns how many.
+    async fn redeliver(&self, event_id: &str, now: Timestamp) -> Result<u64>;
+
+    /// Removes deliveries finished (delivered or failed) before `before`
+    /// with their attempts, and events written before `before` that no
+    /// delivery still needs; returns how many events went.
+    async fn prune(&self, before: Timestamp) -> Result<u64>;
 }
 
 /// An object to delete later, queued with the change that makes it garbage

@@ -73,6 +73,7 @@ impl FileService {
         let mut file = self.load(principal, id).await?;
         for _ in 0..MAX_PATCH_ATTEMPTS {
             modify_access(principal, &file)?;
+            let before = file.clone();
             let expected = file.updated_at;
             if let Some(meta) = &patch.metadata {
                 file.metadata = file.metadata.merge_patch(meta)?;
@@ -92,7 +93,20 @@ impl FileService {
                 .clock
                 .now()
                 .max(Timestamp::from_millis(expected.millis() + 1));
-            if self.repo.update_file(&file, expected).await? {
+            let changed = changed_fields(&before, &file);
+            if changed.is_empty() {
+                // Nothing to write, nothing to announce (docs/api.md §10).
+                return Ok(self.view(&before, crate::model::Projection::Full));
+            }
+            let event = Event::file_updated(
+                self.ids.unique(),
+                file.updated_at,
+                &file,
+                &changed,
+                self.config.public_base_url.as_deref(),
+            );
+            if self.repo.update_file(&file, expected, &event).await? {
+                self.events.add(EventType::FileUpdated);
                 return Ok(self.view(&file, crate::model::Projection::Full));
             }
             // Changed under us: apply the patch again to the latest state (or
@@ -106,20 +120,38 @@ impl FileService {
 
     /// `DELETE /v1/files/:id`: the row goes and the object deletion is queued in
     /// one transaction; then the object is deleted now if the store allows.
+    ///
+    /// The deletion is a compare-and-set on the file as read (its event
+    /// describes exactly what was deleted): a file changed meanwhile is read
+    /// again, and access checked again; one deleted meanwhile answers as
+    /// deleted.
     pub async fn delete(&self, principal: &Principal, id: FileId) -> Result<()> {
-        let file = self.load(principal, id).await?;
-        modify_access(principal, &file)?;
-        let now = self.clock.now();
-        if let Some(deleted) = self
-            .repo
-            .delete_file(&principal.tenant, file.id, now)
-            .await?
-        {
-            if self.store.delete(&deleted.s3_key).await.is_ok() {
-                self.repo.finish_object_deletion(&deleted.s3_key).await?;
+        let mut file = self.load(principal, id).await?;
+        for _ in 0..MAX_PATCH_ATTEMPTS {
+            modify_access(principal, &file)?;
+            let now = self.clock.now();
+            let event = Event::file_deleted(
+                self.ids.unique(),
+                now,
+                &file,
+                self.config.public_base_url.as_deref(),
+            );
+            if let Some(deleted) = self.repo.delete_file(&file, now, &event).await? {
+                self.events.add(EventType::FileDeleted);
+                if self.store.delete(&deleted.s3_key).await.is_ok() {
+                    self.repo.finish_object_deletion(&deleted.s3_key).await?;
+                }
+                return Ok(());
+            }
+            match self.repo.get_file(&principal.tenant, id).await? {
+                Some(now_stored) => file = now_stored,
+                // Deleted by a racing request: the outcome asked for holds.
+                None => return Ok(()),
             }
         }
-        Ok(())
+        Err(Error::unavailable(
+            "The file is changing too fast to delete it; try again",
+        ))
     }
 
     /// `POST /v1/files/:id/download-url`.
@@ -147,4 +179,23 @@ impl FileService {
             expires_at,
         })
     }
+}
+
+/// The fields a PATCH changed, as the API names them (the `changed` of a
+/// `file.updated` event).
+fn changed_fields(before: &File, after: &File) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if before.original_name != after.original_name {
+        out.push("originalName");
+    }
+    if before.visibility != after.visibility {
+        out.push("visibility");
+    }
+    if before.metadata != after.metadata {
+        out.push("metadata");
+    }
+    if before.shared_with != after.shared_with {
+        out.push("sharedWith");
+    }
+    out
 }

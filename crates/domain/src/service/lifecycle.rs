@@ -38,6 +38,13 @@ impl FileService {
         );
         let mut cleaned = 0;
         for upload in self.repo.abandoned_uploads(cutoff, now, batch).await? {
+            let event = Event::upload_expired(
+                self.ids.unique(),
+                now,
+                &upload.tenant,
+                &upload.key,
+                upload.multipart_id.as_deref(),
+            );
             if !self
                 .repo
                 .transition_upload(
@@ -45,11 +52,13 @@ impl FileService {
                     &upload.key,
                     upload.state,
                     UploadState::Aborted,
+                    Some(&event),
                 )
                 .await?
             {
                 continue; // Registered or swept by another replica meanwhile.
             }
+            self.events.add(EventType::UploadExpired);
             let staged = keys::staging_key(&upload.key);
             if let (Some(id), UploadState::Pending | UploadState::Completing) =
                 (&upload.multipart_id, upload.state)

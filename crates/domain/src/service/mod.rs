@@ -16,6 +16,7 @@ use validator::Validate;
 
 use crate::access::{modify_access, read_access};
 use crate::error::{Error, ErrorCode, Result};
+use crate::events::{Event, EventCounts, EventType};
 use crate::keys;
 use crate::limits::{
     Limits, MimeType, MAX_KEY_BYTES, MAX_MIME_CHARS, MAX_NAME_CHARS, MAX_SHARED_WITH,
@@ -126,6 +127,7 @@ pub struct FileService {
     ids: Arc<dyn Ids>,
     config: ServiceConfig,
     seal: std::sync::OnceLock<CursorSeal>,
+    events: Arc<EventCounts>,
 }
 
 impl FileService {
@@ -143,7 +145,13 @@ impl FileService {
             ids: Arc::new(SystemIds),
             config,
             seal: std::sync::OnceLock::new(),
+            events: Arc::default(),
         }
+    }
+
+    /// The events this service has committed, by type (docs/api.md §10).
+    pub fn events_written(&self) -> &EventCounts {
+        &self.events
     }
 
     /// The same service drawing ids and secrets from `ids` (by default

@@ -98,6 +98,7 @@ impl FileService {
                 &upload.key,
                 UploadState::Registering,
                 upload.state,
+                None,
             )
             .await;
     }
@@ -194,9 +195,17 @@ impl FileService {
             key: staged,
             due: upload.expires_at.plus_secs(self.config.staging_grace_secs),
         };
+        let event = Event::file_registered(
+            self.ids.unique(),
+            file.created_at,
+            file,
+            self.config.public_base_url.as_deref(),
+        );
         self.repo
-            .register_file(file, Some(&cleanup), &self.config.quota)
-            .await
+            .register_file(file, Some(&cleanup), &self.config.quota, &event)
+            .await?;
+        self.events.add(EventType::FileRegistered);
+        Ok(())
     }
 }
 

@@ -242,7 +242,13 @@ impl FileService {
         // completion), exactly one gets past this line.
         if !self
             .repo
-            .transition_upload(tenant, key, UploadState::Pending, UploadState::Completing)
+            .transition_upload(
+                tenant,
+                key,
+                UploadState::Pending,
+                UploadState::Completing,
+                None,
+            )
             .await?
         {
             return Err(Error::new(ErrorCode::UploadNotFound));
@@ -268,7 +274,7 @@ impl FileService {
                     UploadState::Pending
                 };
                 self.repo
-                    .transition_upload(tenant, key, UploadState::Completing, back)
+                    .transition_upload(tenant, key, UploadState::Completing, back, None)
                     .await?;
                 return Err(e);
             }
@@ -282,7 +288,13 @@ impl FileService {
         if digest_differs {
             self.discard_object(&staged).await;
             self.repo
-                .transition_upload(tenant, key, UploadState::Completing, UploadState::Aborted)
+                .transition_upload(
+                    tenant,
+                    key,
+                    UploadState::Completing,
+                    UploadState::Aborted,
+                    None,
+                )
                 .await?;
             return Err(Error::with_message(
                 ErrorCode::InvalidPartsArray,
@@ -294,7 +306,13 @@ impl FileService {
         {
             self.discard_object(&staged).await;
             self.repo
-                .transition_upload(tenant, key, UploadState::Completing, UploadState::Aborted)
+                .transition_upload(
+                    tenant,
+                    key,
+                    UploadState::Completing,
+                    UploadState::Aborted,
+                    None,
+                )
                 .await?;
             return Err(if assembled.size > upload.max_size {
                 Error::new(ErrorCode::FileTooLarge)
@@ -306,7 +324,13 @@ impl FileService {
             });
         }
         self.repo
-            .transition_upload(tenant, key, UploadState::Completing, UploadState::Completed)
+            .transition_upload(
+                tenant,
+                key,
+                UploadState::Completing,
+                UploadState::Completed,
+                None,
+            )
             .await?;
         Ok(CompletedUpload {
             key: key.to_owned(),
@@ -329,6 +353,7 @@ impl FileService {
                 key,
                 UploadState::Pending,
                 UploadState::Aborted,
+                None,
             )
             .await?
         {

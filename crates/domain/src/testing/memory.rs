@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use crate::auth::ApiKeyRecord;
 use crate::error::{Error, ErrorCode, Result};
+use crate::events::{Event, EventCursor, StoredEvent};
 use crate::limits::{sha256_base64, CHECKSUM_SHA256_HEADER as CHECKSUM_HEADER};
 use crate::list::{ListPage, ListQuery, MimeFilter, Scope, SortBy, SortDirection, SortValue};
 use crate::model::{
@@ -81,6 +82,19 @@ struct RepoState {
     files: BTreeMap<FileId, File>,
     deletions: BTreeMap<String, Timestamp>,
     secrets: HashMap<String, Vec<u8>>,
+    /// The outbox: every committed event, in commit order.
+    events: Vec<StoredEvent>,
+}
+
+impl RepoState {
+    /// Records `event` with the change being made under the same lock.
+    fn record(&mut self, event: &Event) {
+        let seq = self.events.last().map_or(1, |e| e.cursor.seq + 1);
+        self.events.push(StoredEvent {
+            cursor: EventCursor { tx: 0, seq },
+            event: event.clone(),
+        });
+    }
 }
 
 /// `FileRepository` in memory.
@@ -146,17 +160,21 @@ impl FileRepository for MemoryFileRepository {
             .cloned())
     }
 
-    async fn transition_upload(
+    async fn transition_upload<'a>(
         &self,
         tenant: &Tenant,
         key: &str,
         from: UploadState,
         to: UploadState,
+        event: Option<&'a Event>,
     ) -> Result<bool> {
         let mut s = lock(&self.0);
         match s.uploads.get_mut(&(tenant.clone(), key.to_owned())) {
             Some(u) if u.state == from => {
                 u.state = to;
+                if let Some(e) = event {
+                    s.record(e);
+                }
                 Ok(true)
             }
             _ => Ok(false),
@@ -189,6 +207,7 @@ impl FileRepository for MemoryFileRepository {
         file: &File,
         cleanup: Option<&'a QueuedDeletion>,
         quota: &Quota,
+        event: &Event,
     ) -> Result<()> {
         let mut s = lock(&self.0);
         if s.files.values().any(|f| f.s3_key == file.s3_key) {
@@ -221,6 +240,7 @@ impl FileRepository for MemoryFileRepository {
         if let Some(c) = cleanup {
             s.deletions.entry(c.key.clone()).or_insert(c.due);
         }
+        s.record(event);
         Ok(())
     }
 
@@ -244,9 +264,15 @@ impl FileRepository for MemoryFileRepository {
             .cloned())
     }
 
-    async fn update_file(&self, file: &File, expected_updated_at: Timestamp) -> Result<bool> {
+    async fn update_file(
+        &self,
+        file: &File,
+        expected_updated_at: Timestamp,
+        event: &Event,
+    ) -> Result<bool> {
         let mut s = lock(&self.0);
-        match s.files.get_mut(&file.id) {
+        let s = &mut *s;
+        let written = match s.files.get_mut(&file.id) {
             Some(f) if f.tenant == file.tenant && f.updated_at != expected_updated_at => Ok(false),
             Some(f) if f.tenant == file.tenant => {
                 f.original_name = file.original_name.clone();
@@ -257,24 +283,44 @@ impl FileRepository for MemoryFileRepository {
                 Ok(true)
             }
             _ => Err(Error::new(ErrorCode::FileNotFound)),
+        }?;
+        if written {
+            s.record(event);
         }
+        Ok(written)
     }
 
     async fn delete_file(
         &self,
-        tenant: &Tenant,
-        id: FileId,
+        file: &File,
         now: Timestamp,
+        event: &Event,
     ) -> Result<Option<File>> {
         let mut s = lock(&self.0);
-        if !s.files.get(&id).is_some_and(|f| &f.tenant == tenant) {
+        let unchanged = |f: &File| f.tenant == file.tenant && f.updated_at == file.updated_at;
+        if !s.files.get(&file.id).is_some_and(unchanged) {
             return Ok(None);
         }
-        let file = s.files.remove(&id);
-        if let Some(f) = &file {
+        let deleted = s.files.remove(&file.id);
+        if let Some(f) = &deleted {
             s.deletions.insert(f.s3_key.clone(), now);
+            s.record(event);
         }
-        Ok(file)
+        Ok(deleted)
+    }
+
+    async fn events_after(&self, after: EventCursor, limit: u32) -> Result<Vec<StoredEvent>> {
+        Ok(lock(&self.0)
+            .events
+            .iter()
+            .filter(|e| e.cursor > after)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn last_event(&self) -> Result<Option<EventCursor>> {
+        Ok(lock(&self.0).events.last().map(|e| e.cursor))
     }
 
     async fn list_files(&self, query: &ListQuery) -> Result<ListPage> {

@@ -83,3 +83,24 @@ pub fn file(
         updated_at: at,
     }
 }
+
+/// The `file.registered` event of `file` (what the service records with it).
+pub fn registered_event(file: &File) -> crate::events::Event {
+    crate::events::Event::file_registered(uuid::Uuid::now_v7(), file.created_at, file, None)
+}
+
+/// A `file.updated` event of `file` as given.
+pub fn updated_event(file: &File) -> crate::events::Event {
+    crate::events::Event::file_updated(
+        uuid::Uuid::now_v7(),
+        file.updated_at,
+        file,
+        &["originalName"],
+        None,
+    )
+}
+
+/// The `file.deleted` event of `file`.
+pub fn deleted_event(file: &File) -> crate::events::Event {
+    crate::events::Event::file_deleted(uuid::Uuid::now_v7(), file.updated_at, file, None)
+}

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use stowage_domain::events::{Event, EventCursor, StoredEvent};
 use stowage_domain::list::{ListPage, ListQuery};
 use stowage_domain::model::{File, FileId, Tenant, Timestamp};
 use stowage_domain::ports::{
@@ -163,6 +164,10 @@ impl ObjectStore for BuggyStore {
 enum RepoBug {
     ListLeaksAnotherTenant,
     UpdateLosesAKey,
+    /// The outbox reads nothing back.
+    DropsEvents,
+    /// Deletes whatever is stored, changed or not.
+    DeleteIgnoresCompare,
 }
 
 /// The in-memory repository with one bug.
@@ -181,14 +186,17 @@ impl FileRepository for BuggyRepo {
     async fn find_upload(&self, tenant: &Tenant, key: &str) -> Result<Option<IssuedUpload>> {
         self.inner.find_upload(tenant, key).await
     }
-    async fn transition_upload(
+    async fn transition_upload<'a>(
         &self,
         tenant: &Tenant,
         key: &str,
         from: UploadState,
         to: UploadState,
+        event: Option<&'a Event>,
     ) -> Result<bool> {
-        self.inner.transition_upload(tenant, key, from, to).await
+        self.inner
+            .transition_upload(tenant, key, from, to, event)
+            .await
     }
     async fn claim_for_registration(
         &self,
@@ -202,6 +210,7 @@ impl FileRepository for BuggyRepo {
         file: &File,
         cleanup: Option<&'a QueuedDeletion>,
         quota: &stowage_domain::quota::Quota,
+        event: &Event,
     ) -> Result<()> {
         let name = file.tenant.project.to_string();
         if let Ok(mut t) = self.tenants.lock() {
@@ -211,7 +220,7 @@ impl FileRepository for BuggyRepo {
                 }
             }
         }
-        self.inner.register_file(file, cleanup, quota).await
+        self.inner.register_file(file, cleanup, quota, event).await
     }
     async fn usage<'a>(
         &self,
@@ -226,20 +235,34 @@ impl FileRepository for BuggyRepo {
     async fn find_file_by_key(&self, tenant: &Tenant, key: &str) -> Result<Option<File>> {
         self.inner.find_file_by_key(tenant, key).await
     }
-    async fn update_file(&self, file: &File, expected: Timestamp) -> Result<bool> {
+    async fn update_file(&self, file: &File, expected: Timestamp, event: &Event) -> Result<bool> {
         let mut file = file.clone();
         if self.bug == RepoBug::UpdateLosesAKey {
             file.metadata.related_entity_id = None;
         }
-        self.inner.update_file(&file, expected).await
+        self.inner.update_file(&file, expected, event).await
     }
     async fn delete_file(
         &self,
-        tenant: &Tenant,
-        id: FileId,
+        file: &File,
         now: Timestamp,
+        event: &Event,
     ) -> Result<Option<File>> {
-        self.inner.delete_file(tenant, id, now).await
+        if self.bug == RepoBug::DeleteIgnoresCompare {
+            if let Some(stored) = self.inner.get_file(&file.tenant, file.id).await? {
+                return self.inner.delete_file(&stored, now, event).await;
+            }
+        }
+        self.inner.delete_file(file, now, event).await
+    }
+    async fn events_after(&self, after: EventCursor, limit: u32) -> Result<Vec<StoredEvent>> {
+        if self.bug == RepoBug::DropsEvents {
+            return Ok(Vec::new());
+        }
+        self.inner.events_after(after, limit).await
+    }
+    async fn last_event(&self) -> Result<Option<EventCursor>> {
+        self.inner.last_event().await
     }
     async fn list_files(&self, query: &ListQuery) -> Result<ListPage> {
         let mut page = self.inner.list_files(query).await?;
@@ -333,7 +356,12 @@ async fn the_kit_catches_every_planted_store_bug() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kit_catches_every_planted_repository_bug() {
-    for bug in [RepoBug::ListLeaksAnotherTenant, RepoBug::UpdateLosesAKey] {
+    for bug in [
+        RepoBug::ListLeaksAnotherTenant,
+        RepoBug::UpdateLosesAKey,
+        RepoBug::DropsEvents,
+        RepoBug::DeleteIgnoresCompare,
+    ] {
         let caught = kit_fails(async move {
             let repo = BuggyRepo {
                 inner: MemoryFileRepository::default(),

@@ -30,9 +30,14 @@ pub async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
         None,
         "find_file_by_key MUST be None for an upload not registered"
     );
-    repo.register_file(&f, None, &crate::quota::Quota::NONE)
-        .await
-        .expect("register");
+    repo.register_file(
+        &f,
+        None,
+        &crate::quota::Quota::NONE,
+        &crate::testing::registered_event(&f),
+    )
+    .await
+    .expect("register");
     assert_eq!(
         repo.get_file(&t, f.id).await.expect("get"),
         Some(f.clone()),
@@ -65,7 +70,13 @@ pub async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
     let mut stale = changed.clone();
     stale.original_name = "stale.txt".into();
     assert_eq!(
-        repo.update_file(&stale, now.plus_secs(1)).await.ok(),
+        repo.update_file(
+            &stale,
+            now.plus_secs(1),
+            &crate::testing::updated_event(&stale)
+        )
+        .await
+        .ok(),
         Some(false),
         "update_file MUST refuse a row whose updatedAt is not the expected one"
     );
@@ -75,7 +86,13 @@ pub async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
         "a refused update_file MUST change nothing"
     );
     assert_eq!(
-        repo.update_file(&changed, f.updated_at).await.ok(),
+        repo.update_file(
+            &changed,
+            f.updated_at,
+            &crate::testing::updated_event(&changed)
+        )
+        .await
+        .ok(),
         Some(true),
         "update_file from the expected updatedAt"
     );
@@ -85,35 +102,71 @@ pub async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
         "update_file MUST store every field of the file as given"
     );
     assert_eq!(
-        repo.update_file(&stale, f.updated_at).await.ok(),
+        repo.update_file(&stale, f.updated_at, &crate::testing::updated_event(&stale))
+            .await
+            .ok(),
         Some(false),
         "a second update from the same state MUST be refused (no lost update)"
     );
     let mut foreign = changed.clone();
     foreign.tenant = other.clone();
     assert_eq!(
-        code(repo.update_file(&foreign, changed.updated_at).await),
+        code(
+            repo.update_file(
+                &foreign,
+                changed.updated_at,
+                &crate::testing::updated_event(&foreign)
+            )
+            .await
+        ),
         Some(ErrorCode::FileNotFound),
         "update across tenants"
     );
 
+    let mut foreign_copy = changed.clone();
+    foreign_copy.tenant = other.clone();
     assert_eq!(
-        repo.delete_file(&other, f.id, now).await.expect("delete"),
+        repo.delete_file(
+            &foreign_copy,
+            now,
+            &crate::testing::deleted_event(&foreign_copy)
+        )
+        .await
+        .expect("delete"),
         None,
         "delete across tenants"
     );
     assert_eq!(
-        repo.delete_file(&t, f.id, now).await.expect("delete"),
-        Some(changed)
+        repo.delete_file(&f, now, &crate::testing::deleted_event(&f))
+            .await
+            .expect("delete"),
+        None,
+        "delete_file MUST NOT delete a file changed since it was read (compare-and-set)"
+    );
+    assert_eq!(
+        repo.get_file(&t, f.id).await.expect("get"),
+        Some(changed.clone()),
+        "a refused delete_file MUST change nothing"
+    );
+    assert_eq!(
+        repo.delete_file(&changed, now, &crate::testing::deleted_event(&changed))
+            .await
+            .expect("delete"),
+        Some(changed.clone())
     );
     assert_eq!(repo.get_file(&t, f.id).await.expect("get"), None);
     assert_eq!(
-        repo.delete_file(&t, f.id, now).await.expect("delete"),
+        repo.delete_file(&changed, now, &crate::testing::deleted_event(&changed))
+            .await
+            .expect("delete"),
         None,
         "second delete finds nothing"
     );
     assert_eq!(
-        code(repo.update_file(&f, f.updated_at).await),
+        code(
+            repo.update_file(&f, f.updated_at, &crate::testing::updated_event(&f))
+                .await
+        ),
         Some(ErrorCode::FileNotFound),
         "update of a deleted file"
     );
@@ -201,9 +254,14 @@ pub async fn concurrent_writers_one_wins(repo: &dyn FileRepository) {
         .await
         .expect("insert");
     let f = file(&t, &alice, &key, "race.txt", Visibility::Private, now);
-    repo.register_file(&f, None, &crate::quota::Quota::NONE)
-        .await
-        .expect("register");
+    repo.register_file(
+        &f,
+        None,
+        &crate::quota::Quota::NONE,
+        &crate::testing::registered_event(&f),
+    )
+    .await
+    .expect("register");
     let updates: Vec<_> = (0..8)
         .map(|i| {
             let mut changed = f.clone();
@@ -212,7 +270,14 @@ pub async fn concurrent_writers_one_wins(repo: &dyn FileRepository) {
             changed
         })
         .collect();
-    let results = futures_join_all(updates.iter().map(|u| repo.update_file(u, f.updated_at))).await;
+    let events: Vec<_> = updates.iter().map(crate::testing::updated_event).collect();
+    let results = futures_join_all(
+        updates
+            .iter()
+            .zip(&events)
+            .map(|(u, e)| repo.update_file(u, f.updated_at, e)),
+    )
+    .await;
     let wins = results.iter().filter(|r| matches!(r, Ok(true))).count();
     assert_eq!(
         wins, 1,
@@ -229,8 +294,14 @@ pub async fn concurrent_writers_one_wins(repo: &dyn FileRepository) {
     upload.multipart_id = Some("race-upload".into());
     repo.insert_upload(&upload).await.expect("insert");
     let (complete, abort) = tokio::join!(
-        repo.transition_upload(&t, &mkey, UploadState::Pending, UploadState::Completing),
-        repo.transition_upload(&t, &mkey, UploadState::Pending, UploadState::Aborted),
+        repo.transition_upload(
+            &t,
+            &mkey,
+            UploadState::Pending,
+            UploadState::Completing,
+            None
+        ),
+        repo.transition_upload(&t, &mkey, UploadState::Pending, UploadState::Aborted, None),
     );
     let moved = [&complete, &abort]
         .iter()

@@ -86,9 +86,14 @@ pub(super) async fn seed(repo: &dyn FileRepository) -> crate::model::Tenant {
         f.shared_with = shared.iter().map(|s| s.to_string()).collect();
         f.mime_type = (*mime).into();
         f.size = *size;
-        repo.register_file(&f, None, &crate::quota::Quota::NONE)
-            .await
-            .expect("register");
+        repo.register_file(
+            &f,
+            None,
+            &crate::quota::Quota::NONE,
+            &crate::testing::registered_event(&f),
+        )
+        .await
+        .expect("register");
     }
     let svc = Owner {
         kind: OwnerType::Service,
@@ -101,9 +106,14 @@ pub(super) async fn seed(repo: &dyn FileRepository) -> crate::model::Tenant {
         .expect("insert");
     let mut f = file(&t, &svc, &key, "service.bin", Visibility::Private, at);
     f.bucket = Bucket::Temp;
-    repo.register_file(&f, None, &crate::quota::Quota::NONE)
-        .await
-        .expect("register");
+    repo.register_file(
+        &f,
+        None,
+        &crate::quota::Quota::NONE,
+        &crate::testing::registered_event(&f),
+    )
+    .await
+    .expect("register");
     t
 }
 
@@ -225,9 +235,14 @@ async fn list_scopes(repo: &dyn FileRepository, t: &Tenant) {
         at,
     );
     f.shared_with = vec!["bob".into(), "eve".into()];
-    repo.register_file(&f, None, &crate::quota::Quota::NONE)
-        .await
-        .expect("register");
+    repo.register_file(
+        &f,
+        None,
+        &crate::quota::Quota::NONE,
+        &crate::testing::registered_event(&f),
+    )
+    .await
+    .expect("register");
     let (bob_again, total) = names(repo, t, visible_to("bob"), by_name.clone()).await;
     assert_eq!(
         (bob_again, total),
@@ -423,7 +438,13 @@ async fn list_totals_follow_changes(repo: &dyn FileRepository, t: &Tenant) {
     public_alpha.visibility = Visibility::Public;
     public_alpha.updated_at = alpha.updated_at.plus_secs(1);
     assert_eq!(
-        repo.update_file(&public_alpha, alpha.updated_at).await.ok(),
+        repo.update_file(
+            &public_alpha,
+            alpha.updated_at,
+            &crate::testing::updated_event(&public_alpha)
+        )
+        .await
+        .ok(),
         Some(true)
     );
     assert_eq!(
@@ -434,15 +455,19 @@ async fn list_totals_follow_changes(repo: &dyn FileRepository, t: &Tenant) {
     let mut again = public_alpha.clone();
     again.updated_at = public_alpha.updated_at.plus_secs(1);
     assert_eq!(
-        repo.update_file(&again, public_alpha.updated_at).await.ok(),
+        repo.update_file(
+            &again,
+            public_alpha.updated_at,
+            &crate::testing::updated_event(&again)
+        )
+        .await
+        .ok(),
         Some(true),
         "update again, same visibility"
     );
     let public_alpha = again;
     assert_eq!(total_for(visible_to("eve")).await.expect("list").total, 4);
-    repo.delete_file(t, beta.id, Timestamp::from_millis(T0))
-        .await
-        .expect("delete");
+    super::delete_as_stored(repo, t, beta.id, Timestamp::from_millis(T0)).await;
     assert_eq!(
         total_for(visible_to("eve")).await.expect("list").total,
         3,
@@ -454,7 +479,13 @@ async fn list_totals_follow_changes(repo: &dyn FileRepository, t: &Tenant) {
     private_again.visibility = Visibility::Private;
     private_again.updated_at = private_again.updated_at.plus_secs(1);
     assert_eq!(
-        repo.update_file(&private_again, public_alpha_at).await.ok(),
+        repo.update_file(
+            &private_again,
+            public_alpha_at,
+            &crate::testing::updated_event(&private_again)
+        )
+        .await
+        .ok(),
         Some(true)
     );
     assert_eq!(total_for(visible_to("eve")).await.expect("list").total, 2);
@@ -589,9 +620,14 @@ pub async fn caller_listings_in_every_order(repo: &dyn FileRepository) {
         if vis == Visibility::Shared && i % 8 < 6 {
             f.shared_with = vec!["me".into()];
         }
-        repo.register_file(&f, None, &crate::quota::Quota::NONE)
-            .await
-            .expect("register");
+        repo.register_file(
+            &f,
+            None,
+            &crate::quota::Quota::NONE,
+            &crate::testing::registered_event(&f),
+        )
+        .await
+        .expect("register");
         all.push(f);
     }
     let me = user("me");
@@ -710,9 +746,14 @@ pub async fn shares_made_during_a_walk_still_show(repo: &dyn FileRepository) {
                 .expect("insert");
             let mut f = file(&t, &user(owner), &key, &name, vis, at);
             f.shared_with = shared;
-            repo.register_file(&f, None, &crate::quota::Quota::NONE)
-                .await
-                .expect("register");
+            repo.register_file(
+                &f,
+                None,
+                &crate::quota::Quota::NONE,
+                &crate::testing::registered_event(&f),
+            )
+            .await
+            .expect("register");
         }
     };
     for i in 0..6 {

@@ -28,6 +28,7 @@ use super::{file, fresh_tenant, pending_upload, user};
 mod files;
 mod keys;
 mod listing;
+mod outbox;
 mod quota;
 mod service;
 mod store;
@@ -41,6 +42,10 @@ pub use keys::api_key_repository;
 pub use listing::{
     caller_listings_in_every_order, list_pagination_and_cursor, list_scope_filters_and_order,
     shares_made_during_a_walk_still_show,
+};
+pub use outbox::{
+    a_failed_registration_records_no_event, outbox_holds_one_event_per_committed_change,
+    webhook_repository,
 };
 pub use quota::{
     quotas_hold_when_registrations_race, usage_backfilled,
@@ -56,6 +61,25 @@ pub use store::{
 pub use uploads::{
     abandoned_uploads, registration_is_atomic_and_unique, uploads_are_recorded_and_scoped,
 };
+
+/// Deletes the file `id` as it is stored now (the compare-and-set of
+/// [`FileRepository::delete_file`] on a fresh read); panics if it is not there.
+async fn delete_as_stored(
+    repo: &dyn FileRepository,
+    tenant: &crate::model::Tenant,
+    id: crate::model::FileId,
+    now: Timestamp,
+) -> File {
+    let f = repo
+        .get_file(tenant, id)
+        .await
+        .expect("get")
+        .expect("the file to delete");
+    repo.delete_file(&f, now, &crate::testing::deleted_event(&f))
+        .await
+        .expect("delete")
+        .expect("deleted")
+}
 
 /// What a repository fixture gives the per-check tests of [`crate::repository_kit!`].
 pub trait RepositoryFixture {
@@ -118,6 +142,7 @@ macro_rules! repository_kit {
                 concurrent_writers_one_wins,
                 usage_follows_registrations_changes_and_deletions,
                 quotas_hold_when_registrations_race,
+                outbox_holds_one_event_per_committed_change,
                 repository_is_healthy
             );
             $crate::__kit_checks!(keys, $make; api_key_repository);
@@ -203,5 +228,6 @@ pub async fn file_repository(repo: &dyn FileRepository) {
     caller_listings_in_every_order(repo).await;
     shares_made_during_a_walk_still_show(repo).await;
     concurrent_writers_one_wins(repo).await;
+    outbox_holds_one_event_per_committed_change(repo).await;
     repository_is_healthy(repo).await;
 }

@@ -21,7 +21,9 @@ async fn registered(
         .expect("insert upload");
     let mut f = file(t, owner, &key, name, Visibility::Private, now);
     f.size = size;
-    repo.register_file(&f, None, quota).await.map(|()| f)
+    repo.register_file(&f, None, quota, &crate::testing::registered_event(&f))
+        .await
+        .map(|()| f)
 }
 
 fn service() -> Owner {
@@ -81,7 +83,11 @@ pub async fn usage_follows_registrations_changes_and_deletions(repo: &dyn FileRe
     changed.visibility = Visibility::Public;
     changed.updated_at = Timestamp::from_millis(T0 + 1);
     assert!(repo
-        .update_file(&changed, a1.updated_at)
+        .update_file(
+            &changed,
+            a1.updated_at,
+            &crate::testing::updated_event(&changed)
+        )
         .await
         .expect("update"));
     assert_eq!(
@@ -89,9 +95,7 @@ pub async fn usage_follows_registrations_changes_and_deletions(repo: &dyn FileRe
         usage(3, 60)
     );
     // A deletion frees its bytes at once.
-    repo.delete_file(&t, a2.id, Timestamp::from_millis(T0 + 2))
-        .await
-        .expect("delete");
+    super::delete_as_stored(repo, &t, a2.id, Timestamp::from_millis(T0 + 2)).await;
     assert_eq!(
         repo.usage(&t, Some(&alice)).await.expect("usage"),
         usage(2, 40),
@@ -138,10 +142,15 @@ pub async fn quotas_hold_when_registrations_race(repo: &dyn FileRepository) {
     for _ in 0..3 {
         super::service::join_all((0..10).map(|_| repo.usage(&t, Some(&alice))).collect()).await;
     }
+    let events: Vec<_> = racers
+        .iter()
+        .map(crate::testing::registered_event)
+        .collect();
     let results = super::service::join_all(
         racers
             .iter()
-            .map(|f| repo.register_file(f, None, &quota))
+            .zip(&events)
+            .map(|(f, e)| repo.register_file(f, None, &quota, e))
             .collect(),
     )
     .await;

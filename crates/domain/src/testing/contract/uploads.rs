@@ -45,7 +45,8 @@ pub async fn uploads_are_recorded_and_scoped(repo: &dyn FileRepository) {
             &t,
             &multipart.key,
             UploadState::Pending,
-            UploadState::Completed
+            UploadState::Completed,
+            None
         )
         .await
         .expect("cas"));
@@ -55,7 +56,8 @@ pub async fn uploads_are_recorded_and_scoped(repo: &dyn FileRepository) {
                 &t,
                 &multipart.key,
                 UploadState::Pending,
-                UploadState::Aborted
+                UploadState::Aborted,
+                None
             )
             .await
             .expect("cas"),
@@ -66,7 +68,8 @@ pub async fn uploads_are_recorded_and_scoped(repo: &dyn FileRepository) {
             &other,
             &multipart.key,
             UploadState::Completed,
-            UploadState::Aborted
+            UploadState::Aborted,
+            None
         )
         .await
         .expect("cas"));
@@ -118,7 +121,8 @@ pub async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
             &t,
             &multipart.key,
             UploadState::Pending,
-            UploadState::Completed
+            UploadState::Completed,
+            None
         )
         .await
         .expect("cas"));
@@ -141,6 +145,14 @@ pub async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
         &file(&t, &alice, &claimed, "c.txt", Visibility::Private, now),
         None,
         &crate::quota::Quota::NONE,
+        &crate::testing::registered_event(&file(
+            &t,
+            &alice,
+            &claimed,
+            "c.txt",
+            Visibility::Private,
+            now,
+        )),
     )
     .await
     .expect("register_file MUST accept an upload claimed as registering");
@@ -157,9 +169,13 @@ pub async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
         due: now.plus_secs(60),
     };
     let (qa, qb) = (queued("a"), queued("b"));
+    let (ea, eb) = (
+        crate::testing::registered_event(&a),
+        crate::testing::registered_event(&b),
+    );
     let (ra, rb) = tokio::join!(
-        repo.register_file(&a, Some(&qa), &crate::quota::Quota::NONE),
-        repo.register_file(&b, Some(&qb), &crate::quota::Quota::NONE)
+        repo.register_file(&a, Some(&qa), &crate::quota::Quota::NONE, &ea),
+        repo.register_file(&b, Some(&qb), &crate::quota::Quota::NONE, &eb)
     );
     let oks = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
     assert_eq!(
@@ -205,8 +221,13 @@ pub async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
     );
     assert_eq!(
         code(
-            repo.register_file(&missing, None, &crate::quota::Quota::NONE)
-                .await
+            repo.register_file(
+                &missing,
+                None,
+                &crate::quota::Quota::NONE,
+                &crate::testing::registered_event(&missing)
+            )
+            .await
         ),
         Some(ErrorCode::UploadNotFound),
         "no upload, no file"
@@ -250,6 +271,7 @@ pub async fn abandoned_uploads(repo: &dyn FileRepository) {
         &mp_done.key,
         UploadState::Pending,
         UploadState::Completed,
+        None,
     )
     .await
     .expect("cas");
@@ -259,14 +281,28 @@ pub async fn abandoned_uploads(repo: &dyn FileRepository) {
         &file(&t, &alice, &registered.key, "r", Visibility::Private, old),
         None,
         &crate::quota::Quota::NONE,
+        &crate::testing::registered_event(&file(
+            &t,
+            &alice,
+            &registered.key,
+            "r",
+            Visibility::Private,
+            old,
+        )),
     )
     .await
     .expect("register");
     let aborted = pending_upload(&t, &alice, &key("aborted"), old);
     repo.insert_upload(&aborted).await.expect("insert");
-    repo.transition_upload(&t, &aborted.key, UploadState::Pending, UploadState::Aborted)
-        .await
-        .expect("cas");
+    repo.transition_upload(
+        &t,
+        &aborted.key,
+        UploadState::Pending,
+        UploadState::Aborted,
+        None,
+    )
+    .await
+    .expect("cas");
 
     // Left mid-way by a crash: a completion and a registration.
     for (name, state, multipart) in [
@@ -279,7 +315,7 @@ pub async fn abandoned_uploads(repo: &dyn FileRepository) {
         }
         repo.insert_upload(&up).await.expect("insert");
         assert!(
-            repo.transition_upload(&t, &up.key, UploadState::Pending, state)
+            repo.transition_upload(&t, &up.key, UploadState::Pending, state, None)
                 .await
                 .expect("cas"),
             "pending -> {state:?}"
@@ -300,6 +336,7 @@ pub async fn abandoned_uploads(repo: &dyn FileRepository) {
         &fresh_registering.key,
         UploadState::Pending,
         UploadState::Registering,
+        None,
     )
     .await
     .expect("cas");
