@@ -20,3 +20,4 @@ mod reliability;
 mod replicas;
 mod s3;
 mod transfer;
+mod webhooks;

@@ -100,6 +100,7 @@ pub struct Sqlite;
 impl Backend for Sqlite {
     const NAME: &'static str = "sqlite";
     const SERIALIZE_WRITES: bool = true;
+    const CANCEL_SAFE: bool = false;
     type Conn = Conn;
     type Manager = AsyncDieselConnectionManager<Conn>;
     type Config = SqliteConfig;

@@ -27,6 +27,8 @@ pub struct Application {
     /// Base URL clients use.
     pub base_url: String,
     worker: tokio::task::JoinHandle<()>,
+    /// Delivers webhooks ([`crate::webhooks`]), unless turned off.
+    deliverer: Option<tokio::task::JoinHandle<()>>,
     /// Returns the allocator's free memory after bursts ([`crate::memory`]).
     keeper: tokio::task::JoinHandle<()>,
     key_watcher: Option<tokio::task::JoinHandle<()>>,
@@ -77,6 +79,18 @@ impl Application {
             Duration::from_secs(config.lifecycle_interval_secs.max(1)),
         ));
 
+        let deliverer = if config.webhooks.deliver {
+            let deliverer = crate::webhooks::Deliverer::new(
+                repos.hooks.clone(),
+                state.clock.clone(),
+                Arc::clone(&state.metrics),
+                config.webhooks.clone(),
+            )?;
+            Some(tokio::spawn(deliverer.run()))
+        } else {
+            None
+        };
+
         let keeper = tokio::spawn(crate::memory::keeper(
             Duration::from_secs(10),
             Arc::clone(&state.metrics),
@@ -124,6 +138,7 @@ impl Application {
             port: addr.port(),
             base_url,
             worker,
+            deliverer,
             keeper,
             key_watcher,
         })
@@ -141,6 +156,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.worker.abort();
+        if let Some(d) = &self.deliverer {
+            d.abort();
+        }
         self.keeper.abort();
         if let Some(w) = &self.key_watcher {
             w.abort();

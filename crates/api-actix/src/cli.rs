@@ -1,5 +1,5 @@
 //! The `stowage` command line: `serve` (default), `migrate`, `keys`,
-//! `storage`, `backup`, `restore`, `token`.
+//! `webhooks`, `storage`, `backup`, `restore`, `transfer`, `token`.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -28,6 +28,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Webhook endpoints and their deliveries (docs/api.md §10).
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
     },
     /// Object store set-up.
     Storage {
@@ -87,6 +92,45 @@ enum Command {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhooksCommand {
+    /// Add an endpoint; prints its id and signing secret (shown only this once).
+    Add {
+        /// Project id.
+        #[arg(long)]
+        project: String,
+        /// Environment.
+        #[arg(long, value_parser = ["dev", "staging", "prod"])]
+        env: String,
+        /// Where events are POSTed (http or https).
+        #[arg(long)]
+        url: String,
+        /// Only these event types (comma-separated); every type when absent.
+        #[arg(long)]
+        events: Option<String>,
+    },
+    /// List endpoints (never their secrets).
+    List,
+    /// Remove an endpoint and its pending deliveries.
+    Remove {
+        /// Endpoint id, as shown by `webhooks list`.
+        id: String,
+    },
+    /// Recent delivery attempts to an endpoint, newest first.
+    Deliveries {
+        /// Endpoint id.
+        id: String,
+        /// How many attempts.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Deliver an event again to every endpoint that had it (delivered or failed).
+    Redeliver {
+        /// Event id (the `webhook-id` header).
+        event_id: String,
     },
 }
 
@@ -165,6 +209,7 @@ pub fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(config).await,
             Command::Keys { command } => keys(config, command).await,
+            Command::Webhooks { command } => webhooks(config, command).await,
             Command::Storage {
                 command: StorageCommand::Init,
             } => storage_init(config).await,
@@ -349,6 +394,105 @@ async fn keys(config: Config, command: KeysCommand) -> Result<(), String> {
             } else {
                 return Err(format!("no active key with id {id}"));
             }
+        }
+    }
+    Ok(())
+}
+
+async fn webhooks(config: Config, command: WebhooksCommand) -> Result<(), String> {
+    use stowage_domain::events::EventType;
+    use stowage_domain::webhooks::{check_url, WebhookEndpoint, WebhookSecret};
+    let repos = repositories(&config).await?;
+    let hooks = repos.hooks;
+    let fail = |e: stowage_domain::Error| format!("{e:#}");
+    match command {
+        WebhooksCommand::Add {
+            project,
+            env,
+            url,
+            events,
+        } => {
+            check_url(&url).map_err(fail)?;
+            let events = EventType::parse_list(events.as_deref().unwrap_or("")).map_err(fail)?;
+            let tenant = Tenant {
+                project: ProjectId::new(&project).map_err(fail)?,
+                env: env.parse::<Environment>().map_err(fail)?,
+            };
+            let secret =
+                WebhookSecret::from_bytes(rand::random::<[u8; 32]>().to_vec()).map_err(fail)?;
+            let endpoint = WebhookEndpoint {
+                id: uuid::Uuid::now_v7().to_string(),
+                tenant,
+                url,
+                secret,
+                events,
+                created_at: SystemClock.now(),
+            };
+            hooks.add_endpoint(&endpoint).await.map_err(fail)?;
+            println!(
+                "added endpoint {} for {}/{} -> {} (signing secret shown only this once):",
+                endpoint.id, endpoint.tenant.project, endpoint.tenant.env, endpoint.url
+            );
+            println!("{}", endpoint.secret.expose());
+        }
+        WebhooksCommand::List => {
+            println!(
+                "{:<36}  {:<24}  {:<8}  {:<40}  url",
+                "id", "project", "env", "events"
+            );
+            for e in hooks.endpoints().await.map_err(fail)? {
+                let types: Vec<&str> = e.events.iter().map(|t| t.as_str()).collect();
+                println!(
+                    "{:<36}  {:<24}  {:<8}  {:<40}  {}",
+                    e.id,
+                    e.tenant.project,
+                    e.tenant.env,
+                    if types.is_empty() {
+                        "all".to_owned()
+                    } else {
+                        types.join(",")
+                    },
+                    e.url
+                );
+            }
+        }
+        WebhooksCommand::Remove { id } => {
+            if hooks.remove_endpoint(&id).await.map_err(fail)? {
+                println!("removed {id}");
+            } else {
+                return Err(format!("no endpoint with id {id}"));
+            }
+        }
+        WebhooksCommand::Deliveries { id, limit } => {
+            println!(
+                "{:<36}  {:<9}  {:>7}  {:<24}  {:>6}  error",
+                "event", "state", "attempt", "at", "status"
+            );
+            for a in hooks
+                .attempts(&id, limit.clamp(1, 10_000))
+                .await
+                .map_err(fail)?
+            {
+                println!(
+                    "{:<36}  {:<9}  {:>7}  {:<24}  {:>6}  {}",
+                    a.event_id,
+                    a.state.as_str(),
+                    a.attempt,
+                    a.at.to_rfc3339(),
+                    a.status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+                    a.error.unwrap_or_default()
+                );
+            }
+        }
+        WebhooksCommand::Redeliver { event_id } => {
+            let n = hooks
+                .redeliver(&event_id, SystemClock.now())
+                .await
+                .map_err(fail)?;
+            if n == 0 {
+                return Err(format!("no delivery of event {event_id}"));
+            }
+            println!("event {event_id} queued again for {n} endpoint(s)");
         }
     }
     Ok(())

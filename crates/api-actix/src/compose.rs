@@ -11,7 +11,9 @@ use stowage_adapters_s3::{S3Config, S3Store};
 use stowage_adapters_sqlite::{SqliteConfig, SqliteRepository};
 use stowage_diesel_common::transfer::TableCopy;
 use stowage_domain::auth::CachedApiKeys;
-use stowage_domain::ports::{ApiKeyRepository, Clock, FileRepository, ObjectStore};
+use stowage_domain::ports::{
+    ApiKeyRepository, Clock, FileRepository, ObjectStore, WebhookRepository,
+};
 use stowage_domain::service::ServiceConfig;
 
 use crate::config::{Config, CorsOrigins, Database, Storage};
@@ -22,6 +24,8 @@ pub struct Repositories {
     pub files: Arc<dyn FileRepository>,
     /// API keys.
     pub keys: Arc<dyn ApiKeyRepository>,
+    /// Webhook endpoints and deliveries.
+    pub hooks: Arc<dyn WebhookRepository>,
 }
 
 /// Opens (and migrates) the configured metadata store.
@@ -43,7 +47,8 @@ pub async fn repositories(config: &Config) -> Result<Repositories, String> {
             );
             Ok(Repositories {
                 files: repo.clone(),
-                keys: repo,
+                keys: repo.clone(),
+                hooks: repo,
             })
         }
         Database::Postgres(url) => {
@@ -69,7 +74,8 @@ pub async fn repositories(config: &Config) -> Result<Repositories, String> {
             let repo = Arc::new(opened);
             Ok(Repositories {
                 files: repo.clone(),
-                keys: repo,
+                keys: repo.clone(),
+                hooks: repo,
             })
         }
     }

@@ -146,6 +146,77 @@ pub struct Config {
     pub rate_limit: crate::ratelimit::RateLimitConfig,
     /// How long API-key lookups are remembered (0: not at all).
     pub api_key_cache_ms: u64,
+    /// Webhook delivery (docs/api.md §10).
+    pub webhooks: WebhookConfig,
+}
+
+/// Webhook delivery settings (`STOWAGE_WEBHOOK_*`, `STOWAGE_EVENT_RETENTION_HOURS`).
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Whether this server delivers (`STOWAGE_WEBHOOKS_DELIVER`, default on;
+    /// replicas that only serve the API may turn it off).
+    pub deliver: bool,
+    /// Retry schedule (`STOWAGE_WEBHOOK_RETRY_HOURS`, default 24, fractions
+    /// allowed; `STOWAGE_WEBHOOK_RETRY_FIRST_MS`, default 5000;
+    /// `STOWAGE_WEBHOOK_RETRY_MAX_DELAY_MS`, default one hour).
+    pub retry: stowage_domain::webhooks::RetryPolicy,
+    /// Deliver to loopback, private and link-local addresses too
+    /// (`STOWAGE_WEBHOOK_ALLOW_PRIVATE=1`).
+    pub allow_private: bool,
+    /// Longest wait for an endpoint's answer (`STOWAGE_WEBHOOK_TIMEOUT_MS`, default 10000).
+    pub timeout: std::time::Duration,
+    /// Pause between looks for due deliveries when there were none
+    /// (`STOWAGE_WEBHOOK_POLL_MS`, default 1000).
+    pub poll: std::time::Duration,
+    /// Deliveries in flight at once (`STOWAGE_WEBHOOK_CONCURRENCY`, default 16).
+    pub concurrency: u32,
+    /// How long events and finished deliveries are kept
+    /// (`STOWAGE_EVENT_RETENTION_HOURS`, default 168: a week).
+    pub retention: std::time::Duration,
+}
+
+/// Hours as a duration (fractions allowed: `0.01` is 36 s).
+fn hours(name: &str, default: f64) -> Result<std::time::Duration, String> {
+    let h = match var(name) {
+        None => default,
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|h| h.is_finite() && *h >= 0.0 && *h <= 1e6)
+            .ok_or_else(|| format!("{name} must be a number of hours, got `{v}`"))?,
+    };
+    Ok(std::time::Duration::from_secs_f64(h * 3600.0))
+}
+
+fn flag(name: &str, default: bool) -> Result<bool, String> {
+    match var(name).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(format!("{name} must be 1 or 0, got `{other}`")),
+    }
+}
+
+impl WebhookConfig {
+    fn from_env() -> Result<Self, String> {
+        let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Ok(Self {
+            deliver: flag("STOWAGE_WEBHOOKS_DELIVER", true)?,
+            retry: stowage_domain::webhooks::RetryPolicy {
+                first_ms: num("STOWAGE_WEBHOOK_RETRY_FIRST_MS", 5_000)?.max(1),
+                max_delay_ms: num("STOWAGE_WEBHOOK_RETRY_MAX_DELAY_MS", 3_600_000)?.max(1),
+                horizon_ms: millis(hours("STOWAGE_WEBHOOK_RETRY_HOURS", 24.0)?),
+            },
+            allow_private: flag("STOWAGE_WEBHOOK_ALLOW_PRIVATE", false)?,
+            timeout: std::time::Duration::from_millis(
+                num("STOWAGE_WEBHOOK_TIMEOUT_MS", 10_000)?.max(1),
+            ),
+            poll: std::time::Duration::from_millis(num("STOWAGE_WEBHOOK_POLL_MS", 1_000)?.max(10)),
+            concurrency: u32::try_from(num("STOWAGE_WEBHOOK_CONCURRENCY", 16)?.clamp(1, 256))
+                .unwrap_or(16),
+            retention: hours("STOWAGE_EVENT_RETENTION_HOURS", 168.0)?,
+        })
+    }
 }
 
 fn var(name: &str) -> Option<String> {
@@ -391,6 +462,7 @@ impl Config {
                 include_service: var("STOWAGE_RATE_LIMIT_SERVICE")
                     .is_some_and(|v| v == "1" || v == "true"),
             },
+            webhooks: WebhookConfig::from_env()?,
             data_dir,
         })
     }

@@ -19,5 +19,6 @@ pub mod routes;
 pub mod state;
 pub mod transfer;
 pub mod upload_gate;
+pub mod webhooks;
 pub mod wire;
 pub mod worker;

@@ -15,7 +15,7 @@ const BUCKETS: [f64; 12] = [
 
 #[derive(Default)]
 struct Latency {
-    buckets: [u64; BUCKETS.len()],
+    buckets: [u64; 12],
     count: u64,
     sum: f64,
 }
@@ -39,7 +39,20 @@ pub struct Metrics {
     pub uploads_expired: AtomicU64,
     /// Times the allocator was asked to return free memory ([`crate::memory`]).
     pub allocator_trims: AtomicU64,
+    /// Webhook deliveries answered 2xx.
+    pub webhooks_delivered: AtomicU64,
+    /// Webhook attempts that failed and will be retried.
+    pub webhooks_retried: AtomicU64,
+    /// Webhook deliveries that failed for good.
+    pub webhooks_failed: AtomicU64,
+    /// From an event's commit to its delivery.
+    webhook_latency: Mutex<Latency>,
 }
+
+/// Upper bounds of the webhook delivery latency histogram, in seconds.
+const DELIVERY_BUCKETS: [f64; 12] = [
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 600.0, 3600.0,
+];
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -80,6 +93,70 @@ impl Metrics {
                 l.buckets[i] += 1;
             }
         }
+    }
+
+    /// One delivery made `latency` after its event was written.
+    pub fn observe_delivery(&self, latency: Duration) {
+        let secs = latency.as_secs_f64();
+        let mut l = lock(&self.webhook_latency);
+        l.count += 1;
+        l.sum += secs;
+        for (i, bound) in DELIVERY_BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                l.buckets[i] += 1;
+            }
+        }
+    }
+
+    /// Renders the events this text adds: written by type, then deliveries.
+    pub fn render_events(&self, written: &stowage_domain::events::EventCounts) -> String {
+        let mut out = String::from(
+            "# HELP stowage_events_written_total Events committed with their change, by type.\n\
+             # TYPE stowage_events_written_total counter\n",
+        );
+        for (kind, n) in written.snapshot() {
+            let _ = writeln!(out, "stowage_events_written_total{{type=\"{kind}\"}} {n}");
+        }
+        for (name, help, value) in [
+            (
+                "stowage_webhook_deliveries_total",
+                "Webhook deliveries answered 2xx.",
+                &self.webhooks_delivered,
+            ),
+            (
+                "stowage_webhook_retries_total",
+                "Webhook attempts that failed and are retried.",
+                &self.webhooks_retried,
+            ),
+            (
+                "stowage_webhook_failures_total",
+                "Webhook deliveries that failed for good (kept, redeliverable).",
+                &self.webhooks_failed,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        let l = lock(&self.webhook_latency);
+        out.push_str("# HELP stowage_webhook_delivery_latency_seconds From an event's commit to its delivery.\n# TYPE stowage_webhook_delivery_latency_seconds histogram\n");
+        for (i, bound) in DELIVERY_BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "stowage_webhook_delivery_latency_seconds_bucket{{le=\"{bound}\"}} {}",
+                l.buckets[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "stowage_webhook_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {}\n\
+             stowage_webhook_delivery_latency_seconds_sum {}\n\
+             stowage_webhook_delivery_latency_seconds_count {}",
+            l.count, l.sum, l.count
+        );
+        out
     }
 
     /// Adds to a counter.

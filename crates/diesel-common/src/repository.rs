@@ -62,6 +62,14 @@ pub trait Backend: Send + Sync + 'static {
     /// not held up (WAL). PostgreSQL locks rows, not the database: `false`.
     const SERIALIZE_WRITES: bool = false;
 
+    /// Whether a call may be abandoned mid-statement at its timeout.
+    /// SQLite's statements run on the blocking pool, and abandoning one
+    /// blocks the abandoning thread until it ends — which panics on a
+    /// current-thread runtime (actix's workers). Its statements are bounded
+    /// by its busy timeout instead, so only the wait for a turn and a
+    /// connection is timed out there.
+    const CANCEL_SAFE: bool = true;
+
     /// The condition (SQL on `events`) under which an event's place in the
     /// outbox is final: no event that commits later can come before it.
     const FEED_VISIBLE: &'static str;
@@ -391,25 +399,39 @@ impl<B: Backend> DieselRepository<B> {
     where
         F: for<'c> AsyncFnOnce(&'c mut B::Conn) -> std::result::Result<T, TxError>,
     {
-        let work = async {
-            let _turn = if serialize {
+        let started = tokio::time::Instant::now();
+        let timed_out = || Error::unavailable(format!("{}: {op}: query timed out", B::NAME));
+        // Waiting for a turn and a connection is always bounded.
+        let acquire = async {
+            let turn = if serialize {
                 Some(self.writer.lock().await)
             } else {
                 None
             };
-            let mut conn = self
+            let conn = self
                 .pool
                 .get()
                 .await
                 .map_err(|e| Error::unavailable(format!("{} pool: {op}: {e}", B::NAME)))?;
+            Ok::<_, Error>((turn, conn))
+        };
+        let (_turn, mut conn) = tokio::time::timeout(self.query_timeout, acquire)
+            .await
+            .map_err(|_| timed_out())??;
+        let work = async {
             f(&mut conn).await.map_err(|e| match e {
                 TxError::Db(e) => Self::db_error(op, e),
                 TxError::Domain(e) => e,
             })
         };
-        tokio::time::timeout(self.query_timeout, work)
+        if !B::CANCEL_SAFE {
+            // Bounded by the backend itself (SQLite's busy timeout).
+            return work.await;
+        }
+        let left = self.query_timeout.saturating_sub(started.elapsed());
+        tokio::time::timeout(left, work)
             .await
-            .map_err(|_| Error::unavailable(format!("{}: {op}: query timed out", B::NAME)))?
+            .map_err(|_| timed_out())?
     }
 
     /// The total of a listing from the maintained counts, without counting

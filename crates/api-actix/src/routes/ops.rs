@@ -20,7 +20,7 @@ pub async fn health() -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .body(state.metrics.render() + &state.metrics.render_events(state.files.events_written()))
 }
 
 /// `GET /ready`: database and store reachable; 503 otherwise.
