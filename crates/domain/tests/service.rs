@@ -1422,3 +1422,134 @@ async fn bytes_replaced_between_checks_and_move_are_not_registered() {
         .expect("find");
     assert!(listed.is_none(), "nothing registered");
 }
+
+/// Collects what an [`EventFeed`] hands it; fails on the event ids in `fail`.
+#[derive(Default)]
+struct Collect {
+    got: std::sync::Mutex<Vec<stowage_domain::events::StoredEvent>>,
+    fail: std::sync::Mutex<Vec<uuid::Uuid>>,
+}
+
+#[async_trait::async_trait]
+impl stowage_domain::events::EventSubscriber for Collect {
+    async fn handle(&self, e: &stowage_domain::events::StoredEvent) -> stowage_domain::Result<()> {
+        if self.fail.lock().expect("lock").contains(&e.event.id) {
+            return Err(stowage_domain::Error::unavailable("subscriber down"));
+        }
+        self.got.lock().expect("lock").push(e.clone());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn every_committed_change_is_an_event_and_the_feed_hands_them_out_in_order() {
+    use stowage_domain::events::{EventFeed, EventType};
+    let h = harness();
+    let alice = h.user("alice");
+    let bob = h.user("bob");
+    let mut feed = EventFeed::from_now(h.repo.clone()).await.expect("feed");
+    let f = h.file(&alice, "a.txt", Visibility::Private).await;
+    let id: FileId = f.id;
+    // A change, a PATCH that changes nothing, a refused PATCH, a rename.
+    h.service
+        .patch(&alice, id, FilePatch::default().set_visibility(Visibility::Public))
+        .await
+        .expect("patch");
+    h.service
+        .patch(&alice, id, FilePatch::default().set_visibility(Visibility::Public))
+        .await
+        .expect("same again");
+    assert!(h
+        .service
+        .patch(&bob, id, FilePatch::default().rename("x.txt"))
+        .await
+        .is_err());
+    h.service
+        .patch(&alice, id, FilePatch::default().rename("b.txt").merge_metadata(json!({"tags": ["t"]})))
+        .await
+        .expect("rename");
+    assert!(h.service.delete(&bob, id).await.is_err());
+    h.service.delete(&alice, id).await.expect("delete");
+    // An abandoned upload swept by the lifecycle worker.
+    let key = h.upload(&alice, "left.txt", b"x").await;
+    h.clock.advance_secs(2 * 24 * 3600);
+    assert_eq!(h.service.sweep_abandoned_uploads(100).await.ok(), Some(1));
+
+    let sink = Collect::default();
+    assert_eq!(feed.poll(&sink, 100).await.ok(), Some(5));
+    let got = sink.got.lock().expect("lock").clone();
+    let kinds: Vec<EventType> = got.iter().map(|e| e.event.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventType::FileRegistered,
+            EventType::FileUpdated,
+            EventType::FileUpdated,
+            EventType::FileDeleted,
+            EventType::UploadExpired
+        ]
+    );
+    assert_eq!(got[0].event.data["file"]["originalName"], "a.txt");
+    assert_eq!(got[0].event.data["file"]["sharedWith"], json!(["bob"]));
+    assert_eq!(got[1].event.data["changed"], json!(["visibility"]));
+    assert_eq!(got[2].event.data["changed"], json!(["originalName", "metadata"]));
+    assert_eq!(got[3].event.data["file"]["originalName"], "b.txt", "as it was deleted");
+    assert_eq!(got[4].event.data, json!({"key": key}));
+    assert!(got.iter().all(|e| e.event.tenant == h.tenant));
+    assert_eq!(
+        h.service.events_written().snapshot().map(|(_, n)| n),
+        [1, 2, 1, 1]
+    );
+    assert_eq!(feed.poll(&sink, 100).await.ok(), Some(0), "nothing twice");
+
+    // A subscriber that fails stops the feed at that event, and gets it again.
+    let g = h.file(&alice, "c.txt", Visibility::Private).await;
+    h.service.delete(&alice, g.id).await.expect("delete");
+    let picky = Collect::default();
+    let all = h.repo.events_after(feed.cursor(), 10).await.expect("events");
+    picky.fail.lock().expect("lock").push(all[1].event.id);
+    let before = feed.cursor();
+    assert!(feed.poll(&picky, 100).await.is_err());
+    assert!(feed.cursor() > before && feed.cursor() < all[1].cursor);
+    picky.fail.lock().expect("lock").clear();
+    assert_eq!(feed.poll(&picky, 100).await.ok(), Some(1));
+    let kinds: Vec<EventType> = picky.got.lock().expect("lock").iter().map(|e| e.event.kind).collect();
+    assert_eq!(kinds, [EventType::FileRegistered, EventType::FileDeleted]);
+    // A resumed feed starts where a persisted cursor says.
+    let cursor: stowage_domain::events::EventCursor =
+        before.to_string().parse().expect("cursor");
+    let mut resumed = EventFeed::resume(h.repo.clone(), cursor);
+    let again = Collect::default();
+    assert_eq!(resumed.poll(&again, 100).await.ok(), Some(2));
+}
+
+#[tokio::test]
+async fn a_delete_racing_a_patch_deletes_the_file_as_it_now_is() {
+    // The repository's compare-and-set refuses a delete of a stale read; the
+    // service reads again, so the event names the latest state.
+    let h = harness();
+    let alice = h.user("alice");
+    let f = h.file(&alice, "a.txt", Visibility::Private).await;
+    let stale = h.repo.get_file(&h.tenant, f.id).await.expect("get").expect("file");
+    h.service
+        .patch(&alice, f.id, FilePatch::default().rename("new.txt"))
+        .await
+        .expect("patch");
+    let event = stowage_domain::testing::deleted_event(&stale);
+    assert_eq!(
+        h.repo
+            .delete_file(&stale, h.clock.now(), &event)
+            .await
+            .expect("delete"),
+        None
+    );
+    h.service.delete(&alice, f.id).await.expect("delete");
+    let events = h
+        .repo
+        .events_after(Default::default(), 10)
+        .await
+        .expect("events");
+    let last = events.last().expect("event");
+    assert_eq!(last.event.data["file"]["originalName"], "new.txt");
+    assert!(events.iter().all(|e| e.event.id != event.id));
+}
