@@ -208,6 +208,24 @@ async fn embedded_to_postgres_and_s3_killed_resumed_and_served_the_same() {
         .expect("created secret key <id> for …")
         .to_owned();
     source.cli(&["keys", "revoke", &revoked_id]);
+    // A webhook endpoint, with the secret its receiver verifies with.
+    let hook = source.cli_output(&[
+        "webhooks",
+        "add",
+        "--project",
+        "demo",
+        "--env",
+        "dev",
+        "--url",
+        "https://example.com/hooks",
+        "--events",
+        "file.deleted",
+    ]);
+    let hook_id = hook
+        .split_whitespace()
+        .nth(2)
+        .expect("added endpoint <id> …")
+        .to_owned();
 
     // Onto itself: refused.
     let own_db = source.data.path().join("stowage.db").display().to_string();
@@ -293,6 +311,11 @@ async fn embedded_to_postgres_and_s3_killed_resumed_and_served_the_same() {
     .owning_database(db_name);
     // The source's keys work on the target (it made none of its own).
     assert!(target.pk.is_empty(), "the target found the copied keys");
+    let hooks = target.cli_output(&["webhooks", "list"]);
+    assert!(
+        hooks.contains(&hook_id) && hooks.contains("file.deleted"),
+        "webhook endpoints are copied: {hooks}"
+    );
     for (id, bytes, creds) in &files {
         let (s_status, on_source) = source.get(&format!("/v1/files/{id}"), creds).await;
         let (t_status, there) = target.get(&format!("/v1/files/{id}"), creds).await;

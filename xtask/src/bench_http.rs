@@ -706,3 +706,224 @@ async fn upload_throughput(
         rss_peak.saturating_sub(rss_before) as f64 / 1024.0
     ))
 }
+
+/// A webhook receiver for the benchmark: HTTP/1.1 with keep-alive, answers
+/// every request `204`, counts them and notes when the last came.
+struct Receiver {
+    url: String,
+    count: Arc<AtomicUsize>,
+    last: Arc<std::sync::Mutex<Option<Instant>>>,
+}
+
+impl Receiver {
+    async fn start() -> Result<Self, String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let url = format!(
+            "http://{}/hooks",
+            listener.local_addr().map_err(|e| e.to_string())?
+        );
+        let count = Arc::new(AtomicUsize::new(0));
+        let last = Arc::new(std::sync::Mutex::new(None));
+        let (c, l) = (count.clone(), last.clone());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let (c, l) = (c.clone(), l.clone());
+                tokio::spawn(async move {
+                    let mut buf: Vec<u8> = Vec::new();
+                    let mut chunk = [0u8; 16384];
+                    loop {
+                        // One request: head, then Content-Length bytes.
+                        let head_end = loop {
+                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break i + 4;
+                            }
+                            match conn.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        while buf.len() < head_end + len {
+                            match conn.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.drain(..head_end + len);
+                        c.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut t) = l.lock() {
+                            *t = Some(Instant::now());
+                        }
+                        if conn
+                            .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Self { url, count, last })
+    }
+}
+
+/// `cargo xtask bench-webhooks`: registration with no webhook endpoint and
+/// with one (a local receiver answering 204), each on a fresh server, and
+/// how fast the events of the second run reach the receiver.
+pub async fn run_webhooks(
+    mode: &str,
+    duration: Duration,
+    concurrency: usize,
+    postgres: Option<String>,
+    server_bin: &str,
+) -> Result<String, String> {
+    let mut rows = Vec::new();
+    let mut delivery = String::new();
+    for with_endpoint in [false, true] {
+        let (data, mut env) = fresh_server_env("stowage-bench-webhooks");
+        env.push(("STOWAGE_WEBHOOK_ALLOW_PRIVATE".into(), "1".into()));
+        let mut database = None;
+        if mode == "postgres" {
+            let admin = postgres
+                .clone()
+                .ok_or("--mode postgres needs PostgreSQL ($DATABASE_URL or 127.0.0.1:5432)")?;
+            let name = format!("stowage_bench_webhooks_{}", std::process::id());
+            let url = create_database(&admin, &name)?;
+            env.push(("DATABASE_URL".to_owned(), url));
+            database = Some((admin, name));
+        }
+        let server = start(server_bin, env)?;
+        let receiver = Receiver::start().await?;
+        if with_endpoint {
+            let out = Command::new(&server.bin)
+                .envs(server.env.iter().cloned())
+                .args([
+                    "webhooks",
+                    "add",
+                    "--project",
+                    "demo",
+                    "--env",
+                    "dev",
+                    "--url",
+                    &receiver.url,
+                ])
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(format!(
+                    "webhooks add: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(concurrency * 2)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let users: Arc<Vec<Caller>> = Arc::new(
+            (0..USERS)
+                .map(|u| Caller {
+                    key: server.pk.clone(),
+                    token: Some(token(&server, &format!("user-{u}"))),
+                })
+                .collect(),
+        );
+        let prepared = 20_000;
+        eprintln!("pre-uploading {prepared} objects…");
+        let mut keys = Vec::new();
+        for chunk in (0..prepared).collect::<Vec<_>>().chunks(128) {
+            let futs = chunk.iter().map(|&i| {
+                let (client, base, c) = (
+                    client.clone(),
+                    server.base.clone(),
+                    users[i % USERS].clone(),
+                );
+                async move { upload(&client, &base, &c, i).await.map(|k| (k, i)) }
+            });
+            for r in futures_util::future::join_all(futs).await {
+                keys.push(r?);
+            }
+        }
+        let keys = Arc::new(keys);
+        let started = Instant::now();
+        let (u, k) = (users.clone(), keys.clone());
+        let name = if with_endpoint {
+            "POST /v1/files, one webhook endpoint"
+        } else {
+            "POST /v1/files, no webhook endpoint"
+        };
+        let o = drive(
+            name,
+            &server,
+            concurrency,
+            duration,
+            move |i| {
+                let (key, n) = k.get(i)?;
+                let req = Req::new(Method::POST, "/v1/files".to_owned());
+                Some(authed(req, &u[n % USERS]).json(&register_body(key, *n)))
+            },
+            |status| status == 201,
+        )
+        .await;
+        if with_endpoint {
+            let registered = o.requests - o.errors;
+            let phase_end = Instant::now();
+            let deadline = phase_end + Duration::from_secs(300);
+            while receiver.count.load(Ordering::Relaxed) < registered && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let got = receiver.count.load(Ordering::Relaxed);
+            let last = receiver
+                .last
+                .lock()
+                .ok()
+                .and_then(|t| *t)
+                .unwrap_or(phase_end);
+            let span = last.duration_since(started).as_secs_f64();
+            let backlog = last.saturating_duration_since(phase_end).as_secs_f64();
+            delivery = format!(
+                "\n\nDelivery during and after that phase: {got} of {registered} events delivered \
+                 to the local receiver in {span:.1} s from the phase's start ({:.0} deliveries/s \
+                 while registrations were being made); the backlog drained {backlog:.1} s after \
+                 the phase ended.",
+                got as f64 / span.max(0.001)
+            );
+        }
+        rows.push(o);
+        drop(server);
+        let _ = std::fs::remove_dir_all(&data);
+        if let Some((admin, name)) = database {
+            drop_database(&admin, &name);
+        }
+    }
+    let mut report = format!(
+        "Mode: {mode}. {concurrency} concurrent connections, {}s per run, a fresh server per run, \
+         load generator and receiver on the same machine.\n\n\
+         | run | req/s | p50 ms | p99 ms | errors | server CPU µs/req | PostgreSQL CPU µs/req |\n|---|---|---|---|---|---|---|\n",
+        duration.as_secs()
+    );
+    for o in &rows {
+        report.push_str(&format!(
+            "| {} | {:.0} | {:.2} | {:.2} | {} | {:.0} | {:.0} |\n",
+            o.name,
+            o.requests as f64 / o.secs,
+            o.p50,
+            o.p99,
+            o.errors,
+            o.per_request(o.cpu),
+            o.per_request(o.db_cpu),
+        ));
+    }
+    report.push_str(&delivery);
+    Ok(report)
+}

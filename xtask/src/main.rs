@@ -15,6 +15,9 @@
 //!   [--key-cache-ms MS] [--server-bin PATH]` load-tests a release server and
 //!   writes requests/s, p50/p99, CPU and RSS into docs/performance.md
 //!   (`--server-bin`: measure another build, report on stdout only).
+//! - `bench-webhooks [--mode embedded|postgres] [--duration S]` registration
+//!   req/s on a fresh server without and with one webhook endpoint (a local
+//!   receiver), and the delivery rate, into docs/performance.md.
 //! - `soak [--mode embedded|postgres] [--minutes N] [--concurrency C]` a mixed
 //!   workload for N minutes (default 10, 64 connections); per minute: requests,
 //!   errors, p99, RSS and open fds of the server, written into docs/performance.md.
@@ -503,6 +506,45 @@ fn bench_http(args: &[String]) -> Result<(), String> {
     )
 }
 
+fn bench_webhooks(args: &[String]) -> Result<(), String> {
+    let mode = flag(args, "--mode").unwrap_or_else(|| "postgres".into());
+    if mode != "embedded" && mode != "postgres" {
+        return Err("--mode must be embedded or postgres".into());
+    }
+    let duration = flag(args, "--duration")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(10);
+    let concurrency = flag(args, "--concurrency")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(32);
+    let custom_bin = flag(args, "--server-bin");
+    let server_bin = custom_bin
+        .clone()
+        .unwrap_or_else(|| "target/release/stowage".into());
+    if custom_bin.is_none() {
+        build_release_server()?;
+    }
+    if cfg!(debug_assertions) {
+        return rerun_as_release("bench-webhooks", args);
+    }
+    let report = runtime()?.block_on(bench_http::run_webhooks(
+        &mode,
+        Duration::from_secs(duration),
+        concurrency,
+        find_postgres(),
+        &server_bin,
+    ))?;
+    println!("{report}");
+    if custom_bin.is_some() {
+        return Ok(());
+    }
+    write_report(
+        &format!("bench-webhooks-{mode}"),
+        &format!("Registration with and without a webhook endpoint, {mode} mode (cargo xtask bench-webhooks --mode {mode})"),
+        &format!("Machine: {}.\n\n{report}", machine()),
+    )
+}
+
 fn migrate() -> Result<(), String> {
     let mut cmd = cargo();
     cmd.args([
@@ -562,6 +604,7 @@ fn main() -> ExitCode {
         Some("bench-db") => bench_db(&args[1..]),
         Some("fuzz-api") => fuzz_api(&args[1..]),
         Some("bench-http") => bench_http(&args[1..]),
+        Some("bench-webhooks") => bench_webhooks(&args[1..]),
         Some("bench-promote") => bench_promote(),
         Some("soak") => soak(&args[1..]),
         Some("audit") => audit::audit(&args[1..]),
@@ -569,7 +612,7 @@ fn main() -> ExitCode {
         Some("browser-test") => ts::browser_test(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--files N] | fuzz-api [--max-examples N] | bench-http [--mode embedded|postgres] [--duration S] [--concurrency C] | bench-promote | soak [--mode embedded|postgres] [--minutes N] [--concurrency C] | audit [--db PATH] | check-openapi [--write] | browser-test | \
+                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--files N] | fuzz-api [--max-examples N] | bench-http [--mode embedded|postgres] [--duration S] [--concurrency C] | bench-webhooks [--mode embedded|postgres] [--duration S] | bench-promote | soak [--mode embedded|postgres] [--minutes N] [--concurrency C] | audit [--db PATH] | check-openapi [--write] | browser-test | \
                  s3-server --port P --dir D --bucket B --access-key K --secret-key S>"
             );
             return ExitCode::from(2);

@@ -76,7 +76,7 @@ impl TryFrom<EventRow> for StoredEvent {
 }
 
 /// A row of `webhook_endpoints`.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhook_endpoints, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct EndpointRow {
     pub id: String,
@@ -135,6 +135,22 @@ pub struct ClaimedRow {
     pub attempts: i32,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub retry_from: i64,
+}
+
+/// Up to `limit` endpoints with an id after `after`, in id order (transfer).
+pub fn endpoints_after(after: &str, limit: i64) -> impl Rows<'_, EndpointRow> {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::id.gt(after))
+        .order_by(webhook_endpoints::id.asc())
+        .limit(limit)
+        .select(columns::<EndpointRow>())
+}
+
+/// Records an endpoint unless its id is recorded (transfer).
+pub fn copy_endpoint(row: &EndpointRow) -> impl Statement + '_ {
+    diesel::insert_into(webhook_endpoints::table)
+        .values(row)
+        .on_conflict_do_nothing()
 }
 
 /// Records an event.

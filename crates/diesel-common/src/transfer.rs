@@ -14,6 +14,7 @@ use stowage_domain::model::File;
 use stowage_domain::Result;
 
 use crate::conn::DbConn;
+use crate::events::{copy_endpoint, endpoints_after, EndpointRow};
 use crate::repository::{Backend, DieselRepository, TxError};
 use crate::rows::{ApiKeyRow, DeletionRow, FileRow, SecretRow, UploadRow};
 use crate::statements as q;
@@ -31,13 +32,17 @@ pub enum Table {
     Deletions,
     /// `instance_secrets` (what signs cursors and gateway URLs).
     Secrets,
+    /// `webhook_endpoints` (with their secrets; the outbox of events and
+    /// their deliveries is not copied).
+    WebhookEndpoints,
 }
 
 impl Table {
     /// Every table, in the order a transfer copies them.
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Secrets,
         Table::ApiKeys,
+        Table::WebhookEndpoints,
         Table::Uploads,
         Table::Files,
         Table::Deletions,
@@ -51,6 +56,7 @@ impl Table {
             Table::Files => "files",
             Table::Deletions => "object_deletions",
             Table::Secrets => "instance_secrets",
+            Table::WebhookEndpoints => "webhook_endpoints",
         }
     }
 }
@@ -68,6 +74,8 @@ pub enum Batch {
     Deletions(Vec<DeletionRow>),
     /// Of `instance_secrets`.
     Secrets(Vec<SecretRow>),
+    /// Of `webhook_endpoints`.
+    WebhookEndpoints(Vec<EndpointRow>),
 }
 
 impl Batch {
@@ -79,6 +87,7 @@ impl Batch {
             Batch::Files(r) => r.len(),
             Batch::Deletions(r) => r.len(),
             Batch::Secrets(r) => r.len(),
+            Batch::WebhookEndpoints(r) => r.len(),
         }
     }
 
@@ -95,6 +104,7 @@ impl Batch {
             Batch::Files(r) => r.iter().map(|r| r.id.as_str()).collect(),
             Batch::Deletions(r) => r.iter().map(|r| r.s3_key.as_str()).collect(),
             Batch::Secrets(r) => r.iter().map(|r| r.name.as_str()).collect(),
+            Batch::WebhookEndpoints(r) => r.iter().map(|r| r.id.as_str()).collect(),
         }
     }
 
@@ -132,6 +142,10 @@ impl Batch {
                 .iter()
                 .map(|r| (r.name.clone(), Item::Secret(r.clone())))
                 .collect(),
+            Batch::WebhookEndpoints(r) => r
+                .iter()
+                .map(|r| (r.id.clone(), Item::Endpoint(r.clone())))
+                .collect(),
         })
     }
 }
@@ -143,6 +157,7 @@ enum Item {
     File(Box<File>),
     Deletion(DeletionRow),
     Secret(SecretRow),
+    Endpoint(EndpointRow),
 }
 
 /// A repository a transfer reads or writes, whatever its backend.
@@ -175,6 +190,9 @@ impl<B: Backend> TableCopy for DieselRepository<B> {
                     Batch::Deletions(c.load_rows(q::deletions_after(after, n)).await?)
                 }
                 Table::Secrets => Batch::Secrets(c.load_rows(q::secrets_after(after, n)).await?),
+                Table::WebhookEndpoints => {
+                    Batch::WebhookEndpoints(c.load_rows(endpoints_after(after, n)).await?)
+                }
             })
         })
         .await
@@ -212,6 +230,11 @@ impl<B: Backend> TableCopy for DieselRepository<B> {
                         new += c.execute_statement(q::copy_secret(r)).await?;
                     }
                 }
+                Batch::WebhookEndpoints(rows) => {
+                    for r in rows {
+                        new += c.execute_statement(copy_endpoint(r)).await?;
+                    }
+                }
             }
             Ok::<_, TxError>(new as u64)
         })
@@ -219,7 +242,9 @@ impl<B: Backend> TableCopy for DieselRepository<B> {
     }
 
     async fn count_rows(&self, table: Table) -> Result<u64> {
-        use crate::schema::{api_keys, files, instance_secrets, object_deletions, uploads};
+        use crate::schema::{
+            api_keys, files, instance_secrets, object_deletions, uploads, webhook_endpoints,
+        };
         use diesel::QueryDsl;
         self.run("count rows", async |c| {
             let n = match table {
@@ -228,6 +253,7 @@ impl<B: Backend> TableCopy for DieselRepository<B> {
                 Table::Files => c.load_rows(files::table.count()).await?,
                 Table::Deletions => c.load_rows(object_deletions::table.count()).await?,
                 Table::Secrets => c.load_rows(instance_secrets::table.count()).await?,
+                Table::WebhookEndpoints => c.load_rows(webhook_endpoints::table.count()).await?,
             };
             let n: i64 = crate::repository::first(n).unwrap_or(0);
             Ok(u64::try_from(n).unwrap_or(0))

@@ -1452,11 +1452,19 @@ async fn every_committed_change_is_an_event_and_the_feed_hands_them_out_in_order
     let id: FileId = f.id;
     // A change, a PATCH that changes nothing, a refused PATCH, a rename.
     h.service
-        .patch(&alice, id, FilePatch::default().set_visibility(Visibility::Public))
+        .patch(
+            &alice,
+            id,
+            FilePatch::default().set_visibility(Visibility::Public),
+        )
         .await
         .expect("patch");
     h.service
-        .patch(&alice, id, FilePatch::default().set_visibility(Visibility::Public))
+        .patch(
+            &alice,
+            id,
+            FilePatch::default().set_visibility(Visibility::Public),
+        )
         .await
         .expect("same again");
     assert!(h
@@ -1465,7 +1473,13 @@ async fn every_committed_change_is_an_event_and_the_feed_hands_them_out_in_order
         .await
         .is_err());
     h.service
-        .patch(&alice, id, FilePatch::default().rename("b.txt").merge_metadata(json!({"tags": ["t"]})))
+        .patch(
+            &alice,
+            id,
+            FilePatch::default()
+                .rename("b.txt")
+                .merge_metadata(json!({"tags": ["t"]})),
+        )
         .await
         .expect("rename");
     assert!(h.service.delete(&bob, id).await.is_err());
@@ -1492,8 +1506,14 @@ async fn every_committed_change_is_an_event_and_the_feed_hands_them_out_in_order
     assert_eq!(got[0].event.data["file"]["originalName"], "a.txt");
     assert_eq!(got[0].event.data["file"]["sharedWith"], json!(["bob"]));
     assert_eq!(got[1].event.data["changed"], json!(["visibility"]));
-    assert_eq!(got[2].event.data["changed"], json!(["originalName", "metadata"]));
-    assert_eq!(got[3].event.data["file"]["originalName"], "b.txt", "as it was deleted");
+    assert_eq!(
+        got[2].event.data["changed"],
+        json!(["originalName", "metadata"])
+    );
+    assert_eq!(
+        got[3].event.data["file"]["originalName"], "b.txt",
+        "as it was deleted"
+    );
     assert_eq!(got[4].event.data, json!({"key": key}));
     assert!(got.iter().all(|e| e.event.tenant == h.tenant));
     assert_eq!(
@@ -1506,18 +1526,27 @@ async fn every_committed_change_is_an_event_and_the_feed_hands_them_out_in_order
     let g = h.file(&alice, "c.txt", Visibility::Private).await;
     h.service.delete(&alice, g.id).await.expect("delete");
     let picky = Collect::default();
-    let all = h.repo.events_after(feed.cursor(), 10).await.expect("events");
+    let all = h
+        .repo
+        .events_after(feed.cursor(), 10)
+        .await
+        .expect("events");
     picky.fail.lock().expect("lock").push(all[1].event.id);
     let before = feed.cursor();
     assert!(feed.poll(&picky, 100).await.is_err());
     assert!(feed.cursor() > before && feed.cursor() < all[1].cursor);
     picky.fail.lock().expect("lock").clear();
     assert_eq!(feed.poll(&picky, 100).await.ok(), Some(1));
-    let kinds: Vec<EventType> = picky.got.lock().expect("lock").iter().map(|e| e.event.kind).collect();
+    let kinds: Vec<EventType> = picky
+        .got
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|e| e.event.kind)
+        .collect();
     assert_eq!(kinds, [EventType::FileRegistered, EventType::FileDeleted]);
     // A resumed feed starts where a persisted cursor says.
-    let cursor: stowage_domain::events::EventCursor =
-        before.to_string().parse().expect("cursor");
+    let cursor: stowage_domain::events::EventCursor = before.to_string().parse().expect("cursor");
     let mut resumed = EventFeed::resume(h.repo.clone(), cursor);
     let again = Collect::default();
     assert_eq!(resumed.poll(&again, 100).await.ok(), Some(2));
@@ -1530,7 +1559,12 @@ async fn a_delete_racing_a_patch_deletes_the_file_as_it_now_is() {
     let h = harness();
     let alice = h.user("alice");
     let f = h.file(&alice, "a.txt", Visibility::Private).await;
-    let stale = h.repo.get_file(&h.tenant, f.id).await.expect("get").expect("file");
+    let stale = h
+        .repo
+        .get_file(&h.tenant, f.id)
+        .await
+        .expect("get")
+        .expect("file");
     h.service
         .patch(&alice, f.id, FilePatch::default().rename("new.txt"))
         .await
