@@ -86,7 +86,7 @@ impl Application {
                 Arc::clone(&state.metrics),
                 config.webhooks.clone(),
             )?;
-            Some(tokio::spawn(deliverer.run()))
+            Some(tokio::spawn(Arc::new(deliverer).run()))
         } else {
             None
         };

@@ -97,53 +97,89 @@ impl Deliverer {
         })
     }
 
-    /// Delivers forever: at once while deliveries are due, every poll
-    /// interval otherwise; prunes old rows now and then.
-    pub async fn run(self) {
+    /// Delivers forever: up to `concurrency` attempts in flight, claiming
+    /// more as slots free up, so one slow endpoint does not hold up the
+    /// others; when nothing is due, looks again every poll interval (with a
+    /// read). Prunes old rows now and then.
+    pub async fn run(self: Arc<Self>) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            self.config.concurrency as usize,
+        ));
         let mut last_prune: Option<Instant> = None;
+        let mut idle = false;
         loop {
             if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                 last_prune = Some(Instant::now());
-                let before = Timestamp::from_millis(
-                    self.clock.now().millis()
-                        - i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX),
-                );
-                match self.hooks.prune(before).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(events = n, "old events pruned"),
+                self.prune().await;
+            }
+            // Wait for at least one free slot, then claim as many as are free.
+            let Ok(first) = Arc::clone(&slots).acquire_owned().await else {
+                return;
+            };
+            let free = u32::try_from(slots.available_permits() + 1).unwrap_or(1);
+            let now = self.clock.now();
+            if idle {
+                match self.hooks.any_due(now).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        drop(first);
+                        tokio::time::sleep(self.config.poll).await;
+                        continue;
+                    }
                     Err(e) => {
-                        tracing::warn!(code = %e.code(), detail = e.detail().unwrap_or(""), "event pruning failed")
+                        drop(first);
+                        tracing::warn!(code = %e.code(), detail = e.detail().unwrap_or(""), "webhook look-up failed");
+                        tokio::time::sleep(self.config.poll).await;
+                        continue;
                     }
                 }
             }
-            match self.round().await {
-                Ok(n) if n > 0 => {}
-                Ok(_) => tokio::time::sleep(self.config.poll).await,
+            let until = Timestamp::from_millis(
+                now.millis() + i64::try_from(lease(&self.config).as_millis()).unwrap_or(i64::MAX),
+            );
+            let due = match self.hooks.claim_deliveries(now, until, free).await {
+                Ok(due) => due,
                 Err(e) => {
                     tracing::warn!(code = %e.code(), detail = e.detail().unwrap_or(""), "webhook claim failed");
-                    tokio::time::sleep(self.config.poll).await;
+                    Vec::new()
                 }
+            };
+            idle = due.is_empty();
+            let mut permit = Some(first);
+            for d in due {
+                let permit = match permit.take() {
+                    Some(p) => p,
+                    None => match Arc::clone(&slots).acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                };
+                let me = Arc::clone(&self);
+                tokio::spawn(async move {
+                    me.attempt(&d).await;
+                    drop(permit);
+                });
+            }
+            if idle {
+                drop(permit);
+                tokio::time::sleep(self.config.poll).await;
             }
         }
     }
 
-    /// Claims what is due and makes one attempt of each, concurrently;
-    /// returns how many.
-    ///
-    /// # Errors
-    /// The repository's, when the claim fails.
-    pub async fn round(&self) -> stowage_domain::Result<usize> {
-        let now = self.clock.now();
-        let until = Timestamp::from_millis(
-            now.millis() + i64::try_from(lease(&self.config).as_millis()).unwrap_or(i64::MAX),
+    /// Removes events and finished deliveries past the retention.
+    async fn prune(&self) {
+        let before = Timestamp::from_millis(
+            self.clock.now().millis()
+                - i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX),
         );
-        let due = self
-            .hooks
-            .claim_deliveries(now, until, self.config.concurrency)
-            .await?;
-        let n = due.len();
-        futures_util::future::join_all(due.iter().map(|d| self.attempt(d))).await;
-        Ok(n)
+        match self.hooks.prune(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "old events pruned"),
+            Err(e) => {
+                tracing::warn!(code = %e.code(), detail = e.detail().unwrap_or(""), "event pruning failed")
+            }
+        }
     }
 
     async fn attempt(&self, d: &DueDelivery) {

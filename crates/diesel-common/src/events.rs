@@ -338,25 +338,6 @@ impl<B: Backend> WebhookRepository for DieselRepository<B> {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<DueDelivery>> {
-        // A read first: most polls find nothing due, and a read takes no
-        // write turn (SQLite) and locks nothing (PostgreSQL).
-        let any_due = self
-            .run("look for due webhook deliveries", async |c| {
-                Ok(first(
-                    c.load_rows(diesel::select(diesel::dsl::exists(
-                        webhook_deliveries::table
-                            .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str()))
-                            .filter(webhook_deliveries::next_attempt_at.le(now.millis()))
-                            .filter(webhook_deliveries::lease_until.le(now.millis())),
-                    )))
-                    .await?,
-                )
-                .unwrap_or(false))
-            })
-            .await?;
-        if !any_due {
-            return Ok(Vec::new());
-        }
         let (claimed, endpoints, bodies) = self
             .run_write("claim webhook deliveries", async |c| {
                 let claimed =
@@ -413,6 +394,22 @@ impl<B: Backend> WebhookRepository for DieselRepository<B> {
             });
         }
         Ok(out)
+    }
+
+    async fn any_due(&self, now: Timestamp) -> Result<bool> {
+        self.run("look for due webhook deliveries", async |c| {
+            Ok(first(
+                c.load_rows(diesel::select(diesel::dsl::exists(
+                    webhook_deliveries::table
+                        .filter(webhook_deliveries::state.eq(DeliveryState::Pending.as_str()))
+                        .filter(webhook_deliveries::next_attempt_at.le(now.millis()))
+                        .filter(webhook_deliveries::lease_until.le(now.millis())),
+                )))
+                .await?,
+            )
+            .unwrap_or(false))
+        })
+        .await
     }
 
     async fn record_attempt(&self, d: &DueDelivery, result: &AttemptResult) -> Result<()> {

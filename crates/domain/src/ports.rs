@@ -234,6 +234,10 @@ pub trait WebhookRepository: Send + Sync {
         limit: u32,
     ) -> Result<Vec<DueDelivery>>;
 
+    /// Whether any delivery is due at `now` and not claimed: a read, so that
+    /// an idle poll takes no lock and no write.
+    async fn any_due(&self, now: Timestamp) -> Result<bool>;
+
     /// Records the attempt and moves the delivery as `result` says
     /// (delivered, failed, or pending until `result.next_attempt`),
     /// releasing its lease.

@@ -303,6 +303,11 @@ pub async fn webhook_repository(
         Some(true)
     );
 
+    assert_eq!(
+        hooks.any_due(now).await.ok(),
+        Some(true),
+        "any_due MUST see a pending delivery that is due"
+    );
     let first = claim(now, 50).await;
     let got: Vec<(&str, &str)> = first
         .iter()
@@ -327,6 +332,11 @@ pub async fn webhook_repository(
     assert!(
         claim(now, 50).await.is_empty(),
         "a leased delivery MUST NOT be claimed again"
+    );
+    assert_eq!(
+        hooks.any_due(now).await.ok(),
+        Some(false),
+        "any_due MUST NOT count leased deliveries"
     );
 
     // A failed attempt comes back when due; the file's next event still waits.
