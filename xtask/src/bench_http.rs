@@ -878,6 +878,7 @@ pub async fn run_webhooks(
         if with_endpoint {
             let registered = o.requests - o.errors;
             let phase_end = Instant::now();
+            let at_phase_end = receiver.count.load(Ordering::Relaxed);
             let deadline = phase_end + Duration::from_secs(300);
             while receiver.count.load(Ordering::Relaxed) < registered && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -893,10 +894,21 @@ pub async fn run_webhooks(
             let backlog = last.saturating_duration_since(phase_end).as_secs_f64();
             delivery = format!(
                 "\n\nDelivery during and after that phase: {got} of {registered} events delivered \
-                 to the local receiver in {span:.1} s from the phase's start ({:.0} deliveries/s \
-                 while registrations were being made); the backlog drained {backlog:.1} s after \
-                 the phase ended.",
-                got as f64 / span.max(0.001)
+                 to the local receiver in {span:.1} s from the phase's start: {at_phase_end} while \
+                 registrations were being made ({:.0}/s), {}.",
+                at_phase_end as f64 / o.secs.max(0.001),
+                if backlog < 0.5 {
+                    format!(
+                        "the other {} within {backlog:.1} s after (delivery kept pace)",
+                        got - at_phase_end
+                    )
+                } else {
+                    format!(
+                        "the other {} in the {backlog:.1} s after ({:.0}/s, the server delivering alone)",
+                        got - at_phase_end,
+                        (got - at_phase_end) as f64 / backlog
+                    )
+                }
             );
         }
         rows.push(o);

@@ -168,7 +168,7 @@ pub struct WebhookConfig {
     /// Pause between looks for due deliveries when there were none
     /// (`STOWAGE_WEBHOOK_POLL_MS`, default 1000).
     pub poll: std::time::Duration,
-    /// Deliveries in flight at once (`STOWAGE_WEBHOOK_CONCURRENCY`, default 16).
+    /// Deliveries in flight at once (`STOWAGE_WEBHOOK_CONCURRENCY`, default 64: measured, docs/performance.md).
     pub concurrency: u32,
     /// How long events and finished deliveries are kept
     /// (`STOWAGE_EVENT_RETENTION_HOURS`, default 168: a week).
@@ -212,8 +212,8 @@ impl WebhookConfig {
                 num("STOWAGE_WEBHOOK_TIMEOUT_MS", 10_000)?.max(1),
             ),
             poll: std::time::Duration::from_millis(num("STOWAGE_WEBHOOK_POLL_MS", 1_000)?.max(10)),
-            concurrency: u32::try_from(num("STOWAGE_WEBHOOK_CONCURRENCY", 16)?.clamp(1, 256))
-                .unwrap_or(16),
+            concurrency: u32::try_from(num("STOWAGE_WEBHOOK_CONCURRENCY", 64)?.clamp(1, 1024))
+                .unwrap_or(64),
             retention: hours("STOWAGE_EVENT_RETENTION_HOURS", 168.0)?,
         })
     }
