@@ -315,6 +315,7 @@ async fn main() {
             let cursor = first.items.last().map(|f| Cursor {
                 total: Some(first.total),
                 shared_empty: first.shared_empty,
+                shared: first.shared_count,
                 ..Cursor::after(f, sort_by, SortDirection::Desc)
             });
             for (label, cursor) in [("first page", None), ("cursor page", cursor)] {

@@ -748,12 +748,20 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
                         // read: an empty branch walks its whole sort index.
                         let empty =
                             |b: &list::Branch| *b == list::Branch::Shared && shared == Some(0);
+                        // How many are shared with the caller: counted for
+                        // this page, or for the listing's first page.
+                        let hint = shared.and_then(|n| u64::try_from(n).ok()).or(query
+                            .params
+                            .cursor
+                            .as_ref()
+                            .and_then(|c| c.shared));
                         for branch in branches.into_iter().filter(|b| !empty(b)) {
                             rows.extend(
                                 c.load_files(list::branch_page_query(
                                     <B::Conn as DbConn>::DB,
                                     query,
                                     branch,
+                                    hint,
                                 )?)
                                 .await?,
                             );
@@ -761,10 +769,15 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
                         (rows, true)
                     }
                 };
-                Ok((total, rows, merged, shared == Some(0)))
+                let counted = shared.and_then(|n| u64::try_from(n).ok()).or(query
+                    .params
+                    .cursor
+                    .as_ref()
+                    .and_then(|c| c.shared));
+                Ok((total, rows, merged, shared == Some(0), counted))
             })
             .await?;
-        let (total, rows, merged, shared_empty) = rows;
+        let (total, rows, merged, shared_empty, shared_count) = rows;
         let files = rows
             .into_iter()
             .map(File::try_from)
@@ -782,6 +795,7 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
             total: u64::try_from(total).unwrap_or(0),
             has_more,
             shared_empty,
+            shared_count,
         })
     }
 }

@@ -113,6 +113,12 @@ pub struct Cursor {
     /// probe) instead of reading that part of the listing.
     #[serde(rename = "e", default, skip_serializing_if = "std::ops::Not::not")]
     pub shared_empty: bool,
+    /// How many files were shared with the caller when the listing's first
+    /// page was read: a hint for how to read the shared part (by the
+    /// caller's shares when they are few, by the sort order when many).
+    /// It never changes which rows a page holds.
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<u64>,
 }
 
 impl Cursor {
@@ -132,6 +138,7 @@ impl Cursor {
             id: file.id.0,
             total: None,
             shared_empty: false,
+            shared: None,
         }
     }
 
@@ -459,6 +466,10 @@ pub struct ListPage {
     /// The repository found no file shared with the caller (carried by the
     /// next cursor, [`Cursor::shared_empty`]); `false` when it did not look.
     pub shared_empty: bool,
+    /// How many files are shared with the caller, when the repository
+    /// counted them for this listing (carried by the next cursor,
+    /// [`Cursor::shared`]).
+    pub shared_count: Option<u64>,
 }
 
 /// Merges rows read per branch of a caller's listing (each in the listing's
@@ -627,6 +638,7 @@ mod tests {
             id: Uuid::now_v7(),
             total: Some(3),
             shared_empty: true,
+            shared: None,
         };
         let alice = principal("alice", false);
         let params = parse(&[

@@ -37,6 +37,7 @@ impl FileService {
                 &Cursor {
                     total: Some(page.total),
                     shared_empty: page.shared_empty,
+                    shared: page.shared_count,
                     ..Cursor::after(last, params.sort_by, params.direction)
                 },
                 principal,

@@ -373,6 +373,7 @@ impl FileRepository for MemoryFileRepository {
             items: after.into_iter().take(limit).cloned().collect(),
             total,
             shared_empty: false,
+            shared_count: None,
         })
     }
 

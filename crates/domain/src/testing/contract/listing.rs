@@ -794,6 +794,7 @@ pub async fn shares_made_during_a_walk_still_show(repo: &dyn FileRepository) {
     let cursor = Cursor {
         total: Some(first.total),
         shared_empty: first.shared_empty,
+        shared: first.shared_count,
         ..Cursor::after(last, params.sort_by, params.direction)
     };
     // Shared with ann after the first page, sorting after the cursor.
