@@ -455,40 +455,73 @@ fn soak(args: &[String]) -> Result<(), String> {
     )
 }
 
-fn bench_http(args: &[String]) -> Result<(), String> {
-    let mode = flag(args, "--mode").unwrap_or_else(|| "embedded".into());
+/// What the HTTP benchmarks share: `--mode`, `--duration`, `--concurrency`,
+/// and `--server-bin` (another build, say the previous commit's, measured
+/// the same way; its report goes to stdout only, not docs/performance.md).
+struct BenchArgs {
+    mode: String,
+    duration: Duration,
+    concurrency: usize,
+    server_bin: String,
+    custom_bin: bool,
+}
+
+/// The benchmark's arguments, the release server built (unless another is
+/// given); `None` when this debug build re-ran `verb` as a release build.
+fn bench_args(
+    args: &[String],
+    verb: &str,
+    default_mode: &str,
+    default_secs: u64,
+) -> Result<Option<BenchArgs>, String> {
+    let mode = flag(args, "--mode").unwrap_or_else(|| default_mode.into());
     if mode != "embedded" && mode != "postgres" {
         return Err("--mode must be embedded or postgres".into());
     }
     let duration = flag(args, "--duration")
         .and_then(|d| d.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(default_secs);
     let concurrency = flag(args, "--concurrency")
         .and_then(|c| c.parse().ok())
         .unwrap_or(32);
-    let key_cache_ms: Option<u64> = flag(args, "--key-cache-ms").and_then(|c| c.parse().ok());
-    // `--server-bin` measures another build (say, the previous commit's) with
-    // the same load; the report then is not written into docs/performance.md.
     let custom_bin = flag(args, "--server-bin");
-    let server_bin = custom_bin
-        .clone()
-        .unwrap_or_else(|| "target/release/stowage".into());
     if custom_bin.is_none() {
         build_release_server()?;
     }
     if cfg!(debug_assertions) {
-        return rerun_as_release("bench-http", args);
+        return rerun_as_release(verb, args).map(|()| None);
     }
+    Ok(Some(BenchArgs {
+        mode,
+        duration: Duration::from_secs(duration),
+        concurrency,
+        custom_bin: custom_bin.is_some(),
+        server_bin: custom_bin.unwrap_or_else(|| "target/release/stowage".into()),
+    }))
+}
+
+fn bench_http(args: &[String]) -> Result<(), String> {
+    let key_cache_ms: Option<u64> = flag(args, "--key-cache-ms").and_then(|c| c.parse().ok());
+    let Some(BenchArgs {
+        mode,
+        duration,
+        concurrency,
+        server_bin,
+        custom_bin,
+    }) = bench_args(args, "bench-http", "embedded", 20)?
+    else {
+        return Ok(());
+    };
     let report = runtime()?.block_on(bench_http::run(
         &mode,
-        Duration::from_secs(duration),
+        duration,
         concurrency,
         find_postgres(),
         key_cache_ms,
         &server_bin,
     ))?;
     println!("{report}");
-    if custom_bin.is_some() {
+    if custom_bin {
         return Ok(());
     }
     let body = format!("Machine: {}.\n\n{report}", machine());
@@ -507,35 +540,25 @@ fn bench_http(args: &[String]) -> Result<(), String> {
 }
 
 fn bench_webhooks(args: &[String]) -> Result<(), String> {
-    let mode = flag(args, "--mode").unwrap_or_else(|| "postgres".into());
-    if mode != "embedded" && mode != "postgres" {
-        return Err("--mode must be embedded or postgres".into());
-    }
-    let duration = flag(args, "--duration")
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(10);
-    let concurrency = flag(args, "--concurrency")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(32);
-    let custom_bin = flag(args, "--server-bin");
-    let server_bin = custom_bin
-        .clone()
-        .unwrap_or_else(|| "target/release/stowage".into());
-    if custom_bin.is_none() {
-        build_release_server()?;
-    }
-    if cfg!(debug_assertions) {
-        return rerun_as_release("bench-webhooks", args);
-    }
+    let Some(BenchArgs {
+        mode,
+        duration,
+        concurrency,
+        server_bin,
+        custom_bin,
+    }) = bench_args(args, "bench-webhooks", "postgres", 10)?
+    else {
+        return Ok(());
+    };
     let report = runtime()?.block_on(bench_http::run_webhooks(
         &mode,
-        Duration::from_secs(duration),
+        duration,
         concurrency,
         find_postgres(),
         &server_bin,
     ))?;
     println!("{report}");
-    if custom_bin.is_some() {
+    if custom_bin {
         return Ok(());
     }
     write_report(

@@ -19,10 +19,10 @@ use diesel_async::pooled_connection::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use stowage_diesel_common::events::{
-    fan_out_from, record_event, ClaimedRow, EndpointRow, NewEventRow,
+    change_endpoints, fan_out_from, transition_recorded, ClaimedRow, EndpointRow, NewEventRow,
 };
 use stowage_diesel_common::rows::FileRow;
-use stowage_diesel_common::schema::{files, webhook_endpoints};
+use stowage_diesel_common::schema::files;
 use stowage_diesel_common::types::{MetadataJson, ShareList};
 use stowage_diesel_common::{
     apply_file_update, delete_counted, on_duplicate, unclaimed, within_quota, Backend,
@@ -245,19 +245,7 @@ impl Backend for Postgres {
             diesel::sql_query("LOCK TABLE webhook_endpoints IN ACCESS EXCLUSIVE MODE")
                 .execute(c)
                 .await?;
-            let mut n = 0;
-            if let Some(row) = add {
-                n += diesel::insert_into(webhook_endpoints::table)
-                    .values(row)
-                    .execute(c)
-                    .await?;
-            }
-            if let Some(id) = remove {
-                n += diesel::delete(webhook_endpoints::table.filter(webhook_endpoints::id.eq(id)))
-                    .execute(c)
-                    .await?;
-            }
-            Ok(n)
+            change_endpoints(c, add, remove).await
         })
         .await
     }
@@ -271,16 +259,7 @@ impl Backend for Postgres {
         event: &Event,
     ) -> std::result::Result<bool, TxError> {
         c.transaction::<bool, TxError, _>(async |c| {
-            let moved = c
-                .execute_statement(stowage_diesel_common::statements::transition_upload(
-                    tenant, key, from, to,
-                ))
-                .await?
-                == 1;
-            if moved {
-                record_event(c, event).await?;
-            }
-            Ok(moved)
+            transition_recorded(c, tenant, key, from, to, event).await
         })
         .await
     }

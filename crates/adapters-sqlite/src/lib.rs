@@ -22,9 +22,11 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
-use stowage_diesel_common::events::{record_event, ClaimedRow, EndpointRow};
+use stowage_diesel_common::events::{
+    change_endpoints, record_event, transition_recorded, ClaimedRow, EndpointRow,
+};
 use stowage_diesel_common::rows::FileRow;
-use stowage_diesel_common::schema::{file_shares, files, webhook_endpoints};
+use stowage_diesel_common::schema::{file_shares, files};
 use stowage_diesel_common::statements as q;
 use stowage_diesel_common::{
     apply_file_update, delete_counted, on_duplicate, unclaimed, within_quota, Backend, DbConn,
@@ -134,19 +136,7 @@ impl Backend for Sqlite {
         add: Option<&EndpointRow>,
         remove: Option<&str>,
     ) -> std::result::Result<usize, TxError> {
-        let mut n = 0;
-        if let Some(row) = add {
-            n += diesel::insert_into(webhook_endpoints::table)
-                .values(row)
-                .execute(c)
-                .await?;
-        }
-        if let Some(id) = remove {
-            n += diesel::delete(webhook_endpoints::table.filter(webhook_endpoints::id.eq(id)))
-                .execute(c)
-                .await?;
-        }
-        Ok(n)
+        change_endpoints(c, add, remove).await
     }
 
     async fn transition_upload(
@@ -158,14 +148,7 @@ impl Backend for Sqlite {
         event: &Event,
     ) -> std::result::Result<bool, TxError> {
         c.transaction::<bool, TxError, _>(async |c| {
-            let moved = c
-                .execute_statement(q::transition_upload(tenant, key, from, to))
-                .await?
-                == 1;
-            if moved {
-                record_event(c, event).await?;
-            }
-            Ok(moved)
+            transition_recorded(c, tenant, key, from, to, event).await
         })
         .await
     }

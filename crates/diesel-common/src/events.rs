@@ -13,8 +13,9 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sqlite::Sqlite;
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
 use stowage_domain::events::{Event, EventCursor, EventType, StoredEvent};
-use stowage_domain::model::Timestamp;
+use stowage_domain::model::{Tenant, Timestamp};
 use stowage_domain::ports::WebhookRepository;
+use stowage_domain::upload::UploadState;
 use stowage_domain::webhooks::{
     AttemptRecord, AttemptResult, DeliveryState, DueDelivery, WebhookEndpoint, WebhookSecret,
 };
@@ -216,6 +217,56 @@ pub async fn record_event<C: DbConn>(c: &mut C, event: &Event) -> std::result::R
     c.execute_statement(insert_event(&row)).await?;
     c.execute_statement(FanOut(&row.id)).await?;
     Ok(())
+}
+
+/// Moves an upload (compare-and-set) and, if it moved, records `event`,
+/// inside the caller's transaction; whether it moved.
+///
+/// # Errors
+/// The database's.
+pub async fn transition_recorded<C: DbConn>(
+    c: &mut C,
+    tenant: &Tenant,
+    key: &str,
+    from: UploadState,
+    to: UploadState,
+    event: &Event,
+) -> std::result::Result<bool, TxError> {
+    let moved = c
+        .execute_statement(crate::statements::transition_upload(tenant, key, from, to))
+        .await?
+        == 1;
+    if moved {
+        record_event(c, event).await?;
+    }
+    Ok(moved)
+}
+
+/// Adds the endpoint `add` and removes the endpoint `remove` (inside the
+/// caller's transaction, which its backend makes exclusive as it needs);
+/// rows touched.
+///
+/// # Errors
+/// The database's.
+pub async fn change_endpoints<C: DbConn>(
+    c: &mut C,
+    add: Option<&EndpointRow>,
+    remove: Option<&str>,
+) -> std::result::Result<usize, TxError> {
+    let mut n = 0;
+    if let Some(row) = add {
+        n += c
+            .execute_statement(diesel::insert_into(webhook_endpoints::table).values(row))
+            .await?;
+    }
+    if let Some(id) = remove {
+        n += c
+            .execute_statement(diesel::delete(
+                webhook_endpoints::table.filter(webhook_endpoints::id.eq(id)),
+            ))
+            .await?;
+    }
+    Ok(n)
 }
 
 /// Events after `after` whose place is final (`visible`: the backend's

@@ -154,8 +154,26 @@ impl Event {
         }
     }
 
-    fn file_json(file: &File, public_base_url: Option<&str>) -> Value {
-        serde_json::to_value(file.view(Projection::Full, public_base_url)).unwrap_or(Value::Null)
+    /// An event about `file` whose `data` holds the file as the API shows
+    /// its owner, plus `extra` fields.
+    fn about_file(
+        id: uuid::Uuid,
+        kind: EventType,
+        at: Timestamp,
+        file: &File,
+        public_base_url: Option<&str>,
+        extra: Option<(&str, Value)>,
+    ) -> Self {
+        let mut e = Self::new(id, kind, at, &file.tenant, file.id.to_string());
+        let view = serde_json::to_value(file.view(Projection::Full, public_base_url))
+            .unwrap_or(Value::Null);
+        let mut data = serde_json::Map::new();
+        data.insert("file".to_owned(), view);
+        if let Some((name, value)) = extra {
+            data.insert(name.to_owned(), value);
+        }
+        e.data = Value::Object(data);
+        e
     }
 
     /// `file.registered` with the file as registered.
@@ -165,15 +183,14 @@ impl Event {
         file: &File,
         public_base_url: Option<&str>,
     ) -> Self {
-        let mut e = Self::new(
+        Self::about_file(
             id,
             EventType::FileRegistered,
             at,
-            &file.tenant,
-            file.id.to_string(),
-        );
-        e.data = json!({ "file": Self::file_json(file, public_base_url) });
-        e
+            file,
+            public_base_url,
+            None,
+        )
     }
 
     /// `file.updated` with the file as it now is and the fields that changed
@@ -185,15 +202,15 @@ impl Event {
         changed: &[&str],
         public_base_url: Option<&str>,
     ) -> Self {
-        let mut e = Self::new(
+        let changed = Some(("changed", json!(changed)));
+        Self::about_file(
             id,
             EventType::FileUpdated,
             at,
-            &file.tenant,
-            file.id.to_string(),
-        );
-        e.data = json!({ "file": Self::file_json(file, public_base_url), "changed": changed });
-        e
+            file,
+            public_base_url,
+            changed,
+        )
     }
 
     /// `file.deleted` with the file as it was.
@@ -203,15 +220,7 @@ impl Event {
         file: &File,
         public_base_url: Option<&str>,
     ) -> Self {
-        let mut e = Self::new(
-            id,
-            EventType::FileDeleted,
-            at,
-            &file.tenant,
-            file.id.to_string(),
-        );
-        e.data = json!({ "file": Self::file_json(file, public_base_url) });
-        e
+        Self::about_file(id, EventType::FileDeleted, at, file, public_base_url, None)
     }
 
     /// `upload.expired` for the upload issued as `key`.
