@@ -571,3 +571,40 @@ async fn two_replicas_deliver_each_of_500_events_once_in_order_per_file() {
         "both replicas deliver"
     );
 }
+
+#[tokio::test]
+async fn a_failing_endpoint_url_is_never_logged_or_stored_with_its_query() {
+    let server = spawn_with(&[
+        ("STOWAGE_WEBHOOK_ALLOW_PRIVATE", "1"),
+        ("STOWAGE_WEBHOOK_POLL_MS", "50"),
+        ("STOWAGE_WEBHOOK_RETRY_FIRST_MS", "60000"),
+        ("RUST_LOG", "info"),
+    ]);
+    // Nothing listens on port 1: the connection is refused.
+    let (endpoint, _) = add_endpoint(
+        &server,
+        "http://127.0.0.1:1/hooks?token=hunter2-secret",
+        None,
+    );
+    let alice = server.user("alice");
+    server
+        .upload(&alice, "a.txt", "text/plain", b"x", json!({}))
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let listing = loop {
+        let out = server.cli_output(&["webhooks", "deliveries", &endpoint]);
+        if out.lines().count() > 1 {
+            break out;
+        }
+        assert!(std::time::Instant::now() < deadline, "no attempt: {out}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(listing.contains("pending"), "{listing}");
+    assert!(
+        !listing.contains("hunter2"),
+        "the stored error names the URL: {listing}"
+    );
+    let log = server.log();
+    assert!(log.contains("webhook attempt failed"), "{log}");
+    assert!(!log.contains("hunter2"), "the log names the URL: {log}");
+}

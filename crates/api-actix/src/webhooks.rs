@@ -260,7 +260,9 @@ impl Deliverer {
                 let status = res.status();
                 (Some(status.as_u16()), Some(format!("HTTP {status}")))
             }
-            Err(e) => (None, Some(describe(&e, self.config.timeout))),
+            // Without the URL: its query may carry the receiver's token, and
+            // the error is logged and stored.
+            Err(e) => (None, Some(describe(&e.without_url(), self.config.timeout))),
         }
     }
 }
