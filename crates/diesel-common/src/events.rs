@@ -164,16 +164,6 @@ pub fn insert_event(row: &NewEventRow) -> impl Statement + '_ {
 /// text: prepared once per connection.
 pub struct FanOut<'a>(pub &'a str);
 
-/// The statement's text before and after its one parameter (the event id).
-const FAN_OUT: (&str, &str) = (
-    "INSERT INTO webhook_deliveries (endpoint_id, event_seq, event_id, subject, state, \
-     attempts, next_attempt_at, lease_until, retry_from) \
-     SELECT w.id, e.seq, e.id, e.subject, 'pending', 0, e.created_at, 0, e.created_at \
-     FROM events e JOIN webhook_endpoints w ON w.project = e.project AND w.env = e.env \
-     AND (w.event_types = '' OR w.event_types LIKE '%,' || e.kind || ',%') WHERE e.id = ",
-    "",
-);
-
 impl QueryId for FanOut<'_> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
@@ -183,9 +173,9 @@ macro_rules! fan_out_for {
     ($db:ty) => {
         impl QueryFragment<$db> for FanOut<'_> {
             fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, $db>) -> diesel::QueryResult<()> {
-                out.push_sql(FAN_OUT.0);
+                out.push_sql(&fan_out_from("events"));
+                out.push_sql(" WHERE e.id = ");
                 out.push_bind_param::<diesel::sql_types::Text, _>(self.0)?;
-                out.push_sql(FAN_OUT.1);
                 Ok(())
             }
         }

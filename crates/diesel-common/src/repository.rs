@@ -474,6 +474,16 @@ impl<B: Backend> DieselRepository<B> {
     }
 }
 
+/// How many files are shared with the caller: counted for this page, or
+/// for the listing's first page (the cursor's hint).
+fn shared_known(counted: Option<i64>, query: &ListQuery) -> Option<u64> {
+    counted.and_then(|n| u64::try_from(n).ok()).or(query
+        .params
+        .cursor
+        .as_ref()
+        .and_then(|c| c.shared))
+}
+
 /// The `owner_type` column value a listing's filter asks for (`Some(None)`:
 /// any); `None` when the filter matches no stored owner type.
 fn owner_type_filter(filter: Option<OwnerTypeFilter>) -> Option<Option<&'static str>> {
@@ -750,11 +760,7 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
                             |b: &list::Branch| *b == list::Branch::Shared && shared == Some(0);
                         // How many are shared with the caller: counted for
                         // this page, or for the listing's first page.
-                        let hint = shared.and_then(|n| u64::try_from(n).ok()).or(query
-                            .params
-                            .cursor
-                            .as_ref()
-                            .and_then(|c| c.shared));
+                        let hint = shared_known(shared, query);
                         for branch in branches.into_iter().filter(|b| !empty(b)) {
                             rows.extend(
                                 c.load_files(list::branch_page_query(
@@ -769,11 +775,7 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
                         (rows, true)
                     }
                 };
-                let counted = shared.and_then(|n| u64::try_from(n).ok()).or(query
-                    .params
-                    .cursor
-                    .as_ref()
-                    .and_then(|c| c.shared));
+                let counted = shared_known(shared, query);
                 Ok((total, rows, merged, shared == Some(0), counted))
             })
             .await?;

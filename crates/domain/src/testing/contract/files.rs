@@ -30,14 +30,7 @@ pub async fn files_are_scoped_updated_and_deleted(repo: &dyn FileRepository) {
         None,
         "find_file_by_key MUST be None for an upload not registered"
     );
-    repo.register_file(
-        &f,
-        None,
-        &crate::quota::Quota::NONE,
-        &crate::testing::registered_event(&f),
-    )
-    .await
-    .expect("register");
+    super::register_plainly(repo, &f).await.expect("register");
     assert_eq!(
         repo.get_file(&t, f.id).await.expect("get"),
         Some(f.clone()),
@@ -254,14 +247,7 @@ pub async fn concurrent_writers_one_wins(repo: &dyn FileRepository) {
         .await
         .expect("insert");
     let f = file(&t, &alice, &key, "race.txt", Visibility::Private, now);
-    repo.register_file(
-        &f,
-        None,
-        &crate::quota::Quota::NONE,
-        &crate::testing::registered_event(&f),
-    )
-    .await
-    .expect("register");
+    super::register_plainly(repo, &f).await.expect("register");
     let updates: Vec<_> = (0..8)
         .map(|i| {
             let mut changed = f.clone();

@@ -86,14 +86,7 @@ pub(super) async fn seed(repo: &dyn FileRepository) -> crate::model::Tenant {
         f.shared_with = shared.iter().map(|s| s.to_string()).collect();
         f.mime_type = (*mime).into();
         f.size = *size;
-        repo.register_file(
-            &f,
-            None,
-            &crate::quota::Quota::NONE,
-            &crate::testing::registered_event(&f),
-        )
-        .await
-        .expect("register");
+        super::register_plainly(repo, &f).await.expect("register");
     }
     let svc = Owner {
         kind: OwnerType::Service,
@@ -106,14 +99,7 @@ pub(super) async fn seed(repo: &dyn FileRepository) -> crate::model::Tenant {
         .expect("insert");
     let mut f = file(&t, &svc, &key, "service.bin", Visibility::Private, at);
     f.bucket = Bucket::Temp;
-    repo.register_file(
-        &f,
-        None,
-        &crate::quota::Quota::NONE,
-        &crate::testing::registered_event(&f),
-    )
-    .await
-    .expect("register");
+    super::register_plainly(repo, &f).await.expect("register");
     t
 }
 
@@ -235,14 +221,7 @@ async fn list_scopes(repo: &dyn FileRepository, t: &Tenant) {
         at,
     );
     f.shared_with = vec!["bob".into(), "eve".into()];
-    repo.register_file(
-        &f,
-        None,
-        &crate::quota::Quota::NONE,
-        &crate::testing::registered_event(&f),
-    )
-    .await
-    .expect("register");
+    super::register_plainly(repo, &f).await.expect("register");
     let (bob_again, total) = names(repo, t, visible_to("bob"), by_name.clone()).await;
     assert_eq!(
         (bob_again, total),
@@ -620,14 +599,7 @@ pub async fn caller_listings_in_every_order(repo: &dyn FileRepository) {
         if vis == Visibility::Shared && i % 8 < 6 {
             f.shared_with = vec!["me".into()];
         }
-        repo.register_file(
-            &f,
-            None,
-            &crate::quota::Quota::NONE,
-            &crate::testing::registered_event(&f),
-        )
-        .await
-        .expect("register");
+        super::register_plainly(repo, &f).await.expect("register");
         all.push(f);
     }
     let me = user("me");
@@ -746,14 +718,7 @@ pub async fn shares_made_during_a_walk_still_show(repo: &dyn FileRepository) {
                 .expect("insert");
             let mut f = file(&t, &user(owner), &key, &name, vis, at);
             f.shared_with = shared;
-            repo.register_file(
-                &f,
-                None,
-                &crate::quota::Quota::NONE,
-                &crate::testing::registered_event(&f),
-            )
-            .await
-            .expect("register");
+            super::register_plainly(repo, &f).await.expect("register");
         }
     };
     for i in 0..6 {

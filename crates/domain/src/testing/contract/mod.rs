@@ -62,6 +62,18 @@ pub use uploads::{
     abandoned_uploads, registration_is_atomic_and_unique, uploads_are_recorded_and_scoped,
 };
 
+/// Registers `file` with no cleanup, no quota and its `file.registered`
+/// event: the plain registration most checks start from.
+async fn register_plainly(repo: &dyn FileRepository, file: &File) -> crate::Result<()> {
+    repo.register_file(
+        file,
+        None,
+        &crate::quota::Quota::NONE,
+        &crate::testing::registered_event(file),
+    )
+    .await
+}
+
 /// Deletes the file `id` as it is stored now (the compare-and-set of
 /// [`FileRepository::delete_file`] on a fresh read); panics if it is not there.
 async fn delete_as_stored(

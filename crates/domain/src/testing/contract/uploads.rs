@@ -220,15 +220,7 @@ pub async fn registration_is_atomic_and_unique(repo: &dyn FileRepository) {
         now,
     );
     assert_eq!(
-        code(
-            repo.register_file(
-                &missing,
-                None,
-                &crate::quota::Quota::NONE,
-                &crate::testing::registered_event(&missing)
-            )
-            .await
-        ),
+        code(super::register_plainly(repo, &missing).await),
         Some(ErrorCode::UploadNotFound),
         "no upload, no file"
     );
