@@ -608,3 +608,51 @@ async fn a_failing_endpoint_url_is_never_logged_or_stored_with_its_query() {
     assert!(log.contains("webhook attempt failed"), "{log}");
     assert!(!log.contains("hunter2"), "the log names the URL: {log}");
 }
+
+#[tokio::test]
+async fn an_endpoint_that_never_answers_times_out_without_holding_up_the_others() {
+    let server = spawn_with(&[
+        ("STOWAGE_WEBHOOK_ALLOW_PRIVATE", "1"),
+        ("STOWAGE_WEBHOOK_POLL_MS", "50"),
+        ("STOWAGE_WEBHOOK_RETRY_FIRST_MS", "60000"),
+        ("STOWAGE_WEBHOOK_TIMEOUT_MS", "500"),
+    ]);
+    // A receiver that accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_url = format!("http://{}/hooks", silent.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    let (slow, _) = add_endpoint(&server, &silent_url, None);
+    let fast = Receiver::start(204).await;
+    add_endpoint(&server, &fast.url, None);
+    let alice = server.user("alice");
+    for i in 0..3 {
+        server
+            .upload(&alice, &format!("f{i}.txt"), "text/plain", b"x", json!({}))
+            .await;
+    }
+    fast.wait_for(10, "the fast endpoint's deliveries", |got| got.len() >= 3)
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let listing = loop {
+        let out = server.cli_output(&["webhooks", "deliveries", &slow]);
+        if out.matches("no answer within 500 ms").count() >= 3 {
+            break out;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no timeouts recorded: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        listing.lines().skip(1).all(|l| l.contains("pending")),
+        "{listing}"
+    );
+}
