@@ -12,6 +12,7 @@ mod flow;
 mod gateway;
 mod helpers;
 mod hostile;
+mod images;
 mod integrity;
 mod multipart;
 mod public;

@@ -243,6 +243,31 @@ impl ObjectStore for FsStore {
         }
     }
 
+    async fn put_bytes(&self, key: &str, _content_type: &str, bytes: Vec<u8>) -> Result<()> {
+        let dest = self.object_path(key).await?;
+        let tmp = self.tmp.join(uuid::Uuid::new_v4().simple().to_string());
+        let sha256 = digests::base64_of(&sha2::Sha256::digest(&bytes));
+        let path = tmp.clone();
+        // Written whole and synced before it appears at the key.
+        let written = tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            let mut out = std::fs::File::create(&path)?;
+            out.write_all(&bytes)?;
+            out.sync_all()
+        })
+        .await
+        .map_err(|e| Error::internal(format!("write object: {e}")))?;
+        let recorded = match written {
+            Ok(()) => self.record_digest(key, &tmp, &sha256).await.map(|_| ()),
+            Err(e) => Err(io_error("write object", e)),
+        };
+        if let Err(e) = recorded {
+            let _ = fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+        self.publish(&tmp, &dest).await
+    }
+
     async fn promote(&self, from: &str, to: &str, _size: u64) -> Result<()> {
         check_key(from)?;
         check_key(to)?;

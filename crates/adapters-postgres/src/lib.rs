@@ -25,15 +25,15 @@ use stowage_diesel_common::rows::FileRow;
 use stowage_diesel_common::schema::files;
 use stowage_diesel_common::types::{MetadataJson, ShareList};
 use stowage_diesel_common::{
-    apply_file_update, delete_counted, on_duplicate, unclaimed, within_quota, Backend,
-    DieselRepository, TxError,
+    add_derivative_in, apply_file_update, delete_counted, on_duplicate, unclaimed, within_quota,
+    Backend, DieselRepository, TxError,
 };
 use stowage_diesel_common::{Db, DbConn};
 use stowage_domain::auth::KeyChange;
 use stowage_domain::events::Event;
 use stowage_domain::list::ListQuery;
 use stowage_domain::model::{File, Owner, Tenant, Timestamp};
-use stowage_domain::ports::QueuedDeletion;
+use stowage_domain::ports::{Derivative, DerivativeAdded, QueuedDeletion};
 use stowage_domain::quota::Quota;
 use stowage_domain::upload::UploadState;
 use stowage_domain::{Error, ErrorCode, Result};
@@ -246,6 +246,32 @@ impl Backend for Postgres {
                 .execute(c)
                 .await?;
             change_endpoints(c, add, remove).await
+        })
+        .await
+    }
+
+    /// The file's row is locked (`FOR NO KEY UPDATE`) first: a deletion of
+    /// the file waits for this transaction, then forgets what it recorded;
+    /// recordings for one file take turns, so its maximum holds.
+    async fn add_derivative(
+        c: &mut Conn,
+        id: &str,
+        derivative: &Derivative,
+        max: u32,
+        now: Timestamp,
+    ) -> std::result::Result<DerivativeAdded, TxError> {
+        c.transaction::<DerivativeAdded, TxError, _>(async |c| {
+            let held: Option<String> = files::table
+                .filter(files::id.eq(id))
+                .select(files::id)
+                .for_no_key_update()
+                .first(c)
+                .await
+                .optional()?;
+            if held.is_none() {
+                return Ok(DerivativeAdded::FileGone);
+            }
+            add_derivative_in(c, id, derivative, max, now).await
         })
         .await
     }

@@ -288,6 +288,20 @@ impl ObjectStore for S3Store {
         .await
     }
 
+    async fn put_bytes(&self, key: &str, content_type: &str, bytes: Vec<u8>) -> Result<()> {
+        use md5::Digest as _;
+        let md5: [u8; 16] = md5::Md5::digest(&bytes).into();
+        let size = bytes.len() as u64;
+        let body: stream::ByteBody = Box::pin(futures_util::stream::once(async move {
+            Ok::<_, std::io::Error>(bytes::Bytes::from(bytes))
+        }));
+        // One PutObject: S3 never shows a partial object, and Content-MD5
+        // makes it refuse bytes damaged on the way.
+        self.write_object(key, content_type, size, Some(md5), body)
+            .await
+            .map(|_| ())
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         self.retried(|| async {
             let req = DeleteObjectRequest {

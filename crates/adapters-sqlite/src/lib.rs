@@ -29,13 +29,13 @@ use stowage_diesel_common::rows::FileRow;
 use stowage_diesel_common::schema::{file_shares, files};
 use stowage_diesel_common::statements as q;
 use stowage_diesel_common::{
-    apply_file_update, delete_counted, on_duplicate, unclaimed, within_quota, Backend, DbConn,
-    DieselRepository, TxError,
+    add_derivative_in, apply_file_update, delete_counted, on_duplicate, unclaimed, within_quota,
+    Backend, DbConn, DieselRepository, TxError,
 };
 use stowage_domain::events::Event;
 use stowage_domain::list::ListQuery;
 use stowage_domain::model::{File, Owner, Tenant, Timestamp, Visibility};
-use stowage_domain::ports::QueuedDeletion;
+use stowage_domain::ports::{Derivative, DerivativeAdded, QueuedDeletion};
 use stowage_domain::quota::Quota;
 use stowage_domain::upload::UploadState;
 use stowage_domain::{Error, ErrorCode, Result};
@@ -137,6 +137,24 @@ impl Backend for Sqlite {
         remove: Option<&str>,
     ) -> std::result::Result<usize, TxError> {
         change_endpoints(c, add, remove).await
+    }
+
+    /// One writer at a time: the file cannot go between the check and the write.
+    async fn add_derivative(
+        c: &mut Conn,
+        id: &str,
+        derivative: &Derivative,
+        max: u32,
+        now: Timestamp,
+    ) -> std::result::Result<DerivativeAdded, TxError> {
+        c.transaction::<DerivativeAdded, TxError, _>(async |c| {
+            let exists = c.load_rows(q::file_exists(id)).await?;
+            if !exists.into_iter().next().unwrap_or(false) {
+                return Ok(DerivativeAdded::FileGone);
+            }
+            add_derivative_in(c, id, derivative, max, now).await
+        })
+        .await
     }
 
     async fn transition_upload(

@@ -50,16 +50,25 @@ impl Application {
             .unwrap_or_else(|| base_url.clone());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let service_config = compose::service_config(&config, &public_url);
+        let public_url_for_images = public_url.clone();
         let Stores { objects, gateway } = compose::stores(&config, public_url).await?;
         let verifier = Arc::new(JwtVerifier::new(&config.jwt)?);
         let (keys, key_watcher) = compose::api_keys(&config, &repos, clock.clone());
         let auth = Arc::new(Authenticator::new(keys, verifier, clock.clone()));
-        let files = FileService::new(repos.files.clone(), objects, clock.clone(), service_config);
+        let files = Arc::new(
+            FileService::new(repos.files.clone(), objects, clock.clone(), service_config)
+                .with_images(config.images.service(&public_url_for_images)),
+        );
+        let images = Arc::new(crate::images::Transformer::new(
+            Arc::new(stowage_adapters_image::Codec),
+            &config.images,
+        ));
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let public_max_age_secs = config.public_max_age_secs;
         let limiter = Arc::new(crate::ratelimit::RateLimiter::new(config.rate_limit));
         let state = web::Data::new(AppState {
             files,
+            images,
             auth,
             gateway,
             clock,

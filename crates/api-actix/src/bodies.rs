@@ -547,3 +547,12 @@ mod tests {
         assert!(file_id("0192f0c4-8e1b-7cc0-b2a1-5e4f3a2b1c0d").is_ok());
     }
 }
+
+/// Optional body of `POST /v1/files/{id}/download-url`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(as = DownloadRequest)]
+pub struct DownloadBody {
+    /// Image options (docs/api.md §9), e.g. `fit-in/300x200/filters:format(webp)`:
+    /// the URL is then of the transformed image.
+    pub transform: Option<String>,
+}

@@ -148,6 +148,76 @@ pub struct Config {
     pub api_key_cache_ms: u64,
     /// Webhook delivery (docs/api.md §10).
     pub webhooks: WebhookConfig,
+    /// Image transformations (docs/api.md §9).
+    pub images: ImageSettings,
+}
+
+/// Image transformation settings (`STOWAGE_IMAGE_*`, docs/api.md §9).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSettings {
+    /// Largest target side (`STOWAGE_IMAGE_MAX_DIMENSION`, default 4096).
+    pub max_dimension: u32,
+    /// Largest source in pixels (`STOWAGE_IMAGE_MAX_SOURCE_PIXELS`, default 50,000,000).
+    pub max_source_pixels: u64,
+    /// Largest source file in bytes (`STOWAGE_IMAGE_MAX_SOURCE_BYTES`, default 128 MiB).
+    pub max_source_bytes: u64,
+    /// Derived images stored per file (`STOWAGE_IMAGE_MAX_DERIVATIVES`, default 50).
+    pub max_derivatives: u32,
+    /// Transforms at once (`STOWAGE_IMAGE_WORKERS`, default: the number of cores).
+    pub workers: usize,
+    /// Longest wait for a worker before `503` (`STOWAGE_IMAGE_QUEUE_TIMEOUT_MS`, default 10000).
+    pub queue_timeout: std::time::Duration,
+    /// Uncached transforms per second per client IP (`STOWAGE_IMAGE_RATE_PER_SEC`,
+    /// default 10; 0 turns the limit off) and burst (`STOWAGE_IMAGE_RATE_BURST`, default 30).
+    pub rate_per_sec: f64,
+    /// Burst of the per-IP limit.
+    pub rate_burst: f64,
+}
+
+impl ImageSettings {
+    fn from_env() -> Result<Self, String> {
+        let rate = |name: &str, default: f64| -> Result<f64, String> {
+            match var(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| r.is_finite() && *r >= 0.0)
+                    .ok_or_else(|| format!("{name} must be a number ≥ 0, not `{v}`")),
+            }
+        };
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Ok(Self {
+            max_dimension: u32::try_from(
+                num("STOWAGE_IMAGE_MAX_DIMENSION", 4096)?.clamp(1, 65_535),
+            )
+            .unwrap_or(4096),
+            max_source_pixels: num("STOWAGE_IMAGE_MAX_SOURCE_PIXELS", 50_000_000)?.max(1),
+            max_source_bytes: num("STOWAGE_IMAGE_MAX_SOURCE_BYTES", 128 << 20)?.max(1),
+            max_derivatives: u32::try_from(num("STOWAGE_IMAGE_MAX_DERIVATIVES", 50)?.min(100_000))
+                .unwrap_or(50),
+            workers: usize::try_from(num("STOWAGE_IMAGE_WORKERS", cores as u64)?.clamp(1, 1024))
+                .unwrap_or(cores),
+            queue_timeout: std::time::Duration::from_millis(
+                num("STOWAGE_IMAGE_QUEUE_TIMEOUT_MS", 10_000)?.max(1),
+            ),
+            rate_per_sec: rate("STOWAGE_IMAGE_RATE_PER_SEC", 10.0)?,
+            rate_burst: rate("STOWAGE_IMAGE_RATE_BURST", 30.0)?.max(1.0),
+        })
+    }
+
+    /// The domain's view of these settings; `public_url` is the server's own base.
+    pub fn service(&self, public_url: &str) -> stowage_domain::service::ImageConfig {
+        stowage_domain::service::ImageConfig {
+            bounds: stowage_domain::image::ImageBounds {
+                max_dimension: self.max_dimension,
+                max_source_pixels: self.max_source_pixels,
+                max_source_bytes: self.max_source_bytes,
+            },
+            max_derivatives: self.max_derivatives,
+            base_url: Some(format!("{}/v1/img", public_url.trim_end_matches('/'))),
+        }
+    }
 }
 
 /// Webhook delivery settings (`STOWAGE_WEBHOOK_*`, `STOWAGE_EVENT_RETENTION_HOURS`).
@@ -463,6 +533,7 @@ impl Config {
                     .is_some_and(|v| v == "1" || v == "true"),
             },
             webhooks: WebhookConfig::from_env()?,
+            images: ImageSettings::from_env()?,
             data_dir,
         })
     }

@@ -196,6 +196,8 @@ mod tests {
             "common/method-not-allowed" => 405,
             "file/access-denied" | "file/quota-exceeded" => 403,
             "file/s3-key-already-exists" => 409,
+            "image/unsupported-format" => 415,
+            "image/decode-failed" => 422,
             _ => 400,
         };
         for c in ErrorCode::ALL {

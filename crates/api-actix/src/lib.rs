@@ -9,6 +9,7 @@ pub mod compose;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod images;
 pub mod jwt;
 pub mod memory;
 pub mod metrics;

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use stowage_domain::model::{Bucket, Category, OwnerType, OwnerTypeFilter, Visibility};
 
-use crate::routes::{files, gateway, ops, public};
+use crate::routes::{files, gateway, img, ops, public};
 
 struct SecuritySchemes;
 
@@ -35,7 +35,7 @@ impl Modify for SecuritySchemes {
     paths(
         files::presigned_url, files::multipart_init, files::multipart_part_url, files::multipart_complete,
         files::multipart_abort, files::register, files::list, files::get, files::patch, files::delete,
-        files::download_url, files::download_url_get, files::usage, public::get, public::head, gateway::put, gateway::get, gateway::head, ops::health, ops::ready, ops::metrics,
+        files::download_url, files::download_url_get, files::usage, public::get, public::head, img::get, img::head, gateway::put, gateway::get, gateway::head, ops::health, ops::ready, ops::metrics,
         ops::openapi,
     ),
     components(schemas(Visibility, Bucket, OwnerType, OwnerTypeFilter, Category, stowage_domain::ErrorCode, stowage_domain::list::SortBy, stowage_domain::list::SortDirection)),
@@ -45,7 +45,7 @@ impl Modify for SecuritySchemes {
         (name = "files", description = "Upload URLs, registration, reading, listing, changing and deleting files (docs/api.md §4)"),
         (name = "multipart", description = "Multipart uploads: init, part URLs, complete, abort"),
         (name = "gateway", description = "The disk store's object gateway: presigned PUT/GET/HEAD, authorized by the URL's signature alone (docs/api.md §7)"),
-        (name = "public", description = "Public delivery: the bytes of public files without credentials, at a permanent URL (docs/api.md §8)"),
+        (name = "public", description = "Public delivery: the bytes of public files without credentials, at a permanent URL (docs/api.md §8), and image transformations (§9)"),
         (name = "ops", description = "Health, readiness, metrics and this document; no credentials")
     )
 )]

@@ -55,6 +55,20 @@ impl RateLimiter {
             "{}\0{}\0{}\0{}",
             t.project, t.env, principal.identity.kind, principal.identity.id
         );
+        self.take(key, now)
+    }
+
+    /// Takes one token from the bucket named `key` (a client IP, say);
+    /// `Err(wait)` when none is left.
+    pub fn check_key(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        if self.config.per_second <= 0.0 {
+            return Ok(());
+        }
+        self.take(key.to_owned(), now)
+    }
+
+    fn take(&self, key: String, now: Instant) -> Result<(), Duration> {
+        let c = self.config;
         let mut buckets = self
             .buckets
             .lock()

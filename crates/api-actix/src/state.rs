@@ -13,7 +13,9 @@ use stowage_domain::service::FileService;
 /// Application state (one per process; handlers get it as `web::Data`).
 pub struct AppState {
     /// The use cases.
-    pub files: FileService,
+    pub files: Arc<FileService>,
+    /// Image transformations: workers, single flights, per-IP allowance.
+    pub images: Arc<crate::images::Transformer>,
     /// Credential checks.
     pub auth: Arc<Authenticator>,
     /// The disk store, when the gateway serves objects.

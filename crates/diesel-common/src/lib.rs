@@ -15,6 +15,6 @@ pub mod types;
 pub use conn::DbConn;
 pub use list::Db;
 pub use repository::{
-    apply_file_update, delete_counted, first, on_duplicate, unclaimed, usage_of, within_quota,
-    Backend, DieselRepository, TxError,
+    add_derivative_in, apply_file_update, delete_counted, first, on_duplicate, unclaimed, usage_of,
+    within_quota, Backend, DieselRepository, TxError,
 };

@@ -15,7 +15,9 @@ use stowage_domain::list::{ListPage, ListQuery, Scope};
 use stowage_domain::model::{
     File, FileId, Owner, OwnerType, OwnerTypeFilter, Tenant, Timestamp, Visibility,
 };
-use stowage_domain::ports::{ApiKeyRepository, FileRepository, QueuedDeletion};
+use stowage_domain::ports::{
+    ApiKeyRepository, Derivative, DerivativeAdded, FileRepository, QueuedDeletion,
+};
 use stowage_domain::quota::{Quota, Usage};
 use stowage_domain::upload::{IssuedUpload, UploadState};
 use stowage_domain::{Error, ErrorCode, Result};
@@ -83,6 +85,17 @@ pub trait Backend: Send + Sync + 'static {
         lease_until: i64,
         limit: u32,
     ) -> std::result::Result<Vec<ClaimedRow>, TxError>;
+
+    /// Records a derived image of file `id` ([`add_derivative_in`]) in a
+    /// transaction that holds the file against concurrent deletion;
+    /// [`DerivativeAdded::FileGone`] when there is no such file.
+    async fn add_derivative(
+        c: &mut Self::Conn,
+        id: &str,
+        derivative: &Derivative,
+        max: u32,
+        now: Timestamp,
+    ) -> std::result::Result<DerivativeAdded, TxError>;
 
     /// Adds (`add`) or removes (`remove`) a webhook endpoint so that every
     /// change committed afterwards sees the new set; rows touched.
@@ -266,7 +279,60 @@ pub async fn delete_counted<C: DbConn>(
         due: now,
     };
     c.execute_statement(q::queue_deletion(&queued)).await?;
+    // Its derived images go with it (docs/api.md §9). A derived image being
+    // recorded at this moment either committed first (its row is seen here)
+    // or finds the file gone ([`add_derivative_in`]).
+    let derived = c.load_rows(q::derivative_keys(&row.id)).await?;
+    if !derived.is_empty() {
+        for key in derived {
+            c.execute_statement(q::queue_deletion(&QueuedDeletion { key, due: now }))
+                .await?;
+        }
+        c.execute_statement(q::forget_derivatives(&row.id)).await?;
+    }
     Ok(Some(row))
+}
+
+/// Records a derived image of file `id` inside the caller's transaction,
+/// once the caller has made sure the file exists and holds it against
+/// concurrent deletion (a row lock, or SQLite's single writer).
+///
+/// # Errors
+/// The database's.
+pub async fn add_derivative_in<C: DbConn>(
+    c: &mut C,
+    id: &str,
+    derivative: &Derivative,
+    max: u32,
+    now: Timestamp,
+) -> std::result::Result<DerivativeAdded, TxError> {
+    let held = first(c.load_rows(q::count_derivatives(id)).await?).unwrap_or(0);
+    if held >= i64::from(max) {
+        let recorded = first(
+            c.load_rows(q::find_derivative(id, &derivative.variant))
+                .await?,
+        );
+        return Ok(if recorded.is_some() {
+            DerivativeAdded::Exists
+        } else {
+            DerivativeAdded::LimitReached
+        });
+    }
+    let size = i64::try_from(derivative.size).unwrap_or(i64::MAX);
+    let written = c
+        .execute_statement(q::insert_derivative(
+            id,
+            &derivative.variant,
+            &derivative.key,
+            size,
+            now.millis(),
+        ))
+        .await?;
+    Ok(if written == 1 {
+        DerivativeAdded::Added
+    } else {
+        DerivativeAdded::Exists
+    })
 }
 
 /// What `owner` (every owner with `None`) holds in `tenant`.
@@ -703,6 +769,34 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
 
     async fn events_after(&self, after: EventCursor, limit: u32) -> Result<Vec<StoredEvent>> {
         self.read_events(after, limit).await
+    }
+
+    async fn find_derivative(&self, file: FileId, variant: &str) -> Result<Option<Derivative>> {
+        let id = file.to_string();
+        let row = self
+            .run("find derivative", async |c| {
+                Ok(first(c.load_rows(q::find_derivative(&id, variant)).await?))
+            })
+            .await?;
+        Ok(row.map(|(key, size)| Derivative {
+            variant: variant.to_owned(),
+            key,
+            size: u64::try_from(size).unwrap_or(0),
+        }))
+    }
+
+    async fn add_derivative(
+        &self,
+        file: FileId,
+        derivative: &Derivative,
+        max: u32,
+        now: Timestamp,
+    ) -> Result<DerivativeAdded> {
+        let id = file.to_string();
+        self.run_write("add derivative", async |c| {
+            B::add_derivative(c, &id, derivative, max, now).await
+        })
+        .await
     }
 
     async fn last_event(&self) -> Result<Option<EventCursor>> {

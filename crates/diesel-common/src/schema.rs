@@ -157,6 +157,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    derivatives (file_id, variant) {
+        file_id -> Text,
+        variant -> Text,
+        s3_key -> Text,
+        size -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
 diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 diesel::joinable!(webhook_deliveries -> events (event_seq));
 
@@ -167,6 +177,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_attempts,
     files,
     file_shares,
+    derivatives,
     api_keys,
     uploads,
     object_deletions,

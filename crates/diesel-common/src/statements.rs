@@ -11,7 +11,9 @@ use stowage_domain::upload::UploadState;
 
 use crate::conn::{Rows, Statement};
 use crate::rows::{columns, ApiKeyRow, DeletionRow, FileRow, SecretRow, UploadRow};
-use crate::schema::{api_keys, file_counts, files, instance_secrets, object_deletions, uploads};
+use crate::schema::{
+    api_keys, derivatives, file_counts, files, instance_secrets, object_deletions, uploads,
+};
 
 /// `SELECT 1`: is the database there.
 pub fn ping() -> impl for<'q> Rows<'q, i32> {
@@ -207,6 +209,57 @@ pub fn find_file_by_key<'a>(tenant: &'a Tenant, key: &'a str) -> impl Rows<'a, F
         .filter(files::project.eq(tenant.project.as_str()))
         .filter(files::env.eq(tenant.env.as_str()))
         .select(columns::<FileRow>())
+}
+
+/// Whether file `id` exists (in any tenant: ids are unique).
+pub fn file_exists(id: &str) -> impl Rows<'_, bool> {
+    diesel::select(exists(files::table.filter(files::id.eq(id))))
+}
+
+/// The derived image `variant` of file `id`: its key and size.
+pub fn find_derivative<'a>(id: &'a str, variant: &'a str) -> impl Rows<'a, (String, i64)> {
+    derivatives::table
+        .filter(derivatives::file_id.eq(id))
+        .filter(derivatives::variant.eq(variant))
+        .select((derivatives::s3_key, derivatives::size))
+}
+
+/// How many derived images file `id` has.
+pub fn count_derivatives(id: &str) -> impl Rows<'_, i64> {
+    derivatives::table
+        .filter(derivatives::file_id.eq(id))
+        .count()
+}
+
+/// Records a derived image (nothing when the variant is already recorded).
+pub fn insert_derivative<'a>(
+    id: &'a str,
+    variant: &'a str,
+    key: &'a str,
+    size: i64,
+    now: i64,
+) -> impl Statement + 'a {
+    diesel::insert_into(derivatives::table)
+        .values((
+            derivatives::file_id.eq(id),
+            derivatives::variant.eq(variant),
+            derivatives::s3_key.eq(key),
+            derivatives::size.eq(size),
+            derivatives::created_at.eq(now),
+        ))
+        .on_conflict_do_nothing()
+}
+
+/// The keys of file `id`'s derived images.
+pub fn derivative_keys(id: &str) -> impl Rows<'_, String> {
+    derivatives::table
+        .filter(derivatives::file_id.eq(id))
+        .select(derivatives::s3_key)
+}
+
+/// Forgets file `id`'s derived images.
+pub fn forget_derivatives(id: &str) -> impl Statement + '_ {
+    diesel::delete(derivatives::table.filter(derivatives::file_id.eq(id)))
 }
 
 /// Writes the mutable fields of `row` if its stored `updated_at` is still

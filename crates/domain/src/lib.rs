@@ -15,6 +15,7 @@ pub mod auth;
 pub mod content;
 pub mod error;
 pub mod events;
+pub mod image;
 pub mod keys;
 pub mod limits;
 pub mod list;

@@ -194,6 +194,22 @@ pub trait FileRepository: Send + Sync {
     /// Postpones the next attempt on a queued key.
     async fn defer_object_deletion(&self, key: &str, next_attempt: Timestamp) -> Result<()>;
 
+    /// The derived image `variant` of file `file` (docs/api.md §9), if stored.
+    async fn find_derivative(&self, file: FileId, variant: &str) -> Result<Option<Derivative>>;
+
+    /// Records that the derived image `derivative` of `file` is in the store,
+    /// unless the file already has `max` derived images or no longer exists.
+    /// Deleting a file MUST, in the same transaction, forget its derived
+    /// images and queue their objects for deletion (like
+    /// [`FileRepository::enqueue_object_deletion`]), so none outlives it.
+    async fn add_derivative(
+        &self,
+        file: FileId,
+        derivative: &Derivative,
+        max: u32,
+        now: Timestamp,
+    ) -> Result<DerivativeAdded>;
+
     /// The secret stored under `name`, shared by every replica on this
     /// database: stores `candidate` if there is none yet, then returns
     /// whatever is stored (so racing first callers all get the same bytes).
@@ -281,6 +297,52 @@ pub trait ApiKeyRepository: Send + Sync {
     async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>>;
     /// Revokes a key; returns whether a not-yet-revoked key with that id existed.
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool>;
+}
+
+/// A derived image in the object store (docs/api.md §9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derivative {
+    /// [`crate::image::Variant::name`].
+    pub variant: String,
+    /// Where the bytes are.
+    pub key: String,
+    /// Their length.
+    pub size: u64,
+}
+
+/// What [`FileRepository::add_derivative`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DerivativeAdded {
+    /// Recorded.
+    Added,
+    /// Already recorded (another request stored the same variant first).
+    Exists,
+    /// The file has its maximum of derived images: not recorded.
+    LimitReached,
+    /// The file is gone: not recorded (the caller deletes the object).
+    FileGone,
+}
+
+/// Decodes, transforms and encodes images (docs/api.md §9). CPU-bound and
+/// synchronous: callers run it off their async executor, a bounded number at once.
+pub trait ImageCodec: Send + Sync {
+    /// The format and size (after EXIF orientation) the header of `bytes`
+    /// declares, read without decoding pixels.
+    ///
+    /// # Errors
+    /// MUST return `image/unsupported-format` for anything but JPEG, PNG,
+    /// WebP and GIF, and `image/decode-failed` for a header it cannot read.
+    fn probe(&self, bytes: &[u8]) -> Result<crate::image::ImageInfo>;
+
+    /// Applies `job` to the image in `bytes`: EXIF orientation, the
+    /// geometry of [`crate::image::geometry`] (a `smart` crop placed on the most
+    /// salient region), blur, then encoding without metadata.
+    ///
+    /// # Errors
+    /// As [`ImageCodec::probe`]; `image/too-large` for a source over
+    /// `job.bounds` (checked from the header, before pixels are allocated);
+    /// `image/decode-failed` for corrupt or truncated data.
+    fn transform(&self, bytes: &[u8], job: &crate::image::Job) -> Result<Vec<u8>>;
 }
 
 /// A request a client must make to move bytes.
@@ -389,6 +451,10 @@ pub trait ObjectStore: Send + Sync {
 
     /// Deletes the object. MUST succeed when there is no object (idempotent).
     async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Stores `bytes` at `key` as `content_type` (a derived image): a reader
+    /// MUST never see a partial object, and a second call replaces the first.
+    async fn put_bytes(&self, key: &str, content_type: &str, bytes: Vec<u8>) -> Result<()>;
 
     /// Moves the object at `from` (of `size` bytes) to `to`, inside the store
     /// (no byte passes through the caller): afterwards `to` holds exactly the

@@ -15,7 +15,8 @@ use stowage_domain::Error;
 use utoipa::ToSchema;
 
 use crate::bodies::{
-    file_id, CompleteBody, FilePatchBody, IssueUploadBody, PartUrlBody, RegisterFileBody, UploadRef,
+    file_id, CompleteBody, DownloadBody, FilePatchBody, IssueUploadBody, PartUrlBody,
+    RegisterFileBody, UploadRef,
 };
 use crate::error::ApiResult;
 #[allow(unused_imports)] // referenced by the OpenAPI attributes
@@ -242,21 +243,81 @@ pub async fn delete(
 }
 
 /// `POST /v1/files/{id}/download-url`
-#[utoipa::path(post, path = "/v1/files/{id}/download-url", operation_id = "issueDownloadUrl", tag = "files", params(("id" = String, Path, description = "File id")), responses((status = 200, description = "Download URL issued", body = DownloadTicket), (status = "4XX", description = "Error envelope; codes: common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/not-found (404); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(post, path = "/v1/files/{id}/download-url", operation_id = "issueDownloadUrl", tag = "files", params(("id" = String, Path, description = "File id"), ("transform" = Option<String>, Query, description = "Image options (docs/api.md §9), e.g. `fit-in/300x200`: the URL is then of the transformed image")), request_body(content = Option<DownloadBody>, description = "Optional; `transform` as in the query"), responses((status = 200, description = "Download URL issued", body = DownloadTicket), (status = "4XX", description = "Error envelope; codes: common/authentication-required, common/invalid-api-key (401); common/invalid-request, image/invalid-options, image/too-large (400); file/access-denied (403); file/not-found (404); image/unsupported-format (415); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn download_url(
     state: State,
     Caller(p): Caller,
     id: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(state.files.download_url(&p, file_id(&id)?).await?))
+    let id = file_id(&id)?;
+    let transform = match transform_query(&req)? {
+        Some(t) => Some(t),
+        None => transform_body(&req, body).await?,
+    };
+    issue_download(&state, &p, id, transform.as_deref()).await
+}
+
+/// A download URL, of the bytes or — with `transform` — of a transformed
+/// image (docs/api.md §9).
+async fn issue_download(
+    state: &State,
+    p: &stowage_domain::model::Principal,
+    id: stowage_domain::model::FileId,
+    transform: Option<&str>,
+) -> ApiResult<HttpResponse> {
+    let ticket = match transform {
+        None => state.files.download_url(p, id).await?,
+        Some(options) => state.files.transform_url(p, id, options).await?,
+    };
+    Ok(HttpResponse::Ok().json(ticket))
+}
+
+/// `?transform=...`, percent-decoded.
+fn transform_query(req: &HttpRequest) -> ApiResult<Option<String>> {
+    for pair in req.query_string().split('&') {
+        if let Some(v) = pair.strip_prefix("transform=") {
+            let decoded = percent_encoding::percent_decode_str(v)
+                .decode_utf8()
+                .map_err(|_| Error::invalid_request("transform: not UTF-8"))?;
+            return Ok(Some(decoded.into_owned()));
+        }
+    }
+    Ok(None)
+}
+
+/// `transform` of an optional JSON body (clients of the reference send none).
+async fn transform_body(req: &HttpRequest, body: web::Payload) -> ApiResult<Option<String>> {
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let chunked = req
+        .headers()
+        .contains_key(actix_web::http::header::TRANSFER_ENCODING);
+    if !chunked && matches!(declared, None | Some("0")) {
+        return Ok(None);
+    }
+    let value = json_value(req, body).await?;
+    match value.get("transform") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(t)) => Ok(Some(t.clone())),
+        Some(_) => {
+            Err(Error::invalid_request("transform: expected a string of image options").into())
+        }
+    }
 }
 
 /// `GET /v1/files/{id}/download-url`: the POST form, for clients that send GET.
-#[utoipa::path(get, path = "/v1/files/{id}/download-url", operation_id = "getDownloadUrl", tag = "files", params(("id" = String, Path, description = "File id")), responses((status = 200, description = "Download URL issued", body = DownloadTicket), (status = "4XX", description = "Error envelope; codes: common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/not-found (404); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
+#[utoipa::path(get, path = "/v1/files/{id}/download-url", operation_id = "getDownloadUrl", tag = "files", params(("id" = String, Path, description = "File id"), ("transform" = Option<String>, Query, description = "Image options (docs/api.md §9): the URL is then of the transformed image")), responses((status = 200, description = "Download URL issued", body = DownloadTicket), (status = "4XX", description = "Error envelope; codes: common/authentication-required, common/invalid-api-key (401); image/invalid-options, image/too-large (400); file/access-denied (403); file/not-found (404); image/unsupported-format (415); common/rate-limited (429)", body = ErrorBody), (status = "5XX", description = "common/internal (500), common/service-unavailable (503, with Retry-After)", body = ErrorBody)), security(("apiKey" = []), ("apiKey" = [], "bearer" = [])))]
 pub async fn download_url_get(
     state: State,
     Caller(p): Caller,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(state.files.download_url(&p, file_id(&id)?).await?))
+    let id = file_id(&id)?;
+    issue_download(&state, &p, id, transform_query(&req)?.as_deref()).await
 }

@@ -4,6 +4,7 @@
 
 pub mod files;
 pub mod gateway;
+pub mod img;
 pub mod ops;
 pub mod public;
 
@@ -66,6 +67,18 @@ pub fn table() -> Vec<RouteSpec> {
             "/v1/public/{key:.*}",
             "/v1/public/{key}",
             public::head
+        ),
+        r!(
+            get,
+            "/v1/img/{path:.*}",
+            "/v1/img/{options}/{key}",
+            img::get
+        ),
+        r!(
+            head,
+            "/v1/img/{path:.*}",
+            "/v1/img/{options}/{key}",
+            img::head
         ),
         r!(
             put,

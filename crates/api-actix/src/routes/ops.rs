@@ -20,7 +20,11 @@ pub async fn health() -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render() + &state.metrics.render_events(state.files.events_written()))
+        .body(
+            state.metrics.render()
+                + &state.metrics.render_events(state.files.events_written())
+                + &state.images.render(),
+        )
 }
 
 /// `GET /ready`: database and store reachable; 503 otherwise.

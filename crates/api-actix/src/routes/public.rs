@@ -54,7 +54,7 @@ pub async fn head(
 /// Whether the client's cached copy is current: `If-None-Match` (any of its
 /// tags, weak or strong, or `*`), else `If-Modified-Since` at one-second
 /// precision.
-fn not_modified(req: &HttpRequest, etag: &str, last_modified: SystemTime) -> bool {
+pub(crate) fn not_modified(req: &HttpRequest, etag: &str, last_modified: SystemTime) -> bool {
     if let Some(tags) = header_str(req, header::IF_NONE_MATCH) {
         return tags
             .split(',')

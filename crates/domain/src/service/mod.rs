@@ -35,6 +35,7 @@ use crate::validation::FieldRules;
 
 mod dto;
 mod files;
+mod images;
 mod lifecycle;
 mod public;
 mod register;
@@ -42,6 +43,7 @@ mod uploads;
 mod usage;
 
 pub use dto::*;
+pub use images::{ImageConfig, ImageSignature, ImageSource, IMAGE_URL_SECRET};
 pub use public::{PublicFile, PUBLIC_REDIRECT_TTL_SECS};
 pub use usage::{UsageReport, UsageView};
 
@@ -128,6 +130,8 @@ pub struct FileService {
     config: ServiceConfig,
     seal: std::sync::OnceLock<CursorSeal>,
     events: Arc<EventCounts>,
+    images: ImageConfig,
+    image_key: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl FileService {
@@ -146,7 +150,16 @@ impl FileService {
             config,
             seal: std::sync::OnceLock::new(),
             events: Arc::default(),
+            images: ImageConfig::default(),
+            image_key: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The same service with these image-transformation tunables (docs/api.md §9).
+    #[must_use]
+    pub fn with_images(mut self, images: ImageConfig) -> Self {
+        self.images = images;
+        self
     }
 
     /// The events this service has committed, by type (docs/api.md §10).

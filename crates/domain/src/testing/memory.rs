@@ -15,8 +15,8 @@ use crate::model::{
     File, FileId, Owner, OwnerType, OwnerTypeFilter, Tenant, Timestamp, Visibility,
 };
 use crate::ports::{
-    ApiKeyRepository, AssembledObject, Clock, CompletedPart, FileRepository, ObjectInfo,
-    ObjectStore, PresignedRequest, QueuedDeletion,
+    ApiKeyRepository, AssembledObject, Clock, CompletedPart, Derivative, DerivativeAdded,
+    FileRepository, ObjectInfo, ObjectStore, PresignedRequest, QueuedDeletion,
 };
 use crate::quota::{Quota, Usage};
 use crate::upload::{IssuedUpload, UploadState};
@@ -81,6 +81,8 @@ struct RepoState {
     uploads: HashMap<(Tenant, String), IssuedUpload>,
     files: BTreeMap<FileId, File>,
     deletions: BTreeMap<String, Timestamp>,
+    /// Derived images by file, then by variant.
+    derivatives: HashMap<FileId, BTreeMap<String, Derivative>>,
     secrets: HashMap<String, Vec<u8>>,
     /// The outbox: every committed event, in commit order.
     events: Vec<StoredEvent>,
@@ -304,6 +306,14 @@ impl FileRepository for MemoryFileRepository {
         let deleted = s.files.remove(&file.id);
         if let Some(f) = &deleted {
             s.deletions.insert(f.s3_key.clone(), now);
+            for d in s
+                .derivatives
+                .remove(&f.id)
+                .unwrap_or_default()
+                .into_values()
+            {
+                s.deletions.insert(d.key, now);
+            }
             s.record(event);
         }
         Ok(deleted)
@@ -431,6 +441,36 @@ impl FileRepository for MemoryFileRepository {
             *t = next_attempt;
         }
         Ok(())
+    }
+
+    async fn find_derivative(&self, file: FileId, variant: &str) -> Result<Option<Derivative>> {
+        Ok(lock(&self.0)
+            .derivatives
+            .get(&file)
+            .and_then(|d| d.get(variant))
+            .cloned())
+    }
+
+    async fn add_derivative(
+        &self,
+        file: FileId,
+        derivative: &Derivative,
+        max: u32,
+        _now: Timestamp,
+    ) -> Result<DerivativeAdded> {
+        let mut s = lock(&self.0);
+        if !s.files.contains_key(&file) {
+            return Ok(DerivativeAdded::FileGone);
+        }
+        let held = s.derivatives.entry(file).or_default();
+        if held.contains_key(&derivative.variant) {
+            return Ok(DerivativeAdded::Exists);
+        }
+        if held.len() >= max as usize {
+            return Ok(DerivativeAdded::LimitReached);
+        }
+        held.insert(derivative.variant.clone(), derivative.clone());
+        Ok(DerivativeAdded::Added)
     }
 
     async fn instance_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
@@ -627,6 +667,11 @@ impl ObjectStore for MemoryObjectStore {
     }
     async fn delete(&self, key: &str) -> Result<()> {
         self.up()?.objects.remove(key);
+        Ok(())
+    }
+    async fn put_bytes(&self, key: &str, content_type: &str, bytes: Vec<u8>) -> Result<()> {
+        let _ = content_type;
+        self.up()?.objects.insert(key.to_owned(), bytes);
         Ok(())
     }
     async fn promote(&self, from: &str, to: &str, _size: u64) -> Result<()> {

@@ -10,8 +10,8 @@ use stowage_domain::events::{Event, EventCursor, StoredEvent};
 use stowage_domain::list::{ListPage, ListQuery};
 use stowage_domain::model::{File, FileId, Tenant, Timestamp};
 use stowage_domain::ports::{
-    AssembledObject, CompletedPart, FileRepository, ObjectInfo, ObjectStore, PresignedRequest,
-    QueuedDeletion,
+    AssembledObject, CompletedPart, Derivative, DerivativeAdded, FileRepository, ObjectInfo,
+    ObjectStore, PresignedRequest, QueuedDeletion,
 };
 use stowage_domain::testing::contract;
 use stowage_domain::testing::memory::{MemoryFileRepository, MemoryObjectStore};
@@ -92,6 +92,9 @@ impl ObjectStore for BuggyStore {
     }
     async fn read_prefix(&self, key: &str, len: u64) -> Result<Vec<u8>> {
         self.inner.read_prefix(key, len).await
+    }
+    async fn put_bytes(&self, key: &str, content_type: &str, bytes: Vec<u8>) -> Result<()> {
+        self.inner.put_bytes(key, content_type, bytes).await
     }
     async fn delete(&self, key: &str) -> Result<()> {
         if self.bug == StoreBug::DeleteOfMissingFails && self.inner.head(key).await?.is_none() {
@@ -301,6 +304,18 @@ impl FileRepository for BuggyRepo {
     }
     async fn defer_object_deletion(&self, key: &str, next: Timestamp) -> Result<()> {
         self.inner.defer_object_deletion(key, next).await
+    }
+    async fn find_derivative(&self, file: FileId, variant: &str) -> Result<Option<Derivative>> {
+        self.inner.find_derivative(file, variant).await
+    }
+    async fn add_derivative(
+        &self,
+        file: FileId,
+        derivative: &Derivative,
+        max: u32,
+        now: Timestamp,
+    ) -> Result<DerivativeAdded> {
+        self.inner.add_derivative(file, derivative, max, now).await
     }
     async fn instance_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>> {
         self.inner.instance_secret(name, candidate).await

@@ -305,3 +305,120 @@ async fn futures_join_all<F: std::future::Future>(
 ) -> Vec<F::Output> {
     super::service::join_all(futures.collect()).await
 }
+
+/// Derived images (docs/api.md §9): recorded once per variant, at most `max`
+/// per file, never for a file that is gone, and forgotten with their file,
+/// their objects queued for deletion in the same transaction.
+pub async fn derivatives_follow_their_file(repo: &dyn FileRepository) {
+    use crate::ports::{Derivative, DerivativeAdded};
+    let t = fresh_tenant();
+    let alice = user("alice");
+    let now = Timestamp::from_millis(T0);
+    let key = format!("{}/dev/h/d1/a.jpg", t.project);
+    repo.insert_upload(&pending_upload(&t, &alice, &key, now))
+        .await
+        .expect("insert");
+    let f = file(&t, &alice, &key, "a.jpg", Visibility::Public, now);
+    super::register_plainly(repo, &f).await.expect("register");
+    let derived = |n: u32| Derivative {
+        variant: format!("{n}x{n}>webp"),
+        key: format!("{}/dev/_derived/{}/{n}.webp", t.project, f.id),
+        size: u64::from(n) * 10,
+    };
+    assert_eq!(
+        repo.find_derivative(f.id, "1x1>webp").await.expect("find"),
+        None
+    );
+    for n in 1..=3 {
+        assert_eq!(
+            repo.add_derivative(f.id, &derived(n), 3, now)
+                .await
+                .expect("add"),
+            DerivativeAdded::Added
+        );
+    }
+    assert_eq!(
+        repo.find_derivative(f.id, "2x2>webp").await.expect("find"),
+        Some(derived(2)),
+        "a recorded derivative round-trips"
+    );
+    assert_eq!(
+        repo.add_derivative(f.id, &derived(2), 3, now)
+            .await
+            .expect("again"),
+        DerivativeAdded::Exists,
+        "a variant is recorded once"
+    );
+    assert_eq!(
+        repo.add_derivative(f.id, &derived(4), 3, now)
+            .await
+            .expect("fourth"),
+        DerivativeAdded::LimitReached,
+        "add_derivative MUST keep a file's derivatives at the maximum"
+    );
+    assert_eq!(
+        repo.find_derivative(f.id, "4x4>webp").await.expect("find"),
+        None
+    );
+    let later = now.plus_secs(5);
+    super::delete_as_stored(repo, &t, f.id, later).await;
+    for n in 1..=3 {
+        assert_eq!(
+            repo.find_derivative(f.id, &format!("{n}x{n}>webp"))
+                .await
+                .expect("find"),
+            None,
+            "derivatives MUST go with their file"
+        );
+    }
+    let due = repo
+        .due_object_deletions(later.plus_secs(1), 10_000)
+        .await
+        .expect("due");
+    for n in 1..=3 {
+        assert!(
+            due.contains(&derived(n).key),
+            "a deleted file's derived images MUST be queued for deletion"
+        );
+        repo.finish_object_deletion(&derived(n).key)
+            .await
+            .expect("finish");
+    }
+    repo.finish_object_deletion(&key).await.expect("finish");
+    assert_eq!(
+        repo.add_derivative(f.id, &derived(9), 3, later)
+            .await
+            .expect("gone"),
+        DerivativeAdded::FileGone,
+        "add_derivative MUST refuse a file that is gone"
+    );
+}
+
+/// Racing recordings of different variants of one file never pass its maximum.
+pub async fn derivative_maximum_holds_under_races(repo: &dyn FileRepository) {
+    use crate::ports::{Derivative, DerivativeAdded};
+    let t = fresh_tenant();
+    let alice = user("alice");
+    let now = Timestamp::from_millis(T0);
+    let key = format!("{}/dev/h/d2/a.jpg", t.project);
+    repo.insert_upload(&pending_upload(&t, &alice, &key, now))
+        .await
+        .expect("insert");
+    let f = file(&t, &alice, &key, "a.jpg", Visibility::Public, now);
+    super::register_plainly(repo, &f).await.expect("register");
+    let adds = (0..12u32).map(|n| {
+        let d = Derivative {
+            variant: format!("v{n}"),
+            key: format!("{}/dev/_derived/{}/v{n}", t.project, f.id),
+            size: 1,
+        };
+        async move { repo.add_derivative(f.id, &d, 5, now).await }
+    });
+    let results = futures_join_all(adds).await;
+    let added = results
+        .iter()
+        .filter(|r| matches!(r, Ok(DerivativeAdded::Added)))
+        .count();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(added, 5, "exactly the maximum is recorded: {results:?}");
+}

@@ -35,8 +35,8 @@ mod store;
 mod uploads;
 
 pub use files::{
-    concurrent_writers_one_wins, deletion_queue, files_are_scoped_updated_and_deleted,
-    instance_secrets,
+    concurrent_writers_one_wins, deletion_queue, derivative_maximum_holds_under_races,
+    derivatives_follow_their_file, files_are_scoped_updated_and_deleted, instance_secrets,
 };
 pub use keys::api_key_repository;
 pub use listing::{
@@ -55,8 +55,9 @@ pub use service::file_service;
 pub use store::{
     checksums_bind_puts_parts_and_assemblies, multipart_assembles_parts_in_order,
     multipart_refuses_small_parts_and_aborts, object_store, presigned_urls_bind_and_round_trip,
-    promote_moves_inside_the_store, racing_part_uploads_leave_one_whole_part,
-    read_prefix_reads_only_the_first_bytes, urls_expire, Transfer,
+    promote_moves_inside_the_store, put_bytes_stores_whole_objects,
+    racing_part_uploads_leave_one_whole_part, read_prefix_reads_only_the_first_bytes, urls_expire,
+    Transfer,
 };
 pub use uploads::{
     abandoned_uploads, registration_is_atomic_and_unique, uploads_are_recorded_and_scoped,
@@ -147,6 +148,8 @@ macro_rules! repository_kit {
                 deletion_queue,
                 abandoned_uploads,
                 instance_secrets,
+                derivatives_follow_their_file,
+                derivative_maximum_holds_under_races,
                 list_scope_filters_and_order,
                 list_pagination_and_cursor,
                 caller_listings_in_every_order,
@@ -179,6 +182,7 @@ macro_rules! object_store_kit {
                 presigned_urls_bind_and_round_trip,
                 promote_moves_inside_the_store,
                 read_prefix_reads_only_the_first_bytes,
+                put_bytes_stores_whole_objects,
                 racing_part_uploads_leave_one_whole_part,
                 urls_expire,
                 multipart_assembles_parts_in_order,
@@ -235,6 +239,8 @@ pub async fn file_repository(repo: &dyn FileRepository) {
     deletion_queue(repo).await;
     abandoned_uploads(repo).await;
     instance_secrets(repo).await;
+    derivatives_follow_their_file(repo).await;
+    derivative_maximum_holds_under_races(repo).await;
     list_scope_filters_and_order(repo).await;
     list_pagination_and_cursor(repo).await;
     caller_listings_in_every_order(repo).await;

@@ -45,6 +45,7 @@ pub async fn object_store(store: &dyn ObjectStore, io: &dyn Transfer, key_prefix
     multipart_assembles_parts_in_order(store, io, key_prefix).await;
     multipart_refuses_small_parts_and_aborts(store, io, key_prefix).await;
     checksums_bind_puts_parts_and_assemblies(store, io, key_prefix).await;
+    put_bytes_stores_whole_objects(store, io, key_prefix).await;
 }
 
 /// `head`/`delete` of a missing object, a PUT URL that binds Content-Type and
@@ -589,4 +590,47 @@ pub async fn checksums_bind_puts_parts_and_assemblies(
         }
     }
     store.delete(&mkey).await.expect("delete");
+}
+
+/// `put_bytes` (derived images): the bytes land whole, readable and signable
+/// like any object; a second call replaces them; `delete` removes them.
+pub async fn put_bytes_stores_whole_objects(
+    store: &dyn ObjectStore,
+    io: &dyn Transfer,
+    key_prefix: &str,
+) {
+    let id = uuid::Uuid::now_v7().simple();
+    let key = format!("{key_prefix}/{id}/derived.webp");
+    let first: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    store
+        .put_bytes(&key, "image/webp", first.clone())
+        .await
+        .expect("put_bytes");
+    assert_eq!(
+        store.read_prefix(&key, 1 << 20).await.expect("read"),
+        first,
+        "put_bytes MUST store exactly the bytes"
+    );
+    assert_eq!(
+        store.head(&key).await.expect("head").map(|i| i.size),
+        Some(70_000)
+    );
+    let get = store
+        .presign_get(&key, "image/webp", "inline", later(io))
+        .await
+        .expect("presign_get");
+    let (status, content_type, _, body) = io.get(&get).await;
+    assert_eq!((status, body), (200, first), "a stored object is signable");
+    assert_eq!(content_type.as_deref(), Some("image/webp"));
+    store
+        .put_bytes(&key, "image/webp", b"second".to_vec())
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.read_prefix(&key, 1 << 20).await.expect("read"),
+        b"second".to_vec(),
+        "a second put_bytes MUST replace the first"
+    );
+    store.delete(&key).await.expect("delete");
+    assert_eq!(store.head(&key).await.expect("head"), None);
 }

@@ -1,0 +1,232 @@
+//! Running image transformations (docs/api.md §9) so that anonymous
+//! clients cannot run up the bill: at most `STOWAGE_IMAGE_WORKERS` at once on
+//! the blocking pool (a request that waits longer than the queue timeout for
+//! a slot gets `503`), concurrent first requests for one derived image doing
+//! the work once, and uncached transforms counted per client IP.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use stowage_domain::image::{Job, Variant};
+use stowage_domain::ports::ImageCodec;
+use stowage_domain::service::{FileService, ImageSource};
+use stowage_domain::{Error, ErrorKind};
+use tokio::sync::Semaphore;
+
+use crate::config::ImageSettings;
+use crate::ratelimit::{RateLimitConfig, RateLimiter};
+
+/// A derived image computed for a request: its bytes, and whether they were stored.
+pub type Computed = Result<Arc<Vec<u8>>, Error>;
+
+type Flight = Shared<BoxFuture<'static, Computed>>;
+
+/// Upper bounds of the transform latency histogram, in seconds.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// Counters of `/metrics`.
+#[derive(Default)]
+struct Counts {
+    /// Transforms by result (`ok`, `cached`, `invalid`, `unsupported`,
+    /// `too_large`, `decode_failed`, `busy`, `rate_limited`, `error`).
+    results: Mutex<HashMap<&'static str, u64>>,
+    /// Sources decoded (one per transform actually run).
+    decodes: AtomicU64,
+    latency: Mutex<([u64; 10], u64, f64)>,
+}
+
+/// The transformation runner of one process.
+pub struct Transformer {
+    codec: Arc<dyn ImageCodec>,
+    slots: Arc<Semaphore>,
+    queue_timeout: Duration,
+    flights: Mutex<HashMap<String, Flight>>,
+    limiter: RateLimiter,
+    counts: Arc<Counts>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Transformer {
+    /// A runner with `codec` and these settings.
+    pub fn new(codec: Arc<dyn ImageCodec>, settings: &ImageSettings) -> Self {
+        Self {
+            codec,
+            slots: Arc::new(Semaphore::new(settings.workers.max(1))),
+            queue_timeout: settings.queue_timeout,
+            flights: Mutex::new(HashMap::new()),
+            limiter: RateLimiter::new(RateLimitConfig {
+                per_second: settings.rate_per_sec,
+                burst: settings.rate_burst,
+                include_service: true,
+            }),
+            counts: Arc::default(),
+        }
+    }
+
+    /// Counts one answer by its result.
+    pub fn count(&self, result: &'static str) {
+        *lock(&self.counts.results).entry(result).or_default() += 1;
+    }
+
+    /// Counts a failed request by its error.
+    pub fn count_error(&self, e: &Error) {
+        use stowage_domain::ErrorCode as C;
+        self.count(match e.code() {
+            C::ImageInvalidOptions => "invalid",
+            C::ImageUnsupportedFormat => "unsupported",
+            C::ImageTooLarge => "too_large",
+            C::ImageDecodeFailed => "decode_failed",
+            C::RateLimited => "rate_limited",
+            C::FileNotFound => "not_found",
+            _ if e.kind() == ErrorKind::Unavailable => "busy",
+            _ => "error",
+        });
+    }
+
+    /// Takes one uncached transform from `client`'s allowance; `Err(wait)` when spent.
+    pub fn admit(&self, client: &str) -> Result<(), Duration> {
+        self.limiter.check_key(client, Instant::now())
+    }
+
+    /// The bytes of `variant` of `source`, computed once however many ask at
+    /// once, and stored (unless its file is at its maximum of derived images).
+    pub async fn derive(
+        &self,
+        files: Arc<FileService>,
+        source: ImageSource,
+        variant: Variant,
+        job: Job,
+    ) -> Computed {
+        let name = format!("{}\n{}", source.file.id, variant.name);
+        let flight = {
+            let mut flights = lock(&self.flights);
+            flights
+                .entry(name.clone())
+                .or_insert_with(|| {
+                    let run = Run {
+                        codec: self.codec.clone(),
+                        slots: self.slots.clone(),
+                        queue_timeout: self.queue_timeout,
+                        counts: self.counts.clone(),
+                    };
+                    run.go(files, source, variant, job).boxed().shared()
+                })
+                .clone()
+        };
+        let result = flight.clone().await;
+        // The first one back retires the flight; later requests find the stored image.
+        let mut flights = lock(&self.flights);
+        if flights.get(&name).is_some_and(|f| f.ptr_eq(&flight)) {
+            flights.remove(&name);
+        }
+        result
+    }
+
+    /// The `/metrics` text of image transformations.
+    pub fn render(&self) -> String {
+        let mut out = String::from(
+            "# HELP stowage_image_transforms_total Image requests by result.\n\
+             # TYPE stowage_image_transforms_total counter\n",
+        );
+        let mut results: Vec<_> = lock(&self.counts.results)
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        results.sort_unstable();
+        for (result, n) in results {
+            let _ = writeln!(
+                out,
+                "stowage_image_transforms_total{{result=\"{result}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP stowage_image_decodes_total Source images decoded.\n\
+             # TYPE stowage_image_decodes_total counter\n\
+             stowage_image_decodes_total {}",
+            self.counts.decodes.load(Ordering::Relaxed)
+        );
+        let (buckets, count, sum) = *lock(&self.counts.latency);
+        out.push_str(
+            "# HELP stowage_image_transform_seconds Time of one transform (read, decode, resize, encode).\n\
+             # TYPE stowage_image_transform_seconds histogram\n",
+        );
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "stowage_image_transform_seconds_bucket{{le=\"{bound}\"}} {}",
+                buckets[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "stowage_image_transform_seconds_bucket{{le=\"+Inf\"}} {count}\n\
+             stowage_image_transform_seconds_sum {sum}\n\
+             stowage_image_transform_seconds_count {count}"
+        );
+        out
+    }
+}
+
+/// What one computation needs, owned (it outlives any one request).
+struct Run {
+    codec: Arc<dyn ImageCodec>,
+    slots: Arc<Semaphore>,
+    queue_timeout: Duration,
+    counts: Arc<Counts>,
+}
+
+impl Run {
+    async fn go(
+        self,
+        files: Arc<FileService>,
+        source: ImageSource,
+        variant: Variant,
+        job: Job,
+    ) -> Computed {
+        let slot = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                Error::unavailable("image workers: every worker busy past the queue timeout")
+            })?
+            .map_err(|_| Error::internal("image workers closed"))?;
+        let started = Instant::now();
+        let bytes = files.image_bytes(&source.file).await?;
+        let codec = self.codec.clone();
+        self.counts.decodes.fetch_add(1, Ordering::Relaxed);
+        let out = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            codec.transform(&bytes, &job)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("image worker: {e}")))??;
+        let secs = started.elapsed().as_secs_f64();
+        {
+            let mut l = lock(&self.counts.latency);
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                if secs <= *bound {
+                    l.0[i] += 1;
+                }
+            }
+            l.1 += 1;
+            l.2 += secs;
+        }
+        let out = Arc::new(out);
+        // Served even when it cannot be stored: the client gets its image,
+        // the next request computes it again.
+        if let Err(e) = files
+            .keep_derived_image(&source.file, &variant, out.as_ref().clone())
+            .await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "derived image not stored");
+        }
+        Ok(out)
+    }
+}

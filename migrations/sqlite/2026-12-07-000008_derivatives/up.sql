@@ -1,0 +1,10 @@
+-- Derived images (docs/api.md §9): one row per stored variant of a file.
+-- A file's deletion queues their objects and forgets them in its transaction.
+CREATE TABLE derivatives (
+    file_id    TEXT NOT NULL,
+    variant    TEXT NOT NULL,
+    s3_key     TEXT NOT NULL,
+    size       BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (file_id, variant)
+) WITHOUT ROWID;
