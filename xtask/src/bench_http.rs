@@ -86,7 +86,7 @@ pub(crate) fn proc_status(pid: u32, field: &str) -> u64 {
 }
 
 /// CPU seconds (user + system) the process has used.
-fn cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();

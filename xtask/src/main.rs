@@ -18,6 +18,9 @@
 //! - `bench-webhooks [--mode embedded|postgres] [--duration S]` registration
 //!   req/s on a fresh server without and with one webhook endpoint (a local
 //!   receiver), and the delivery rate, into docs/performance.md.
+//! - `bench-img [--duration S] [--concurrency C]` image transformations
+//!   against Thumbor (installed from PyPI into target/thumbor-venv) on the
+//!   same generated images, cold and warm, into docs/performance.md.
 //! - `soak [--mode embedded|postgres] [--minutes N] [--concurrency C]` a mixed
 //!   workload for N minutes (default 10, 64 connections); per minute: requests,
 //!   errors, p99, RSS and open fds of the server, written into docs/performance.md.
@@ -40,6 +43,7 @@
 
 mod audit;
 mod bench_http;
+mod bench_img;
 mod loadgen;
 mod local_pg;
 mod soak;
@@ -568,6 +572,35 @@ fn bench_webhooks(args: &[String]) -> Result<(), String> {
     )
 }
 
+fn bench_img(args: &[String]) -> Result<(), String> {
+    let Some(BenchArgs {
+        duration,
+        concurrency,
+        server_bin,
+        custom_bin,
+        ..
+    }) = bench_args(args, "bench-img", "embedded", 10)?
+    else {
+        return Ok(());
+    };
+    // Four connections unless told: twice the workers of this 2-core box.
+    let concurrency = if flag(args, "--concurrency").is_some() {
+        concurrency
+    } else {
+        4
+    };
+    let report = runtime()?.block_on(bench_img::run(duration, concurrency, &server_bin))?;
+    println!("{report}");
+    if custom_bin {
+        return Ok(());
+    }
+    write_report(
+        "bench-img",
+        "Image transformations against Thumbor (cargo xtask bench-img)",
+        &format!("Machine: {}.\n\n{report}", machine()),
+    )
+}
+
 fn migrate() -> Result<(), String> {
     let mut cmd = cargo();
     cmd.args([
@@ -628,6 +661,7 @@ fn main() -> ExitCode {
         Some("fuzz-api") => fuzz_api(&args[1..]),
         Some("bench-http") => bench_http(&args[1..]),
         Some("bench-webhooks") => bench_webhooks(&args[1..]),
+        Some("bench-img") => bench_img(&args[1..]),
         Some("bench-promote") => bench_promote(),
         Some("soak") => soak(&args[1..]),
         Some("audit") => audit::audit(&args[1..]),
@@ -635,7 +669,7 @@ fn main() -> ExitCode {
         Some("browser-test") => ts::browser_test(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--files N] | fuzz-api [--max-examples N] | bench-http [--mode embedded|postgres] [--duration S] [--concurrency C] | bench-webhooks [--mode embedded|postgres] [--duration S] | bench-promote | soak [--mode embedded|postgres] [--minutes N] [--concurrency C] | audit [--db PATH] | check-openapi [--write] | browser-test | \
+                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--files N] | fuzz-api [--max-examples N] | bench-http [--mode embedded|postgres] [--duration S] [--concurrency C] | bench-webhooks [--mode embedded|postgres] [--duration S] | bench-img [--duration S] [--concurrency C] | bench-promote | soak [--mode embedded|postgres] [--minutes N] [--concurrency C] | audit [--db PATH] | check-openapi [--write] | browser-test | \
                  s3-server --port P --dir D --bucket B --access-key K --secret-key S>"
             );
             return ExitCode::from(2);

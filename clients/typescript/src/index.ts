@@ -210,9 +210,24 @@ export class StowageClient {
     return this.call("GET", "/v1/usage", undefined, signal);
   }
 
-  /** `POST /v1/files/{id}/download-url`: a short-lived URL to the bytes. */
-  downloadUrl(id: string, signal?: AbortSignal): Promise<DownloadTicket> {
-    return this.call("POST", `/v1/files/${encodeURIComponent(id)}/download-url`, {}, signal);
+  /**
+   * `POST /v1/files/{id}/download-url`: a short-lived URL to the bytes — or,
+   * with `transform` (image options such as `fit-in/300x200`, docs/api.md §9),
+   * to the transformed image, under the same read rules.
+   */
+  downloadUrl(id: string, signal?: AbortSignal, transform?: string): Promise<DownloadTicket> {
+    const body = transform === undefined ? {} : { transform };
+    return this.call("POST", `/v1/files/${encodeURIComponent(id)}/download-url`, body, signal);
+  }
+
+  /**
+   * The permanent URL of a public image transformed by `options`
+   * (`fit-in/300x200`, `80x80/smart`, `filters:format(webp):quality(80)`;
+   * docs/api.md §9), for `<img src>` and `srcset`. No request is made.
+   */
+  imageUrl(s3Key: string, options: string): string {
+    const opts = options.replace(/^\/+|\/+$/g, "");
+    return `${this.baseUrl}/v1/img/${opts}/${s3Key}`;
   }
 
   /**

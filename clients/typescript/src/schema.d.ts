@@ -212,6 +212,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/img/{options}/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** `GET /v1/img/{options}/{key}`. */
+        get: operations["getImage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        /** `HEAD /v1/img/{options}/{key}`: as GET, without the body. */
+        head: operations["headImage"];
+        patch?: never;
+        trace?: never;
+    };
     "/v1/public/{key}": {
         parameters: {
             query?: never;
@@ -297,6 +315,14 @@ export interface components {
             /** @description Opaque location. */
             location: string;
         };
+        /** @description Optional body of `POST /v1/files/{id}/download-url`. */
+        DownloadRequest: {
+            /**
+             * @description Image options (docs/api.md §9), e.g. `fit-in/300x200/filters:format(webp)`:
+             *     the URL is then of the transformed image.
+             */
+            transform?: string | null;
+        };
         /** @description Answer of `POST /v1/files/:id/download-url`. */
         DownloadTicket: {
             /** @description Registered MIME type. */
@@ -325,7 +351,7 @@ export interface components {
          * @description Stable error code (docs/api.md §2)
          * @enum {string}
          */
-        ErrorCode: "common/authentication-required" | "common/invalid-api-key" | "common/invalid-request" | "common/payload-too-large" | "common/rate-limited" | "common/service-unavailable" | "common/internal" | "common/not-found" | "common/method-not-allowed" | "file/not-found" | "file/invalid-name" | "file/file-too-large" | "file/file-too-small" | "file/invalid-format" | "file/invalid-path" | "file/bucket-not-configured" | "file/invalid-part-number-range" | "file/upload-init-failed" | "file/invalid-parts-array" | "file/access-denied" | "file/quota-exceeded" | "file/s3-key-already-exists" | "file/s3-key-too-long" | "file/original-name-too-long" | "file/mime-type-too-long" | "file/size-negative" | "file/upload-not-found" | "file/size-mismatch";
+        ErrorCode: "common/authentication-required" | "common/invalid-api-key" | "common/invalid-request" | "common/payload-too-large" | "common/rate-limited" | "common/service-unavailable" | "common/internal" | "common/not-found" | "common/method-not-allowed" | "file/not-found" | "file/invalid-name" | "file/file-too-large" | "file/file-too-small" | "file/invalid-format" | "file/invalid-path" | "file/bucket-not-configured" | "file/invalid-part-number-range" | "file/upload-init-failed" | "file/invalid-parts-array" | "file/access-denied" | "file/quota-exceeded" | "file/s3-key-already-exists" | "file/s3-key-too-long" | "file/original-name-too-long" | "file/mime-type-too-long" | "file/size-negative" | "file/upload-not-found" | "file/size-mismatch" | "image/invalid-options" | "image/unsupported-format" | "image/too-large" | "image/decode-failed";
         /** @description The inside of the envelope. */
         ErrorDetail: {
             /** @description Stable code, e.g. `file/not-found`. */
@@ -1216,7 +1242,10 @@ export interface operations {
     };
     getDownloadUrl: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Image options (docs/api.md §9): the URL is then of the transformed image */
+                transform?: string;
+            };
             header?: never;
             path: {
                 /** @description File id */
@@ -1235,7 +1264,7 @@ export interface operations {
                     "application/json": components["schemas"]["DownloadTicket"];
                 };
             };
-            /** @description Error envelope; codes: common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/not-found (404); common/rate-limited (429) */
+            /** @description Error envelope; codes: common/authentication-required, common/invalid-api-key (401); image/invalid-options, image/too-large (400); file/access-denied (403); file/not-found (404); image/unsupported-format (415); common/rate-limited (429) */
             "4XX": {
                 headers: {
                     [name: string]: unknown;
@@ -1257,7 +1286,10 @@ export interface operations {
     };
     issueDownloadUrl: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Image options (docs/api.md §9), e.g. `fit-in/300x200`: the URL is then of the transformed image */
+                transform?: string;
+            };
             header?: never;
             path: {
                 /** @description File id */
@@ -1265,7 +1297,12 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description Optional; `transform` as in the query */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["DownloadRequest"];
+            };
+        };
         responses: {
             /** @description Download URL issued */
             200: {
@@ -1276,7 +1313,122 @@ export interface operations {
                     "application/json": components["schemas"]["DownloadTicket"];
                 };
             };
-            /** @description Error envelope; codes: common/authentication-required, common/invalid-api-key (401); file/access-denied (403); file/not-found (404); common/rate-limited (429) */
+            /** @description Error envelope; codes: common/authentication-required, common/invalid-api-key (401); common/invalid-request, image/invalid-options, image/too-large (400); file/access-denied (403); file/not-found (404); image/unsupported-format (415); common/rate-limited (429) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description common/internal (500), common/service-unavailable (503, with Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getImage: {
+        parameters: {
+            query?: {
+                /** @description Expiry of a signed URL (from a download-URL request with `transform`) */
+                expires?: number;
+                /** @description Signature of a signed URL */
+                signature?: string;
+            };
+            header?: {
+                /** @description `image/webp` selects WebP when no format(...) is given */
+                Accept?: string | null;
+                /** @description ETag of a cached copy */
+                "If-None-Match"?: string | null;
+            };
+            path: {
+                /** @description One or more option segments: `fit-in`, `{W}x{H}`, `smart`, `filters:quality(1-100):format(webp|jpeg|png|avif):blur(1-150)` */
+                options: string;
+                /** @description The file's s3Key (may contain `/`) */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The transformed image */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/webp": number[];
+                };
+            };
+            /** @description Redirect to a short-lived signed URL of a stored derived image */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not modified */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error envelope; codes: image/invalid-options (400), image/too-large (400), file/not-found (404: not a public file, whatever the reason), image/unsupported-format (415), image/decode-failed (422), common/rate-limited (429, with Retry-After) */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description common/internal (500), common/service-unavailable (503: every image worker busy, or a backend down; with Retry-After) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    headImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Option segments, as for GET */
+                options: string;
+                /** @description The file's s3Key (may contain `/`) */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Headers of the transformed image */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not modified */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error envelope; codes as for GET */
             "4XX": {
                 headers: {
                     [name: string]: unknown;

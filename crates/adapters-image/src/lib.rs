@@ -76,8 +76,12 @@ fn run(bytes: &[u8], job: &Job) -> Result<Vec<u8>> {
             Some((x, y, w, h))
         }
     };
-    let mut out = ops::resize(&pixels, region, out_w, out_h)?;
-    drop(pixels);
+    let mut out = if region.is_none() && (out_w, out_h) == (pixels.width, pixels.height) {
+        pixels
+    } else {
+        // The decoded image is dropped as soon as the scaled one exists.
+        ops::resize(&pixels, region, out_w, out_h)?
+    };
     if let Some(radius) = job.transform.blur {
         ops::blur(&mut out, f64::from(radius));
     }

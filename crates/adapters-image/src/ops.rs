@@ -84,9 +84,6 @@ pub(crate) fn resize(
     height: u32,
 ) -> Result<Pixels> {
     let full = (0.0, 0.0, f64::from(src.width), f64::from(src.height));
-    if region.is_none() && (width, height) == (src.width, src.height) {
-        return Ok(src.clone());
-    }
     let (x, y, w, h) = region.unwrap_or(full);
     let failed = |e: &dyn std::fmt::Display| Error::internal(format!("resize: {e}"));
     let view = ImageRef::new(src.width, src.height, &src.data, src.pixel_type())

@@ -136,6 +136,10 @@ impl Application {
                     .h1(map_config(app, |_| AppConfig::default()));
                 fn_service(|io: actix_web::rt::net::TcpStream| {
                     let peer = io.peer_addr().ok();
+                    // Headers and a streamed body leave in separate writes: with
+                    // Nagle's algorithm on, the body would wait for the client's
+                    // delayed ACK of the headers (40 ms).
+                    let _ = io.set_nodelay(true);
                     std::future::ready(Ok((crate::wire::EnvelopedIo::new(io), peer)))
                 })
                 .and_then(http)

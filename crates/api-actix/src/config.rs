@@ -167,6 +167,11 @@ pub struct ImageSettings {
     pub workers: usize,
     /// Longest wait for a worker before `503` (`STOWAGE_IMAGE_QUEUE_TIMEOUT_MS`, default 10000).
     pub queue_timeout: std::time::Duration,
+    /// Memory the transforms running at once may take together, MiB
+    /// (`STOWAGE_IMAGE_MEMORY_MIB`, default 256): a job weighs its estimated
+    /// peak ([`stowage_domain::image::peak_bytes`]); one larger than the whole
+    /// budget runs alone.
+    pub memory_mib: u32,
     /// Uncached transforms per second per client IP (`STOWAGE_IMAGE_RATE_PER_SEC`,
     /// default 10; 0 turns the limit off) and burst (`STOWAGE_IMAGE_RATE_BURST`, default 30).
     pub rate_per_sec: f64,
@@ -201,6 +206,8 @@ impl ImageSettings {
             queue_timeout: std::time::Duration::from_millis(
                 num("STOWAGE_IMAGE_QUEUE_TIMEOUT_MS", 10_000)?.max(1),
             ),
+            memory_mib: u32::try_from(num("STOWAGE_IMAGE_MEMORY_MIB", 256)?.clamp(16, 1 << 20))
+                .unwrap_or(256),
             rate_per_sec: rate("STOWAGE_IMAGE_RATE_PER_SEC", 10.0)?,
             rate_burst: rate("STOWAGE_IMAGE_RATE_BURST", 30.0)?.max(1.0),
         })

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::{BoxFuture, FutureExt, Shared};
-use stowage_domain::image::{Job, Variant};
+use stowage_domain::image::{peak_bytes, Job, Variant};
 use stowage_domain::ports::ImageCodec;
 use stowage_domain::service::{FileService, ImageSource};
 use stowage_domain::{Error, ErrorKind};
@@ -43,6 +43,8 @@ struct Counts {
 pub struct Transformer {
     codec: Arc<dyn ImageCodec>,
     slots: Arc<Semaphore>,
+    memory: Arc<Semaphore>,
+    memory_mib: u32,
     queue_timeout: Duration,
     flights: Mutex<HashMap<String, Flight>>,
     limiter: RateLimiter,
@@ -59,6 +61,8 @@ impl Transformer {
         Self {
             codec,
             slots: Arc::new(Semaphore::new(settings.workers.max(1))),
+            memory: Arc::new(Semaphore::new(settings.memory_mib as usize)),
+            memory_mib: settings.memory_mib,
             queue_timeout: settings.queue_timeout,
             flights: Mutex::new(HashMap::new()),
             limiter: RateLimiter::new(RateLimitConfig {
@@ -113,6 +117,8 @@ impl Transformer {
                     let run = Run {
                         codec: self.codec.clone(),
                         slots: self.slots.clone(),
+                        memory: self.memory.clone(),
+                        memory_mib: self.memory_mib,
                         queue_timeout: self.queue_timeout,
                         counts: self.counts.clone(),
                     };
@@ -155,7 +161,7 @@ impl Transformer {
         );
         let (buckets, count, sum) = *lock(&self.counts.latency);
         out.push_str(
-            "# HELP stowage_image_transform_seconds Time of one transform (read, decode, resize, encode).\n\
+            "# HELP stowage_image_transform_seconds Time of one transform (decode, resize, encode).\n\
              # TYPE stowage_image_transform_seconds histogram\n",
         );
         for (i, bound) in BUCKETS.iter().enumerate() {
@@ -179,6 +185,8 @@ impl Transformer {
 struct Run {
     codec: Arc<dyn ImageCodec>,
     slots: Arc<Semaphore>,
+    memory: Arc<Semaphore>,
+    memory_mib: u32,
     queue_timeout: Duration,
     counts: Arc<Counts>,
 }
@@ -191,18 +199,32 @@ impl Run {
         variant: Variant,
         job: Job,
     ) -> Computed {
-        let slot = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
+        // A worker slot, then — with the source's real size known — the
+        // memory it needs; both within one queue timeout. Slots bound the
+        // sources read at once; the memory budget bounds the pixels.
+        let deadline = tokio::time::Instant::now() + self.queue_timeout;
+        let busy = || Error::unavailable("image workers: busy past the queue timeout");
+        let slot = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned())
             .await
-            .map_err(|_| {
-                Error::unavailable("image workers: every worker busy past the queue timeout")
-            })?
+            .map_err(|_| busy())?
             .map_err(|_| Error::internal("image workers closed"))?;
-        let started = Instant::now();
         let bytes = files.image_bytes(&source.file).await?;
+        let info = self.codec.probe(&bytes)?;
+        job.bounds.check_source(info.width, info.height)?;
+        let mib = peak_bytes(&info, &job).div_ceil(1 << 20);
+        let weight = u32::try_from(mib)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.memory_mib);
+        let memory =
+            tokio::time::timeout_at(deadline, self.memory.clone().acquire_many_owned(weight))
+                .await
+                .map_err(|_| busy())?
+                .map_err(|_| Error::internal("image workers closed"))?;
+        let started = Instant::now();
         let codec = self.codec.clone();
         self.counts.decodes.fetch_add(1, Ordering::Relaxed);
         let out = tokio::task::spawn_blocking(move || {
-            let _slot = slot;
+            let _held = (slot, memory);
             codec.transform(&bytes, &job)
         })
         .await
@@ -221,6 +243,9 @@ impl Run {
         let out = Arc::new(out);
         // Served even when it cannot be stored: the client gets its image,
         // the next request computes it again.
+        if files.image_config().max_derivatives == 0 {
+            return Ok(out);
+        }
         if let Err(e) = files
             .keep_derived_image(&source.file, &variant, out.as_ref().clone())
             .await

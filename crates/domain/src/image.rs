@@ -463,6 +463,28 @@ impl Job {
     }
 }
 
+/// A conservative estimate of the memory one transformation needs at its
+/// peak, in bytes: the decoded image (a JPEG at the DCT scale that still
+/// covers the target) and the scaled one, each counted twice for the
+/// decoder's and encoder's working copies. What a worker budget weighs jobs by.
+pub fn peak_bytes(info: &ImageInfo, job: &Job) -> u64 {
+    let geo = geometry(&job.transform, info.width, info.height);
+    let (sw, sh) = geo.scaled;
+    let mut scale = 1u32;
+    if info.format == ImageFormat::Jpeg {
+        for s in [8u32, 4, 2] {
+            if info.width / s >= sw && info.height / s >= sh {
+                scale = s;
+                break;
+            }
+        }
+    }
+    let decoded = u64::from(info.width.div_ceil(scale)) * u64::from(info.height.div_ceil(scale));
+    let (ow, oh) = geo.output();
+    let output = u64::from(ow) * u64::from(oh);
+    (decoded + output) * 4 * 2
+}
+
 /// Quality used for lossy output when `quality(...)` is not given.
 pub const DEFAULT_QUALITY: u8 = 80;
 
@@ -958,6 +980,32 @@ mod tests {
                 assert!(c.x + c.width <= g.scaled.0 && c.y + c.height <= g.scaled.1);
             }
         }
+    }
+
+    #[test]
+    fn peak_memory_follows_the_decoded_and_output_sizes() {
+        let info = |format, width, height| ImageInfo {
+            format,
+            width,
+            height,
+        };
+        let job = |options: &str| Job {
+            transform: parse_options(options, &ImageBounds::default()).expect("options"),
+            output: ImageFormat::Webp,
+            bounds: ImageBounds::default(),
+        };
+        let photo = info(ImageFormat::Jpeg, 6000, 4000);
+        let full = peak_bytes(&photo, &job("filters:quality(80)"));
+        assert_eq!(full, 2 * 24_000_000 * 8);
+        // A thumbnail of a JPEG is decoded at 1/8: 750×500.
+        let thumb = peak_bytes(&photo, &job("fit-in/300x200"));
+        assert_eq!(thumb, (750 * 500 + 300 * 200) * 8);
+        // A PNG is decoded whole whatever the target.
+        let png = peak_bytes(&info(ImageFormat::Png, 6000, 4000), &job("fit-in/300x200"));
+        assert_eq!(png, (24_000_000 + 300 * 200) * 8);
+        // Enlarging costs the output.
+        let big = peak_bytes(&info(ImageFormat::Png, 10, 10), &job("4000x4000"));
+        assert_eq!(big, (100 + 16_000_000) * 8);
     }
 
     #[test]

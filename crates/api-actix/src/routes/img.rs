@@ -12,7 +12,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use stowage_domain::image::{accepts_webp, output_format, parse_path, Job, Variant};
 use stowage_domain::service::ImageSignature;
-use stowage_domain::{Error, ErrorCode};
+use stowage_domain::Error;
 
 use super::gateway::{header_str, send_object};
 #[allow(unused_imports)] // referenced by the OpenAPI attributes
@@ -115,27 +115,29 @@ async fn serve(state: &AppState, req: &HttpRequest, path: &str) -> ApiResult<Htt
         .insert_header((header::CONTENT_TYPE, format.mime()))
         .insert_header((header::CONTENT_DISPOSITION, "inline"));
     if let Some(stored) = files.derived_image(file, &variant).await? {
-        state.images.count("cached");
         if req.method() == Method::HEAD {
+            state.images.count("cached");
             return Ok(response.body(empty_body(stored.size)));
         }
-        return match state.gateway.as_deref() {
+        match state.gateway.as_deref() {
             Some(store) => {
-                let (object, len) = store
-                    .open_object(&stored.key)
-                    .await?
-                    .ok_or_else(|| Error::new(ErrorCode::FileNotFound))?;
-                response.insert_header((header::ACCEPT_RANGES, "bytes"));
-                send_object(response, req, object, len, &state.metrics).await
+                // A recorded image whose object is gone (a restore without
+                // it, say) is computed again rather than refused.
+                if let Some((object, len)) = store.open_object(&stored.key).await? {
+                    state.images.count("cached");
+                    response.insert_header((header::ACCEPT_RANGES, "bytes"));
+                    return send_object(response, req, object, len, &state.metrics).await;
+                }
             }
             None => {
+                state.images.count("cached");
                 let signed_url = files.derived_redirect(&stored, format).await?;
-                Ok(HttpResponse::Found()
+                return Ok(HttpResponse::Found()
                     .insert_header((header::LOCATION, value(&signed_url.url)?))
                     .insert_header((header::CACHE_CONTROL, "no-store"))
-                    .finish())
+                    .finish());
             }
-        };
+        }
     }
     state
         .images
