@@ -79,7 +79,11 @@ fn peak_memory(src: &[u8], threads: usize) {
 fn main() {
     if std::env::args().nth(2).as_deref() == Some("--memory") {
         let src = std::fs::read(std::env::args().nth(1).expect("path")).expect("read");
-        peak_memory(&src, 2);
+        let threads = std::env::args()
+            .nth(3)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(2);
+        peak_memory(&src, threads);
         return;
     }
     // A JPEG named on the command line, else a generated one.

@@ -40,6 +40,7 @@ impl Application {
     /// # Errors
     /// A message naming what failed.
     pub async fn build(config: Config, repos: Repositories) -> Result<Self, String> {
+        crate::memory::map_large_allocations();
         let listener = TcpListener::bind(&config.listen)
             .map_err(|e| format!("bind {}: {e}", config.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;

@@ -42,6 +42,7 @@ struct Counts {
 /// The transformation runner of one process.
 pub struct Transformer {
     codec: Arc<dyn ImageCodec>,
+    pool: Arc<Pool>,
     slots: Arc<Semaphore>,
     memory: Arc<Semaphore>,
     memory_mib: u32,
@@ -60,6 +61,7 @@ impl Transformer {
     pub fn new(codec: Arc<dyn ImageCodec>, settings: &ImageSettings) -> Self {
         Self {
             codec,
+            pool: Arc::new(Pool::new(settings.workers.max(1))),
             slots: Arc::new(Semaphore::new(settings.workers.max(1))),
             memory: Arc::new(Semaphore::new(settings.memory_mib as usize)),
             memory_mib: settings.memory_mib,
@@ -116,6 +118,7 @@ impl Transformer {
                 .or_insert_with(|| {
                     let run = Run {
                         codec: self.codec.clone(),
+                        pool: self.pool.clone(),
                         slots: self.slots.clone(),
                         memory: self.memory.clone(),
                         memory_mib: self.memory_mib,
@@ -184,6 +187,7 @@ impl Transformer {
 /// What one computation needs, owned (it outlives any one request).
 struct Run {
     codec: Arc<dyn ImageCodec>,
+    pool: Arc<Pool>,
     slots: Arc<Semaphore>,
     memory: Arc<Semaphore>,
     memory_mib: u32,
@@ -223,12 +227,13 @@ impl Run {
         let started = Instant::now();
         let codec = self.codec.clone();
         self.counts.decodes.fetch_add(1, Ordering::Relaxed);
-        let out = tokio::task::spawn_blocking(move || {
-            let _held = (slot, memory);
-            codec.transform(&bytes, &job)
-        })
-        .await
-        .map_err(|e| Error::internal(format!("image worker: {e}")))??;
+        let out = self
+            .pool
+            .run(move || {
+                let _held = (slot, memory);
+                codec.transform(&bytes, &job)
+            })
+            .await?;
         let secs = started.elapsed().as_secs_f64();
         {
             let mut l = lock(&self.counts.latency);
@@ -253,5 +258,59 @@ impl Run {
             tracing::warn!(error = %format!("{e:#}"), "derived image not stored");
         }
         Ok(out)
+    }
+}
+
+type Task = Box<dyn FnOnce() + Send>;
+
+/// The threads transforms run on: a fixed few, named, apart from the
+/// blocking pool that file and database calls share, so a long transform
+/// never holds up those and each job's allocations stay in few malloc arenas.
+struct Pool {
+    tasks: Mutex<std::sync::mpsc::Sender<Task>>,
+}
+
+impl Pool {
+    fn new(threads: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Task>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("stowage-image-{i}"))
+                .spawn(move || loop {
+                    let task = lock(&rx).recv();
+                    match task {
+                        // The codec catches its own panics; this keeps the
+                        // thread alive whatever a task does.
+                        Ok(task) => {
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task));
+                        }
+                        Err(_) => return,
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "image worker thread not started");
+            }
+        }
+        Self {
+            tasks: Mutex::new(tx),
+        }
+    }
+
+    /// Runs `f` on one of the pool's threads; its result.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task: Task = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        lock(&self.tasks)
+            .send(task)
+            .map_err(|_| Error::internal("image worker threads gone"))?;
+        rx.await
+            .map_err(|_| Error::internal("image worker: the transform panicked"))?
     }
 }

@@ -8,7 +8,7 @@
 //! too. The keeper below calls it only when it pays: when the allocator holds
 //! a lot of free memory and the process grew since the last trim.
 //!
-//! The only `unsafe` of the workspace lives here: two calls into glibc that
+//! The only `unsafe` of the workspace lives here: three calls into glibc that
 //! take no pointers from us.
 
 use std::sync::Arc;
@@ -48,6 +48,31 @@ pub fn heap_stats() -> Option<HeapStats> {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn heap_stats() -> Option<HeapStats> {
     None
+}
+
+/// Allocations from this size up get their own mapping, returned to the
+/// system when freed.
+pub const MMAP_THRESHOLD: usize = 4 << 20;
+
+/// Makes every allocation of [`MMAP_THRESHOLD`] or more a mapping of its own.
+/// glibc's default threshold rises to 32 MiB after the first large free, so
+/// multi-megabyte buffers (decoded images, source files) then land in
+/// per-thread arenas, are freed from other threads, and pile up: 20 queued
+/// transforms of a 24 MP JPEG to WebP (one at a time) peaked at 400–550 MiB
+/// resident, 245 MiB with the threshold fixed (docs/performance.md). Buffers
+/// the hot paths use (1 MiB upload chunks, JSON) stay under it.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[expect(unsafe_code, reason = "glibc's mallopt through FFI")]
+pub fn map_large_allocations() -> bool {
+    let threshold = libc::c_int::try_from(MMAP_THRESHOLD).unwrap_or(libc::c_int::MAX);
+    // SAFETY: mallopt takes two integers, no pointers; called at start-up.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, threshold) == 1 }
+}
+
+/// Makes large allocations mappings of their own (a no-op elsewhere than glibc).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn map_large_allocations() -> bool {
+    false
 }
 
 /// Asks the allocator to return its free pages to the system; true when it
