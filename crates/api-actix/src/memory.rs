@@ -64,7 +64,16 @@ pub const MMAP_THRESHOLD: usize = 4 << 20;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[expect(unsafe_code, reason = "glibc's mallopt through FFI")]
 pub fn map_large_allocations() -> bool {
-    let threshold = libc::c_int::try_from(MMAP_THRESHOLD).unwrap_or(libc::c_int::MAX);
+    // `STOWAGE_MMAP_THRESHOLD_MIB` overrides the threshold (0: glibc's own).
+    let mib = std::env::var("STOWAGE_MMAP_THRESHOLD_MIB")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let bytes = match mib {
+        Some(0) => return false,
+        Some(m) => m.min(1024) << 20,
+        None => MMAP_THRESHOLD,
+    };
+    let threshold = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     // SAFETY: mallopt takes two integers, no pointers; called at start-up.
     unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, threshold) == 1 }
 }
