@@ -149,15 +149,7 @@ async fn metrics_and_openapi_are_served() {
     let alice = s.user("alice");
     s.upload(&alice, "a.txt", "text/plain", b"abc", json!({}))
         .await;
-    let text = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = s.metrics().await;
     for needle in [
         "stowage_http_requests_total{method=\"POST\",route=\"/v1/files\",status=\"201\"} 1",
         "stowage_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/files/presigned-url\"",

@@ -253,17 +253,21 @@ impl Server {
         }
     }
 
-    /// The value of one unlabelled counter in `/metrics`.
-    pub async fn counter(&self, name: &str) -> u64 {
-        let text = self
-            .client
+    /// The text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
             .get(self.url("/metrics"))
             .send()
             .await
             .expect("metrics")
             .text()
             .await
-            .expect("text");
+            .expect("text")
+    }
+
+    /// The value of one unlabelled counter in `/metrics`.
+    pub async fn counter(&self, name: &str) -> u64 {
+        let text = self.metrics().await;
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
             .unwrap_or(0)

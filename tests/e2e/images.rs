@@ -114,14 +114,7 @@ fn varies_by_accept(res: &Response) -> bool {
 
 /// `stowage_image_transforms_total{result="…"}`.
 async fn transforms(s: &Server, result: &str) -> u64 {
-    let text = http_client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = s.metrics().await;
     let prefix = format!("stowage_image_transforms_total{{result=\"{result}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
@@ -567,6 +560,14 @@ async fn the_bill_is_bounded_derivatives_rates_and_deletion() {
         Some("*")
     );
     assert_error(&read(res).await, 429, "common/rate-limited");
+    // A forged X-Forwarded-For does not buy a new allowance: no proxy is trusted.
+    let forged = anon
+        .get(img_url(&s, "40x40", &photo))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .expect("forged");
+    assert_eq!(forged.status(), 429);
     assert_eq!(
         fetch(&anon, &img_url(&s, "10x10", &photo), None)
             .await
@@ -601,6 +602,47 @@ async fn the_bill_is_bounded_derivatives_rates_and_deletion() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_allowance() {
+    let s = spawn_with(&[
+        ("STOWAGE_TRUSTED_PROXIES", "127.0.0.0/8, ::1"),
+        ("STOWAGE_IMAGE_RATE_PER_SEC", "0.001"),
+        ("STOWAGE_IMAGE_RATE_BURST", "1"),
+    ]);
+    let alice = s.user("alice");
+    let photo = upload_image(&s, &alice, "p.jpg", "image/jpeg", &jpeg(64, 48), "public").await;
+    let anon = http_client();
+    let from = |client: &'static str, options: &'static str| {
+        anon.get(img_url(&s, options, &photo))
+            .header("x-forwarded-for", client)
+            .send()
+    };
+    assert_eq!(
+        from("198.51.100.1", "10x10").await.expect("1").status(),
+        200
+    );
+    assert_eq!(
+        from("198.51.100.1", "11x11").await.expect("2").status(),
+        429
+    );
+    // Another client behind the same proxy still has its own allowance; a hop
+    // the client wrote itself (left of the proxy's) does not count.
+    assert_eq!(
+        from("198.51.100.1, 198.51.100.2", "12x12")
+            .await
+            .expect("3")
+            .status(),
+        200
+    );
+    assert_eq!(
+        from("203.0.113.7, 198.51.100.2", "13x13")
+            .await
+            .expect("4")
+            .status(),
+        429
+    );
 }
 
 /// Where the store keeps a file's derived images.

@@ -35,15 +35,7 @@ async fn the_lifecycle_worker_cleans_abandoned_uploads() {
     let mut cleaned = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let text = s
-            .client
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let text = s.metrics().await;
         if text
             .lines()
             .any(|l| l.starts_with("stowage_uploads_expired_total") && !l.ends_with(" 0"))

@@ -81,15 +81,7 @@ async fn bytes_never_pass_through_the_api_process() {
     );
     assert_eq!(got.bytes().await.expect("bytes").as_ref(), b"hello");
 
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains("stowage_gateway_bytes_total{direction=\"in\"} 0"),
         "{metrics}"

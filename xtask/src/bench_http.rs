@@ -100,6 +100,12 @@ pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The `p` quantile (0..=1) of sorted latencies in µs, in ms.
+pub(crate) fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
+    let i = ((sorted_us.len().max(1) - 1) as f64 * p).round() as usize;
+    f64::from(sorted_us.get(i).copied().unwrap_or(0)) / 1000.0
+}
+
 /// CPU seconds used by all local `postgres` processes (server and backends).
 fn postgres_cpu_seconds() -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -339,12 +345,7 @@ where
     let client_cpu = cpu_seconds(std::process::id()) - client_cpu_before;
     let db_cpu = postgres_cpu_seconds() - db_cpu_before;
     all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len().max(1) - 1) as f64 * p).round() as usize)
-            .copied()
-            .unwrap_or(0) as f64
-            / 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&all, p);
     let o = Outcome {
         name,
         requests: all.len(),

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use hyper1::Method;
 use serde_json::{json, Value};
 
-use crate::bench_http::{cpu_seconds, fresh_server_env, proc_status, start, token, Caller, Server};
+use crate::bench_http::{
+    cpu_seconds, fresh_server_env, percentile_ms, proc_status, start, token, Caller, Server,
+};
 use crate::loadgen::{Conn, Req};
 
 const VENV: &str = "target/thumbor-venv";
@@ -367,10 +369,7 @@ async fn drive(
     }
     let secs = started.elapsed().as_secs_f64();
     all.sort_unstable();
-    let pct = |p: f64| {
-        let i = ((all.len().max(1) - 1) as f64 * p).round() as usize;
-        f64::from(all.get(i).copied().unwrap_or(0)) / 1000.0
-    };
+    let pct = |p: f64| percentile_ms(&all, p);
     Row {
         requests: all.len(),
         errors,

@@ -177,6 +177,67 @@ pub struct ImageSettings {
     pub rate_per_sec: f64,
     /// Burst of the per-IP limit.
     pub rate_burst: f64,
+    /// Proxies (a CDN, a load balancer) whose `X-Forwarded-For` names the
+    /// client (`STOWAGE_TRUSTED_PROXIES`: addresses or CIDR ranges, comma-separated;
+    /// default none: the TCP peer is the client).
+    pub trusted_proxies: Vec<IpRange>,
+}
+
+/// An address range (`10.0.0.0/8`, `2001:db8::/32`, or one address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpRange {
+    base: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// Whether `ip` is in the range.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.base, ip) {
+            (IpAddr::V4(b), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(b) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(b), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(b) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = s.split_once('/').unwrap_or((s, ""));
+        let base: std::net::IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not an address or CIDR range"))?;
+        let max = if base.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() {
+            max
+        } else {
+            prefix
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{s}`: the prefix must be 0 to {max}"))?
+        };
+        Ok(Self { base, prefix })
+    }
 }
 
 impl ImageSettings {
@@ -210,6 +271,19 @@ impl ImageSettings {
                 .unwrap_or(256),
             rate_per_sec: rate("STOWAGE_IMAGE_RATE_PER_SEC", 10.0)?,
             rate_burst: rate("STOWAGE_IMAGE_RATE_BURST", 30.0)?.max(1.0),
+            trusted_proxies: var("STOWAGE_TRUSTED_PROXIES")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|r| !r.is_empty())
+                        .map(|r| {
+                            r.parse::<IpRange>()
+                                .map_err(|e| format!("STOWAGE_TRUSTED_PROXIES: {e}"))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 
@@ -566,5 +640,31 @@ mod tests {
             assert_eq!(mode, Some(0o600));
         }
         assert_eq!(format!("{a:?}"), "Secret(<redacted>)");
+    }
+}
+
+#[cfg(test)]
+mod ip_range_tests {
+    use super::IpRange;
+
+    #[test]
+    fn ranges_match_their_addresses() {
+        let r = |s: &str| s.parse::<IpRange>().expect(s);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect(s);
+        assert!(r("10.0.0.0/8").contains(ip("10.200.3.4")));
+        assert!(!r("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(r("192.0.2.7").contains(ip("192.0.2.7")));
+        assert!(!r("192.0.2.7").contains(ip("192.0.2.8")));
+        assert!(r("0.0.0.0/0").contains(ip("8.8.8.8")));
+        assert!(r("2001:db8::/32").contains(ip("2001:db8:1::5")));
+        assert!(!r("2001:db8::/32").contains(ip("2001:db9::5")));
+        assert!(
+            r("127.0.0.1").contains(ip("::ffff:127.0.0.1")),
+            "v4-mapped v6 peers"
+        );
+        assert!(!r("10.0.0.0/8").contains(ip("::1")));
+        for bad in ["10.0.0.0/33", "nope", "::/129", "1.2.3.4/x", ""] {
+            assert!(bad.parse::<IpRange>().is_err(), "{bad}");
+        }
     }
 }

@@ -49,6 +49,7 @@ pub struct Transformer {
     queue_timeout: Duration,
     flights: Mutex<HashMap<String, Flight>>,
     limiter: RateLimiter,
+    trusted_proxies: Vec<crate::config::IpRange>,
     counts: Arc<Counts>,
 }
 
@@ -72,6 +73,7 @@ impl Transformer {
                 burst: settings.rate_burst,
                 include_service: true,
             }),
+            trusted_proxies: settings.trusted_proxies.clone(),
             counts: Arc::default(),
         }
     }
@@ -94,6 +96,32 @@ impl Transformer {
             _ if e.kind() == ErrorKind::Unavailable => "busy",
             _ => "error",
         });
+    }
+
+    /// The client of a request whose TCP peer is `peer`: the peer itself,
+    /// unless it is a trusted proxy — then the nearest address of
+    /// `X-Forwarded-For` (read from the right) that is not one.
+    pub fn client(&self, peer: Option<std::net::IpAddr>, forwarded_for: Option<&str>) -> String {
+        let Some(peer) = peer else {
+            return "unknown".to_owned();
+        };
+        let trusted = |ip: std::net::IpAddr| self.trusted_proxies.iter().any(|r| r.contains(ip));
+        if !trusted(peer) {
+            return peer.to_string();
+        }
+        let mut client = peer;
+        for hop in forwarded_for.unwrap_or("").rsplit(',') {
+            match hop.trim().parse::<std::net::IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !trusted(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client.to_string()
     }
 
     /// Takes one uncached transform from `client`'s allowance; `Err(wait)` when spent.
@@ -312,5 +340,56 @@ impl Pool {
             .map_err(|_| Error::internal("image worker threads gone"))?;
         rx.await
             .map_err(|_| Error::internal("image worker: the transform panicked"))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transformer(trusted: &str) -> Transformer {
+        let settings = ImageSettings {
+            max_dimension: 4096,
+            max_source_pixels: 1,
+            max_source_bytes: 1,
+            max_derivatives: 1,
+            workers: 1,
+            queue_timeout: Duration::from_secs(1),
+            memory_mib: 16,
+            rate_per_sec: 1.0,
+            rate_burst: 1.0,
+            trusted_proxies: trusted
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().expect("range"))
+                .collect(),
+        };
+        Transformer::new(Arc::new(stowage_adapters_image::Codec), &settings)
+    }
+
+    #[test]
+    fn the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+        let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().expect(s));
+        let none = transformer("");
+        assert_eq!(
+            none.client(ip("203.0.113.9"), Some("1.2.3.4")),
+            "203.0.113.9",
+            "spoofed header ignored"
+        );
+        let cdn = transformer("10.0.0.0/8,192.0.2.1");
+        assert_eq!(cdn.client(ip("10.1.1.1"), Some("1.2.3.4")), "1.2.3.4");
+        // A client cannot hide behind addresses it writes itself: the
+        // nearest untrusted hop counts.
+        assert_eq!(
+            cdn.client(ip("10.1.1.1"), Some("6.6.6.6, 1.2.3.4, 192.0.2.1")),
+            "1.2.3.4"
+        );
+        assert_eq!(
+            cdn.client(ip("203.0.113.9"), Some("1.2.3.4")),
+            "203.0.113.9"
+        );
+        assert_eq!(cdn.client(ip("10.1.1.1"), None), "10.1.1.1");
+        assert_eq!(cdn.client(ip("10.1.1.1"), Some("garbage")), "10.1.1.1");
+        assert_eq!(cdn.client(None, Some("1.2.3.4")), "unknown");
     }
 }

@@ -72,12 +72,6 @@ fn signature(req: &HttpRequest) -> Option<ImageSignature> {
     })
 }
 
-/// The client's address, the key of its transform allowance.
-fn client(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
-}
-
 async fn serve(state: &AppState, req: &HttpRequest, path: &str) -> ApiResult<HttpResponse> {
     let files = &state.files;
     let (transform, key) = parse_path(path, &files.image_config().bounds)?;
@@ -139,9 +133,13 @@ async fn serve(state: &AppState, req: &HttpRequest, path: &str) -> ApiResult<Htt
             }
         }
     }
+    let client = state.images.client(
+        req.peer_addr().map(|a| a.ip()),
+        header_str(req, "x-forwarded-for"),
+    );
     state
         .images
-        .admit(&client(req))
+        .admit(&client)
         .map_err(ApiError::rate_limited)?;
     let job = Job {
         transform,
