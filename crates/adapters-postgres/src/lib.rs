@@ -21,8 +21,9 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use stowage_diesel_common::events::{
     change_endpoints, fan_out_from, transition_recorded, ClaimedRow, EndpointRow, NewEventRow,
 };
-use stowage_diesel_common::rows::FileRow;
-use stowage_diesel_common::schema::files;
+use stowage_diesel_common::list::{self, CountsQuery};
+use stowage_diesel_common::rows::{FileRow, UploadRow};
+use stowage_diesel_common::schema::{files, uploads};
 use stowage_diesel_common::types::{MetadataJson, ShareList};
 use stowage_diesel_common::{
     add_derivative_in, apply_file_update, delete_counted, on_duplicate, unclaimed, within_quota,
@@ -409,6 +410,33 @@ impl Backend for Postgres {
             ))
             .await?,
         )
+    }
+
+    /// One statement for all rows.
+    async fn insert_uploads(
+        c: &mut Conn,
+        rows: &[UploadRow],
+    ) -> std::result::Result<Vec<String>, TxError> {
+        Ok(diesel::insert_into(uploads::table)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .returning(uploads::s3_key)
+            .load(c)
+            .await?)
+    }
+
+    /// One statement: the counts summed and the shared files counted.
+    async fn visible_total(
+        c: &mut Conn,
+        counts: CountsQuery<'_>,
+        shared: Option<(&ListQuery, &Owner, &str, Option<&str>)>,
+    ) -> std::result::Result<(i64, Option<i64>), TxError> {
+        let Some((query, owner, uid, owner_type)) = shared else {
+            return Ok((c.sum_counts(counts).await?, None));
+        };
+        let shared = list::shared_with_count(Db::Postgres, query, owner, uid, owner_type);
+        let (total, n) = c.load_totals(list::totals_query(counts, shared)?).await?;
+        Ok((total + n, Some(n)))
     }
 
     /// Nothing to do: the share list is indexed in place (GIN over `text[]`).

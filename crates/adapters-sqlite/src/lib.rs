@@ -25,7 +25,7 @@ use futures_util::FutureExt;
 use stowage_diesel_common::events::{
     change_endpoints, record_event, transition_recorded, ClaimedRow, EndpointRow,
 };
-use stowage_diesel_common::rows::FileRow;
+use stowage_diesel_common::rows::{FileRow, UploadRow};
 use stowage_diesel_common::schema::{file_shares, files};
 use stowage_diesel_common::statements as q;
 use stowage_diesel_common::{
@@ -137,6 +137,23 @@ impl Backend for Sqlite {
         remove: Option<&str>,
     ) -> std::result::Result<usize, TxError> {
         change_endpoints(c, add, remove).await
+    }
+
+    /// One statement per row, one transaction for all.
+    async fn insert_uploads(
+        c: &mut Conn,
+        rows: &[UploadRow],
+    ) -> std::result::Result<Vec<String>, TxError> {
+        c.transaction::<Vec<String>, TxError, _>(async |c| {
+            let mut written = Vec::with_capacity(rows.len());
+            for row in rows {
+                if c.execute_statement(q::insert_upload_once(row)).await? == 1 {
+                    written.push(row.s3_key.clone());
+                }
+            }
+            Ok(written)
+        })
+        .await
     }
 
     /// One writer at a time: the file cannot go between the check and the write.

@@ -21,9 +21,10 @@ use diesel_async::methods::LoadQuery;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::list::{Boxed, CountsQuery, Db, FilesQuery};
-use crate::rows::{columns, FileRow};
-use crate::schema::file_counts;
+use crate::list::{
+    Boxed, CountsQuery, Db, FilesQuery, MergedQuery, PageQuery, Summed, TotalsQuery,
+};
+use crate::rows::FileRow;
 
 /// The PostgreSQL connection (diesel-async's own, no libpq).
 pub type PgConn = AsyncPgConnection;
@@ -66,17 +67,26 @@ pub trait DbConn: Send {
     /// The files of a listing's query (built by [`crate::list`] for [`Self::DB`]).
     fn load_files<'c, 'q: 'c>(
         &'c mut self,
-        q: FilesQuery<'q>,
+        q: PageQuery<'q>,
     ) -> BoxFuture<'c, QueryResult<Vec<FileRow>>>;
 
     /// How many files a listing's query matches.
     fn count_files<'c, 'q: 'c>(&'c mut self, q: FilesQuery<'q>) -> BoxFuture<'c, QueryResult<i64>>;
 
-    /// The maintained counts a listing's total adds up.
-    fn load_counts<'c, 'q: 'c>(
+    /// The sum of the maintained counts a listing's total adds up.
+    fn sum_counts<'c, 'q: 'c>(&'c mut self, q: CountsQuery<'q>) -> BoxFuture<'c, QueryResult<i64>>;
+
+    /// A caller's total and its shared part (built by [`crate::list`]).
+    fn load_totals<'c, 'q: 'c>(
         &'c mut self,
-        q: CountsQuery<'q>,
-    ) -> BoxFuture<'c, QueryResult<Vec<i64>>>;
+        q: TotalsQuery<'q>,
+    ) -> BoxFuture<'c, QueryResult<(i64, i64)>>;
+
+    /// A caller's page merged from its branches (built by [`crate::list`]).
+    fn load_merged<'c, 'q: 'c>(
+        &'c mut self,
+        q: MergedQuery<'q>,
+    ) -> BoxFuture<'c, QueryResult<Vec<FileRow>>>;
 }
 
 /// A dynamic query built for the other backend: a bug, reported as an error.
@@ -109,10 +119,10 @@ macro_rules! db_conn {
 
             fn load_files<'c, 'q: 'c>(
                 &'c mut self,
-                q: FilesQuery<'q>,
+                q: PageQuery<'q>,
             ) -> BoxFuture<'c, QueryResult<Vec<FileRow>>> {
                 match q {
-                    Boxed::$variant(q) => Box::pin(q.select(columns::<FileRow>()).load(self)),
+                    Boxed::$variant(q) => Box::pin(q.load(self)),
                     _ => other_backend(),
                 }
             }
@@ -127,12 +137,32 @@ macro_rules! db_conn {
                 }
             }
 
-            fn load_counts<'c, 'q: 'c>(
+            fn sum_counts<'c, 'q: 'c>(
                 &'c mut self,
                 q: CountsQuery<'q>,
-            ) -> BoxFuture<'c, QueryResult<Vec<i64>>> {
+            ) -> BoxFuture<'c, QueryResult<i64>> {
                 match q {
-                    Boxed::$variant(q) => Box::pin(q.select(file_counts::n).load(self)),
+                    Boxed::$variant(q) => Box::pin(Summed(q).get_result(self)),
+                    _ => other_backend(),
+                }
+            }
+
+            fn load_totals<'c, 'q: 'c>(
+                &'c mut self,
+                q: TotalsQuery<'q>,
+            ) -> BoxFuture<'c, QueryResult<(i64, i64)>> {
+                match q {
+                    Boxed::$variant(q) => Box::pin(q.get_result(self)),
+                    _ => other_backend(),
+                }
+            }
+
+            fn load_merged<'c, 'q: 'c>(
+                &'c mut self,
+                q: MergedQuery<'q>,
+            ) -> BoxFuture<'c, QueryResult<Vec<FileRow>>> {
+                match q {
+                    Boxed::$variant(q) => Box::pin(q.load(self)),
                     _ => other_backend(),
                 }
             }

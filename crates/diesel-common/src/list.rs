@@ -18,7 +18,7 @@ use diesel::{
     TextExpressionMethods,
 };
 use stowage_domain::list::{
-    like_pattern, ListQuery, MimeFilter, Scope, SortBy, SortDirection, SortValue,
+    like_pattern, ListQuery, MimeFilter, Scope, SortBy, SortDirection, SortValue, MAX_LIMIT,
 };
 use stowage_domain::model::{Owner, OwnerTypeFilter, Tenant, Visibility};
 use stowage_domain::{Error, Result};
@@ -84,24 +84,82 @@ where
     }
 }
 
-impl<P, S> Boxed<P, S>
-where
-    P: methods::LimitDsl<Output = P> + methods::OffsetDsl<Output = P>,
-    S: methods::LimitDsl<Output = S> + methods::OffsetDsl<Output = S>,
-{
-    /// `LIMIT n`.
-    pub fn limit(self, n: i64) -> Self {
-        match self {
-            Self::Pg(q) => Self::Pg(q.limit(n)),
-            Self::Sqlite(q) => Self::Sqlite(q.limit(n)),
-        }
-    }
+/// Up to which value a `LIMIT` or `OFFSET` is written into the statement
+/// rather than bound: PostgreSQL costs the generic plan of a bound `LIMIT` at
+/// a tenth of the table, so it keeps planning such a prepared statement
+/// afresh on every call (measured on a merged page: 612 µs bound, 89 µs
+/// literal). A page's limit is at most [`MAX_LIMIT`] + 1, so literals add at
+/// most that many statements per query shape to a connection's cache;
+/// larger values (deep offsets) stay bound.
+const LITERAL_MAX: i64 = MAX_LIMIT as i64 + 1;
 
-    /// `OFFSET n`.
-    pub fn offset(self, n: i64) -> Self {
+/// Writes `n` as a literal when small (see [`LITERAL_MAX`]), else binds it.
+fn push_count<'b, DB>(out: &mut AstPass<'_, 'b, DB>, n: &'b i64) -> diesel::QueryResult<()>
+where
+    DB: diesel::backend::Backend + HasSqlType<BigInt>,
+    i64: ToSql<BigInt, DB>,
+{
+    if (0..=LITERAL_MAX).contains(n) {
+        out.push_sql(&n.to_string());
+        Ok(())
+    } else {
+        out.push_bind_param::<BigInt, _>(n)
+    }
+}
+
+/// `query LIMIT n OFFSET m`, small values written literally ([`LITERAL_MAX`]).
+#[derive(Debug)]
+pub struct Paged<Q> {
+    query: Q,
+    limit: i64,
+    offset: i64,
+}
+
+/// [`Paged`] files on either backend.
+pub type PageQuery<'a> =
+    Boxed<Paged<files::BoxedQuery<'a, Pg>>, Paged<files::BoxedQuery<'a, Sqlite>>>;
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Paged<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q> diesel::query_builder::QueryId for Paged<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB, Q> QueryFragment<DB> for Paged<Q>
+where
+    DB: diesel::backend::Backend + HasSqlType<BigInt>,
+    i64: ToSql<BigInt, DB>,
+    Q: QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
+        self.query.walk_ast(out.reborrow())?;
+        out.push_sql(" LIMIT ");
+        push_count(&mut out, &self.limit)?;
+        if self.offset != 0 {
+            out.push_sql(" OFFSET ");
+            push_count(&mut out, &self.offset)?;
+        }
+        Ok(())
+    }
+}
+
+impl<P, S> Boxed<P, S> {
+    /// `LIMIT limit OFFSET offset`.
+    pub fn paged(self, limit: i64, offset: i64) -> Boxed<Paged<P>, Paged<S>> {
         match self {
-            Self::Pg(q) => Self::Pg(q.offset(n)),
-            Self::Sqlite(q) => Self::Sqlite(q.offset(n)),
+            Self::Pg(query) => Boxed::Pg(Paged {
+                query,
+                limit,
+                offset,
+            }),
+            Self::Sqlite(query) => Boxed::Sqlite(Paged {
+                query,
+                limit,
+                offset,
+            }),
         }
     }
 }
@@ -202,12 +260,19 @@ impl<'a> FilesQuery<'a> {
     }
 
     /// `public` and `protected` files, spelled as a literal so that the
-    /// partial indexes on open files match, and as an uncacheable fragment
-    /// so that each call is planned for its own parameters (a cached
-    /// statement gets a generic plan on PostgreSQL, and measured slower on
-    /// SQLite too: docs/performance.md). As before the refactor.
-    fn open_files(self) -> Self {
-        self.filter(diesel::dsl::sql::<Bool>(IS_OPEN.0))
+    /// partial indexes on open files match. With filters (or on SQLite) as
+    /// an uncacheable fragment, so that each call is planned for its own
+    /// parameters (a cached statement gets a generic plan on PostgreSQL,
+    /// and measured slower on SQLite too: docs/performance.md). A plain
+    /// page on PostgreSQL (`plain`) keeps the statement cacheable: its
+    /// generic plan is the partial index walked in order, the best there
+    /// is, and planning the merged page afresh cost more than reading it
+    /// (docs/decisions.md 56).
+    fn open_files(self, plain: bool) -> Self {
+        match self {
+            Self::Pg(q) if plain => Self::Pg(QueryDsl::filter(q, IS_OPEN)),
+            q => q.filter(diesel::dsl::sql::<Bool>(IS_OPEN.0)),
+        }
     }
 
     /// Files of one tenant.
@@ -374,6 +439,17 @@ fn sort_column(by: SortBy) -> &'static str {
     }
 }
 
+/// The sort column's quoted name, unqualified (for the merged page).
+fn sort_name(by: SortBy) -> &'static str {
+    match by {
+        SortBy::CreatedAt => "\"created_at\"",
+        SortBy::UpdatedAt => "\"updated_at\"",
+        SortBy::Size => "\"size\"",
+        SortBy::OriginalName => "\"original_name\"",
+        SortBy::MimeType => "\"mime_type\"",
+    }
+}
+
 /// The keyset condition "after `(value, id)`" on the sort column:
 /// `(col >= v AND (col > v OR (col = v AND id > last_id)))` (`<` when
 /// descending). The first, redundant bound is what the index can seek on;
@@ -474,15 +550,16 @@ pub fn filtered(db: Db, query: &ListQuery) -> FilesQuery<'_> {
 ///
 /// # Errors
 /// `common/invalid-request` for a cursor of another sort order.
-pub fn page_query(db: Db, query: &ListQuery) -> Result<FilesQuery<'_>> {
+pub fn page_query(db: Db, query: &ListQuery) -> Result<PageQuery<'_>> {
     let p = &query.params;
-    let q = filtered(db, query).ordered(query)?;
-    let q = if p.cursor.is_some() {
-        q
+    let offset = if p.cursor.is_some() {
+        0
     } else {
-        q.offset(i64::try_from(p.offset()).unwrap_or(i64::MAX))
+        i64::try_from(p.offset()).unwrap_or(i64::MAX)
     };
-    Ok(q.limit(i64::from(p.limit) + 1))
+    Ok(filtered(db, query)
+        .ordered(query)?
+        .paged(i64::from(p.limit) + 1, offset))
 }
 
 /// Most rows a listing reads per branch (offset + limit + 1) before
@@ -515,6 +592,13 @@ pub fn branches(query: &ListQuery) -> Option<Vec<Branch>> {
     Some(out)
 }
 
+/// A listing without filters that need their own plan (owner, bucket, MIME
+/// type, search): its branches are cacheable statements on PostgreSQL.
+fn plain_page(query: &ListQuery) -> bool {
+    let p = &query.params;
+    p.owner_id.is_none() && p.bucket.is_none() && p.mime_type.is_none() && p.search.is_none()
+}
+
 /// Up to how many files shared with the caller SQLite reads the shared
 /// branch from the caller's shares (then sorts them) rather than walking
 /// the sort index until it has met a page of them: walking costs about
@@ -534,7 +618,7 @@ pub fn branch_page_query(
     query: &ListQuery,
     branch: Branch,
     shared: Option<u64>,
-) -> Result<FilesQuery<'_>> {
+) -> Result<PageQuery<'_>> {
     let Scope::VisibleTo { owner, user_id } = &query.scope else {
         return Err(Error::internal("branches are for caller-scoped listings"));
     };
@@ -556,7 +640,7 @@ pub fn branch_page_query(
             let q = q.in_tenant(&query.tenant);
             match (branch, user_id) {
                 (Branch::Own, _) => q.filter(own()),
-                (Branch::Open, _) => q.open_files().filter(not(own())),
+                (Branch::Open, _) => q.open_files(plain_page(query)).filter(not(own())),
                 (Branch::Shared, Some(uid)) => q.shared_with(uid).filter(not(own())),
                 (Branch::Shared, None) => q.filter(not(files::id.eq(files::id))),
             }
@@ -570,7 +654,118 @@ pub fn branch_page_query(
     };
     Ok(q.with_filters(query)
         .ordered(query)?
-        .limit(i64::try_from(rows).unwrap_or(i64::MAX)))
+        .paged(i64::try_from(rows).unwrap_or(i64::MAX), 0))
+}
+
+/// A caller's page read as branches and merged by the database, in one
+/// statement: `SELECT * FROM (SELECT * FROM (b₁) AS "b" UNION ALL …) AS
+/// "page" ORDER BY col, id LIMIT n OFFSET m`. Each branch keeps its own
+/// order and bound (an index scan of its own, built by
+/// [`branch_page_query`]); only the page's rows come back.
+#[derive(Debug)]
+pub struct Merged<Q> {
+    branches: Vec<Q>,
+    column: &'static str,
+    direction: SortDirection,
+    limit: i64,
+    offset: i64,
+}
+
+/// [`Merged`] on either backend.
+pub type MergedQuery<'a> =
+    Boxed<Merged<Paged<files::BoxedQuery<'a, Pg>>>, Merged<Paged<files::BoxedQuery<'a, Sqlite>>>>;
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Merged<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q> diesel::query_builder::QueryId for Merged<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB, Q> QueryFragment<DB> for Merged<Q>
+where
+    DB: diesel::backend::Backend + HasSqlType<BigInt>,
+    i64: ToSql<BigInt, DB>,
+    Q: QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
+        let dir = match self.direction {
+            SortDirection::Asc => " ASC",
+            SortDirection::Desc => " DESC",
+        };
+        out.push_sql("SELECT * FROM (");
+        for (i, branch) in self.branches.iter().enumerate() {
+            if i > 0 {
+                out.push_sql(" UNION ALL ");
+            }
+            out.push_sql("SELECT * FROM (");
+            branch.walk_ast(out.reborrow())?;
+            out.push_sql(") AS \"b\"");
+        }
+        out.push_sql(") AS \"page\" ORDER BY \"page\".");
+        out.push_sql(self.column);
+        out.push_sql(dir);
+        out.push_sql(", \"page\".\"id\"");
+        out.push_sql(dir);
+        out.push_sql(" LIMIT ");
+        push_count(&mut out, &self.limit)?;
+        if self.offset != 0 {
+            out.push_sql(" OFFSET ");
+            push_count(&mut out, &self.offset)?;
+        }
+        Ok(())
+    }
+}
+
+/// A caller's page in one statement: its `branches` (from [`branches`]),
+/// each read by [`branch_page_query`], merged in the listing's order, the
+/// offset applied, `limit + 1` rows. `shared` as for [`branch_page_query`].
+///
+/// # Errors
+/// As [`branch_page_query`]; `common/internal` for no branch.
+pub fn merged_page_query<'a>(
+    db: Db,
+    query: &'a ListQuery,
+    branches: &[Branch],
+    shared: Option<u64>,
+) -> Result<MergedQuery<'a>> {
+    let p = &query.params;
+    let column = sort_name(p.sort_by);
+    let limit = i64::from(p.limit) + 1;
+    let offset = if p.cursor.is_some() {
+        0
+    } else {
+        i64::try_from(p.offset()).unwrap_or(i64::MAX)
+    };
+    if branches.is_empty() {
+        return Err(Error::internal("a merged page needs a branch"));
+    }
+    let mut pg = Vec::new();
+    let mut sqlite = Vec::new();
+    for &branch in branches {
+        match branch_page_query(db, query, branch, shared)? {
+            Boxed::Pg(q) => pg.push(q),
+            Boxed::Sqlite(q) => sqlite.push(q),
+        }
+    }
+    Ok(match db {
+        Db::Postgres => Boxed::Pg(Merged {
+            branches: pg,
+            column,
+            direction: p.direction,
+            limit,
+            offset,
+        }),
+        Db::Sqlite => Boxed::Sqlite(Merged {
+            branches: sqlite,
+            column,
+            direction: p.direction,
+            limit,
+            offset,
+        }),
+    })
 }
 
 /// How many files of other owners, in the listing's tenant and owner filters,
@@ -610,6 +805,90 @@ pub fn shared_with_count<'a>(
         q = q.filter(files::owner_id.eq(o.as_str()));
     }
     q
+}
+
+/// The sum of the counts a [`CountsQuery`] selects, as one row:
+/// `SELECT CAST(COALESCE(SUM("c"."n"), 0) AS BIGINT) FROM (…) AS "c"`.
+#[derive(Debug)]
+pub struct Summed<Q>(pub Q);
+
+impl<Q> diesel::query_builder::Query for Summed<Q> {
+    type SqlType = BigInt;
+}
+
+impl<Q> diesel::query_builder::QueryId for Summed<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB: diesel::backend::Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Summed<Q> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
+        out.push_sql("SELECT CAST(COALESCE(SUM(\"c\".\"n\"), 0) AS BIGINT) FROM (");
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(") AS \"c\"");
+        Ok(())
+    }
+}
+
+/// A caller's total and the part of it shared with them, in one row:
+/// `SELECT (sum of the counts), (SELECT COUNT(*) FROM (shared) AS "s")`.
+#[derive(Debug)]
+pub struct Totals<C, S> {
+    counts: Summed<C>,
+    shared: S,
+}
+
+/// [`Totals`] on either backend.
+pub type TotalsQuery<'a> = Boxed<
+    Totals<file_counts::BoxedQuery<'a, Pg>, files::BoxedQuery<'a, Pg>>,
+    Totals<file_counts::BoxedQuery<'a, Sqlite>, files::BoxedQuery<'a, Sqlite>>,
+>;
+
+impl<C, S> diesel::query_builder::Query for Totals<C, S> {
+    type SqlType = (BigInt, BigInt);
+}
+
+impl<C, S> diesel::query_builder::QueryId for Totals<C, S> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<DB, C, S> QueryFragment<DB> for Totals<C, S>
+where
+    DB: diesel::backend::Backend,
+    C: QueryFragment<DB>,
+    S: QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
+        out.push_sql("SELECT (");
+        self.counts.walk_ast(out.reborrow())?;
+        out.push_sql("), (SELECT COUNT(*) FROM (");
+        self.shared.walk_ast(out.reborrow())?;
+        out.push_sql(") AS \"s\")");
+        Ok(())
+    }
+}
+
+/// The maintained `counts` summed and the files a `shared` query (from
+/// [`shared_with_count`]) finds counted, in one statement.
+///
+/// # Errors
+/// `common/internal` for queries built for different backends.
+pub fn totals_query<'a>(
+    counts: CountsQuery<'a>,
+    shared: FilesQuery<'a>,
+) -> Result<TotalsQuery<'a>> {
+    match (counts, shared) {
+        (Boxed::Pg(counts), Boxed::Pg(shared)) => Ok(Boxed::Pg(Totals {
+            counts: Summed(counts),
+            shared,
+        })),
+        (Boxed::Sqlite(counts), Boxed::Sqlite(shared)) => Ok(Boxed::Sqlite(Totals {
+            counts: Summed(counts),
+            shared,
+        })),
+        _ => Err(Error::internal("totals of two backends")),
+    }
 }
 
 impl<'a> CountsQuery<'a> {
@@ -672,8 +951,8 @@ mod tests {
         }
     }
 
-    /// The SQL of a files query on its backend.
-    fn sql(q: FilesQuery<'_>) -> String {
+    /// The SQL of a query on its backend.
+    fn sql<P: QueryFragment<Pg>, S: QueryFragment<Sqlite>>(q: Boxed<P, S>) -> String {
         match q {
             Boxed::Pg(q) => debug_query::<Pg, _>(&q).to_string(),
             Boxed::Sqlite(q) => debug_query::<Sqlite, _>(&q).to_string(),
@@ -785,5 +1064,38 @@ mod tests {
         q.params.search = None;
         q.scope = Scope::All;
         assert!(branches(&q).is_none());
+    }
+
+    #[test]
+    fn plain_merged_pages_and_totals_are_cached_statements_on_postgres() {
+        let cached = |q: &dyn QueryFragment<Pg>| q.is_safe_to_cache_prepared(&Pg).expect("walk");
+        let q = query(ListParams::default());
+        let all = [Branch::Own, Branch::Open, Branch::Shared];
+        let Boxed::Pg(page) = merged_page_query(Db::Postgres, &q, &all, None).expect("page") else {
+            panic!("built for PostgreSQL");
+        };
+        assert!(cached(&page), "{}", debug_query::<Pg, _>(&page));
+        let sql = debug_query::<Pg, _>(&page).to_string();
+        assert!(sql.contains(" LIMIT 21)") && sql.ends_with("LIMIT 21 -- binds: [\"p1\", \"dev\", \"user\", \"u1\", \"p1\", \"dev\", \"user\", \"u1\", \"p1\", \"dev\", Shares([\"u1\"]), \"user\", \"u1\"]"), "{sql}");
+        let Scope::VisibleTo { owner, .. } = &q.scope else {
+            panic!("a caller's listing");
+        };
+        let totals = totals_query(
+            CountsQuery::of_listing(Db::Postgres, &q, None).visible_to(owner),
+            shared_with_count(Db::Postgres, &q, owner, "u1", None),
+        )
+        .expect("totals");
+        let Boxed::Pg(totals) = totals else {
+            panic!("built for PostgreSQL");
+        };
+        assert!(cached(&totals));
+        // A filtered page is planned for its own parameters.
+        let mut filtered = query(ListParams::default());
+        filtered.params.mime_type = Some(MimeFilter::Prefix("image/".into()));
+        let Boxed::Pg(page) = merged_page_query(Db::Postgres, &filtered, &all, None).expect("page")
+        else {
+            panic!("built for PostgreSQL");
+        };
+        assert!(!cached(&page));
     }
 }

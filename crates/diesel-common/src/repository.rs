@@ -156,6 +156,32 @@ pub trait Backend: Send + Sync + 'static {
         owner_type: Option<&str>,
     ) -> std::result::Result<i64, TxError>;
 
+    /// The total of a caller's listing: the maintained `counts` summed, plus
+    /// the files of others shared with `uid` ([`Self::count_shared_with`])
+    /// when asked; `(total, shared part)`. PostgreSQL answers in one
+    /// statement.
+    async fn visible_total(
+        c: &mut Self::Conn,
+        counts: CountsQuery<'_>,
+        shared: Option<(&ListQuery, &Owner, &str, Option<&str>)>,
+    ) -> std::result::Result<(i64, Option<i64>), TxError> {
+        let total = c.sum_counts(counts).await?;
+        Ok(match shared {
+            Some((query, owner, uid, owner_type)) => {
+                let n = Self::count_shared_with(c, query, owner, uid, owner_type).await?;
+                (total + n, Some(n))
+            }
+            None => (total, None),
+        })
+    }
+
+    /// Records issued uploads, skipping keys that exist, atomically (one
+    /// commit for all); the keys written.
+    async fn insert_uploads(
+        c: &mut Self::Conn,
+        rows: &[UploadRow],
+    ) -> std::result::Result<Vec<String>, TxError>;
+
     /// Indexes the share list of `row` where the backend keeps an index of
     /// its own (SQLite's `file_shares`), replacing what was there.
     async fn index_shares(c: &mut Self::Conn, row: &FileRow) -> std::result::Result<(), TxError>;
@@ -399,7 +425,48 @@ pub struct DieselRepository<B: Backend> {
     /// Taken by every write when [`Backend::SERIALIZE_WRITES`] (tokio's mutex
     /// is fair: writers go in the order they came).
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// Issued uploads waiting to be written together.
+    issued: Arc<IssuedBatch>,
     backend: PhantomData<B>,
+}
+
+/// Issued uploads on their way to the database. Each presign waits for its
+/// own row to be committed, but the rows that arrive while one batch is
+/// being written go together in the next: one commit (on PostgreSQL one
+/// statement) for all of them (docs/decisions.md 56).
+#[derive(Default)]
+struct IssuedBatch {
+    queue: std::sync::Mutex<IssuedQueue>,
+}
+
+/// Rows waiting to be written, and whether a writer is at work.
+#[derive(Default)]
+struct IssuedQueue {
+    rows: Vec<(UploadRow, tokio::sync::oneshot::Sender<Result<()>>)>,
+    writing: bool,
+}
+
+impl IssuedBatch {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IssuedQueue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Lets the next issue start a writer if this one ends abnormally (a
+/// panic, its runtime shutting down) instead of seeing the queue empty.
+struct WriterDone {
+    batch: Arc<IssuedBatch>,
+    finished: bool,
+}
+
+impl Drop for WriterDone {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.batch.lock().writing = false;
+        }
+    }
 }
 
 impl<B: Backend> Clone for DieselRepository<B> {
@@ -408,6 +475,7 @@ impl<B: Backend> Clone for DieselRepository<B> {
             pool: self.pool.clone(),
             query_timeout: self.query_timeout,
             writer: Arc::clone(&self.writer),
+            issued: Arc::clone(&self.issued),
             backend: PhantomData,
         }
     }
@@ -423,6 +491,7 @@ impl<B: Backend> DieselRepository<B> {
             pool: B::pool(config).await?,
             query_timeout: B::query_timeout(config),
             writer: Arc::default(),
+            issued: Arc::default(),
             backend: PhantomData,
         })
     }
@@ -500,6 +569,62 @@ impl<B: Backend> DieselRepository<B> {
             .map_err(|_| timed_out())?
     }
 
+    /// The one writer of issued uploads: writes what is queued, batch after
+    /// batch, until the queue is empty, and tells each caller its outcome.
+    async fn write_issued(&self) {
+        let mut done = WriterDone {
+            batch: Arc::clone(&self.issued),
+            finished: false,
+        };
+        loop {
+            let batch = {
+                let mut queue = self.issued.lock();
+                if queue.rows.is_empty() {
+                    queue.writing = false;
+                    done.finished = true;
+                    return;
+                }
+                std::mem::take(&mut queue.rows)
+            };
+            self.write_issued_batch(batch).await;
+        }
+    }
+
+    async fn write_issued_batch(
+        &self,
+        batch: Vec<(UploadRow, tokio::sync::oneshot::Sender<Result<()>>)>,
+    ) {
+        // A key twice in one batch: the first is written, the others are
+        // duplicates (the statement would skip them silently).
+        let mut keys = std::collections::HashSet::new();
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut waiting = Vec::with_capacity(batch.len());
+        for (row, done) in batch {
+            if keys.insert(row.s3_key.clone()) {
+                rows.push(row);
+                waiting.push(done);
+            } else {
+                let _ = done.send(Err(Error::new(ErrorCode::S3KeyAlreadyExists)));
+            }
+        }
+        let written = self
+            .run_write("insert uploads", async |c| {
+                B::insert_uploads(c, &rows).await
+            })
+            .await
+            .map(|keys| {
+                keys.into_iter()
+                    .collect::<std::collections::HashSet<String>>()
+            });
+        for (row, done) in rows.iter().zip(waiting) {
+            let _ = done.send(match &written {
+                Ok(keys) if keys.contains(&row.s3_key) => Ok(()),
+                Ok(_) => Err(Error::new(ErrorCode::S3KeyAlreadyExists)),
+                Err(e) => Err(e.clone()),
+            });
+        }
+    }
+
     /// The total of a listing from the maintained counts, without counting
     /// rows; `None` when a filter (bucket, MIME type, search) needs an exact
     /// count. Sets `shared` to the count of files shared with the caller
@@ -518,22 +643,18 @@ impl<B: Backend> DieselRepository<B> {
         };
         let counts = CountsQuery::of_listing(<B::Conn as DbConn>::DB, query, owner_type);
         Ok(Some(match &query.scope {
-            Scope::All => c.load_counts(counts).await?.into_iter().sum(),
+            Scope::All => c.sum_counts(counts).await?,
             Scope::VisibleTo { owner, user_id } => {
                 // Open files of anyone plus the caller's own closed ones, in
                 // one statement over the counts, plus the files shared with
                 // the caller.
-                let mut total: i64 = c
-                    .load_counts(counts.visible_to(owner))
-                    .await?
-                    .into_iter()
-                    .sum();
                 let shared_visible = p.visibility.is_none_or(|v| v == Visibility::Shared);
-                if let (Some(uid), true) = (user_id, shared_visible) {
-                    let n = B::count_shared_with(c, query, owner, uid, owner_type).await?;
-                    *shared = Some(n);
-                    total += n;
-                }
+                let shares = user_id
+                    .as_deref()
+                    .filter(|_| shared_visible)
+                    .map(|uid| (query, owner, uid, owner_type));
+                let (total, n) = B::visible_total(c, counts.visible_to(owner), shares).await?;
+                *shared = n;
                 total
             }
         }))
@@ -564,14 +685,21 @@ fn owner_type_filter(filter: Option<OwnerTypeFilter>) -> Option<Option<&'static 
 #[async_trait]
 impl<B: Backend> FileRepository for DieselRepository<B> {
     async fn insert_upload(&self, upload: &IssuedUpload) -> Result<()> {
-        let row = UploadRow::from(upload);
-        self.run_write("insert upload", async |c| {
-            c.execute_statement(q::insert_upload(&row))
-                .await
-                .map_err(on_duplicate(ErrorCode::S3KeyAlreadyExists))?;
-            Ok(())
-        })
-        .await
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let start_writer = {
+            let mut queue = self.issued.lock();
+            queue.rows.push((UploadRow::from(upload), done));
+            !std::mem::replace(&mut queue.writing, true)
+        };
+        if start_writer {
+            // A task of its own, so that a caller who goes away while its
+            // batch is written does not take the other rows with it.
+            let repo = self.clone();
+            tokio::spawn(async move { repo.write_issued().await });
+        }
+        outcome
+            .await
+            .map_err(|_| Error::internal("an issued upload's batch was lost"))?
     }
 
     async fn find_upload(&self, tenant: &Tenant, key: &str) -> Result<Option<IssuedUpload>> {
@@ -847,26 +975,27 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
                                 );
                             }
                         }
-                        let mut rows = Vec::new();
                         // A branch counted empty for this very page is not
                         // read: an empty branch walks its whole sort index.
                         let empty =
                             |b: &list::Branch| *b == list::Branch::Shared && shared == Some(0);
+                        let branches: Vec<_> = branches.into_iter().filter(|b| !empty(b)).collect();
                         // How many are shared with the caller: counted for
                         // this page, or for the listing's first page.
                         let hint = shared_known(shared, query);
-                        for branch in branches.into_iter().filter(|b| !empty(b)) {
-                            rows.extend(
-                                c.load_files(list::branch_page_query(
-                                    <B::Conn as DbConn>::DB,
-                                    query,
-                                    branch,
-                                    hint,
-                                )?)
-                                .await?,
-                            );
+                        let db = <B::Conn as DbConn>::DB;
+                        match branches.as_slice() {
+                            [branch] => (
+                                c.load_files(list::branch_page_query(db, query, *branch, hint)?)
+                                    .await?,
+                                true,
+                            ),
+                            _ => (
+                                c.load_merged(list::merged_page_query(db, query, &branches, hint)?)
+                                    .await?,
+                                false,
+                            ),
                         }
-                        (rows, true)
                     }
                 };
                 let counted = shared_known(shared, query);

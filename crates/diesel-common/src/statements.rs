@@ -20,9 +20,11 @@ pub fn ping() -> impl for<'q> Rows<'q, i32> {
     diesel::select(1.into_sql::<diesel::sql_types::Integer>())
 }
 
-/// Records an issued upload.
-pub fn insert_upload(row: &UploadRow) -> impl Statement + '_ {
-    diesel::insert_into(uploads::table).values(row)
+/// Records an issued upload unless its key exists; rows written (0 or 1).
+pub fn insert_upload_once(row: &UploadRow) -> impl Statement + '_ {
+    diesel::insert_into(uploads::table)
+        .values(row)
+        .on_conflict_do_nothing()
 }
 
 /// The upload of `key` in `tenant`.

@@ -61,6 +61,7 @@ pub use store::{
 };
 pub use uploads::{
     abandoned_uploads, registration_is_atomic_and_unique, uploads_are_recorded_and_scoped,
+    uploads_issued_at_once_are_each_recorded,
 };
 
 /// Registers `file` with no cleanup, no quota and its `file.registered`
@@ -143,6 +144,7 @@ macro_rules! repository_kit {
             use $crate::testing::contract::RepositoryFixture as _;
             $crate::__kit_checks!(files, $make;
                 uploads_are_recorded_and_scoped,
+                uploads_issued_at_once_are_each_recorded,
                 registration_is_atomic_and_unique,
                 files_are_scoped_updated_and_deleted,
                 deletion_queue,
@@ -234,6 +236,7 @@ const T0: i64 = 1_700_000_000_000;
 /// Runs every repository check.
 pub async fn file_repository(repo: &dyn FileRepository) {
     uploads_are_recorded_and_scoped(repo).await;
+    uploads_issued_at_once_are_each_recorded(repo).await;
     registration_is_atomic_and_unique(repo).await;
     files_are_scoped_updated_and_deleted(repo).await;
     deletion_queue(repo).await;

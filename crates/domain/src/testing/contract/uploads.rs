@@ -356,3 +356,48 @@ pub async fn abandoned_uploads(repo: &dyn FileRepository) {
         "abandoned uploads are exactly the stale pending/completed ones"
     );
 }
+
+/// Uploads issued at once (which an adapter may write together): each is
+/// recorded, and of two racing uploads with the same key exactly one is,
+/// the other refused with `file/s3-key-already-exists`.
+pub async fn uploads_issued_at_once_are_each_recorded(repo: &dyn FileRepository) {
+    let t = fresh_tenant();
+    let alice = user("alice");
+    let now = Timestamp::from_millis(T0);
+    let keys: Vec<String> = (0..40)
+        .map(|i| format!("{}/dev/h/many/{}.txt", t.project, i % 30))
+        .collect();
+    let uploads: Vec<_> = keys
+        .iter()
+        .map(|k| pending_upload(&t, &alice, k, now))
+        .collect();
+    let results =
+        super::service::join_all(uploads.iter().map(|u| repo.insert_upload(u)).collect()).await;
+    for (i, key) in keys.iter().enumerate().take(30) {
+        let outcomes: Vec<_> = results
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| &keys[*j] == key)
+            .map(|(j, r)| (j, code(r.clone())))
+            .collect();
+        let recorded = outcomes.iter().filter(|(_, c)| c.is_none()).count();
+        assert_eq!(
+            recorded, 1,
+            "upload {i}: exactly one of its racing issues MUST be recorded: {outcomes:?}"
+        );
+        assert!(
+            outcomes
+                .iter()
+                .all(|(_, c)| c.is_none() || *c == Some(ErrorCode::S3KeyAlreadyExists)),
+            "upload {i}: the others are duplicates: {outcomes:?}"
+        );
+        assert_eq!(
+            repo.find_upload(&t, key)
+                .await
+                .expect("find")
+                .map(|u| u.key),
+            Some(key.clone()),
+            "upload {i} is recorded"
+        );
+    }
+}
