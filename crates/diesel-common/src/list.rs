@@ -260,17 +260,15 @@ impl<'a> FilesQuery<'a> {
     }
 
     /// `public` and `protected` files, spelled as a literal so that the
-    /// partial indexes on open files match. With filters (or on SQLite) as
-    /// an uncacheable fragment, so that each call is planned for its own
-    /// parameters (a cached statement gets a generic plan on PostgreSQL,
-    /// and measured slower on SQLite too: docs/performance.md). A plain
-    /// page on PostgreSQL (`plain`) keeps the statement cacheable: its
-    /// generic plan is the partial index walked in order, the best there
-    /// is, and planning the merged page afresh cost more than reading it
-    /// (docs/decisions.md 56).
+    /// partial indexes on open files match. A plain page (`plain`) keeps the
+    /// statement cacheable: its generic plan is the partial index walked in
+    /// order, the best there is, and planning the merged page afresh cost
+    /// more than reading it (docs/decisions.md 56; SQLite measured faster
+    /// cached too). With filters it is an uncacheable fragment, so that each
+    /// call is planned for its own parameters.
     fn open_files(self, plain: bool) -> Self {
         match self {
-            Self::Pg(q) if plain => Self::Pg(QueryDsl::filter(q, IS_OPEN)),
+            q if plain => q.filter(IS_OPEN),
             q => q.filter(diesel::dsl::sql::<Bool>(IS_OPEN.0)),
         }
     }
