@@ -93,13 +93,18 @@ where
 /// larger values (deep offsets) stay bound.
 const LITERAL_MAX: i64 = MAX_LIMIT as i64 + 1;
 
-/// Writes `n` as a literal when small (see [`LITERAL_MAX`]), else binds it.
-fn push_count<'b, DB>(out: &mut AstPass<'_, 'b, DB>, n: &'b i64) -> diesel::QueryResult<()>
+/// Writes `n` as a literal when `literal` and small (see [`LITERAL_MAX`]),
+/// else binds it.
+fn push_count<'b, DB>(
+    out: &mut AstPass<'_, 'b, DB>,
+    n: &'b i64,
+    literal: bool,
+) -> diesel::QueryResult<()>
 where
     DB: diesel::backend::Backend + HasSqlType<BigInt>,
     i64: ToSql<BigInt, DB>,
 {
-    if (0..=LITERAL_MAX).contains(n) {
+    if literal && (0..=LITERAL_MAX).contains(n) {
         out.push_sql(&n.to_string());
         Ok(())
     } else {
@@ -107,12 +112,17 @@ where
     }
 }
 
-/// `query LIMIT n OFFSET m`, small values written literally ([`LITERAL_MAX`]).
+/// `query LIMIT n OFFSET m`, small values written literally ([`LITERAL_MAX`])
+/// when `literal`: on plain pages only, whose generic plans are the right
+/// ones. A filtered page (search, MIME type, …) keeps them bound, so that
+/// PostgreSQL plans each call for its parameters (a generic plan of a
+/// `LIKE` cannot weigh the pattern: search measured twice as slow).
 #[derive(Debug)]
 pub struct Paged<Q> {
     query: Q,
     limit: i64,
     offset: i64,
+    literal: bool,
 }
 
 /// [`Paged`] files on either backend.
@@ -137,28 +147,31 @@ where
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
         self.query.walk_ast(out.reborrow())?;
         out.push_sql(" LIMIT ");
-        push_count(&mut out, &self.limit)?;
+        push_count(&mut out, &self.limit, self.literal)?;
         if self.offset != 0 {
             out.push_sql(" OFFSET ");
-            push_count(&mut out, &self.offset)?;
+            push_count(&mut out, &self.offset, self.literal)?;
         }
         Ok(())
     }
 }
 
 impl<P, S> Boxed<P, S> {
-    /// `LIMIT limit OFFSET offset`.
-    pub fn paged(self, limit: i64, offset: i64) -> Boxed<Paged<P>, Paged<S>> {
+    /// `LIMIT limit OFFSET offset`, written literally when `literal` (see
+    /// [`Paged`]).
+    pub fn paged(self, limit: i64, offset: i64, literal: bool) -> Boxed<Paged<P>, Paged<S>> {
         match self {
             Self::Pg(query) => Boxed::Pg(Paged {
                 query,
                 limit,
                 offset,
+                literal,
             }),
             Self::Sqlite(query) => Boxed::Sqlite(Paged {
                 query,
                 limit,
                 offset,
+                literal,
             }),
         }
     }
@@ -557,7 +570,7 @@ pub fn page_query(db: Db, query: &ListQuery) -> Result<PageQuery<'_>> {
     };
     Ok(filtered(db, query)
         .ordered(query)?
-        .paged(i64::from(p.limit) + 1, offset))
+        .paged(i64::from(p.limit) + 1, offset, plain_page(query)))
 }
 
 /// Most rows a listing reads per branch (offset + limit + 1) before
@@ -650,9 +663,11 @@ pub fn branch_page_query(
     } else {
         p.offset() + u64::from(p.limit) + 1
     };
-    Ok(q.with_filters(query)
-        .ordered(query)?
-        .paged(i64::try_from(rows).unwrap_or(i64::MAX), 0))
+    Ok(q.with_filters(query).ordered(query)?.paged(
+        i64::try_from(rows).unwrap_or(i64::MAX),
+        0,
+        plain_page(query),
+    ))
 }
 
 /// A caller's page read as branches and merged by the database, in one
@@ -667,6 +682,7 @@ pub struct Merged<Q> {
     direction: SortDirection,
     limit: i64,
     offset: i64,
+    literal: bool,
 }
 
 /// [`Merged`] on either backend.
@@ -708,10 +724,10 @@ where
         out.push_sql(", \"page\".\"id\"");
         out.push_sql(dir);
         out.push_sql(" LIMIT ");
-        push_count(&mut out, &self.limit)?;
+        push_count(&mut out, &self.limit, self.literal)?;
         if self.offset != 0 {
             out.push_sql(" OFFSET ");
-            push_count(&mut out, &self.offset)?;
+            push_count(&mut out, &self.offset, self.literal)?;
         }
         Ok(())
     }
@@ -755,6 +771,7 @@ pub fn merged_page_query<'a>(
             direction: p.direction,
             limit,
             offset,
+            literal: plain_page(query),
         }),
         Db::Sqlite => Boxed::Sqlite(Merged {
             branches: sqlite,
@@ -762,6 +779,7 @@ pub fn merged_page_query<'a>(
             direction: p.direction,
             limit,
             offset,
+            literal: plain_page(query),
         }),
     })
 }
@@ -1073,8 +1091,8 @@ mod tests {
             panic!("built for PostgreSQL");
         };
         assert!(cached(&page), "{}", debug_query::<Pg, _>(&page));
-        let sql = debug_query::<Pg, _>(&page).to_string();
-        assert!(sql.contains(" LIMIT 21)") && sql.ends_with("LIMIT 21 -- binds: [\"p1\", \"dev\", \"user\", \"u1\", \"p1\", \"dev\", \"user\", \"u1\", \"p1\", \"dev\", Shares([\"u1\"]), \"user\", \"u1\"]"), "{sql}");
+        let merged = debug_query::<Pg, _>(&page).to_string();
+        assert!(merged.contains(" LIMIT 21)") && merged.ends_with("LIMIT 21 -- binds: [\"p1\", \"dev\", \"user\", \"u1\", \"p1\", \"dev\", \"user\", \"u1\", \"p1\", \"dev\", Shares([\"u1\"]), \"user\", \"u1\"]"), "{merged}");
         let Scope::VisibleTo { owner, .. } = &q.scope else {
             panic!("a caller's listing");
         };
@@ -1095,5 +1113,10 @@ mod tests {
             panic!("built for PostgreSQL");
         };
         assert!(!cached(&page));
+        // A search keeps its LIMIT bound: planned for its pattern every call.
+        let mut search = query(ListParams::default());
+        search.params.search = Some("report".into());
+        let text = sql(page_query(Db::Postgres, &search).expect("search"));
+        assert!(text.contains(" LIMIT $"), "{text}");
     }
 }
