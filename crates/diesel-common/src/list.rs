@@ -91,7 +91,7 @@ where
 /// literal). A page's limit is at most [`MAX_LIMIT`] + 1, so literals add at
 /// most that many statements per query shape to a connection's cache;
 /// larger values (deep offsets) stay bound.
-const LITERAL_MAX: i64 = MAX_LIMIT as i64 + 1;
+pub const LITERAL_MAX: i64 = MAX_LIMIT as i64 + 1;
 
 /// Writes `n` as a literal when `literal` and small (see [`LITERAL_MAX`]),
 /// else binds it.
@@ -112,18 +112,52 @@ where
     }
 }
 
-/// `query LIMIT n OFFSET m`, small values written literally ([`LITERAL_MAX`])
+/// `LIMIT n OFFSET m`, small values written literally ([`LITERAL_MAX`])
 /// when `literal`: on plain pages only, whose generic plans are the right
 /// ones. A filtered page (search, MIME type, …) keeps them bound, so that
 /// PostgreSQL plans each call for its parameters (a generic plan of a
 /// `LIKE` cannot weigh the pattern: search measured twice as slow).
-#[derive(Debug)]
-pub struct Paged<Q> {
-    query: Q,
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
     limit: i64,
     offset: i64,
     literal: bool,
 }
+
+impl Bounds {
+    fn walk<'b, DB>(&'b self, out: &mut AstPass<'_, 'b, DB>) -> diesel::QueryResult<()>
+    where
+        DB: diesel::backend::Backend + HasSqlType<BigInt>,
+        i64: ToSql<BigInt, DB>,
+    {
+        out.push_sql(" LIMIT ");
+        push_count(out, &self.limit, self.literal)?;
+        if self.offset != 0 {
+            out.push_sql(" OFFSET ");
+            push_count(out, &self.offset, self.literal)?;
+        }
+        Ok(())
+    }
+}
+
+/// `query LIMIT n OFFSET m` ([`Bounds`]).
+#[derive(Debug)]
+pub struct Paged<Q> {
+    query: Q,
+    bounds: Bounds,
+}
+
+/// Statements built at run time: cached by their SQL text, not their type.
+macro_rules! dynamic_query_id {
+    ($($t:ident<$($p:ident),+>),+) => {$(
+        impl<$($p),+> diesel::query_builder::QueryId for $t<$($p),+> {
+            type QueryId = ();
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+    )+};
+}
+
+dynamic_query_id!(Paged<Q>, Merged<Q>, Summed<Q>, Totals<C, S>);
 
 /// [`Paged`] files on either backend.
 pub type PageQuery<'a> =
@@ -131,11 +165,6 @@ pub type PageQuery<'a> =
 
 impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Paged<Q> {
     type SqlType = Q::SqlType;
-}
-
-impl<Q> diesel::query_builder::QueryId for Paged<Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
 }
 
 impl<DB, Q> QueryFragment<DB> for Paged<Q>
@@ -146,33 +175,22 @@ where
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
         self.query.walk_ast(out.reborrow())?;
-        out.push_sql(" LIMIT ");
-        push_count(&mut out, &self.limit, self.literal)?;
-        if self.offset != 0 {
-            out.push_sql(" OFFSET ");
-            push_count(&mut out, &self.offset, self.literal)?;
-        }
-        Ok(())
+        self.bounds.walk(&mut out)
     }
 }
 
 impl<P, S> Boxed<P, S> {
     /// `LIMIT limit OFFSET offset`, written literally when `literal` (see
-    /// [`Paged`]).
+    /// [`Bounds`]).
     pub fn paged(self, limit: i64, offset: i64, literal: bool) -> Boxed<Paged<P>, Paged<S>> {
+        let bounds = Bounds {
+            limit,
+            offset,
+            literal,
+        };
         match self {
-            Self::Pg(query) => Boxed::Pg(Paged {
-                query,
-                limit,
-                offset,
-                literal,
-            }),
-            Self::Sqlite(query) => Boxed::Sqlite(Paged {
-                query,
-                limit,
-                offset,
-                literal,
-            }),
+            Self::Pg(query) => Boxed::Pg(Paged { query, bounds }),
+            Self::Sqlite(query) => Boxed::Sqlite(Paged { query, bounds }),
         }
     }
 }
@@ -680,9 +698,7 @@ pub struct Merged<Q> {
     branches: Vec<Q>,
     column: &'static str,
     direction: SortDirection,
-    limit: i64,
-    offset: i64,
-    literal: bool,
+    bounds: Bounds,
 }
 
 /// [`Merged`] on either backend.
@@ -691,11 +707,6 @@ pub type MergedQuery<'a> =
 
 impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Merged<Q> {
     type SqlType = Q::SqlType;
-}
-
-impl<Q> diesel::query_builder::QueryId for Merged<Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
 }
 
 impl<DB, Q> QueryFragment<DB> for Merged<Q>
@@ -723,13 +734,7 @@ where
         out.push_sql(dir);
         out.push_sql(", \"page\".\"id\"");
         out.push_sql(dir);
-        out.push_sql(" LIMIT ");
-        push_count(&mut out, &self.limit, self.literal)?;
-        if self.offset != 0 {
-            out.push_sql(" OFFSET ");
-            push_count(&mut out, &self.offset, self.literal)?;
-        }
-        Ok(())
+        self.bounds.walk(&mut out)
     }
 }
 
@@ -747,11 +752,14 @@ pub fn merged_page_query<'a>(
 ) -> Result<MergedQuery<'a>> {
     let p = &query.params;
     let column = sort_name(p.sort_by);
-    let limit = i64::from(p.limit) + 1;
-    let offset = if p.cursor.is_some() {
-        0
-    } else {
-        i64::try_from(p.offset()).unwrap_or(i64::MAX)
+    let bounds = Bounds {
+        limit: i64::from(p.limit) + 1,
+        offset: if p.cursor.is_some() {
+            0
+        } else {
+            i64::try_from(p.offset()).unwrap_or(i64::MAX)
+        },
+        literal: plain_page(query),
     };
     if branches.is_empty() {
         return Err(Error::internal("a merged page needs a branch"));
@@ -769,17 +777,13 @@ pub fn merged_page_query<'a>(
             branches: pg,
             column,
             direction: p.direction,
-            limit,
-            offset,
-            literal: plain_page(query),
+            bounds,
         }),
         Db::Sqlite => Boxed::Sqlite(Merged {
             branches: sqlite,
             column,
             direction: p.direction,
-            limit,
-            offset,
-            literal: plain_page(query),
+            bounds,
         }),
     })
 }
@@ -832,11 +836,6 @@ impl<Q> diesel::query_builder::Query for Summed<Q> {
     type SqlType = BigInt;
 }
 
-impl<Q> diesel::query_builder::QueryId for Summed<Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
 impl<DB: diesel::backend::Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Summed<Q> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
         out.push_sql("SELECT CAST(COALESCE(SUM(\"c\".\"n\"), 0) AS BIGINT) FROM (");
@@ -862,11 +861,6 @@ pub type TotalsQuery<'a> = Boxed<
 
 impl<C, S> diesel::query_builder::Query for Totals<C, S> {
     type SqlType = (BigInt, BigInt);
-}
-
-impl<C, S> diesel::query_builder::QueryId for Totals<C, S> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
 }
 
 impl<DB, C, S> QueryFragment<DB> for Totals<C, S>
