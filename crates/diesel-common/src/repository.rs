@@ -439,6 +439,10 @@ struct IssuedBatch {
     queue: std::sync::Mutex<IssuedQueue>,
 }
 
+/// Most issued uploads written by one statement: well under PostgreSQL's
+/// 65,535 bind parameters (16 per row), and a bounded transaction on SQLite.
+const MAX_ISSUED_BATCH: usize = 1_000;
+
 /// Rows waiting to be written, and whether a writer is at work.
 #[derive(Default)]
 struct IssuedQueue {
@@ -584,7 +588,8 @@ impl<B: Backend> DieselRepository<B> {
                     done.finished = true;
                     return;
                 }
-                std::mem::take(&mut queue.rows)
+                let n = queue.rows.len().min(MAX_ISSUED_BATCH);
+                queue.rows.drain(..n).collect::<Vec<_>>()
             };
             self.write_issued_batch(batch).await;
         }

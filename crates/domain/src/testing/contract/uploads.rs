@@ -400,4 +400,26 @@ pub async fn uploads_issued_at_once_are_each_recorded(repo: &dyn FileRepository)
             "upload {i} is recorded"
         );
     }
+    // A burst far larger than any batch an adapter writes at once: each
+    // still recorded.
+    let many: Vec<_> = (0..5_000)
+        .map(|i| {
+            let key = format!("{}/dev/h/burst/{i}.txt", t.project);
+            pending_upload(&t, &alice, &key, now)
+        })
+        .collect();
+    let results =
+        super::service::join_all(many.iter().map(|u| repo.insert_upload(u)).collect()).await;
+    assert!(
+        results.iter().all(Result::is_ok),
+        "a burst of issues MUST all be recorded: {:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    for u in many.iter().step_by(499) {
+        assert!(
+            repo.find_upload(&t, &u.key).await.expect("find").is_some(),
+            "{} is recorded",
+            u.key
+        );
+    }
 }
