@@ -575,3 +575,42 @@ async fn cursors_are_sealed_to_their_caller_and_query() {
         assert_error(&got, 400, "common/invalid-request");
     }
 }
+
+#[tokio::test]
+async fn a_hundred_uploads_issued_at_once_each_carry_their_own_key_and_register() {
+    // Issues that arrive together are recorded together (one batch, one
+    // commit): each caller still gets its own recorded upload.
+    let s = spawn();
+    let users: Vec<_> = (0..4).map(|i| s.user(&format!("racer-{i}"))).collect();
+    let issues = (0..100).map(|i| {
+        let (s, creds) = (&s, &users[i % users.len()]);
+        async move {
+            let name = format!("race-{i}.txt");
+            let bytes = format!("upload number {i}").into_bytes();
+            let ticket = s.issue_and_put(creds, &name, "text/plain", &bytes).await;
+            (i, ticket, bytes)
+        }
+    });
+    let tickets = futures_util::future::join_all(issues).await;
+    let keys: std::collections::HashSet<_> = tickets
+        .iter()
+        .map(|(_, t, _)| t["key"].as_str().expect("key").to_owned())
+        .collect();
+    assert_eq!(keys.len(), 100, "every issue has a key of its own");
+    let registrations = tickets.iter().map(|(i, ticket, bytes)| {
+        let (s, creds) = (&s, &users[i % users.len()]);
+        async move {
+            let body = json!({"s3Key": ticket["key"], "originalName": format!("race-{i}.txt"),
+                              "mimeType": "text/plain", "size": bytes.len()});
+            let (status, file) = s.post("/v1/files", creds, body).await;
+            assert_eq!(status, 201, "upload {i}: {file}");
+            (i, file["id"].as_str().expect("id").to_owned())
+        }
+    });
+    for (i, id) in futures_util::future::join_all(registrations).await {
+        if i % 10 == 0 {
+            let want = format!("upload number {i}").into_bytes();
+            assert_eq!(s.download(&users[i % users.len()], &id).await, want);
+        }
+    }
+}
