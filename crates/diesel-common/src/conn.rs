@@ -45,6 +45,35 @@ impl<'q, U, T> Rows<'q, U> for T where
 {
 }
 
+/// A statement of a fixed shape kept in the connection's statement cache,
+/// which diesel declines for its kind (every `UPDATE` and every upsert: their
+/// SQL could vary with `Option` fields of a changeset, which the builders
+/// wrapped here never use). Cached by its SQL text, not its type, so a shape
+/// that did vary would take more cache entries, never a wrong statement.
+/// Uncached, PostgreSQL parses and plans such a statement on every call
+/// (docs/decisions.md 56).
+#[derive(Debug)]
+pub struct Prepared<Q>(pub Q);
+
+impl<Q> QueryId for Prepared<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<DB: diesel::backend::Backend, Q: QueryFragment<DB>> QueryFragment<DB> for Prepared<Q> {
+    fn walk_ast<'b>(&'b self, pass: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _: &DB) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
 /// A connection of either backend, as shared code uses it. Its futures are
 /// boxed: named types keep shared `async` code provably `Send` (futures of
 /// generic `impl Future` methods run into rust-lang/rust#100013).

@@ -9,7 +9,7 @@ use stowage_domain::model::{Owner, Tenant, Timestamp};
 use stowage_domain::ports::QueuedDeletion;
 use stowage_domain::upload::UploadState;
 
-use crate::conn::{Rows, Statement};
+use crate::conn::{Prepared, Rows, Statement};
 use crate::rows::{columns, ApiKeyRow, DeletionRow, FileRow, SecretRow, UploadRow};
 use crate::schema::{
     api_keys, derivatives, file_counts, files, instance_secrets, object_deletions, uploads,
@@ -40,22 +40,24 @@ pub fn find_upload<'a>(tenant: &'a Tenant, key: &'a str) -> impl Rows<'a, Upload
 /// (a single PUT still pending, or a completed multipart upload), returning
 /// the row as it is now.
 pub fn claim_for_registration<'a>(tenant: &'a Tenant, key: &'a str) -> impl Rows<'a, UploadRow> {
-    diesel::update(
-        uploads::table
-            .filter(uploads::s3_key.eq(key))
-            .filter(uploads::project.eq(tenant.project.as_str()))
-            .filter(uploads::env.eq(tenant.env.as_str()))
-            .filter(
-                uploads::state
-                    .eq(UploadState::Pending.as_str())
-                    .and(uploads::multipart_id.is_null())
-                    .or(uploads::state
-                        .eq(UploadState::Completed.as_str())
-                        .and(uploads::multipart_id.is_not_null())),
-            ),
+    Prepared(
+        diesel::update(
+            uploads::table
+                .filter(uploads::s3_key.eq(key))
+                .filter(uploads::project.eq(tenant.project.as_str()))
+                .filter(uploads::env.eq(tenant.env.as_str()))
+                .filter(
+                    uploads::state
+                        .eq(UploadState::Pending.as_str())
+                        .and(uploads::multipart_id.is_null())
+                        .or(uploads::state
+                            .eq(UploadState::Completed.as_str())
+                            .and(uploads::multipart_id.is_not_null())),
+                ),
+        )
+        .set(uploads::state.eq(UploadState::Registering.as_str()))
+        .returning(columns::<UploadRow>()),
     )
-    .set(uploads::state.eq(UploadState::Registering.as_str()))
-    .returning(columns::<UploadRow>())
 }
 
 /// Moves the upload of `key` from `from` to `to` (compare-and-set).
@@ -79,18 +81,20 @@ pub fn transition_upload<'a>(
 /// `key` moves to `registered` from any state registration may start from
 /// (compare-and-set, so of two racing registrations one wins).
 pub fn claim_upload<'a>(tenant: &'a Tenant, key: &'a str) -> impl Statement + 'a {
-    diesel::update(
-        uploads::table
-            .filter(uploads::s3_key.eq(key))
-            .filter(uploads::project.eq(tenant.project.as_str()))
-            .filter(uploads::env.eq(tenant.env.as_str()))
-            .filter(uploads::state.eq_any([
-                UploadState::Pending.as_str(),
-                UploadState::Completed.as_str(),
-                UploadState::Registering.as_str(),
-            ])),
+    Prepared(
+        diesel::update(
+            uploads::table
+                .filter(uploads::s3_key.eq(key))
+                .filter(uploads::project.eq(tenant.project.as_str()))
+                .filter(uploads::env.eq(tenant.env.as_str()))
+                .filter(uploads::state.eq_any([
+                    UploadState::Pending.as_str(),
+                    UploadState::Completed.as_str(),
+                    UploadState::Registering.as_str(),
+                ])),
+        )
+        .set(uploads::state.eq(UploadState::Registered.as_str())),
     )
-    .set(uploads::state.eq(UploadState::Registered.as_str()))
 }
 
 /// Uploads nobody will finish, oldest first: single PUTs and completed
@@ -267,21 +271,23 @@ pub fn forget_derivatives(id: &str) -> impl Statement + '_ {
 /// Writes the mutable fields of `row` if its stored `updated_at` is still
 /// `expected` (compare-and-set).
 pub fn update_file_if(row: &FileRow, expected: i64) -> impl Statement + '_ {
-    diesel::update(
-        files::table
-            .filter(files::id.eq(&row.id))
-            .filter(files::project.eq(&row.project))
-            .filter(files::env.eq(&row.env))
-            .filter(files::updated_at.eq(expected)),
+    Prepared(
+        diesel::update(
+            files::table
+                .filter(files::id.eq(&row.id))
+                .filter(files::project.eq(&row.project))
+                .filter(files::env.eq(&row.env))
+                .filter(files::updated_at.eq(expected)),
+        )
+        .set((
+            files::original_name.eq(&row.original_name),
+            files::name_folded.eq(&row.name_folded),
+            files::visibility.eq(&row.visibility),
+            files::metadata.eq(&row.metadata),
+            files::shared_with.eq(&row.shared_with),
+            files::updated_at.eq(row.updated_at),
+        )),
     )
-    .set((
-        files::original_name.eq(&row.original_name),
-        files::name_folded.eq(&row.name_folded),
-        files::visibility.eq(&row.visibility),
-        files::metadata.eq(&row.metadata),
-        files::shared_with.eq(&row.shared_with),
-        files::updated_at.eq(row.updated_at),
-    ))
 }
 
 /// Deletes the file `id` in `tenant` if its `updated_at` is still
@@ -301,28 +307,30 @@ pub fn delete_file<'a>(tenant: &'a Tenant, id: &'a str, expected: i64) -> impl R
 /// owner's files of `visibility`.
 pub fn bump_count<'a>(row: &'a FileRow, visibility: &'a str, delta: i64) -> impl Statement + 'a {
     let bytes = row.size.saturating_mul(delta);
-    diesel::insert_into(file_counts::table)
-        .values((
-            file_counts::project.eq(&row.project),
-            file_counts::env.eq(&row.env),
-            file_counts::visibility.eq(visibility),
-            file_counts::owner_type.eq(&row.owner_type),
-            file_counts::owner_id.eq(&row.owner_id),
-            file_counts::n.eq(delta),
-            file_counts::bytes.eq(bytes),
-        ))
-        .on_conflict((
-            file_counts::project,
-            file_counts::env,
-            file_counts::visibility,
-            file_counts::owner_type,
-            file_counts::owner_id,
-        ))
-        .do_update()
-        .set((
-            file_counts::n.eq(file_counts::n + delta),
-            file_counts::bytes.eq(file_counts::bytes + bytes),
-        ))
+    Prepared(
+        diesel::insert_into(file_counts::table)
+            .values((
+                file_counts::project.eq(&row.project),
+                file_counts::env.eq(&row.env),
+                file_counts::visibility.eq(visibility),
+                file_counts::owner_type.eq(&row.owner_type),
+                file_counts::owner_id.eq(&row.owner_id),
+                file_counts::n.eq(delta),
+                file_counts::bytes.eq(bytes),
+            ))
+            .on_conflict((
+                file_counts::project,
+                file_counts::env,
+                file_counts::visibility,
+                file_counts::owner_type,
+                file_counts::owner_id,
+            ))
+            .do_update()
+            .set((
+                file_counts::n.eq(file_counts::n + delta),
+                file_counts::bytes.eq(file_counts::bytes + bytes),
+            )),
+    )
 }
 
 /// `(files, bytes)` of `owner` in `tenant`: a sum over the maintained
@@ -532,4 +540,56 @@ pub fn drop_empty_counts() -> impl Statement {
          AND f.visibility = file_counts.visibility AND f.owner_type = file_counts.owner_type \
          AND f.owner_id = file_counts.owner_id)",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::pg::Pg;
+    use diesel::query_builder::QueryFragment;
+    use diesel::sqlite::Sqlite;
+    use stowage_domain::model::{Environment, ProjectId};
+
+    fn cached<Q: QueryFragment<Pg> + QueryFragment<Sqlite>>(q: &Q) -> bool {
+        QueryFragment::<Pg>::is_safe_to_cache_prepared(q, &Pg).expect("pg")
+            && QueryFragment::<Sqlite>::is_safe_to_cache_prepared(q, &Sqlite).expect("sqlite")
+    }
+
+    /// The writes of every PATCH and registration stay prepared statements
+    /// (diesel would re-parse every `UPDATE` and upsert).
+    #[test]
+    fn hot_updates_and_upserts_are_cached_statements() {
+        let tenant = Tenant {
+            project: ProjectId::new("p1").expect("project"),
+            env: Environment::Dev,
+        };
+        let row = FileRow {
+            id: "f".into(),
+            project: "p1".into(),
+            env: "dev".into(),
+            s3_key: "k".into(),
+            original_name: "a".into(),
+            name_folded: "a".into(),
+            mime_type: "text/plain".into(),
+            size: 1,
+            width: None,
+            height: None,
+            visibility: "private".into(),
+            bucket: "files".into(),
+            owner_type: "user".into(),
+            owner_id: "u".into(),
+            shared_with: crate::types::Shares(Vec::new()),
+            metadata: crate::types::Json("{}".into()),
+            created_at: 0,
+            updated_at: 0,
+            checksum_sha256: None,
+        };
+        assert!(cached(&update_file_if(&row, 0)));
+        assert!(cached(&bump_count(&row, "private", 1)));
+        assert!(cached(&claim_upload(&tenant, "k")));
+        // What the wrapper is for: diesel's own verdict on an UPDATE.
+        let bare =
+            diesel::update(files::table.filter(files::id.eq("f"))).set(files::updated_at.eq(1_i64));
+        assert!(!QueryFragment::<Pg>::is_safe_to_cache_prepared(&bare, &Pg).expect("pg"));
+    }
 }
