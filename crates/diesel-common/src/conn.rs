@@ -55,10 +55,18 @@ impl<'q, U, T> Rows<'q, U> for T where
 #[derive(Debug)]
 pub struct Prepared<Q>(pub Q);
 
-impl<Q> QueryId for Prepared<Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
+/// Statements built at run time: cached by their SQL text, not their type.
+macro_rules! dynamic_query_id {
+    ($($t:ident<$($p:ident),+>),+) => {$(
+        impl<$($p),+> diesel::query_builder::QueryId for $t<$($p),+> {
+            type QueryId = ();
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+    )+};
 }
+pub(crate) use dynamic_query_id;
+
+dynamic_query_id!(Prepared<Q>);
 
 impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Prepared<Q> {
     type SqlType = Q::SqlType;

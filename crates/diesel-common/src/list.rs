@@ -23,6 +23,7 @@ use stowage_domain::list::{
 use stowage_domain::model::{Owner, OwnerTypeFilter, Tenant, Visibility};
 use stowage_domain::{Error, Result};
 
+use crate::conn::dynamic_query_id;
 use crate::schema::{file_counts, file_shares, files};
 use crate::types::{ShareList, Shares};
 
@@ -145,16 +146,6 @@ impl Bounds {
 pub struct Paged<Q> {
     query: Q,
     bounds: Bounds,
-}
-
-/// Statements built at run time: cached by their SQL text, not their type.
-macro_rules! dynamic_query_id {
-    ($($t:ident<$($p:ident),+>),+) => {$(
-        impl<$($p),+> diesel::query_builder::QueryId for $t<$($p),+> {
-            type QueryId = ();
-            const HAS_STATIC_QUERY_ID: bool = false;
-        }
-    )+};
 }
 
 dynamic_query_id!(Paged<Q>, Merged<Q>, Summed<Q>, Totals<C, S>);
@@ -451,25 +442,15 @@ impl<'a> FilesQuery<'a> {
             });
         }
         Ok(q.order_by(SortOrder {
+            table: FILES,
             column,
             direction: p.direction,
         }))
     }
 }
 
-/// The quoted column a listing sorts by.
+/// The quoted name of the column a listing sorts by.
 fn sort_column(by: SortBy) -> &'static str {
-    match by {
-        SortBy::CreatedAt => "\"files\".\"created_at\"",
-        SortBy::UpdatedAt => "\"files\".\"updated_at\"",
-        SortBy::Size => "\"files\".\"size\"",
-        SortBy::OriginalName => "\"files\".\"original_name\"",
-        SortBy::MimeType => "\"files\".\"mime_type\"",
-    }
-}
-
-/// The sort column's quoted name, unqualified (for the merged page).
-fn sort_name(by: SortBy) -> &'static str {
     match by {
         SortBy::CreatedAt => "\"created_at\"",
         SortBy::UpdatedAt => "\"updated_at\"",
@@ -519,16 +500,21 @@ where
             SortValue::Int(v) => out.push_bind_param::<BigInt, _>(v),
             SortValue::Text(v) => out.push_bind_param::<Text, _>(v),
         };
+        let column = |out: &mut AstPass<'_, 'b, DB>| {
+            out.push_sql(FILES);
+            out.push_sql(".");
+            out.push_sql(self.column);
+        };
         out.push_sql("(");
-        out.push_sql(self.column);
+        column(&mut out);
         out.push_sql(seek);
         value(&mut out)?;
         out.push_sql(" AND (");
-        out.push_sql(self.column);
+        column(&mut out);
         out.push_sql(strict);
         value(&mut out)?;
         out.push_sql(" OR (");
-        out.push_sql(self.column);
+        column(&mut out);
         out.push_sql(" = ");
         value(&mut out)?;
         out.push_sql(" AND \"files\".\"id\"");
@@ -539,9 +525,14 @@ where
     }
 }
 
-/// `ORDER BY col, id` in one direction.
+/// The quoted name of `files`, and of the merged page's derived table.
+const FILES: &str = "\"files\"";
+const PAGE: &str = "\"page\"";
+
+/// `ORDER BY table.col, table.id` in one direction.
 #[derive(Debug, Clone, Copy, diesel::expression::ValidGrouping, diesel::query_builder::QueryId)]
 pub struct SortOrder {
+    table: &'static str,
     column: &'static str,
     direction: SortDirection,
 }
@@ -558,9 +549,13 @@ impl<DB: diesel::backend::Backend> QueryFragment<DB> for SortOrder {
             SortDirection::Asc => " ASC",
             SortDirection::Desc => " DESC",
         };
+        out.push_sql(self.table);
+        out.push_sql(".");
         out.push_sql(self.column);
         out.push_sql(dir);
-        out.push_sql(", \"files\".\"id\"");
+        out.push_sql(", ");
+        out.push_sql(self.table);
+        out.push_sql(".\"id\"");
         out.push_sql(dir);
         Ok(())
     }
@@ -696,8 +691,7 @@ pub fn branch_page_query(
 #[derive(Debug)]
 pub struct Merged<Q> {
     branches: Vec<Q>,
-    column: &'static str,
-    direction: SortDirection,
+    order: SortOrder,
     bounds: Bounds,
 }
 
@@ -716,10 +710,6 @@ where
     Q: QueryFragment<DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
-        let dir = match self.direction {
-            SortDirection::Asc => " ASC",
-            SortDirection::Desc => " DESC",
-        };
         out.push_sql("SELECT * FROM (");
         for (i, branch) in self.branches.iter().enumerate() {
             if i > 0 {
@@ -729,11 +719,10 @@ where
             branch.walk_ast(out.reborrow())?;
             out.push_sql(") AS \"b\"");
         }
-        out.push_sql(") AS \"page\" ORDER BY \"page\".");
-        out.push_sql(self.column);
-        out.push_sql(dir);
-        out.push_sql(", \"page\".\"id\"");
-        out.push_sql(dir);
+        out.push_sql(") AS ");
+        out.push_sql(PAGE);
+        out.push_sql(" ORDER BY ");
+        self.order.walk_ast(out.reborrow())?;
         self.bounds.walk(&mut out)
     }
 }
@@ -751,7 +740,11 @@ pub fn merged_page_query<'a>(
     shared: Option<u64>,
 ) -> Result<MergedQuery<'a>> {
     let p = &query.params;
-    let column = sort_name(p.sort_by);
+    let order = SortOrder {
+        table: PAGE,
+        column: sort_column(p.sort_by),
+        direction: p.direction,
+    };
     let bounds = Bounds {
         limit: i64::from(p.limit) + 1,
         offset: if p.cursor.is_some() {
@@ -775,14 +768,12 @@ pub fn merged_page_query<'a>(
     Ok(match db {
         Db::Postgres => Boxed::Pg(Merged {
             branches: pg,
-            column,
-            direction: p.direction,
+            order,
             bounds,
         }),
         Db::Sqlite => Boxed::Sqlite(Merged {
             branches: sqlite,
-            column,
-            direction: p.direction,
+            order,
             bounds,
         }),
     })
