@@ -21,7 +21,6 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use stowage_diesel_common::events::{
     change_endpoints, fan_out_from, transition_recorded, ClaimedRow, EndpointRow, NewEventRow,
 };
-use stowage_diesel_common::list::{self, CountsQuery};
 use stowage_diesel_common::rows::{FileRow, UploadRow};
 use stowage_diesel_common::schema::{files, uploads};
 use stowage_diesel_common::types::{MetadataJson, ShareList};
@@ -29,11 +28,9 @@ use stowage_diesel_common::{
     add_derivative_in, apply_file_update, delete_counted, on_duplicate, unclaimed, within_quota,
     Backend, DieselRepository, TxError,
 };
-use stowage_diesel_common::{Db, DbConn};
 use stowage_domain::auth::KeyChange;
 use stowage_domain::events::Event;
-use stowage_domain::list::ListQuery;
-use stowage_domain::model::{File, Owner, Tenant, Timestamp};
+use stowage_domain::model::{File, Tenant, Timestamp};
 use stowage_domain::ports::{Derivative, DerivativeAdded, QueuedDeletion};
 use stowage_domain::quota::Quota;
 use stowage_domain::upload::UploadState;
@@ -392,26 +389,6 @@ impl Backend for Postgres {
         .await
     }
 
-    /// Over the GIN index of `shared_with` (partial: shared files only).
-    async fn count_shared_with(
-        c: &mut Conn,
-        query: &ListQuery,
-        owner: &Owner,
-        uid: &str,
-        owner_type: Option<&str>,
-    ) -> std::result::Result<i64, TxError> {
-        Ok(
-            c.count_files(stowage_diesel_common::list::shared_with_count(
-                Db::Postgres,
-                query,
-                owner,
-                uid,
-                owner_type,
-            ))
-            .await?,
-        )
-    }
-
     /// One statement for all rows.
     async fn insert_uploads(
         c: &mut Conn,
@@ -423,20 +400,6 @@ impl Backend for Postgres {
             .returning(uploads::s3_key)
             .load(c)
             .await?)
-    }
-
-    /// One statement: the counts summed and the shared files counted.
-    async fn visible_total(
-        c: &mut Conn,
-        counts: CountsQuery<'_>,
-        shared: Option<(&ListQuery, &Owner, &str, Option<&str>)>,
-    ) -> std::result::Result<(i64, Option<i64>), TxError> {
-        let Some((query, owner, uid, owner_type)) = shared else {
-            return Ok((c.sum_counts(counts).await?, None));
-        };
-        let shared = list::shared_with_count(Db::Postgres, query, owner, uid, owner_type);
-        let (total, n) = c.load_totals(list::totals_query(counts, shared)?).await?;
-        Ok((total + n, Some(n)))
     }
 
     /// Nothing to do: the share list is indexed in place (GIN over `text[]`).

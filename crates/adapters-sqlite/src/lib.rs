@@ -10,10 +10,9 @@ pub use backup::{registered_objects, snapshot};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use diesel::dsl::{count_star, exists, not};
 use diesel::result::Error as DieselError;
 use diesel::sqlite::SqliteConnection;
-use diesel::{BoolExpressionMethods, Connection, ExpressionMethods, OptionalExtension, QueryDsl};
+use diesel::{Connection, ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
@@ -33,8 +32,7 @@ use stowage_diesel_common::{
     Backend, DbConn, DieselRepository, TxError,
 };
 use stowage_domain::events::Event;
-use stowage_domain::list::ListQuery;
-use stowage_domain::model::{File, Owner, Tenant, Timestamp, Visibility};
+use stowage_domain::model::{File, Tenant, Timestamp};
 use stowage_domain::ports::{Derivative, DerivativeAdded, QueuedDeletion};
 use stowage_domain::quota::Quota;
 use stowage_domain::upload::UploadState;
@@ -287,42 +285,6 @@ impl Backend for Sqlite {
             Ok(written)
         })
         .await
-    }
-
-    /// From the user's shares (indexed by user), probing each file by id,
-    /// rather than letting SQLite scan the tenant's files.
-    async fn count_shared_with(
-        c: &mut Conn,
-        query: &ListQuery,
-        owner: &Owner,
-        uid: &str,
-        owner_type: Option<&str>,
-    ) -> std::result::Result<i64, TxError> {
-        let p = &query.params;
-        let types: Vec<&str> = owner_type.map_or_else(|| vec!["user", "service"], |t| vec![t]);
-        let any_owner = diesel::dsl::sql::<diesel::sql_types::Bool>(if p.owner_id.is_none() {
-            "1"
-        } else {
-            "0"
-        });
-        let file = files::table
-            .filter(files::id.eq(file_shares::file_id))
-            .filter(files::project.eq(query.tenant.project.as_str()))
-            .filter(files::env.eq(query.tenant.env.as_str()))
-            .filter(files::visibility.eq(Visibility::Shared.as_str()))
-            .filter(not(files::owner_type
-                .eq(owner.kind.as_str())
-                .and(files::owner_id.eq(owner.id.as_str()))))
-            .filter(files::owner_type.eq_any(types))
-            .filter(any_owner.or(files::owner_id.eq(p.owner_id.clone().unwrap_or_default())));
-        Ok(file_shares::table
-            .filter(file_shares::project.eq(query.tenant.project.as_str()))
-            .filter(file_shares::env.eq(query.tenant.env.as_str()))
-            .filter(file_shares::user_id.eq(uid))
-            .filter(exists(file))
-            .select(count_star())
-            .get_result::<i64>(c)
-            .await?)
     }
 
     async fn index_shares(c: &mut Conn, row: &FileRow) -> std::result::Result<(), TxError> {

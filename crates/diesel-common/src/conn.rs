@@ -22,7 +22,8 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::list::{
-    Boxed, CountsQuery, Db, FilesQuery, MergedQuery, PageQuery, Summed, TotalsQuery,
+    Boxed, CountsQuery, Db, FilesQuery, MergedQuery, PageQuery, SharedCountsQuery, Summed,
+    TotalsQuery,
 };
 use crate::rows::FileRow;
 
@@ -113,6 +114,12 @@ pub trait DbConn: Send {
     /// The sum of the maintained counts a listing's total adds up.
     fn sum_counts<'c, 'q: 'c>(&'c mut self, q: CountsQuery<'q>) -> BoxFuture<'c, QueryResult<i64>>;
 
+    /// The sum of the maintained counts of files shared with a caller.
+    fn sum_shared<'c, 'q: 'c>(
+        &'c mut self,
+        q: SharedCountsQuery<'q>,
+    ) -> BoxFuture<'c, QueryResult<i64>>;
+
     /// A caller's total and its shared part (built by [`crate::list`]).
     fn load_totals<'c, 'q: 'c>(
         &'c mut self,
@@ -177,6 +184,16 @@ macro_rules! db_conn {
             fn sum_counts<'c, 'q: 'c>(
                 &'c mut self,
                 q: CountsQuery<'q>,
+            ) -> BoxFuture<'c, QueryResult<i64>> {
+                match q {
+                    Boxed::$variant(q) => Box::pin(Summed(q).get_result(self)),
+                    _ => other_backend(),
+                }
+            }
+
+            fn sum_shared<'c, 'q: 'c>(
+                &'c mut self,
+                q: SharedCountsQuery<'q>,
             ) -> BoxFuture<'c, QueryResult<i64>> {
                 match q {
                     Boxed::$variant(q) => Box::pin(Summed(q).get_result(self)),

@@ -24,7 +24,7 @@ use stowage_domain::model::{Owner, OwnerTypeFilter, Tenant, Visibility};
 use stowage_domain::{Error, Result};
 
 use crate::conn::dynamic_query_id;
-use crate::schema::{file_counts, file_shares, files};
+use crate::schema::{file_counts, file_shares, files, share_counts};
 use crate::types::{ShareList, Shares};
 
 /// Which backend a dynamic query is built for.
@@ -265,12 +265,6 @@ const IS_OPEN: Literal = Literal("\"files\".\"visibility\" IN ('public', 'protec
 const IS_SHARED: Literal = Literal("\"files\".\"visibility\" = 'shared'");
 
 diesel::infix_operator!(ArrayContains, " @> ", backend: Pg);
-
-diesel::define_sql_function! {
-    /// PostgreSQL's `stowage_share_keys` (migration `tenant_shares`): the
-    /// share list as `{project}/{env}/{user id}`, GIN-indexed over shared files.
-    fn stowage_share_keys(project: Text, env: Text, shared_with: ShareList) -> ShareList;
-}
 
 impl<'a> FilesQuery<'a> {
     /// Every file, on `db`.
@@ -779,43 +773,40 @@ pub fn merged_page_query<'a>(
     })
 }
 
-/// How many files of other owners, in the listing's tenant and owner filters,
-/// are `shared` with `uid` (the part of a list total that counts cannot
-/// give), read the way each backend indexes shares.
-pub fn shared_with_count<'a>(
-    db: Db,
-    query: &'a ListQuery,
-    owner: &'a Owner,
-    uid: &'a str,
-    owner_type: Option<&'a str>,
-) -> FilesQuery<'a> {
-    let tenant = &query.tenant;
-    let q = FilesQuery::files(db).in_tenant(tenant);
-    // On PostgreSQL through the tenant-qualified share index: a user id
-    // shared in many other tenants costs this count nothing.
-    let q = match q {
-        FilesQuery::Pg(q) => FilesQuery::Pg(QueryDsl::filter(
-            QueryDsl::filter(q, IS_SHARED),
-            ArrayContains::new(
-                stowage_share_keys(files::project, files::env, files::shared_with),
-                diesel::IntoSql::into_sql::<ShareList>(Shares(vec![format!(
-                    "{}/{}/{uid}",
-                    tenant.project, tenant.env
-                )])),
-            ),
-        )),
-        sqlite => sqlite.shared_with(uid),
-    };
-    let mut q = q.filter(not(files::owner_type
-        .eq(owner.kind.as_str())
-        .and(files::owner_id.eq(owner.id.as_str()))));
-    if let Some(t) = owner_type {
-        q = q.filter(files::owner_type.eq(t));
+/// A dynamic query over the maintained share counts.
+pub type SharedCountsQuery<'a> =
+    Boxed<share_counts::BoxedQuery<'a, Pg>, share_counts::BoxedQuery<'a, Sqlite>>;
+
+impl<'a> SharedCountsQuery<'a> {
+    /// The maintained counts of the files of other owners than `owner`, in
+    /// the listing's tenant and owner filters (`owner_type` as stored), that
+    /// are `shared` with `uid`: the part of a list total that `file_counts`
+    /// cannot give, a sum of one row per owner sharing with `uid`.
+    pub fn of_listing(
+        db: Db,
+        query: &'a ListQuery,
+        owner: &'a Owner,
+        uid: &'a str,
+        owner_type: Option<&'a str>,
+    ) -> Self {
+        let mut q = match db {
+            Db::Postgres => Self::Pg(share_counts::table.into_boxed()),
+            Db::Sqlite => Self::Sqlite(share_counts::table.into_boxed()),
+        }
+        .filter(share_counts::project.eq(query.tenant.project.as_str()))
+        .filter(share_counts::env.eq(query.tenant.env.as_str()))
+        .filter(share_counts::user_id.eq(uid))
+        .filter(not(share_counts::owner_type
+            .eq(owner.kind.as_str())
+            .and(share_counts::owner_id.eq(owner.id.as_str()))));
+        if let Some(t) = owner_type {
+            q = q.filter(share_counts::owner_type.eq(t));
+        }
+        if let Some(o) = &query.params.owner_id {
+            q = q.filter(share_counts::owner_id.eq(o.as_str()));
+        }
+        q
     }
-    if let Some(o) = &query.params.owner_id {
-        q = q.filter(files::owner_id.eq(o.as_str()));
-    }
-    q
 }
 
 /// The sum of the counts a [`CountsQuery`] selects, as one row:
@@ -837,17 +828,17 @@ impl<DB: diesel::backend::Backend, Q: QueryFragment<DB>> QueryFragment<DB> for S
 }
 
 /// A caller's total and the part of it shared with them, in one row:
-/// `SELECT (sum of the counts), (SELECT COUNT(*) FROM (shared) AS "s")`.
+/// `SELECT (sum of the counts), (sum of the share counts)`.
 #[derive(Debug)]
 pub struct Totals<C, S> {
     counts: Summed<C>,
-    shared: S,
+    shared: Summed<S>,
 }
 
 /// [`Totals`] on either backend.
 pub type TotalsQuery<'a> = Boxed<
-    Totals<file_counts::BoxedQuery<'a, Pg>, files::BoxedQuery<'a, Pg>>,
-    Totals<file_counts::BoxedQuery<'a, Sqlite>, files::BoxedQuery<'a, Sqlite>>,
+    Totals<file_counts::BoxedQuery<'a, Pg>, share_counts::BoxedQuery<'a, Pg>>,
+    Totals<file_counts::BoxedQuery<'a, Sqlite>, share_counts::BoxedQuery<'a, Sqlite>>,
 >;
 
 impl<C, S> diesel::query_builder::Query for Totals<C, S> {
@@ -863,30 +854,30 @@ where
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
         out.push_sql("SELECT (");
         self.counts.walk_ast(out.reborrow())?;
-        out.push_sql("), (SELECT COUNT(*) FROM (");
+        out.push_sql("), (");
         self.shared.walk_ast(out.reborrow())?;
-        out.push_sql(") AS \"s\")");
+        out.push_sql(")");
         Ok(())
     }
 }
 
-/// The maintained `counts` summed and the files a `shared` query (from
-/// [`shared_with_count`]) finds counted, in one statement.
+/// The maintained `counts` and `shared` counts, each summed, in one
+/// statement.
 ///
 /// # Errors
 /// `common/internal` for queries built for different backends.
 pub fn totals_query<'a>(
     counts: CountsQuery<'a>,
-    shared: FilesQuery<'a>,
+    shared: SharedCountsQuery<'a>,
 ) -> Result<TotalsQuery<'a>> {
     match (counts, shared) {
         (Boxed::Pg(counts), Boxed::Pg(shared)) => Ok(Boxed::Pg(Totals {
             counts: Summed(counts),
-            shared,
+            shared: Summed(shared),
         })),
         (Boxed::Sqlite(counts), Boxed::Sqlite(shared)) => Ok(Boxed::Sqlite(Totals {
             counts: Summed(counts),
-            shared,
+            shared: Summed(shared),
         })),
         _ => Err(Error::internal("totals of two backends")),
     }
@@ -1083,13 +1074,19 @@ mod tests {
         };
         let totals = totals_query(
             CountsQuery::of_listing(Db::Postgres, &q, None).visible_to(owner),
-            shared_with_count(Db::Postgres, &q, owner, "u1", None),
+            SharedCountsQuery::of_listing(Db::Postgres, &q, owner, "u1", None),
         )
         .expect("totals");
         let Boxed::Pg(totals) = totals else {
             panic!("built for PostgreSQL");
         };
         assert!(cached(&totals));
+        let text = debug_query::<Pg, _>(&totals).to_string();
+        assert!(
+            text.starts_with("SELECT (SELECT CAST(COALESCE(SUM(\"c\".\"n\"), 0) AS BIGINT) FROM (SELECT")
+                && text.contains("FROM \"share_counts\" WHERE"),
+            "{text}"
+        );
         // A filtered page is planned for its own parameters.
         let mut filtered = query(ListParams::default());
         filtered.params.mime_type = Some(MimeFilter::Prefix("image/".into()));

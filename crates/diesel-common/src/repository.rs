@@ -24,7 +24,7 @@ use stowage_domain::{Error, ErrorCode, Result};
 
 use crate::conn::DbConn;
 use crate::events::{record_event, ClaimedRow, EndpointRow};
-use crate::list::{self, CountsQuery};
+use crate::list::{self, CountsQuery, SharedCountsQuery};
 use crate::rows::{ApiKeyRow, FileRow, UploadRow};
 use crate::statements as q;
 use stowage_domain::events::{Event, EventCursor, StoredEvent};
@@ -144,37 +144,6 @@ pub trait Backend: Send + Sync + 'static {
         event: &Event,
     ) -> std::result::Result<bool, TxError>;
 
-    /// How many files of other owners than `owner`, in the listing's tenant
-    /// and owner filters (`owner_type` as stored), are `shared` with `uid`:
-    /// the part of a list total the maintained counts cannot give, read the
-    /// way the backend indexes share lists.
-    async fn count_shared_with(
-        c: &mut Self::Conn,
-        query: &ListQuery,
-        owner: &Owner,
-        uid: &str,
-        owner_type: Option<&str>,
-    ) -> std::result::Result<i64, TxError>;
-
-    /// The total of a caller's listing: the maintained `counts` summed, plus
-    /// the files of others shared with `uid` ([`Self::count_shared_with`])
-    /// when asked; `(total, shared part)`. PostgreSQL answers in one
-    /// statement.
-    async fn visible_total(
-        c: &mut Self::Conn,
-        counts: CountsQuery<'_>,
-        shared: Option<(&ListQuery, &Owner, &str, Option<&str>)>,
-    ) -> std::result::Result<(i64, Option<i64>), TxError> {
-        let total = c.sum_counts(counts).await?;
-        Ok(match shared {
-            Some((query, owner, uid, owner_type)) => {
-                let n = Self::count_shared_with(c, query, owner, uid, owner_type).await?;
-                (total + n, Some(n))
-            }
-            None => (total, None),
-        })
-    }
-
     /// Records issued uploads, skipping keys that exist, atomically (one
     /// commit for all); the keys written.
     async fn insert_uploads(
@@ -272,9 +241,14 @@ pub async fn apply_file_update<C: DbConn>(
         return Ok(false);
     }
     if old != row.visibility {
-        c.execute_statement(q::bump_count(row, &old, -1)).await?;
-        c.execute_statement(q::bump_count(row, &row.visibility, 1))
-            .await?;
+        // Count rows are taken in key order, so that two updates moving
+        // files of one owner in opposite directions cannot deadlock.
+        let mut moves = [(old.as_str(), -1), (row.visibility.as_str(), 1)];
+        moves.sort_unstable();
+        for (visibility, delta) in moves {
+            c.execute_statement(q::bump_count(row, visibility, delta))
+                .await?;
+        }
     }
     record_event(c, event).await?;
     Ok(true)
@@ -657,10 +631,24 @@ impl<B: Backend> DieselRepository<B> {
                 let shares = user_id
                     .as_deref()
                     .filter(|_| shared_visible)
-                    .map(|uid| (query, owner, uid, owner_type));
-                let (total, n) = B::visible_total(c, counts.visible_to(owner), shares).await?;
-                *shared = n;
-                total
+                    .map(|uid| (uid, owner_type));
+                match shares {
+                    Some((uid, owner_type)) => {
+                        let shares = SharedCountsQuery::of_listing(
+                            <B::Conn as DbConn>::DB,
+                            query,
+                            owner,
+                            uid,
+                            owner_type,
+                        );
+                        let (total, n) = c
+                            .load_totals(list::totals_query(counts.visible_to(owner), shares)?)
+                            .await?;
+                        *shared = Some(n);
+                        total + n
+                    }
+                    None => c.sum_counts(counts.visible_to(owner)).await?,
+                }
             }
         }))
     }
@@ -961,22 +949,33 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
                     Some(branches) => {
                         // Each branch is an ordered index scan of its own,
                         // bounded by the page; merged below in the same order.
-                        // A cursor page of a listing that had no file shared
-                        // with the caller checks that this still holds (the
-                        // count is a cheap probe while it is zero).
+                        // The files shared with the caller are counted (a sum
+                        // of maintained counts) when neither this page nor
+                        // its cursor knows how many there are, and when the
+                        // cursor says there were none: a file may have been
+                        // shared since.
                         let cursor_says_empty =
                             query.params.cursor.as_ref().is_some_and(|c| c.shared_empty);
+                        let unknown = shared_known(shared, query).is_none()
+                            && branches.contains(&list::Branch::Shared);
                         if let (
                             true,
                             Scope::VisibleTo {
                                 owner,
                                 user_id: Some(uid),
                             },
-                        ) = (cursor_says_empty, &query.scope)
+                        ) = (cursor_says_empty || unknown, &query.scope)
                         {
                             if let Some(owner_type) = owner_type_filter(query.params.owner_type) {
                                 shared = Some(
-                                    B::count_shared_with(c, query, owner, uid, owner_type).await?,
+                                    c.sum_shared(SharedCountsQuery::of_listing(
+                                        <B::Conn as DbConn>::DB,
+                                        query,
+                                        owner,
+                                        uid,
+                                        owner_type,
+                                    ))
+                                    .await?,
                                 );
                             }
                         }

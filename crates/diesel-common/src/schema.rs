@@ -93,6 +93,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// How many `shared` files of each owner name each user, per tenant;
+    /// kept by triggers on `files` (migration `share_counts`).
+    share_counts (project, env, user_id, owner_type, owner_id) {
+        project -> Text,
+        env -> Text,
+        user_id -> Text,
+        owner_type -> Text,
+        owner_id -> Text,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
     /// SQLite only: one row per (file, user it is shared with), the index
     /// behind "shared with me" (PostgreSQL indexes `files.shared_with`).
     file_shares (file_id, user_id) {
@@ -182,5 +195,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     uploads,
     object_deletions,
     instance_secrets,
-    file_counts
+    file_counts,
+    share_counts
 );

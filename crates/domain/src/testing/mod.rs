@@ -1,6 +1,7 @@
 //! Test support (feature `testing`): in-memory adapters for every port, and the
 //! contract test kit that every adapter crate runs against its own implementation.
 
+pub mod bench;
 pub mod contract;
 #[cfg(feature = "testing-http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing-http")))]

@@ -785,3 +785,150 @@ pub async fn shares_made_during_a_walk_still_show(repo: &dyn FileRepository) {
         "a file shared with the caller after the first page MUST show on later pages"
     );
 }
+
+/// The part of a caller's total that is shared with them MUST follow every
+/// change of share lists, visibility and deletion, whatever the filters; and
+/// many such changes at once on files of one owner MUST all succeed (an
+/// adapter that keeps counts takes their rows in an order that cannot
+/// deadlock).
+pub async fn shared_totals_follow_share_changes(repo: &dyn FileRepository) {
+    let t = fresh_tenant();
+    let mut stored = Vec::new();
+    for i in 0..16_i64 {
+        let owner = if i % 4 == 3 { "bob" } else { "ann" };
+        let key = format!("{}/dev/h/shares{i}/x", t.project);
+        let at = Timestamp::from_millis(T0 + i * 1000);
+        repo.insert_upload(&pending_upload(&t, &user(owner), &key, at))
+            .await
+            .expect("insert");
+        let (vis, shared): (_, &[&str]) = match i % 4 {
+            0 => (Visibility::Shared, &["bob", "carol"]),
+            1 => (Visibility::Shared, &["carol", "bob"]),
+            2 => (Visibility::Public, &["bob"]),
+            _ => (Visibility::Shared, &["bob", "dave"]),
+        };
+        let mut f = file(&t, &user(owner), &key, &format!("s{i}"), vis, at);
+        f.shared_with = shared.iter().map(|s| s.to_string()).collect();
+        super::register_plainly(repo, &f).await.expect("register");
+        stored.push(f);
+    }
+    let check = |step: &'static str| {
+        let t = t.clone();
+        async move {
+            let everything = repo
+                .list_files(&ListQuery {
+                    tenant: t.clone(),
+                    scope: Scope::All,
+                    params: ListParams {
+                        limit: 100,
+                        ..ListParams::default()
+                    },
+                })
+                .await
+                .expect("list");
+            let filters: [(Option<Visibility>, Option<&str>); 4] = [
+                (None, None),
+                (Some(Visibility::Shared), None),
+                (None, Some("ann")),
+                (Some(Visibility::Shared), Some("bob")),
+            ];
+            for who in ["ann", "bob", "carol", "dave", "erin"] {
+                for (visibility, owner_id) in filters {
+                    let expected = everything
+                        .items
+                        .iter()
+                        .filter(|f| visibility.is_none_or(|v| f.visibility == v))
+                        .filter(|f| owner_id.is_none_or(|o| f.owner.id == o))
+                        .filter(|f| {
+                            f.owner.id == who
+                                || matches!(f.visibility, Visibility::Public | Visibility::Protected)
+                                || (f.visibility == Visibility::Shared
+                                    && f.shared_with.iter().any(|u| u == who))
+                        })
+                        .count();
+                    let params = ListParams {
+                        visibility,
+                        owner_id: owner_id.map(str::to_owned),
+                        limit: 100,
+                        ..ListParams::default()
+                    };
+                    let (names, total) = names(repo, &t, visible_to(who), params).await;
+                    assert_eq!(
+                        (names.len(), total),
+                        (expected, expected as u64),
+                        "{step}: total as {who} with visibility {visibility:?}, owner {owner_id:?}"
+                    );
+                }
+            }
+        }
+    };
+    check("as registered").await;
+    let update = |before: &File, change: &(dyn Fn(&mut File) + Sync)| {
+        let mut after = before.clone();
+        change(&mut after);
+        after.updated_at = before.updated_at.plus_secs(100);
+        after
+    };
+    let mut write = async |i: usize, change: &(dyn Fn(&mut File) + Sync)| {
+        let after = update(&stored[i], change);
+        let event = crate::testing::updated_event(&after);
+        assert_eq!(
+            repo.update_file(&after, stored[i].updated_at, &event)
+                .await
+                .ok(),
+            Some(true)
+        );
+        stored[i] = after;
+    };
+    write(0, &|f| f.shared_with = vec!["carol".into()]).await;
+    check("a share taken back").await;
+    write(1, &|f| f.visibility = Visibility::Private).await;
+    check("a shared file made private").await;
+    write(1, &|f| {
+        f.visibility = Visibility::Shared;
+        f.shared_with = vec!["dave".into(), "ann".into()];
+    })
+    .await;
+    check("shared again, with its owner among them").await;
+    write(2, &|f| f.visibility = Visibility::Shared).await;
+    check("a public file with a share list made shared").await;
+    super::delete_as_stored(repo, &t, stored[3].id.clone(), stored[3].updated_at).await;
+    stored.remove(3);
+    check("a shared file deleted").await;
+    // Every remaining file of ann flips at once: shared ones become public,
+    // the others shared with a reversed list.
+    let flips: Vec<File> = stored
+        .iter()
+        .filter(|f| f.owner.id == "ann")
+        .map(|f| {
+            update(f, &|g| {
+                if g.visibility == Visibility::Shared {
+                    g.visibility = Visibility::Public;
+                } else {
+                    g.visibility = Visibility::Shared;
+                    g.shared_with = vec!["dave".into(), "carol".into(), "bob".into()];
+                }
+            })
+        })
+        .collect();
+    let events: Vec<_> = flips.iter().map(crate::testing::updated_event).collect();
+    let before: Vec<Timestamp> = stored
+        .iter()
+        .filter(|f| f.owner.id == "ann")
+        .map(|f| f.updated_at)
+        .collect();
+    let results = super::service::join_all(
+        flips
+            .iter()
+            .zip(&events)
+            .zip(&before)
+            .map(|((f, e), at)| repo.update_file(f, *at, e))
+            .collect(),
+    )
+    .await;
+    assert!(
+        results.iter().all(|r| matches!(r, Ok(true))),
+        "concurrent updates of different files MUST all succeed: {results:?}"
+    );
+    check("after concurrent flips").await;
+}

@@ -41,7 +41,7 @@ pub use files::{
 pub use keys::api_key_repository;
 pub use listing::{
     caller_listings_in_every_order, list_pagination_and_cursor, list_scope_filters_and_order,
-    shares_made_during_a_walk_still_show,
+    shared_totals_follow_share_changes, shares_made_during_a_walk_still_show,
 };
 pub use outbox::{
     a_failed_registration_records_no_event, outbox_holds_one_event_per_committed_change,
@@ -156,6 +156,7 @@ macro_rules! repository_kit {
                 list_pagination_and_cursor,
                 caller_listings_in_every_order,
                 shares_made_during_a_walk_still_show,
+                shared_totals_follow_share_changes,
                 concurrent_writers_one_wins,
                 usage_follows_registrations_changes_and_deletions,
                 quotas_hold_when_registrations_race,
@@ -248,6 +249,7 @@ pub async fn file_repository(repo: &dyn FileRepository) {
     list_pagination_and_cursor(repo).await;
     caller_listings_in_every_order(repo).await;
     shares_made_during_a_walk_still_show(repo).await;
+    shared_totals_follow_share_changes(repo).await;
     concurrent_writers_one_wins(repo).await;
     outbox_holds_one_event_per_committed_change(repo).await;
     repository_is_healthy(repo).await;
