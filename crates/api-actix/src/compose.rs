@@ -59,7 +59,9 @@ pub async fn repositories(config: &Config) -> Result<Repositories, String> {
                 stowage_adapters_postgres::migrate(url)
                     .await
                     .map_err(|e| format!("migrating PostgreSQL: {e}"))?;
-                PostgresRepository::connect(&PostgresConfig::new(url.clone()))
+                let mut pg = PostgresConfig::new(url.clone());
+                pg.max_connections = config.db_pool_size;
+                PostgresRepository::connect(&pg)
                     .await
                     .map_err(|e| format!("{e:#}"))
             })

@@ -132,6 +132,9 @@ pub struct Config {
     pub quota: stowage_domain::quota::Quota,
     /// How long start-up waits for the database to answer, seconds.
     pub db_connect_timeout_secs: u64,
+    /// How many PostgreSQL connections the server keeps
+    /// (`STOWAGE_DB_POOL_SIZE`).
+    pub db_pool_size: u32,
     /// A gateway upload body that sends nothing for this long is cut off, seconds.
     pub body_idle_timeout_secs: u64,
     /// Gateway upload bodies received at once.
@@ -599,6 +602,10 @@ impl Config {
                 },
             },
             db_connect_timeout_secs: num("STOWAGE_DB_CONNECT_TIMEOUT_SECS", 10)?,
+            db_pool_size: match num("STOWAGE_DB_POOL_SIZE", 16)? {
+                n @ 1..=1000 => n as u32,
+                n => return Err(format!("STOWAGE_DB_POOL_SIZE must be 1 to 1000, got {n}")),
+            },
             body_idle_timeout_secs: num("STOWAGE_BODY_IDLE_TIMEOUT_SECS", 30)?,
             max_inflight_uploads: usize::try_from(num("STOWAGE_MAX_INFLIGHT_UPLOADS", 1024)?)
                 .unwrap_or(usize::MAX),
