@@ -252,8 +252,13 @@ fn bench_db(args: &[String]) -> Result<(), String> {
             // Seeding four tenants of a million rows in SQLite outlasts the
             // measurements many times over: the same shapes, a fifth the size.
             let files = flag(args, "--files").unwrap_or_else(|| "200000".into());
-            cmd.args(["stowage-adapters-sqlite", "--example", "bench-db", "--"])
-                .arg(&files);
+            cmd.args([
+                "stowage-adapters-sqlite",
+                "--example",
+                "bench-db-sqlite",
+                "--",
+            ])
+            .arg(&files);
             run_report(
                 cmd,
                 "bench-db-sqlite",
@@ -261,7 +266,9 @@ fn bench_db(args: &[String]) -> Result<(), String> {
                 "SQLite (bundled, WAL) in a temporary directory on the same disk.",
             )
         }
-        other => Err(format!("bench-db --db {other}: expected postgres or sqlite")),
+        other => Err(format!(
+            "bench-db --db {other}: expected postgres or sqlite"
+        )),
     }
 }
 

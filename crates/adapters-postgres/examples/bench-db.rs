@@ -54,10 +54,12 @@ async fn main() {
     let base_ms = BASE_MS;
     // Tenants where a user sees few of the tenant's files (the shapes that
     // break a single `OR` query): `files` files of 1,000 other owners, all
-    // private / all public / all shared with `lonely`, and 3 of `lonely`'s own.
+    // private / all public / all shared with `lonely`, or all public each of
+    // its own owner, and 3 of `lonely`'s own.
     let cliffs: String = CLIFFS
         .iter()
-        .map(|(project, visibility, shared)| {
+        .map(|(project, visibility, shared, distinct)| {
+            let owners = if *distinct { files + 10 } else { USERS };
             format!(
                 "INSERT INTO files (id, project, env, s3_key, original_name, name_folded, mime_type, size, visibility, bucket,
                                     owner_type, owner_id, shared_with, metadata, created_at, updated_at)
@@ -66,15 +68,15 @@ async fn main() {
                         CASE WHEN i <= 3 THEN 'mine-' ELSE 'file-' END || i || '.txt',
                         (ARRAY['text/plain','image/png','application/pdf'])[1 + i % 3], 1 + i % 100000,
                         CASE WHEN i <= 3 THEN 'private' ELSE '{visibility}' END, 'files', 'user',
-                        CASE WHEN i <= 3 THEN 'lonely' ELSE 'user-' || (i % {USERS}) END,
+                        CASE WHEN i <= 3 THEN 'lonely' ELSE 'user-' || (i % {owners}) END,
                         CASE WHEN i > 3 AND {shared} THEN ARRAY['lonely'] ELSE ARRAY[]::text[] END,
                         '{{}}'::jsonb, {base_ms} + i * 1000, {base_ms} + i * 1000
                  FROM generate_series(1, {files} + 3) AS i;"
             )
         })
         .collect();
-    // The share counts are summed once after the load rather than by a
-    // trigger per row (the same statement as migration `share_counts`).
+    // The maintained counts are summed once after the load rather than by a
+    // trigger per row (the same statements as migration `list_counts`).
     conn.batch_execute(&format!(
         "ALTER TABLE files DISABLE TRIGGER USER;
          INSERT INTO files (id, project, env, s3_key, original_name, name_folded, mime_type, size, visibility, bucket,
@@ -95,17 +97,22 @@ async fn main() {
              FROM files f, LATERAL (SELECT DISTINCT unnest(f.shared_with) AS id) u
              WHERE f.visibility = 'shared'
              GROUP BY f.project, f.env, u.id, f.owner_type, f.owner_id;
+         INSERT INTO tenant_counts (project, env, visibility, owner_type, stripe, n, bytes)
+             SELECT project, env, visibility, owner_type, stowage_count_stripe(owner_id), count(*), sum(size)
+             FROM files
+             GROUP BY project, env, visibility, owner_type, stowage_count_stripe(owner_id);
          ALTER TABLE files ENABLE TRIGGER USER;
          ANALYZE files;
          ANALYZE file_counts;
-         ANALYZE share_counts;"
+         ANALYZE share_counts;
+         ANALYZE tenant_counts;"
     ))
     .await
     .expect("seed");
     // A freshly bulk-loaded table has no visibility map: without a VACUUM the
     // first minutes of measurements race autovacuum and read heap pages that
     // index-only scans would skip later.
-    for table in ["files", "file_counts", "share_counts"] {
+    for table in ["files", "file_counts", "share_counts", "tenant_counts"] {
         conn.batch_execute(&format!("VACUUM ANALYZE {table}"))
             .await
             .expect("vacuum");
@@ -149,7 +156,9 @@ async fn main() {
     let totals = |project: &str, user: &str| {
         format!(
             "SELECT (SELECT COALESCE(SUM(n), 0) FROM file_counts WHERE project = '{project}' AND env = 'dev' \
-             AND (visibility IN ('public', 'protected') OR (owner_type = 'user' AND owner_id = '{user}'))), \
+             AND owner_type = 'user' AND owner_id = '{user}' AND visibility IN ('private', 'shared')) \
+             + (SELECT COALESCE(SUM(n), 0) FROM tenant_counts WHERE project = '{project}' AND env = 'dev' \
+             AND visibility IN ('public', 'protected')), \
              (SELECT COALESCE(SUM(n), 0) FROM share_counts WHERE project = '{project}' AND env = 'dev' \
              AND user_id = '{user}' AND NOT (owner_type = 'user' AND owner_id = '{user}'))"
         )
@@ -165,6 +174,21 @@ async fn main() {
         &mut conn,
         "Total of the first page (tenant of 1 M files shared with the caller)",
         &totals("sharing", "lonely"),
+        &mut plans,
+    )
+    .await;
+    explain(
+        &mut conn,
+        "Total of the first page (tenant of 1 M public files of 1 M owners)",
+        &totals("avatars", "lonely"),
+        &mut plans,
+    )
+    .await;
+    explain(
+        &mut conn,
+        "The same total as summed before decision 57 (one file_counts row per owner)",
+        "SELECT COALESCE(SUM(n), 0) FROM file_counts WHERE project = 'avatars' AND env = 'dev' \
+         AND (visibility IN ('public', 'protected') OR (owner_type = 'user' AND owner_id = 'lonely'))",
         &mut plans,
     )
     .await;

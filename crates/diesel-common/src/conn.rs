@@ -23,7 +23,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::list::{
     Boxed, CountsQuery, Db, FilesQuery, MergedQuery, PageQuery, SharedCountsQuery, Summed,
-    TotalsQuery,
+    TenantCountsQuery, TotalsQuery,
 };
 use crate::rows::FileRow;
 
@@ -114,6 +114,12 @@ pub trait DbConn: Send {
     /// The sum of the maintained counts a listing's total adds up.
     fn sum_counts<'c, 'q: 'c>(&'c mut self, q: CountsQuery<'q>) -> BoxFuture<'c, QueryResult<i64>>;
 
+    /// The sum of the maintained counts of a tenant's files.
+    fn sum_tenant<'c, 'q: 'c>(
+        &'c mut self,
+        q: TenantCountsQuery<'q>,
+    ) -> BoxFuture<'c, QueryResult<i64>>;
+
     /// The sum of the maintained counts of files shared with a caller.
     fn sum_shared<'c, 'q: 'c>(
         &'c mut self,
@@ -184,6 +190,16 @@ macro_rules! db_conn {
             fn sum_counts<'c, 'q: 'c>(
                 &'c mut self,
                 q: CountsQuery<'q>,
+            ) -> BoxFuture<'c, QueryResult<i64>> {
+                match q {
+                    Boxed::$variant(q) => Box::pin(Summed(q).get_result(self)),
+                    _ => other_backend(),
+                }
+            }
+
+            fn sum_tenant<'c, 'q: 'c>(
+                &'c mut self,
+                q: TenantCountsQuery<'q>,
             ) -> BoxFuture<'c, QueryResult<i64>> {
                 match q {
                     Boxed::$variant(q) => Box::pin(Summed(q).get_result(self)),

@@ -24,7 +24,7 @@ use stowage_domain::model::{Owner, OwnerTypeFilter, Tenant, Visibility};
 use stowage_domain::{Error, Result};
 
 use crate::conn::dynamic_query_id;
-use crate::schema::{file_counts, file_shares, files, share_counts};
+use crate::schema::{file_counts, file_shares, files, share_counts, tenant_counts};
 use crate::types::{ShareList, Shares};
 
 /// Which backend a dynamic query is built for.
@@ -148,7 +148,7 @@ pub struct Paged<Q> {
     bounds: Bounds,
 }
 
-dynamic_query_id!(Paged<Q>, Merged<Q>, Summed<Q>, Totals<C, S>);
+dynamic_query_id!(Paged<Q>, Merged<Q>, Summed<Q>, Totals<C, O, S>);
 
 /// [`Paged`] files on either backend.
 pub type PageQuery<'a> =
@@ -171,6 +171,28 @@ where
 }
 
 impl<P, S> Boxed<P, S> {
+    /// The PostgreSQL query; `common/internal` for one built for SQLite.
+    ///
+    /// # Errors
+    /// As said.
+    pub fn into_pg(self) -> Result<P> {
+        match self {
+            Self::Pg(q) => Ok(q),
+            Self::Sqlite(_) => Err(Error::internal("a query built for SQLite")),
+        }
+    }
+
+    /// The SQLite query; `common/internal` for one built for PostgreSQL.
+    ///
+    /// # Errors
+    /// As said.
+    pub fn into_sqlite(self) -> Result<S> {
+        match self {
+            Self::Sqlite(q) => Ok(q),
+            Self::Pg(_) => Err(Error::internal("a query built for PostgreSQL")),
+        }
+    }
+
     /// `LIMIT limit OFFSET offset`, written literally when `literal` (see
     /// [`Bounds`]).
     pub fn paged(self, limit: i64, offset: i64, literal: bool) -> Boxed<Paged<P>, Paged<S>> {
@@ -220,6 +242,14 @@ impl diesel::Expression for Literal {
 impl diesel::AppearsOnTable<files::table> for Literal {}
 
 impl diesel::SelectableExpression<files::table> for Literal {}
+
+impl diesel::AppearsOnTable<file_counts::table> for Literal {}
+
+impl diesel::SelectableExpression<file_counts::table> for Literal {}
+
+impl diesel::AppearsOnTable<tenant_counts::table> for Literal {}
+
+impl diesel::SelectableExpression<tenant_counts::table> for Literal {}
 
 impl<DB: diesel::backend::Backend> QueryFragment<DB> for Literal {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
@@ -828,58 +858,132 @@ impl<DB: diesel::backend::Backend, Q: QueryFragment<DB>> QueryFragment<DB> for S
 }
 
 /// A caller's total and the part of it shared with them, in one row:
-/// `SELECT (sum of the counts), (sum of the share counts)`.
+/// `SELECT (sum of the counts) [+ (sum of the open counts)], (sum of the
+/// share counts, or 0)`.
 #[derive(Debug)]
-pub struct Totals<C, S> {
+pub struct Totals<C, O, S> {
     counts: Summed<C>,
-    shared: Summed<S>,
+    open: Option<Summed<O>>,
+    shared: Option<Summed<S>>,
 }
 
 /// [`Totals`] on either backend.
 pub type TotalsQuery<'a> = Boxed<
-    Totals<file_counts::BoxedQuery<'a, Pg>, share_counts::BoxedQuery<'a, Pg>>,
-    Totals<file_counts::BoxedQuery<'a, Sqlite>, share_counts::BoxedQuery<'a, Sqlite>>,
+    Totals<
+        file_counts::BoxedQuery<'a, Pg>,
+        tenant_counts::BoxedQuery<'a, Pg>,
+        share_counts::BoxedQuery<'a, Pg>,
+    >,
+    Totals<
+        file_counts::BoxedQuery<'a, Sqlite>,
+        tenant_counts::BoxedQuery<'a, Sqlite>,
+        share_counts::BoxedQuery<'a, Sqlite>,
+    >,
 >;
 
-impl<C, S> diesel::query_builder::Query for Totals<C, S> {
+impl<C, O, S> diesel::query_builder::Query for Totals<C, O, S> {
     type SqlType = (BigInt, BigInt);
 }
 
-impl<DB, C, S> QueryFragment<DB> for Totals<C, S>
+impl<DB, C, O, S> QueryFragment<DB> for Totals<C, O, S>
 where
     DB: diesel::backend::Backend,
     C: QueryFragment<DB>,
+    O: QueryFragment<DB>,
     S: QueryFragment<DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
         out.push_sql("SELECT (");
         self.counts.walk_ast(out.reborrow())?;
-        out.push_sql("), (");
-        self.shared.walk_ast(out.reborrow())?;
         out.push_sql(")");
+        if let Some(open) = &self.open {
+            out.push_sql(" + (");
+            open.walk_ast(out.reborrow())?;
+            out.push_sql(")");
+        }
+        match &self.shared {
+            Some(shared) => {
+                out.push_sql(", (");
+                shared.walk_ast(out.reborrow())?;
+                out.push_sql(")");
+            }
+            None => out.push_sql(", CAST(0 AS BIGINT)"),
+        }
         Ok(())
     }
 }
 
-/// The maintained `counts` and `shared` counts, each summed, in one
-/// statement.
+/// `public` or `protected`, and the other two, in the count tables (literal,
+/// as [`IS_OPEN`], so that the statements stay cacheable on SQLite too).
+const TENANT_OPEN: Literal = Literal("\"tenant_counts\".\"visibility\" IN ('public', 'protected')");
+const OWN_CLOSED: Literal = Literal("\"file_counts\".\"visibility\" IN ('private', 'shared')");
+
+/// The total of a caller's listing (docs/api.md §5) from the maintained
+/// counts, in one statement: the open files of the tenant (`tenant_counts`:
+/// a few rows however many owners there are), the caller's own closed ones
+/// (`file_counts`), and, when `shared_with` is given, the files of others
+/// shared with that user (`share_counts`, also returned on its own). With an
+/// owner filter, that owner's rows of `file_counts` instead of the first two.
+/// `owner_type` is the listing's filter as stored.
 ///
 /// # Errors
-/// `common/internal` for queries built for different backends.
+/// `common/internal` only for a query that mixed backends (a bug).
 pub fn totals_query<'a>(
-    counts: CountsQuery<'a>,
-    shared: SharedCountsQuery<'a>,
+    db: Db,
+    query: &'a ListQuery,
+    owner: &'a Owner,
+    owner_type: Option<&'a str>,
+    shared_with: Option<&'a str>,
 ) -> Result<TotalsQuery<'a>> {
-    match (counts, shared) {
-        (Boxed::Pg(counts), Boxed::Pg(shared)) => Ok(Boxed::Pg(Totals {
-            counts: Summed(counts),
-            shared: Summed(shared),
-        })),
-        (Boxed::Sqlite(counts), Boxed::Sqlite(shared)) => Ok(Boxed::Sqlite(Totals {
-            counts: Summed(counts),
-            shared: Summed(shared),
-        })),
-        _ => Err(Error::internal("totals of two backends")),
+    let counts = CountsQuery::of_listing(db, query, owner_type);
+    let (counts, open) = if query.params.owner_id.is_some() {
+        (counts.visible_to(owner), None)
+    } else {
+        let own = counts
+            .filter(file_counts::owner_type.eq(owner.kind.as_str()))
+            .filter(file_counts::owner_id.eq(owner.id.as_str()))
+            .filter(OWN_CLOSED);
+        let open = TenantCountsQuery::of_listing(db, query, owner_type).filter(TENANT_OPEN);
+        (own, Some(open))
+    };
+    let shared =
+        shared_with.map(|uid| SharedCountsQuery::of_listing(db, query, owner, uid, owner_type));
+    Ok(match db {
+        Db::Postgres => Boxed::Pg(Totals {
+            counts: Summed(counts.into_pg()?),
+            open: open.map(|o| o.into_pg().map(Summed)).transpose()?,
+            shared: shared.map(|s| s.into_pg().map(Summed)).transpose()?,
+        }),
+        Db::Sqlite => Boxed::Sqlite(Totals {
+            counts: Summed(counts.into_sqlite()?),
+            open: open.map(|o| o.into_sqlite().map(Summed)).transpose()?,
+            shared: shared.map(|s| s.into_sqlite().map(Summed)).transpose()?,
+        }),
+    })
+}
+
+/// A dynamic query over the tenant counts.
+pub type TenantCountsQuery<'a> =
+    Boxed<tenant_counts::BoxedQuery<'a, Pg>, tenant_counts::BoxedQuery<'a, Sqlite>>;
+
+impl<'a> TenantCountsQuery<'a> {
+    /// The counts of a listing's tenant, narrowed by its visibility filter
+    /// and `owner_type` (as stored). They are not per owner: a listing with
+    /// an owner filter reads `file_counts` ([`CountsQuery::of_listing`]).
+    pub fn of_listing(db: Db, query: &'a ListQuery, owner_type: Option<&'a str>) -> Self {
+        let mut q = match db {
+            Db::Postgres => Self::Pg(tenant_counts::table.into_boxed()),
+            Db::Sqlite => Self::Sqlite(tenant_counts::table.into_boxed()),
+        }
+        .filter(tenant_counts::project.eq(query.tenant.project.as_str()))
+        .filter(tenant_counts::env.eq(query.tenant.env.as_str()));
+        if let Some(v) = query.params.visibility {
+            q = q.filter(tenant_counts::visibility.eq(v.as_str()));
+        }
+        if let Some(t) = owner_type {
+            q = q.filter(tenant_counts::owner_type.eq(t));
+        }
+        q
     }
 }
 
@@ -1072,21 +1176,33 @@ mod tests {
         let Scope::VisibleTo { owner, .. } = &q.scope else {
             panic!("a caller's listing");
         };
-        let totals = totals_query(
-            CountsQuery::of_listing(Db::Postgres, &q, None).visible_to(owner),
-            SharedCountsQuery::of_listing(Db::Postgres, &q, owner, "u1", None),
-        )
-        .expect("totals");
+        let totals = totals_query(Db::Postgres, &q, owner, None, Some("u1")).expect("totals");
         let Boxed::Pg(totals) = totals else {
             panic!("built for PostgreSQL");
         };
         assert!(cached(&totals));
         let text = debug_query::<Pg, _>(&totals).to_string();
         assert!(
-            text.starts_with("SELECT (SELECT CAST(COALESCE(SUM(\"c\".\"n\"), 0) AS BIGINT) FROM (SELECT")
+            text.starts_with(
+                "SELECT (SELECT CAST(COALESCE(SUM(\"c\".\"n\"), 0) AS BIGINT) FROM (SELECT"
+            ) && text.contains("FROM \"tenant_counts\" WHERE")
                 && text.contains("FROM \"share_counts\" WHERE"),
             "{text}"
         );
+        // No file_counts row per owner of open files: the open part is the
+        // tenant's, the caller's part only their closed files.
+        assert!(
+            text.contains(r#""tenant_counts"."visibility" IN ('public', 'protected')"#)
+                && text.contains(r#""file_counts"."visibility" IN ('private', 'shared')"#),
+            "{text}"
+        );
+        // The same on SQLite, cacheable too (no bound `IN` list).
+        let Boxed::Sqlite(lite) =
+            totals_query(Db::Sqlite, &q, owner, None, Some("u1")).expect("totals")
+        else {
+            panic!("built for SQLite");
+        };
+        assert!(lite.is_safe_to_cache_prepared(&Sqlite).expect("walk"));
         // A filtered page is planned for its own parameters.
         let mut filtered = query(ListParams::default());
         filtered.params.mime_type = Some(MimeFilter::Prefix("image/".into()));

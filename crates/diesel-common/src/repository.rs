@@ -24,7 +24,7 @@ use stowage_domain::{Error, ErrorCode, Result};
 
 use crate::conn::DbConn;
 use crate::events::{record_event, ClaimedRow, EndpointRow};
-use crate::list::{self, CountsQuery, SharedCountsQuery};
+use crate::list::{self, CountsQuery, SharedCountsQuery, TenantCountsQuery};
 use crate::rows::{ApiKeyRow, FileRow, UploadRow};
 use crate::statements as q;
 use stowage_domain::events::{Event, EventCursor, StoredEvent};
@@ -620,35 +620,30 @@ impl<B: Backend> DieselRepository<B> {
         let Some(owner_type) = owner_type_filter(p.owner_type) else {
             return Ok(Some(0));
         };
-        let counts = CountsQuery::of_listing(<B::Conn as DbConn>::DB, query, owner_type);
+        let db = <B::Conn as DbConn>::DB;
         Ok(Some(match &query.scope {
-            Scope::All => c.sum_counts(counts).await?,
+            // Every file of the tenant: a few rows of `tenant_counts`, or
+            // one owner's rows of `file_counts`.
+            Scope::All if p.owner_id.is_none() => {
+                c.sum_tenant(TenantCountsQuery::of_listing(db, query, owner_type))
+                    .await?
+            }
+            Scope::All => {
+                c.sum_counts(CountsQuery::of_listing(db, query, owner_type))
+                    .await?
+            }
             Scope::VisibleTo { owner, user_id } => {
-                // Open files of anyone plus the caller's own closed ones, in
-                // one statement over the counts, plus the files shared with
-                // the caller.
+                // Open files of anyone, the caller's own closed ones and the
+                // files shared with the caller, in one statement.
                 let shared_visible = p.visibility.is_none_or(|v| v == Visibility::Shared);
-                let shares = user_id
-                    .as_deref()
-                    .filter(|_| shared_visible)
-                    .map(|uid| (uid, owner_type));
-                match shares {
-                    Some((uid, owner_type)) => {
-                        let shares = SharedCountsQuery::of_listing(
-                            <B::Conn as DbConn>::DB,
-                            query,
-                            owner,
-                            uid,
-                            owner_type,
-                        );
-                        let (total, n) = c
-                            .load_totals(list::totals_query(counts.visible_to(owner), shares)?)
-                            .await?;
-                        *shared = Some(n);
-                        total + n
-                    }
-                    None => c.sum_counts(counts.visible_to(owner)).await?,
+                let uid = user_id.as_deref().filter(|_| shared_visible);
+                let (total, n) = c
+                    .load_totals(list::totals_query(db, query, owner, owner_type, uid)?)
+                    .await?;
+                if uid.is_some() {
+                    *shared = Some(n);
                 }
+                total + n
             }
         }))
     }

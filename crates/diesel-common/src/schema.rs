@@ -93,8 +93,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Files and bytes per tenant, visibility and owner type, in stripes by
+    /// owner (PostgreSQL 16, SQLite 1); kept by triggers on `files`
+    /// (migration `list_counts`).
+    tenant_counts (project, env, visibility, owner_type, stripe) {
+        project -> Text,
+        env -> Text,
+        visibility -> Text,
+        owner_type -> Text,
+        stripe -> SmallInt,
+        n -> BigInt,
+        bytes -> BigInt,
+    }
+}
+
+diesel::table! {
     /// How many `shared` files of each owner name each user, per tenant;
-    /// kept by triggers on `files` (migration `share_counts`).
+    /// kept by triggers on `files` (migration `list_counts`).
     share_counts (project, env, user_id, owner_type, owner_id) {
         project -> Text,
         env -> Text,
@@ -196,5 +211,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     object_deletions,
     instance_secrets,
     file_counts,
-    share_counts
+    share_counts,
+    tenant_counts
 );

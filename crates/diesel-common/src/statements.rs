@@ -12,7 +12,8 @@ use stowage_domain::upload::UploadState;
 use crate::conn::{Prepared, Rows, Statement};
 use crate::rows::{columns, ApiKeyRow, DeletionRow, FileRow, SecretRow, UploadRow};
 use crate::schema::{
-    api_keys, derivatives, file_counts, files, instance_secrets, object_deletions, uploads,
+    api_keys, derivatives, file_counts, files, instance_secrets, object_deletions, tenant_counts,
+    uploads,
 };
 
 /// `SELECT 1`: is the database there.
@@ -344,12 +345,13 @@ pub fn owner_usage<'a>(tenant: &'a Tenant, owner: &'a Owner) -> impl Rows<'a, (i
         .select((Total::FILES, Total::BYTES))
 }
 
-/// `(files, bytes)` of every owner in `tenant`, from the maintained counts.
+/// `(files, bytes)` of every owner in `tenant`, from the tenant's counts
+/// (a few rows, however many owners).
 pub fn tenant_usage(tenant: &Tenant) -> impl Rows<'_, (i64, i64)> {
-    file_counts::table
-        .filter(file_counts::project.eq(tenant.project.as_str()))
-        .filter(file_counts::env.eq(tenant.env.as_str()))
-        .select((Total::FILES, Total::BYTES))
+    tenant_counts::table
+        .filter(tenant_counts::project.eq(tenant.project.as_str()))
+        .filter(tenant_counts::env.eq(tenant.env.as_str()))
+        .select((Total::TENANT_FILES, Total::TENANT_BYTES))
 }
 
 /// `CAST(COALESCE(SUM(file_counts.<column>), 0) AS BIGINT)`: a `BIGINT` on
@@ -362,6 +364,10 @@ impl Total {
     pub const FILES: Total = Total("\"file_counts\".\"n\"");
     /// Bytes.
     pub const BYTES: Total = Total("\"file_counts\".\"bytes\"");
+    /// Files, in `tenant_counts`.
+    pub const TENANT_FILES: Total = Total("\"tenant_counts\".\"n\"");
+    /// Bytes, in `tenant_counts`.
+    pub const TENANT_BYTES: Total = Total("\"tenant_counts\".\"bytes\"");
 }
 
 impl diesel::Expression for Total {
@@ -375,6 +381,10 @@ impl diesel::expression::ValidGrouping<()> for Total {
 impl diesel::AppearsOnTable<file_counts::table> for Total {}
 
 impl diesel::SelectableExpression<file_counts::table> for Total {}
+
+impl diesel::AppearsOnTable<tenant_counts::table> for Total {}
+
+impl diesel::SelectableExpression<tenant_counts::table> for Total {}
 
 impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for Total {
     fn walk_ast<'b>(

@@ -18,11 +18,13 @@ pub const USERS: u64 = 1000;
 /// The tenants where one caller, `lonely` (3 files of their own, the first
 /// three rows), sees few or all of the tenant's files: `(project,
 /// visibility of everyone else's files, whether they are shared with
-/// lonely)`.
-pub const CLIFFS: [(&str, &str, bool); 3] = [
-    ("privy", "private", false),
-    ("opens", "public", false),
-    ("sharing", "shared", true),
+/// lonely, whether each has an owner of its own)` — the others' files
+/// belong to [`USERS`] owners, or each to its own (avatars, say).
+pub const CLIFFS: [(&str, &str, bool, bool); 4] = [
+    ("privy", "private", false, false),
+    ("opens", "public", false, false),
+    ("sharing", "shared", true, false),
+    ("avatars", "public", false, true),
 ];
 
 /// The mixed tenant: `bench/dev`, files of [`USERS`] owners, visibility
@@ -212,11 +214,11 @@ pub async fn mixed_listings(repo: &dyn FileRepository, report: &mut Report) {
 /// The [`CLIFFS`] tenants of `files` files: `lonely`'s first page and the
 /// page after it (by cursor), in every sort order.
 pub async fn cliff_listings(repo: &dyn FileRepository, files: u64, report: &mut Report) {
-    for (project, visibility, shared) in CLIFFS {
-        let shape = if shared {
-            format!("{files} files of others shared with the caller, 3 own")
-        } else {
-            format!("{files} {visibility} files of others, 3 own")
+    for (project, visibility, shared, distinct) in CLIFFS {
+        let shape = match (shared, distinct) {
+            (true, _) => format!("{files} files of others shared with the caller, 3 own"),
+            (false, true) => format!("{files} {visibility} files of {files} other owners, 3 own"),
+            (false, false) => format!("{files} {visibility} files of others, 3 own"),
         };
         for sort_by in [
             SortBy::CreatedAt,
@@ -238,7 +240,11 @@ pub async fn cliff_listings(repo: &dyn FileRepository, files: u64, report: &mut 
                 Ok(first) => {
                     // What the caller sees: their 3 files, and all of the
                     // others' unless those are private.
-                    let expected = if visibility == "private" { 3 } else { files + 3 };
+                    let expected = if visibility == "private" {
+                        3
+                    } else {
+                        files + 3
+                    };
                     assert_eq!(
                         (first.total, first.items.len() as u64),
                         (expected, expected.min(20)),
@@ -332,8 +338,9 @@ pub async fn point_operations(repo: &dyn FileRepository, ids: &[FileId], report:
 pub fn preface(files: u64, seed_secs: f64, adapter: &str) -> String {
     format!(
         "Seeded {files} files for {USERS} users (mixed visibility, a quarter shared with two \
-         users), and three tenants of {files} files where the caller `lonely` owns 3 (others' \
-         files all private, all public, or all shared with `lonely`), in {seed_secs:.1} s.\n\
+         users), and four tenants of {files} files where the caller `lonely` owns 3 (others' \
+         files all private, all public, or all shared with `lonely`, of {USERS} owners; or all \
+         public, each of its own owner), in {seed_secs:.1} s.\n\
          Up to {RUNS} runs per operation (fewer when they take over 10 s in all) after up to 20 \
          warm-up runs, one client, through `{adapter}`.\n"
     )

@@ -832,6 +832,25 @@ pub async fn shared_totals_follow_share_changes(repo: &dyn FileRepository) {
                 (None, Some("ann")),
                 (Some(Visibility::Shared), Some("bob")),
             ];
+            for (visibility, owner_id) in filters {
+                let expected = everything
+                    .items
+                    .iter()
+                    .filter(|f| visibility.is_none_or(|v| f.visibility == v))
+                    .filter(|f| owner_id.is_none_or(|o| f.owner.id == o))
+                    .count();
+                let params = ListParams {
+                    visibility,
+                    owner_id: owner_id.map(str::to_owned),
+                    limit: 1,
+                    ..ListParams::default()
+                };
+                let (_, total) = names(repo, &t, Scope::All, params).await;
+                assert_eq!(
+                    total, expected as u64,
+                    "{step}: every file, visibility {visibility:?}, owner {owner_id:?}"
+                );
+            }
             for who in ["ann", "bob", "carol", "dave", "erin"] {
                 for (visibility, owner_id) in filters {
                     let expected = everything
@@ -841,7 +860,10 @@ pub async fn shared_totals_follow_share_changes(repo: &dyn FileRepository) {
                         .filter(|f| owner_id.is_none_or(|o| f.owner.id == o))
                         .filter(|f| {
                             f.owner.id == who
-                                || matches!(f.visibility, Visibility::Public | Visibility::Protected)
+                                || matches!(
+                                    f.visibility,
+                                    Visibility::Public | Visibility::Protected
+                                )
                                 || (f.visibility == Visibility::Shared
                                     && f.shared_with.iter().any(|u| u == who))
                         })

@@ -65,14 +65,15 @@ async fn main() {
              'user-' || ((i + 7) % {USERS})) ELSE '[]' END"
         ),
     ));
-    for (no, (project, visibility, shared)) in (1..).zip(CLIFFS) {
+    for (no, (project, visibility, shared, distinct)) in (1..).zip(CLIFFS) {
+        let owners = if distinct { files + 10 } else { USERS };
         seed.push_str(&seed_tenant(
             no,
             project,
             files + 3,
             "CASE WHEN i <= 3 THEN 'Mine-' ELSE 'File-' END || i || '.txt'",
             &format!("CASE WHEN i <= 3 THEN 'private' ELSE '{visibility}' END"),
-            &format!("CASE WHEN i <= 3 THEN 'lonely' ELSE 'user-' || (i % {USERS}) END"),
+            &format!("CASE WHEN i <= 3 THEN 'lonely' ELSE 'user-' || (i % {owners}) END"),
             if shared {
                 "CASE WHEN i > 3 THEN '[\"lonely\"]' ELSE '[]' END"
             } else {
@@ -81,7 +82,8 @@ async fn main() {
         ));
     }
     // What the adapter writes beside each file: its shares (with the file's
-    // tenant) and the maintained counts; `share_counts` its triggers kept.
+    // tenant) and the per-owner counts (`share_counts` and `tenant_counts`
+    // its triggers kept).
     seed.push_str(
         "INSERT INTO file_shares (file_id, user_id, project, env)
              SELECT f.id, j.value, f.project, f.env FROM files f, json_each(f.shared_with) j;
@@ -94,7 +96,7 @@ async fn main() {
     );
     conn.batch_execute(&seed).expect("seed");
     let seed_secs = seed_started.elapsed().as_secs_f64();
-    eprintln!("seeded 4 × {files} files in {seed_secs:.1} s");
+    eprintln!("seeded 5 × {files} files in {seed_secs:.1} s");
 
     #[derive(diesel::QueryableByName)]
     struct IdRow {
