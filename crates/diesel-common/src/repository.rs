@@ -901,6 +901,16 @@ impl<B: Backend> FileRepository for DieselRepository<B> {
         }))
     }
 
+    async fn derivative_count(&self, file: FileId) -> Result<Option<u32>> {
+        let id = file.to_string();
+        let n = self
+            .run("count derivatives", async |c| {
+                Ok(first(c.load_rows(q::count_derivatives(&id)).await?).unwrap_or(0))
+            })
+            .await?;
+        Ok(Some(u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
     async fn add_derivative(
         &self,
         file: FileId,

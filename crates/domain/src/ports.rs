@@ -197,6 +197,15 @@ pub trait FileRepository: Send + Sync {
     /// The derived image `variant` of file `file` (docs/api.md §9), if stored.
     async fn find_derivative(&self, file: FileId, variant: &str) -> Result<Option<Derivative>>;
 
+    /// How many derived images of `file` are recorded, when the adapter can
+    /// tell (`None`, the default: it cannot). A hint read before storing a
+    /// new one, so that a file at its maximum is not written to the store
+    /// only to be removed again; [`Self::add_derivative`] still decides.
+    async fn derivative_count(&self, file: FileId) -> Result<Option<u32>> {
+        let _ = file;
+        Ok(None)
+    }
+
     /// Records that the derived image `derivative` of `file` is in the store,
     /// unless the file already has `max` derived images or no longer exists.
     /// Deleting a file MUST, in the same transaction, forget its derived

@@ -1587,3 +1587,67 @@ async fn a_delete_racing_a_patch_deletes_the_file_as_it_now_is() {
     assert_eq!(last.event.data["file"]["originalName"], "new.txt");
     assert!(events.iter().all(|e| e.event.id != event.id));
 }
+
+/// Past `STOWAGE_IMAGE_MAX_DERIVATIVES` a variant is served but not stored
+/// (docs/api.md §9): not even written to the store and removed again.
+#[tokio::test]
+async fn a_file_at_its_maximum_of_derived_images_writes_nothing_more() {
+    use stowage_domain::image::{parse_options, ImageBounds, ImageFormat, Variant};
+    use stowage_domain::service::ImageConfig;
+    use stowage_domain::testing::MockObjectStore;
+    let repo = Arc::new(MemoryFileRepository::default());
+    let tenant = fresh_tenant();
+    let alice = Owner {
+        kind: OwnerType::User,
+        id: "alice".into(),
+    };
+    let now = Timestamp::from_millis(1_700_000_000_000);
+    let key = format!("{}/dev/h/img/a.jpg", tenant.project);
+    repo.insert_upload(&stowage_domain::testing::pending_upload(
+        &tenant, &alice, &key, now,
+    ))
+    .await
+    .expect("upload");
+    let file =
+        stowage_domain::testing::file(&tenant, &alice, &key, "a.jpg", Visibility::Public, now);
+    repo.register_file(
+        &file,
+        None,
+        &stowage_domain::quota::Quota::NONE,
+        &stowage_domain::testing::registered_event(&file),
+    )
+    .await
+    .expect("register");
+    let mut store = MockObjectStore::new();
+    store
+        .expect_put_bytes()
+        .times(2)
+        .returning(|_, _, _| Ok(()));
+    store.expect_delete().never();
+    let service = FileService::new(
+        repo.clone(),
+        Arc::new(store),
+        Arc::new(ManualClock::at(1_700_000_000_000)),
+        ServiceConfig::default(),
+    )
+    .with_images(ImageConfig {
+        max_derivatives: 2,
+        ..ImageConfig::default()
+    });
+    let mut kept = Vec::new();
+    for options in ["10x10", "20x20", "30x30", "40x40"] {
+        let transform = parse_options(options, &ImageBounds::default()).expect("options");
+        let variant = Variant::new(&transform, ImageFormat::Jpeg);
+        kept.push(
+            service
+                .keep_derived_image(&file, &variant, vec![1, 2, 3])
+                .await
+                .expect("keep"),
+        );
+    }
+    assert_eq!(kept, [true, true, false, false]);
+    assert_eq!(
+        repo.derivative_count(file.id).await.expect("count"),
+        Some(2)
+    );
+}

@@ -130,8 +130,9 @@ impl FileService {
     }
 
     /// Stores a derived image and records it, unless the file has its
-    /// maximum of derived images or is gone meanwhile (then the object is
-    /// removed again). Whether it is kept.
+    /// maximum of derived images (then nothing is written: docs/api.md §9,
+    /// "computed and served but not stored") or is gone meanwhile (then the
+    /// object is removed again). Whether it is kept.
     ///
     /// # Errors
     /// The store's or the repository's; nothing is recorded then.
@@ -141,6 +142,15 @@ impl FileService {
         variant: &Variant,
         bytes: Vec<u8>,
     ) -> Result<bool> {
+        let max = self.images.max_derivatives;
+        if self
+            .repo
+            .derivative_count(file.id)
+            .await?
+            .is_some_and(|n| n >= max)
+        {
+            return Ok(false);
+        }
         let derivative = Derivative {
             variant: variant.name.clone(),
             key: variant.key(&file.s3_key, file.id),
@@ -151,12 +161,7 @@ impl FileService {
             .await?;
         let added = self
             .repo
-            .add_derivative(
-                file.id,
-                &derivative,
-                self.images.max_derivatives,
-                self.clock.now(),
-            )
+            .add_derivative(file.id, &derivative, max, self.clock.now())
             .await;
         match added {
             Ok(DerivativeAdded::Added | DerivativeAdded::Exists) => Ok(true),

@@ -451,6 +451,11 @@ impl FileRepository for MemoryFileRepository {
             .cloned())
     }
 
+    async fn derivative_count(&self, file: FileId) -> Result<Option<u32>> {
+        let held = lock(&self.0).derivatives.get(&file).map_or(0, |d| d.len());
+        Ok(Some(u32::try_from(held).unwrap_or(u32::MAX)))
+    }
+
     async fn add_derivative(
         &self,
         file: FileId,

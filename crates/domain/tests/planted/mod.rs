@@ -308,6 +308,9 @@ impl FileRepository for BuggyRepo {
     async fn find_derivative(&self, file: FileId, variant: &str) -> Result<Option<Derivative>> {
         self.inner.find_derivative(file, variant).await
     }
+    async fn derivative_count(&self, file: FileId) -> Result<Option<u32>> {
+        self.inner.derivative_count(file).await
+    }
     async fn add_derivative(
         &self,
         file: FileId,

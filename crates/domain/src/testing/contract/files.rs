@@ -421,4 +421,9 @@ pub async fn derivative_maximum_holds_under_races(repo: &dyn FileRepository) {
         .count();
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert_eq!(added, 5, "exactly the maximum is recorded: {results:?}");
+    let counted = repo.derivative_count(f.id).await.expect("count");
+    assert!(
+        counted.is_none_or(|n| n == 5),
+        "derivative_count, when known, MUST be what is recorded: {counted:?}"
+    );
 }

@@ -914,7 +914,7 @@ pub async fn shared_totals_follow_share_changes(repo: &dyn FileRepository) {
     check("shared again, with its owner among them").await;
     write(2, &|f| f.visibility = Visibility::Shared).await;
     check("a public file with a share list made shared").await;
-    super::delete_as_stored(repo, &t, stored[3].id.clone(), stored[3].updated_at).await;
+    super::delete_as_stored(repo, &t, stored[3].id, stored[3].updated_at).await;
     stored.remove(3);
     check("a shared file deleted").await;
     // Every remaining file of ann flips at once: shared ones become public,
