@@ -913,9 +913,13 @@ where
     }
 }
 
-/// `public` or `protected`, and the other two, in the count tables (literal,
-/// as [`IS_OPEN`], so that the statements stay cacheable on SQLite too).
+/// `public` or `protected` in `tenant_counts` (literal, as [`IS_OPEN`], so
+/// that the totals stay a cacheable statement on SQLite too: a bound `IN`
+/// list is re-prepared on every call there).
 const TENANT_OPEN: Literal = Literal("\"tenant_counts\".\"visibility\" IN ('public', 'protected')");
+
+/// `private` or `shared` in `file_counts`: the caller's files that no one
+/// else's listing counts as open.
 const OWN_CLOSED: Literal = Literal("\"file_counts\".\"visibility\" IN ('private', 'shared')");
 
 /// The total of a caller's listing (docs/api.md §5) from the maintained
