@@ -75,8 +75,8 @@ async fn main() {
             )
         })
         .collect();
-    // The maintained counts are summed once after the load rather than by a
-    // trigger per row (the same statements as migration `list_counts`).
+    // The counts the trigger keeps are summed once after the load rather
+    // than per row (migration `list_counts`' own recount).
     conn.batch_execute(&format!(
         "ALTER TABLE files DISABLE TRIGGER USER;
          INSERT INTO files (id, project, env, s3_key, original_name, name_folded, mime_type, size, visibility, bucket,
@@ -92,15 +92,7 @@ async fn main() {
          INSERT INTO file_counts (project, env, visibility, owner_type, owner_id, n)
              SELECT project, env, visibility, owner_type, owner_id, count(*) FROM files
              GROUP BY project, env, visibility, owner_type, owner_id;
-         INSERT INTO share_counts (project, env, user_id, owner_type, owner_id, n)
-             SELECT f.project, f.env, u.id, f.owner_type, f.owner_id, count(*)
-             FROM files f, LATERAL (SELECT DISTINCT unnest(f.shared_with) AS id) u
-             WHERE f.visibility = 'shared'
-             GROUP BY f.project, f.env, u.id, f.owner_type, f.owner_id;
-         INSERT INTO tenant_counts (project, env, visibility, owner_type, stripe, n, bytes)
-             SELECT project, env, visibility, owner_type, stowage_count_stripe(owner_id), count(*), sum(size)
-             FROM files
-             GROUP BY project, env, visibility, owner_type, stowage_count_stripe(owner_id);
+         SELECT stowage_recount_lists();
          ALTER TABLE files ENABLE TRIGGER USER;
          ANALYZE files;
          ANALYZE file_counts;

@@ -28,13 +28,20 @@ pub fn insert_upload_once(row: &UploadRow) -> impl Statement + '_ {
         .on_conflict_do_nothing()
 }
 
-/// The upload of `key` in `tenant`.
-pub fn find_upload<'a>(tenant: &'a Tenant, key: &'a str) -> impl Rows<'a, UploadRow> {
+/// The upload of `key` in `tenant`: the filter every upload statement starts from.
+#[diesel::dsl::auto_type]
+fn upload_of<'a>(tenant: &'a Tenant, key: &'a str) -> _ {
+    let project: &'a str = tenant.project.as_str();
+    let env: &'a str = tenant.env.as_str();
     uploads::table
         .filter(uploads::s3_key.eq(key))
-        .filter(uploads::project.eq(tenant.project.as_str()))
-        .filter(uploads::env.eq(tenant.env.as_str()))
-        .select(columns::<UploadRow>())
+        .filter(uploads::project.eq(project))
+        .filter(uploads::env.eq(env))
+}
+
+/// The upload of `key` in `tenant`.
+pub fn find_upload<'a>(tenant: &'a Tenant, key: &'a str) -> impl Rows<'a, UploadRow> {
+    upload_of(tenant, key).select(columns::<UploadRow>())
 }
 
 /// Moves the upload of `key` to `registering` if it is ready to register
@@ -43,18 +50,14 @@ pub fn find_upload<'a>(tenant: &'a Tenant, key: &'a str) -> impl Rows<'a, Upload
 pub fn claim_for_registration<'a>(tenant: &'a Tenant, key: &'a str) -> impl Rows<'a, UploadRow> {
     Prepared(
         diesel::update(
-            uploads::table
-                .filter(uploads::s3_key.eq(key))
-                .filter(uploads::project.eq(tenant.project.as_str()))
-                .filter(uploads::env.eq(tenant.env.as_str()))
-                .filter(
-                    uploads::state
-                        .eq(UploadState::Pending.as_str())
-                        .and(uploads::multipart_id.is_null())
-                        .or(uploads::state
-                            .eq(UploadState::Completed.as_str())
-                            .and(uploads::multipart_id.is_not_null())),
-                ),
+            upload_of(tenant, key).filter(
+                uploads::state
+                    .eq(UploadState::Pending.as_str())
+                    .and(uploads::multipart_id.is_null())
+                    .or(uploads::state
+                        .eq(UploadState::Completed.as_str())
+                        .and(uploads::multipart_id.is_not_null())),
+            ),
         )
         .set(uploads::state.eq(UploadState::Registering.as_str()))
         .returning(columns::<UploadRow>()),
@@ -68,14 +71,8 @@ pub fn transition_upload<'a>(
     from: UploadState,
     to: UploadState,
 ) -> impl Statement + 'a {
-    diesel::update(
-        uploads::table
-            .filter(uploads::s3_key.eq(key))
-            .filter(uploads::project.eq(tenant.project.as_str()))
-            .filter(uploads::env.eq(tenant.env.as_str()))
-            .filter(uploads::state.eq(from.as_str())),
-    )
-    .set(uploads::state.eq(to.as_str()))
+    diesel::update(upload_of(tenant, key).filter(uploads::state.eq(from.as_str())))
+        .set(uploads::state.eq(to.as_str()))
 }
 
 /// The final claim of registration, inside its transaction: the upload of
@@ -83,17 +80,11 @@ pub fn transition_upload<'a>(
 /// (compare-and-set, so of two racing registrations one wins).
 pub fn claim_upload<'a>(tenant: &'a Tenant, key: &'a str) -> impl Statement + 'a {
     Prepared(
-        diesel::update(
-            uploads::table
-                .filter(uploads::s3_key.eq(key))
-                .filter(uploads::project.eq(tenant.project.as_str()))
-                .filter(uploads::env.eq(tenant.env.as_str()))
-                .filter(uploads::state.eq_any([
-                    UploadState::Pending.as_str(),
-                    UploadState::Completed.as_str(),
-                    UploadState::Registering.as_str(),
-                ])),
-        )
+        diesel::update(upload_of(tenant, key).filter(uploads::state.eq_any([
+            UploadState::Pending.as_str(),
+            UploadState::Completed.as_str(),
+            UploadState::Registering.as_str(),
+        ])))
         .set(uploads::state.eq(UploadState::Registered.as_str())),
     )
 }

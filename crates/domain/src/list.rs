@@ -472,6 +472,20 @@ pub struct ListPage {
     pub shared_count: Option<u64>,
 }
 
+impl ListPage {
+    /// The cursor after this page's last item, as the service hands it out:
+    /// it carries the page's total and what the page found shared with the
+    /// caller. `None` for an empty page.
+    pub fn cursor_after_last(&self, sort_by: SortBy, direction: SortDirection) -> Option<Cursor> {
+        self.items.last().map(|last| Cursor {
+            total: Some(self.total),
+            shared_empty: self.shared_empty,
+            shared: self.shared_count,
+            ..Cursor::after(last, sort_by, direction)
+        })
+    }
+}
+
 /// Merges rows read per branch of a caller's listing (each in the listing's
 /// order, disjoint) into one page: the listing's order with ties broken by
 /// id, the offset applied (offset pages), at most `limit + 1` rows.

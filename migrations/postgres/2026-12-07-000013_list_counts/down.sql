@@ -8,6 +8,7 @@ DROP TRIGGER files_counts_insert ON files;
 DROP TRIGGER files_counts_update ON files;
 DROP TRIGGER files_counts_delete ON files;
 DROP FUNCTION stowage_count_files();
+DROP FUNCTION stowage_recount_lists();
 DROP FUNCTION stowage_count_stripe(text);
 DROP TABLE tenant_counts;
 DROP TABLE share_counts;

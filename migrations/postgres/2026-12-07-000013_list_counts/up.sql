@@ -47,16 +47,24 @@ CREATE FUNCTION stowage_count_stripe(owner_id text) RETURNS smallint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT (hashtext(owner_id) & 15)::smallint $$;
 
-INSERT INTO share_counts (project, env, user_id, owner_type, owner_id, n)
-    SELECT f.project, f.env, u.id, f.owner_type, f.owner_id, count(*)
-    FROM files f, LATERAL (SELECT DISTINCT unnest(f.shared_with) AS id) u
-    WHERE f.visibility = 'shared'
-    GROUP BY f.project, f.env, u.id, f.owner_type, f.owner_id;
+-- Both tables recounted from `files` (the backfill below; also for a bulk
+-- load that ran with the trigger disabled, as `cargo xtask bench-db` does).
+CREATE FUNCTION stowage_recount_lists() RETURNS void
+    LANGUAGE sql AS $$
+    DELETE FROM share_counts;
+    DELETE FROM tenant_counts;
+    INSERT INTO share_counts (project, env, user_id, owner_type, owner_id, n)
+        SELECT f.project, f.env, u.id, f.owner_type, f.owner_id, count(*)
+        FROM files f, LATERAL (SELECT DISTINCT unnest(f.shared_with) AS id) u
+        WHERE f.visibility = 'shared'
+        GROUP BY f.project, f.env, u.id, f.owner_type, f.owner_id;
+    INSERT INTO tenant_counts (project, env, visibility, owner_type, stripe, n, bytes)
+        SELECT project, env, visibility, owner_type, stowage_count_stripe(owner_id), count(*), sum(size)
+        FROM files
+        GROUP BY project, env, visibility, owner_type, stowage_count_stripe(owner_id);
+$$;
 
-INSERT INTO tenant_counts (project, env, visibility, owner_type, stripe, n, bytes)
-    SELECT project, env, visibility, owner_type, stowage_count_stripe(owner_id), count(*), sum(size)
-    FROM files
-    GROUP BY project, env, visibility, owner_type, stowage_count_stripe(owner_id);
+SELECT stowage_recount_lists();
 
 CREATE FUNCTION stowage_count_files() RETURNS trigger
     LANGUAGE plpgsql AS $$

@@ -32,17 +32,10 @@ impl FileService {
                 ))
             })?;
         let total_pages = page.total.div_ceil(u64::from(params.limit));
-        let next_cursor = match page.items.last() {
-            Some(last) if page.has_more => Some(self.cursor_seal().await?.seal(
-                &Cursor {
-                    total: Some(page.total),
-                    shared_empty: page.shared_empty,
-                    shared: page.shared_count,
-                    ..Cursor::after(last, params.sort_by, params.direction)
-                },
-                principal,
-                &params,
-            )),
+        let next_cursor = match page.cursor_after_last(params.sort_by, params.direction) {
+            Some(cursor) if page.has_more => {
+                Some(self.cursor_seal().await?.seal(&cursor, principal, &params))
+            }
             _ => None,
         };
         Ok(FileList {

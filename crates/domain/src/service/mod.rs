@@ -21,7 +21,7 @@ use crate::keys;
 use crate::limits::{
     Limits, MimeType, MAX_KEY_BYTES, MAX_MIME_CHARS, MAX_NAME_CHARS, MAX_SHARED_WITH,
 };
-use crate::list::{Cursor, CursorSeal, ListParams, ListQuery, Scope};
+use crate::list::{CursorSeal, ListParams, ListQuery, Scope};
 use crate::model::{
     Bucket, Category, File, FileId, FileMetadata, FileView, OwnerType, Principal, Timestamp,
     Visibility,

@@ -265,12 +265,7 @@ pub async fn cliff_listings(repo: &dyn FileRepository, files: u64, report: &mut 
             };
             // As the service hands it out: the first page's total, and
             // what it found shared with the caller.
-            let cursor = first.items.last().map(|f| Cursor {
-                total: Some(first.total),
-                shared_empty: first.shared_empty,
-                shared: first.shared_count,
-                ..Cursor::after(f, sort_by, SortDirection::Desc)
-            });
+            let cursor = first.cursor_after_last(sort_by, SortDirection::Desc);
             for (label, cursor) in [("first page", None), ("cursor page", cursor)] {
                 let query = ListQuery {
                     params: ListParams {

@@ -755,13 +755,9 @@ pub async fn shares_made_during_a_walk_still_show(repo: &dyn FileRepository) {
     };
     let first = list(params.clone()).await.expect("list");
     assert_eq!(first.items.len(), 3);
-    let last = first.items.last().expect("a row");
-    let cursor = Cursor {
-        total: Some(first.total),
-        shared_empty: first.shared_empty,
-        shared: first.shared_count,
-        ..Cursor::after(last, params.sort_by, params.direction)
-    };
+    let cursor = first
+        .cursor_after_last(params.sort_by, params.direction)
+        .expect("a row");
     // Shared with ann after the first page, sorting after the cursor.
     add(
         "zed",
@@ -832,12 +828,15 @@ pub async fn shared_totals_follow_share_changes(repo: &dyn FileRepository) {
                 (None, Some("ann")),
                 (Some(Visibility::Shared), Some("bob")),
             ];
+            let in_filters = |f: &File, visibility: Option<Visibility>, owner_id: Option<&str>| {
+                visibility.is_none_or(|v| f.visibility == v)
+                    && owner_id.is_none_or(|o| f.owner.id == o)
+            };
             for (visibility, owner_id) in filters {
                 let expected = everything
                     .items
                     .iter()
-                    .filter(|f| visibility.is_none_or(|v| f.visibility == v))
-                    .filter(|f| owner_id.is_none_or(|o| f.owner.id == o))
+                    .filter(|f| in_filters(f, visibility, owner_id))
                     .count();
                 let params = ListParams {
                     visibility,
@@ -856,8 +855,7 @@ pub async fn shared_totals_follow_share_changes(repo: &dyn FileRepository) {
                     let expected = everything
                         .items
                         .iter()
-                        .filter(|f| visibility.is_none_or(|v| f.visibility == v))
-                        .filter(|f| owner_id.is_none_or(|o| f.owner.id == o))
+                        .filter(|f| in_filters(f, visibility, owner_id))
                         .filter(|f| {
                             f.owner.id == who
                                 || matches!(
