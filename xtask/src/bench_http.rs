@@ -24,6 +24,19 @@ pub(crate) struct Server {
     pub(crate) pid: u32,
     env: Vec<(String, String)>,
     bin: String,
+    /// Only the phases whose name contains this run (`--only`); the others
+    /// report nothing. Registration always runs: it shapes the data later
+    /// phases read.
+    pub(crate) only: Option<String>,
+}
+
+impl Server {
+    /// Whether the phase `name` is measured in this run (`--only`).
+    fn runs(&self, name: &str) -> bool {
+        self.only
+            .as_deref()
+            .is_none_or(|o| name.contains(o) || name.starts_with("POST /v1/files (register"))
+    }
 }
 
 impl Drop for Server {
@@ -150,6 +163,7 @@ pub(crate) fn start(bin: &str, env: Vec<(String, String)>) -> Result<Server, Str
         pid,
         env,
         bin: bin.to_owned(),
+        only: None,
     })
 }
 
@@ -267,6 +281,22 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// A phase `--only` left out.
+    fn skipped(name: &'static str) -> Self {
+        Self {
+            name,
+            requests: 0,
+            errors: 0,
+            secs: 0.0,
+            p50: 0.0,
+            p99: 0.0,
+            cpu: 0.0,
+            client_cpu: 0.0,
+            db_cpu: 0.0,
+            rss_kib: 0,
+        }
+    }
+
     /// CPU microseconds per request of `seconds`.
     fn per_request(&self, seconds: f64) -> f64 {
         seconds / self.requests.max(1) as f64 * 1e6
@@ -296,6 +326,9 @@ async fn drive<F>(
 where
     F: Fn(usize) -> Option<Req> + Send + Sync + 'static,
 {
+    if !server.runs(name) {
+        return Outcome::skipped(name);
+    }
     let make = Arc::new(make);
     let stop = Arc::new(AtomicBool::new(false));
     let counter = Arc::new(AtomicUsize::new(0));
@@ -380,6 +413,7 @@ pub async fn run(
     postgres: Option<String>,
     key_cache_ms: Option<u64>,
     server_bin: &str,
+    only: Option<String>,
 ) -> Result<String, String> {
     let (data, mut env) = fresh_server_env("stowage-bench-http");
     if let Some(ms) = key_cache_ms {
@@ -399,7 +433,8 @@ pub async fn run(
         env.push(("DATABASE_URL".to_owned(), url.clone()));
         database = Some((admin, name, url));
     }
-    let server = start(server_bin, env)?;
+    let mut server = start(server_bin, env)?;
+    server.only = only;
     let idle_rss = proc_status(server.pid, "VmRSS:");
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency * 2)
@@ -566,7 +601,7 @@ pub async fn run(
         .await,
     );
 
-    let upload_report = if mode == "embedded" {
+    let upload_report = if mode == "embedded" && server.runs("upload") {
         upload_throughput(&server, &client, &data).await?
     } else {
         String::new()
@@ -590,7 +625,7 @@ pub async fn run(
         idle_rss as f64 / 1024.0,
         peak as f64 / 1024.0
     );
-    for o in &outcomes {
+    for o in outcomes.iter().filter(|o| o.requests > 0) {
         let rps = o.requests as f64 / o.secs;
         report.push_str(&format!(
             "| {} | {:.0} | {:.0}% | {:.2} | {:.2} | {} | {:.0} | {:.0} | {:.0} | {:.1} |\n",

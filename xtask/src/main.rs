@@ -13,9 +13,10 @@
 //!   target/) against /openapi.json of a fresh embedded server with keys and a
 //!   token; fails on any 5xx or any response that breaks the documented schema.
 //! - `bench-http [--mode embedded|postgres] [--duration S] [--concurrency C]
-//!   [--key-cache-ms MS] [--server-bin PATH]` load-tests a release server and
+//!   [--key-cache-ms MS] [--server-bin PATH] [--only TEXT]` load-tests a release server and
 //!   writes requests/s, p50/p99, CPU and RSS into docs/performance.md
-//!   (`--server-bin`: measure another build, report on stdout only).
+//!   (`--server-bin`: measure another build, report on stdout only; `--only`:
+//!   the phases whose name contains TEXT, report on stdout only).
 //! - `bench-webhooks [--mode embedded|postgres] [--duration S]` registration
 //!   req/s on a fresh server without and with one webhook endpoint (a local
 //!   receiver), and the delivery rate, into docs/performance.md.
@@ -525,6 +526,7 @@ fn bench_args(
 
 fn bench_http(args: &[String]) -> Result<(), String> {
     let key_cache_ms: Option<u64> = flag(args, "--key-cache-ms").and_then(|c| c.parse().ok());
+    let only = flag(args, "--only");
     let Some(BenchArgs {
         mode,
         duration,
@@ -542,9 +544,10 @@ fn bench_http(args: &[String]) -> Result<(), String> {
         find_postgres(),
         key_cache_ms,
         &server_bin,
+        only.clone(),
     ))?;
     println!("{report}");
-    if custom_bin {
+    if custom_bin || only.is_some() {
         return Ok(());
     }
     let body = format!("Machine: {}.\n\n{report}", machine());
@@ -688,7 +691,7 @@ fn main() -> ExitCode {
         Some("browser-test") => ts::browser_test(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--db postgres|sqlite] [--files N] | fuzz-api [--max-examples N] | bench-http [--mode embedded|postgres] [--duration S] [--concurrency C] | bench-webhooks [--mode embedded|postgres] [--duration S] | bench-img [--duration S] [--concurrency C] | bench-promote | soak [--mode embedded|postgres] [--minutes N] [--concurrency C] | audit [--db PATH] | check-openapi [--write] | browser-test | \
+                "usage: cargo xtask <test [cargo test args…] | migrate | bench-db [--db postgres|sqlite] [--files N] | fuzz-api [--max-examples N] | bench-http [--mode embedded|postgres] [--duration S] [--concurrency C] [--only TEXT] | bench-webhooks [--mode embedded|postgres] [--duration S] | bench-img [--duration S] [--concurrency C] | bench-promote | soak [--mode embedded|postgres] [--minutes N] [--concurrency C] | audit [--db PATH] | check-openapi [--write] | browser-test | \
                  s3-server --port P --dir D --bucket B --access-key K --secret-key S>"
             );
             return ExitCode::from(2);

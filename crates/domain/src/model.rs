@@ -396,8 +396,14 @@ pub struct FileView {
 impl File {
     /// The view of this file in the given projection.
     pub fn view(&self, projection: Projection, public_base_url: Option<&str>) -> FileView {
+        self.clone().into_view(projection, public_base_url)
+    }
+
+    /// [`Self::view`], moving the file's fields into the view instead of
+    /// copying them (a page of a listing is converted this way).
+    pub fn into_view(self, projection: Projection, public_base_url: Option<&str>) -> FileView {
         let full = projection == Projection::Full;
-        let mut metadata = self.metadata.clone();
+        let mut metadata = self.metadata;
         if !full {
             metadata.custom = None;
             metadata.related_entity_id = None;
@@ -410,20 +416,20 @@ impl File {
         };
         FileView {
             id: self.id,
-            s3_key: full.then(|| self.s3_key.clone()),
-            original_name: self.original_name.clone(),
-            mime_type: self.mime_type.clone(),
+            s3_key: full.then_some(self.s3_key),
+            original_name: self.original_name,
+            mime_type: self.mime_type,
             size: self.size,
             width: self.width,
             height: self.height,
             visibility: self.visibility,
             bucket: self.bucket,
-            owner_id: self.owner.id.clone(),
+            owner_id: self.owner.id,
             owner_type: self.owner.kind,
-            shared_with: full.then(|| self.shared_with.clone()),
+            shared_with: full.then_some(self.shared_with),
             metadata,
             public_url,
-            checksum_sha256: self.checksum_sha256.clone(),
+            checksum_sha256: self.checksum_sha256,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }

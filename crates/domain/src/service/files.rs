@@ -6,7 +6,7 @@ impl FileService {
     pub async fn get(&self, principal: &Principal, id: FileId) -> Result<FileView> {
         let file = self.load(principal, id).await?;
         let projection = read_access(principal, &file)?;
-        Ok(self.view(&file, projection))
+        Ok(file.into_view(projection, self.config.public_base_url.as_deref()))
     }
 
     /// `GET /v1/files`.
@@ -21,16 +21,6 @@ impl FileService {
         };
         let page = self.repo.list_files(&query).await?;
         let params = query.params;
-        let items = page
-            .items
-            .iter()
-            .map(|f| read_access(principal, f).map(|p| self.view(f, p)))
-            .collect::<Result<Vec<_>>>()
-            .map_err(|e| {
-                Error::internal(format!(
-                    "repository returned a row outside the caller's scope: {e}"
-                ))
-            })?;
         let total_pages = page.total.div_ceil(u64::from(params.limit));
         let next_cursor = match page.cursor_after_last(params.sort_by, params.direction) {
             Some(cursor) if page.has_more => {
@@ -38,6 +28,17 @@ impl FileService {
             }
             _ => None,
         };
+        let base = self.config.public_base_url.as_deref();
+        let items = page
+            .items
+            .into_iter()
+            .map(|f| read_access(principal, &f).map(|p| f.into_view(p, base)))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| {
+                Error::internal(format!(
+                    "repository returned a row outside the caller's scope: {e}"
+                ))
+            })?;
         Ok(FileList {
             items,
             pagination: Pagination {
