@@ -612,10 +612,11 @@ pub async fn run(
     if let Some((admin, name, _)) = database {
         drop_database(&admin, &name);
     }
+    // `/health` is the first phase; `--only` may have left it out.
     let health_rps = outcomes
         .first()
-        .map(|o| o.requests as f64 / o.secs)
-        .unwrap_or(1.0);
+        .filter(|o| o.requests > 0)
+        .map(|o| o.requests as f64 / o.secs);
     let mut report = format!(
         "Mode: {mode}, API-key cache {cache}. {concurrency} concurrent connections, {}s per operation, load generator on the same machine. \
          Seeded {SEED_FILES} files over {USERS} users. Server RSS idle {:.1} MiB, peak (VmHWM) {:.1} MiB.\n\n\
@@ -628,10 +629,10 @@ pub async fn run(
     for o in outcomes.iter().filter(|o| o.requests > 0) {
         let rps = o.requests as f64 / o.secs;
         report.push_str(&format!(
-            "| {} | {:.0} | {:.0}% | {:.2} | {:.2} | {} | {:.0} | {:.0} | {:.0} | {:.1} |\n",
+            "| {} | {:.0} | {} | {:.2} | {:.2} | {} | {:.0} | {:.0} | {:.0} | {:.1} |\n",
             o.name,
             rps,
-            rps / health_rps * 100.0,
+            health_rps.map_or_else(|| "—".to_owned(), |h| format!("{:.0}%", rps / h * 100.0)),
             o.p50,
             o.p99,
             o.errors,
