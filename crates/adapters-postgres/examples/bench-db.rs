@@ -11,7 +11,7 @@ use stowage_adapters_postgres::{
     create_database, drop_database, migrate, PostgresConfig, PostgresRepository,
 };
 use stowage_domain::model::FileId;
-use stowage_domain::testing::bench::{self, Report, BASE_MS, CLIFFS, MIXED, USERS};
+use stowage_domain::testing::bench::{self, BASE_MS, CLIFFS, MIXED, USERS};
 
 async fn explain(conn: &mut AsyncPgConnection, title: &str, sql: &str, out: &mut Vec<String>) {
     #[derive(diesel::QueryableByName)]
@@ -115,9 +115,6 @@ async fn main() {
     let repo = PostgresRepository::connect(&PostgresConfig::new(&url))
         .await
         .expect("pool");
-    let mut report = Report::default();
-    bench::mixed_listings(&repo, &mut report).await;
-    bench::cliff_listings(&repo, files, &mut report).await;
 
     #[derive(diesel::QueryableByName)]
     struct IdRow {
@@ -133,7 +130,7 @@ async fn main() {
         .into_iter()
         .filter_map(|r| FileId::parse(&r.id).ok())
         .collect();
-    bench::point_operations(&repo, &ids, &mut report).await;
+    let report = bench::run_all(&repo, files, &ids).await;
 
     let mut plans = Vec::new();
     let scope = "project = 'bench' AND env = 'dev' AND ((owner_type = 'user' AND owner_id = 'user-42') \

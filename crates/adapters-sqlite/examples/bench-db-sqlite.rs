@@ -11,7 +11,7 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, RunQueryDsl, SqliteConnection};
 use stowage_adapters_sqlite::{migrate, SqliteConfig, SqliteRepository};
 use stowage_domain::model::FileId;
-use stowage_domain::testing::bench::{self, Report, BASE_MS, CLIFFS, MIXED, USERS};
+use stowage_domain::testing::bench::{self, BASE_MS, CLIFFS, MIXED, USERS};
 
 /// `INSERT INTO files … SELECT` of `files` rows numbered 1…`files` (a
 /// recursive count: SQLite has no `generate_series` built in), ids
@@ -117,10 +117,7 @@ async fn main() {
     let repo = SqliteRepository::connect(&SqliteConfig::new(&path))
         .await
         .expect("pool");
-    let mut report = Report::default();
-    bench::mixed_listings(&repo, &mut report).await;
-    bench::cliff_listings(&repo, files, &mut report).await;
-    bench::point_operations(&repo, &ids, &mut report).await;
+    let report = bench::run_all(&repo, files, &ids).await;
 
     println!("{}", bench::preface(files, seed_secs, "SqliteRepository"));
     print!("{}", report.table());

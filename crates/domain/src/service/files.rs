@@ -6,7 +6,7 @@ impl FileService {
     pub async fn get(&self, principal: &Principal, id: FileId) -> Result<FileView> {
         let file = self.load(principal, id).await?;
         let projection = read_access(principal, &file)?;
-        Ok(file.into_view(projection, self.config.public_base_url.as_deref()))
+        Ok(self.view(file, projection))
     }
 
     /// `GET /v1/files`.
@@ -28,11 +28,10 @@ impl FileService {
             }
             _ => None,
         };
-        let base = self.config.public_base_url.as_deref();
         let items = page
             .items
             .into_iter()
-            .map(|f| read_access(principal, &f).map(|p| f.into_view(p, base)))
+            .map(|f| read_access(principal, &f).map(|p| self.view(f, p)))
             .collect::<Result<Vec<_>>>()
             .map_err(|e| {
                 Error::internal(format!(
@@ -91,7 +90,7 @@ impl FileService {
             let changed = changed_fields(&before, &file);
             if changed.is_empty() {
                 // Nothing to write, nothing to announce (docs/api.md §10).
-                return Ok(self.view(&before, crate::model::Projection::Full));
+                return Ok(self.view(before, crate::model::Projection::Full));
             }
             let event = Event::file_updated(
                 self.ids.unique(),
@@ -102,7 +101,7 @@ impl FileService {
             );
             if self.repo.update_file(&file, expected, &event).await? {
                 self.events.add(EventType::FileUpdated);
-                return Ok(self.view(&file, crate::model::Projection::Full));
+                return Ok(self.view(file, crate::model::Projection::Full));
             }
             // Changed under us: apply the patch again to the latest state (or
             // answer 404 if it was deleted meanwhile).

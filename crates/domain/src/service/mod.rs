@@ -192,8 +192,8 @@ impl FileService {
         &self.config
     }
 
-    fn view(&self, file: &File, projection: crate::model::Projection) -> FileView {
-        file.view(projection, self.config.public_base_url.as_deref())
+    fn view(&self, file: File, projection: crate::model::Projection) -> FileView {
+        file.into_view(projection, self.config.public_base_url.as_deref())
     }
 
     async fn load(&self, principal: &Principal, id: FileId) -> Result<File> {

@@ -78,7 +78,7 @@ impl FileService {
             updated_at: now,
         };
         match self.place_and_register(&upload, &mut file).await {
-            Ok(()) => Ok(self.view(&file, crate::model::Projection::Full)),
+            Ok(()) => Ok(self.view(file, crate::model::Projection::Full)),
             Err(e) => {
                 // Let the caller try again (or the sweeper clean up).
                 self.release_claim(&upload).await;

@@ -329,6 +329,16 @@ pub async fn point_operations(repo: &dyn FileRepository, ids: &[FileId], report:
         .await;
 }
 
+/// The whole benchmark on a seeded repository: [`mixed_listings`],
+/// [`cliff_listings`], then [`point_operations`] on `ids`, in one report.
+pub async fn run_all(repo: &dyn FileRepository, files: u64, ids: &[FileId]) -> Report {
+    let mut report = Report::default();
+    mixed_listings(repo, &mut report).await;
+    cliff_listings(repo, files, &mut report).await;
+    point_operations(repo, ids, &mut report).await;
+    report
+}
+
 /// What the report says about the seed.
 pub fn preface(files: u64, seed_secs: f64, adapter: &str) -> String {
     format!(
