@@ -17,6 +17,7 @@ use stowage_domain::model::{
 };
 use stowage_domain::ports::{
     ApiKeyRepository, Derivative, DerivativeAdded, FileRepository, QueuedDeletion,
+    DERIVATIVE_RECORD_MARGIN_SECS,
 };
 use stowage_domain::quota::{Quota, Usage};
 use stowage_domain::upload::{IssuedUpload, UploadState};
@@ -318,6 +319,16 @@ pub async fn add_derivative_in<C: DbConn>(
             DerivativeAdded::LimitReached
         });
     }
+    // The caller's intent (the key queued for deletion) must hold long
+    // enough that no deletion of the object can be under way; it is held
+    // until the transaction ends and goes only when the row is recorded.
+    let horizon = now.plus_secs(DERIVATIVE_RECORD_MARGIN_SECS);
+    let claimed = c
+        .execute_statement(q::hold_deletion_due_after(&derivative.key, horizon))
+        .await?;
+    if claimed == 0 {
+        return Ok(DerivativeAdded::Unclaimed);
+    }
     let size = i64::try_from(derivative.size).unwrap_or(i64::MAX);
     let written = c
         .execute_statement(q::insert_derivative(
@@ -328,11 +339,12 @@ pub async fn add_derivative_in<C: DbConn>(
             now.millis(),
         ))
         .await?;
-    Ok(if written == 1 {
-        DerivativeAdded::Added
-    } else {
-        DerivativeAdded::Exists
-    })
+    if written == 0 {
+        return Ok(DerivativeAdded::Exists);
+    }
+    c.execute_statement(q::finish_deletion(&derivative.key))
+        .await?;
+    Ok(DerivativeAdded::Added)
 }
 
 /// What `owner` (every owner with `None`) holds in `tenant`.

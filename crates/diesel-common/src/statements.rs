@@ -161,6 +161,17 @@ pub fn queue_deletion(q: &QueuedDeletion) -> impl Statement + '_ {
         .on_conflict_do_nothing()
 }
 
+/// Holds a queued deletion whose next attempt is after `after` (a row lock
+/// on PostgreSQL); 1 when it is queued so, 0 otherwise.
+pub fn hold_deletion_due_after(key: &str, after: Timestamp) -> impl Statement + '_ {
+    diesel::update(
+        object_deletions::table
+            .filter(object_deletions::s3_key.eq(key))
+            .filter(object_deletions::next_attempt_at.gt(after.millis())),
+    )
+    .set(object_deletions::next_attempt_at.eq(object_deletions::next_attempt_at))
+}
+
 /// Takes a deleted object off the queue.
 pub fn finish_deletion(key: &str) -> impl Statement + '_ {
     diesel::delete(object_deletions::table.filter(object_deletions::s3_key.eq(key)))

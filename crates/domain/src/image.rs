@@ -511,16 +511,20 @@ impl Variant {
         hex::encode(&Sha256::digest(self.name.as_bytes())[..8])
     }
 
-    /// Where the derived image is stored: beside the file's tenant, under a
-    /// segment no issued key has (`_derived`, where issued keys hold an
-    /// owner hash), so a derived image is never mistaken for a file.
-    pub fn key(&self, source_key: &str, file: FileId) -> String {
+    /// Where one attempt at storing the derived image puts it: beside the
+    /// file's tenant, under a segment no issued key has (`_derived`, where
+    /// issued keys hold an owner hash), so a derived image is never mistaken
+    /// for a file. Every attempt has a key of its own (`attempt`, unique), so
+    /// racing attempts never write one object and the deletion queued for
+    /// an attempt that is not recorded can only remove that attempt's object.
+    pub fn key(&self, source_key: &str, file: FileId, attempt: uuid::Uuid) -> String {
         let mut tenant = source_key.splitn(3, '/');
         let project = tenant.next().unwrap_or("");
         let env = tenant.next().unwrap_or("");
         format!(
-            "{project}/{env}/_derived/{file}/{}.{}",
+            "{project}/{env}/_derived/{file}/{}-{}.{}",
             self.digest(),
+            attempt.simple(),
             self.format.name()
         )
     }
@@ -920,7 +924,8 @@ mod tests {
         let id = FileId(uuid::Uuid::nil());
         let v = Variant::new(&t, ImageFormat::Webp);
         assert_eq!(v.name, "fit-in/300x200>webp");
-        let key = v.key("proj/env/0123456789abcdef/uuid/a.jpg", id);
+        let attempt = uuid::Uuid::from_u128(7);
+        let key = v.key("proj/env/0123456789abcdef/uuid/a.jpg", id, attempt);
         assert!(
             key.starts_with(&format!("proj/env/_derived/{id}/")),
             "{key}"
@@ -928,7 +933,16 @@ mod tests {
         assert!(key.ends_with(".webp"));
         assert_ne!(
             key,
-            Variant::new(&t, ImageFormat::Png).key("proj/env/x", id)
+            Variant::new(&t, ImageFormat::Png).key("proj/env/x", id, attempt)
+        );
+        assert_ne!(
+            key,
+            v.key(
+                "proj/env/0123456789abcdef/uuid/a.jpg",
+                id,
+                uuid::Uuid::from_u128(8)
+            ),
+            "every attempt has a key of its own"
         );
         assert!(v.etag(id).starts_with('"') && v.etag(id).ends_with('"'));
         assert_ne!(v.etag(id), Variant::new(&t, ImageFormat::Png).etag(id));

@@ -208,6 +208,16 @@ pub trait FileRepository: Send + Sync {
 
     /// Records that the derived image `derivative` of `file` is in the store,
     /// unless the file already has `max` derived images or no longer exists.
+    ///
+    /// The caller queued `derivative.key` for deletion before it wrote the
+    /// object (its intent: a crash between the write and this call leaves
+    /// no object behind for good). Recording MUST, in the same transaction,
+    /// take the key off the deletion queue, and MUST record nothing
+    /// ([`DerivativeAdded::Unclaimed`]) unless the key is queued with its
+    /// next attempt more than [`DERIVATIVE_RECORD_MARGIN_SECS`] after `now`
+    /// (a deletion due sooner may be under way). Whatever else it answers,
+    /// the queue is left as it was.
+    ///
     /// Deleting a file MUST, in the same transaction, forget its derived
     /// images and queue their objects for deletion (like
     /// [`FileRepository::enqueue_object_deletion`]), so none outlives it.
@@ -330,7 +340,15 @@ pub enum DerivativeAdded {
     LimitReached,
     /// The file is gone: not recorded (the caller deletes the object).
     FileGone,
+    /// The key is not queued for deletion far enough ahead (the intent
+    /// expired, or was never queued): not recorded (the caller deletes the object).
+    Unclaimed,
 }
+
+/// How long before its deletion is due a derived image's key must still be
+/// queued for [`FileRepository::add_derivative`] to record it, seconds: the
+/// slack for clocks of replicas that disagree and a transaction that waits.
+pub const DERIVATIVE_RECORD_MARGIN_SECS: u64 = 60;
 
 /// Decodes, transforms and encodes images (docs/api.md §9). CPU-bound and
 /// synchronous: callers run it off their async executor, a bounded number at once.

@@ -1588,14 +1588,18 @@ async fn a_delete_racing_a_patch_deletes_the_file_as_it_now_is() {
     assert!(events.iter().all(|e| e.event.id != event.id));
 }
 
-/// Past `STOWAGE_IMAGE_MAX_DERIVATIVES` a variant is served but not stored
-/// (docs/api.md §9): not even written to the store and removed again.
-#[tokio::test]
-async fn a_file_at_its_maximum_of_derived_images_writes_nothing_more() {
-    use stowage_domain::image::{parse_options, ImageBounds, ImageFormat, Variant};
-    use stowage_domain::service::ImageConfig;
-    use stowage_domain::testing::MockObjectStore;
-    let repo = Arc::new(MemoryFileRepository::default());
+/// The output of a future that never waits (the memory repository's).
+fn ready<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("the memory repository waited"),
+    }
+}
+
+/// A registered public image in a fresh tenant of `repo`.
+async fn an_image(repo: &MemoryFileRepository) -> File {
     let tenant = fresh_tenant();
     let alice = Owner {
         kind: OwnerType::User,
@@ -1618,29 +1622,49 @@ async fn a_file_at_its_maximum_of_derived_images_writes_nothing_more() {
     )
     .await
     .expect("register");
-    let mut store = MockObjectStore::new();
+    file
+}
+
+fn image_service(
+    repo: Arc<MemoryFileRepository>,
+    store: stowage_domain::testing::MockObjectStore,
+    clock: Arc<ManualClock>,
+    max_derivatives: u32,
+) -> FileService {
+    use stowage_domain::service::ImageConfig;
+    FileService::new(repo, Arc::new(store), clock, ServiceConfig::default()).with_images(
+        ImageConfig {
+            max_derivatives,
+            ..ImageConfig::default()
+        },
+    )
+}
+
+fn variant(options: &str) -> stowage_domain::image::Variant {
+    use stowage_domain::image::{parse_options, ImageBounds, ImageFormat, Variant};
+    let transform = parse_options(options, &ImageBounds::default()).expect("options");
+    Variant::new(&transform, ImageFormat::Jpeg)
+}
+
+/// Past `STOWAGE_IMAGE_MAX_DERIVATIVES` a variant is served but not stored
+/// (docs/api.md §9): not even written to the store and removed again.
+#[tokio::test]
+async fn a_file_at_its_maximum_of_derived_images_writes_nothing_more() {
+    let repo = Arc::new(MemoryFileRepository::default());
+    let file = an_image(&repo).await;
+    let mut store = stowage_domain::testing::MockObjectStore::new();
     store
         .expect_put_bytes()
         .times(2)
         .returning(|_, _, _| Ok(()));
     store.expect_delete().never();
-    let service = FileService::new(
-        repo.clone(),
-        Arc::new(store),
-        Arc::new(ManualClock::at(1_700_000_000_000)),
-        ServiceConfig::default(),
-    )
-    .with_images(ImageConfig {
-        max_derivatives: 2,
-        ..ImageConfig::default()
-    });
+    let clock = Arc::new(ManualClock::at(1_700_000_000_000));
+    let service = image_service(repo.clone(), store, clock, 2);
     let mut kept = Vec::new();
     for options in ["10x10", "20x20", "30x30", "40x40"] {
-        let transform = parse_options(options, &ImageBounds::default()).expect("options");
-        let variant = Variant::new(&transform, ImageFormat::Jpeg);
         kept.push(
             service
-                .keep_derived_image(&file, &variant, vec![1, 2, 3])
+                .keep_derived_image(&file, &variant(options), vec![1, 2, 3])
                 .await
                 .expect("keep"),
         );
@@ -1650,4 +1674,126 @@ async fn a_file_at_its_maximum_of_derived_images_writes_nothing_more() {
         repo.derivative_count(file.id).await.expect("count"),
         Some(2)
     );
+    assert!(
+        repo.due_object_deletions(Timestamp::from_millis(i64::MAX), 10)
+            .await
+            .expect("due")
+            .is_empty(),
+        "recorded derived images leave nothing queued for deletion"
+    );
+}
+
+/// A derived image written but never recorded (the store's answer lost,
+/// the database down, the process killed in between) does not outlive its
+/// attempt: its deletion was queued before it was written and falls due.
+#[tokio::test]
+async fn a_derived_image_that_is_never_recorded_is_removed_once_its_deletion_is_due() {
+    use stowage_domain::service::DERIVED_IMAGE_GRACE_SECS;
+    let repo = Arc::new(MemoryFileRepository::default());
+    let file = an_image(&repo).await;
+    let written = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let deleted = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut store = stowage_domain::testing::MockObjectStore::new();
+    {
+        let (repo, written) = (repo.clone(), written.clone());
+        store
+            .expect_put_bytes()
+            .times(1)
+            .returning(move |key, _, _| {
+                written.lock().expect("lock").push(key.to_owned());
+                // Were the process killed now, the object would already be
+                // queued for deletion.
+                let queued = ready(repo.due_object_deletions(Timestamp::from_millis(i64::MAX), 10));
+                assert_eq!(queued.expect("due"), [key.to_owned()]);
+                // The bytes landed; the answer never arrives.
+                Err(stowage_domain::Error::unavailable("timed out"))
+            });
+    }
+    {
+        let deleted = deleted.clone();
+        store.expect_delete().returning(move |key| {
+            deleted.lock().expect("lock").push(key.to_owned());
+            Ok(())
+        });
+    }
+    let clock = Arc::new(ManualClock::at(1_700_000_000_000));
+    let service = image_service(repo.clone(), store, clock.clone(), 5);
+    service
+        .keep_derived_image(&file, &variant("10x10"), vec![1, 2, 3])
+        .await
+        .expect_err("the write failed");
+    let key = written.lock().expect("lock")[0].clone();
+    assert!(key.contains("/_derived/"), "{key}");
+    assert_eq!(
+        repo.find_derivative(file.id, &variant("10x10").name)
+            .await
+            .expect("find"),
+        None
+    );
+    assert_eq!(
+        service.retry_object_deletions(10).await.expect("retry"),
+        0,
+        "nothing is deleted before the grace period ends"
+    );
+    clock.advance_secs(DERIVED_IMAGE_GRACE_SECS as i64);
+    assert_eq!(service.retry_object_deletions(10).await.expect("retry"), 1);
+    assert_eq!(*deleted.lock().expect("lock"), [key]);
+    assert!(repo
+        .due_object_deletions(Timestamp::from_millis(i64::MAX), 10)
+        .await
+        .expect("due")
+        .is_empty());
+}
+
+/// Two requests computing the same variant each write an object of their
+/// own; the one recorded second is removed at once and the first one stays.
+#[tokio::test]
+async fn a_second_copy_of_a_derived_image_is_removed_and_the_first_stays() {
+    let repo = Arc::new(MemoryFileRepository::default());
+    let file = an_image(&repo).await;
+    let written = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let deleted = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut store = stowage_domain::testing::MockObjectStore::new();
+    {
+        let written = written.clone();
+        store
+            .expect_put_bytes()
+            .times(2)
+            .returning(move |key, _, _| {
+                written.lock().expect("lock").push(key.to_owned());
+                Ok(())
+            });
+    }
+    {
+        let deleted = deleted.clone();
+        store.expect_delete().returning(move |key| {
+            deleted.lock().expect("lock").push(key.to_owned());
+            Ok(())
+        });
+    }
+    let clock = Arc::new(ManualClock::at(1_700_000_000_000));
+    let service = image_service(repo.clone(), store, clock, 5);
+    for _ in 0..2 {
+        assert!(service
+            .keep_derived_image(&file, &variant("10x10"), vec![1, 2, 3])
+            .await
+            .expect("keep"));
+    }
+    let written = written.lock().expect("lock").clone();
+    assert_ne!(
+        written[0], written[1],
+        "every attempt writes a key of its own"
+    );
+    let recorded = repo
+        .find_derivative(file.id, &variant("10x10").name)
+        .await
+        .expect("find")
+        .expect("recorded");
+    assert_eq!(recorded.key, written[0]);
+    assert_eq!(*deleted.lock().expect("lock"), [written[1].clone()]);
+    assert!(repo
+        .due_object_deletions(Timestamp::from_millis(i64::MAX), 10)
+        .await
+        .expect("due")
+        .is_empty());
 }

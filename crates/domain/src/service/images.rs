@@ -13,6 +13,12 @@ use crate::ports::{Derivative, DerivativeAdded};
 /// Name of the image-URL signing key in [`FileRepository::instance_secret`].
 pub const IMAGE_URL_SECRET: &str = "image-url-hmac";
 
+/// How long after it is queued the deletion that guards a derived image
+/// being stored falls due, seconds: long past any write and recording, short
+/// enough that a crashed attempt's object does not linger
+/// ([`FileService::keep_derived_image`]).
+pub const DERIVED_IMAGE_GRACE_SECS: u64 = 900;
+
 /// Tunables of image transformations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageConfig {
@@ -132,7 +138,14 @@ impl FileService {
     /// Stores a derived image and records it, unless the file has its
     /// maximum of derived images (then nothing is written: docs/api.md §9,
     /// "computed and served but not stored") or is gone meanwhile (then the
-    /// object is removed again). Whether it is kept.
+    /// object is removed again). Whether a copy is kept.
+    ///
+    /// Nothing is left behind whatever fails or crashes: the object's key is
+    /// queued for deletion, due in [`DERIVED_IMAGE_GRACE_SECS`], before the
+    /// object is written, and recording it takes the key off the queue in
+    /// the same transaction ([`FileRepository::add_derivative`]). An object
+    /// that is never recorded is removed by
+    /// [`FileService::retry_object_deletions`] once the deletion is due.
     ///
     /// # Errors
     /// The store's or the repository's; nothing is recorded then.
@@ -153,26 +166,43 @@ impl FileService {
         }
         let derivative = Derivative {
             variant: variant.name.clone(),
-            key: variant.key(&file.s3_key, file.id),
+            key: variant.key(&file.s3_key, file.id, self.ids.unique()),
             size: bytes.len() as u64,
         };
+        let due = self.clock.now().plus_secs(DERIVED_IMAGE_GRACE_SECS);
+        self.repo
+            .enqueue_object_deletion(&derivative.key, due)
+            .await?;
+        // From here on a failure leaves the queued deletion to remove
+        // whatever was written, unless the recording committed.
         self.store
             .put_bytes(&derivative.key, variant.format.mime(), bytes)
             .await?;
         let added = self
             .repo
             .add_derivative(file.id, &derivative, max, self.clock.now())
-            .await;
+            .await?;
         match added {
-            Ok(DerivativeAdded::Added | DerivativeAdded::Exists) => Ok(true),
-            Ok(DerivativeAdded::LimitReached | DerivativeAdded::FileGone) => {
-                self.discard_object(&derivative.key).await;
+            DerivativeAdded::Added => Ok(true),
+            DerivativeAdded::Exists => {
+                self.drop_derived(&derivative.key).await;
+                Ok(true)
+            }
+            DerivativeAdded::LimitReached
+            | DerivativeAdded::FileGone
+            | DerivativeAdded::Unclaimed => {
+                self.drop_derived(&derivative.key).await;
                 Ok(false)
             }
-            Err(e) => {
-                self.discard_object(&derivative.key).await;
-                Err(e)
-            }
+        }
+    }
+
+    /// Removes the object of an attempt that was not recorded, then its
+    /// queued deletion; when the store fails, the queued deletion stays.
+    async fn drop_derived(&self, key: &str) {
+        if self.store.delete(key).await.is_ok() {
+            // If this fails, the queue deletes an object that is already gone.
+            let _ = self.repo.finish_object_deletion(key).await;
         }
     }
 

@@ -43,7 +43,9 @@ mod uploads;
 mod usage;
 
 pub use dto::*;
-pub use images::{ImageConfig, ImageSignature, ImageSource, IMAGE_URL_SECRET};
+pub use images::{
+    ImageConfig, ImageSignature, ImageSource, DERIVED_IMAGE_GRACE_SECS, IMAGE_URL_SECRET,
+};
 pub use public::{PublicFile, PUBLIC_REDIRECT_TTL_SECS};
 pub use usage::{UsageReport, UsageView};
 

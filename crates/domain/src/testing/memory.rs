@@ -461,7 +461,7 @@ impl FileRepository for MemoryFileRepository {
         file: FileId,
         derivative: &Derivative,
         max: u32,
-        _now: Timestamp,
+        now: Timestamp,
     ) -> Result<DerivativeAdded> {
         let mut s = lock(&self.0);
         if !s.files.contains_key(&file) {
@@ -474,7 +474,18 @@ impl FileRepository for MemoryFileRepository {
         if held.len() >= max as usize {
             return Ok(DerivativeAdded::LimitReached);
         }
-        held.insert(derivative.variant.clone(), derivative.clone());
+        let horizon = now.plus_secs(crate::ports::DERIVATIVE_RECORD_MARGIN_SECS);
+        if s.deletions
+            .get(&derivative.key)
+            .is_none_or(|due| *due <= horizon)
+        {
+            return Ok(DerivativeAdded::Unclaimed);
+        }
+        s.deletions.remove(&derivative.key);
+        s.derivatives
+            .entry(file)
+            .or_default()
+            .insert(derivative.variant.clone(), derivative.clone());
         Ok(DerivativeAdded::Added)
     }
 

@@ -329,26 +329,89 @@ pub async fn derivatives_follow_their_file(repo: &dyn FileRepository) {
         repo.find_derivative(f.id, "1x1>webp").await.expect("find"),
         None
     );
+    // The caller's intent: each key queued for deletion before its object is written.
+    let intent = now.plus_secs(900);
+    let margin = crate::ports::DERIVATIVE_RECORD_MARGIN_SECS;
+    let far = intent.plus_secs(1);
+    let queued = |key: String| async move {
+        repo.due_object_deletions(far, 10_000)
+            .await
+            .expect("due")
+            .contains(&key)
+    };
+    assert_eq!(
+        repo.add_derivative(f.id, &derived(1), 3, now)
+            .await
+            .expect("unqueued"),
+        DerivativeAdded::Unclaimed,
+        "add_derivative MUST refuse a key that is not queued for deletion"
+    );
+    repo.enqueue_object_deletion(&derived(1).key, now.plus_secs(margin))
+        .await
+        .expect("queue");
+    assert_eq!(
+        repo.add_derivative(f.id, &derived(1), 3, now)
+            .await
+            .expect("due soon"),
+        DerivativeAdded::Unclaimed,
+        "add_derivative MUST refuse a key whose deletion is due within the margin"
+    );
+    assert!(
+        queued(derived(1).key).await,
+        "a refused recording leaves the queue as it was"
+    );
+    repo.finish_object_deletion(&derived(1).key)
+        .await
+        .expect("finish");
     for n in 1..=3 {
+        repo.enqueue_object_deletion(&derived(n).key, intent)
+            .await
+            .expect("queue");
         assert_eq!(
             repo.add_derivative(f.id, &derived(n), 3, now)
                 .await
                 .expect("add"),
             DerivativeAdded::Added
         );
+        assert!(
+            !queued(derived(n).key).await,
+            "recording a derivative MUST take its key off the deletion queue"
+        );
     }
+    let again = Derivative {
+        key: format!("{}/dev/_derived/{}/2-again.webp", t.project, f.id),
+        ..derived(2)
+    };
+    repo.enqueue_object_deletion(&again.key, intent)
+        .await
+        .expect("queue");
     assert_eq!(
         repo.find_derivative(f.id, "2x2>webp").await.expect("find"),
         Some(derived(2)),
         "a recorded derivative round-trips"
     );
     assert_eq!(
-        repo.add_derivative(f.id, &derived(2), 3, now)
+        repo.add_derivative(f.id, &again, 3, now)
             .await
             .expect("again"),
         DerivativeAdded::Exists,
         "a variant is recorded once"
     );
+    assert_eq!(
+        repo.find_derivative(f.id, "2x2>webp").await.expect("find"),
+        Some(derived(2)),
+        "the first recording stands"
+    );
+    assert!(
+        queued(again.key.clone()).await,
+        "a second attempt's key stays queued for deletion"
+    );
+    repo.finish_object_deletion(&again.key)
+        .await
+        .expect("finish");
+    repo.enqueue_object_deletion(&derived(4).key, intent)
+        .await
+        .expect("queue");
     assert_eq!(
         repo.add_derivative(f.id, &derived(4), 3, now)
             .await
@@ -356,6 +419,13 @@ pub async fn derivatives_follow_their_file(repo: &dyn FileRepository) {
         DerivativeAdded::LimitReached,
         "add_derivative MUST keep a file's derivatives at the maximum"
     );
+    assert!(
+        queued(derived(4).key).await,
+        "a key not recorded stays queued for deletion"
+    );
+    repo.finish_object_deletion(&derived(4).key)
+        .await
+        .expect("finish");
     assert_eq!(
         repo.find_derivative(f.id, "4x4>webp").await.expect("find"),
         None
@@ -385,6 +455,9 @@ pub async fn derivatives_follow_their_file(repo: &dyn FileRepository) {
             .expect("finish");
     }
     repo.finish_object_deletion(&key).await.expect("finish");
+    repo.enqueue_object_deletion(&derived(9).key, later.plus_secs(900))
+        .await
+        .expect("queue");
     assert_eq!(
         repo.add_derivative(f.id, &derived(9), 3, later)
             .await
@@ -412,7 +485,11 @@ pub async fn derivative_maximum_holds_under_races(repo: &dyn FileRepository) {
             key: format!("{}/dev/_derived/{}/v{n}", t.project, f.id),
             size: 1,
         };
-        async move { repo.add_derivative(f.id, &d, 5, now).await }
+        async move {
+            repo.enqueue_object_deletion(&d.key, now.plus_secs(900))
+                .await?;
+            repo.add_derivative(f.id, &d, 5, now).await
+        }
     });
     let results = futures_join_all(adds).await;
     let added = results
