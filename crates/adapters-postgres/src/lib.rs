@@ -4,6 +4,7 @@
 //! The production metadata store: any number of stateless replicas share it.
 #![forbid(unsafe_code)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,7 +27,7 @@ use stowage_diesel_common::schema::{files, uploads};
 use stowage_diesel_common::types::{MetadataJson, ShareList};
 use stowage_diesel_common::{
     add_derivative_in, apply_file_update, delete_counted, on_duplicate, unclaimed, within_quota,
-    Backend, DieselRepository, TxError,
+    Backend, DieselRepository, PoolFactory, TxError,
 };
 use stowage_domain::auth::KeyChange;
 use stowage_domain::events::Event;
@@ -40,13 +41,41 @@ use stowage_domain::{Error, ErrorCode, Result};
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
 type Conn = AsyncPgConnection;
+type Manager = AsyncDieselConnectionManager<Conn>;
+
+/// Connections to `url`. A checkout costs no round trip: instead of
+/// `SELECT 1` per checkout (diesel-async's default, one extra round trip on
+/// every request), a connection whose socket has closed or whose
+/// transaction is broken is discarded and another one is taken.
+fn manager(url: &str) -> Manager {
+    let mut manager_config = ManagerConfig::<Conn>::default();
+    manager_config.recycling_method = RecyclingMethod::CustomFunction(Box::new(|c| {
+        let broken = c.is_broken();
+        Box::pin(async move {
+            if broken {
+                Err(DieselError::BrokenTransactionManager)
+            } else {
+                Ok(())
+            }
+        })
+    }));
+    Manager::new_with_config(url, manager_config)
+}
+
+/// A pool of at most `size` connections under `config`'s timeouts.
+fn pool_builder(config: &PostgresConfig, size: u32) -> bb8::Builder<Manager> {
+    Pool::builder()
+        .max_size(size)
+        .connection_timeout(config.connect_timeout)
+}
 
 /// Tunables of the PostgreSQL adapter.
 #[derive(Clone)]
 pub struct PostgresConfig {
     /// `postgres://user:password@host:port/database`.
     pub url: String,
-    /// Pool size.
+    /// Pool size: of the shared pool, and together of the workers' own
+    /// pools (each gets its share per core: [`Backend::pool_per_thread`]).
     pub max_connections: u32,
     /// How long to wait for a pooled connection.
     pub connect_timeout: Duration,
@@ -201,7 +230,7 @@ fn db_error(e: DieselError) -> Error {
 impl Backend for Postgres {
     const NAME: &'static str = "postgres";
     type Conn = Conn;
-    type Manager = AsyncDieselConnectionManager<Conn>;
+    type Manager = Manager;
     type Config = PostgresConfig;
 
     /// Only events of transactions older than every one still running: a
@@ -289,29 +318,25 @@ impl Backend for Postgres {
     }
 
     async fn pool(config: &PostgresConfig) -> Result<Pool<Conn>> {
-        // A checkout costs no round trip: instead of `SELECT 1` per checkout
-        // (diesel-async's default, one extra round trip on every request), a
-        // connection whose socket has closed or whose transaction is broken is
-        // discarded and another one is taken.
-        let mut manager_config = ManagerConfig::<Conn>::default();
-        manager_config.recycling_method = RecyclingMethod::CustomFunction(Box::new(|c| {
-            let broken = c.is_broken();
-            Box::pin(async move {
-                if broken {
-                    Err(DieselError::BrokenTransactionManager)
-                } else {
-                    Ok(())
-                }
-            })
-        }));
-        let manager =
-            AsyncDieselConnectionManager::<Conn>::new_with_config(&config.url, manager_config);
-        Pool::builder()
-            .max_size(config.max_connections)
-            .connection_timeout(config.connect_timeout)
-            .build(manager)
+        pool_builder(config, config.max_connections)
+            .build(manager(&config.url))
             .await
             .map_err(|e| Error::unavailable(format!("postgres pool: {e}")))
+    }
+
+    /// Each worker keeps `max_connections ÷ cores` (rounded up): actix runs
+    /// one worker per core, so the workers' pools together hold about
+    /// `max_connections`, as one shared pool did.
+    fn pool_per_thread(config: &PostgresConfig) -> Option<PoolFactory<Manager>> {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let size = config
+            .max_connections
+            .div_ceil(u32::try_from(threads).unwrap_or(u32::MAX))
+            .max(1);
+        let config = config.clone();
+        Some(Arc::new(move || {
+            pool_builder(&config, size).build_unchecked(manager(&config.url))
+        }))
     }
 
     fn query_timeout(config: &PostgresConfig) -> Duration {

@@ -16,5 +16,5 @@ pub use conn::DbConn;
 pub use list::Db;
 pub use repository::{
     add_derivative_in, apply_file_update, delete_counted, first, on_duplicate, unclaimed, usage_of,
-    within_quota, Backend, DieselRepository, TxError,
+    within_quota, Backend, DieselRepository, PoolFactory, TxError,
 };

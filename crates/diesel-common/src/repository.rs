@@ -49,6 +49,23 @@ pub trait Backend: Send + Sync + 'static {
     /// `common/service-unavailable` when no connection can be made.
     async fn pool(config: &Self::Config) -> Result<Pool<Self::Manager>>;
 
+    /// How to open a pool of its own for each thread that calls from a
+    /// current-thread runtime (actix's workers each run one for their whole
+    /// life), if the backend wants that: `None` (the default) shares
+    /// [`Self::pool`] among every caller. A connection's I/O is driven by a
+    /// task on the runtime that opened it: with one shared pool, a worker's
+    /// statement wakes whichever thread drives its connection and is woken
+    /// back, twice per round trip; with a pool per worker the round trip
+    /// stays on the worker (measured: docs/performance.md, "one pool per
+    /// worker"). Callers on a multi-thread runtime (background work, the
+    /// CLI) share [`Self::pool`]. A thread's pool lives as long as the
+    /// repository: it must not outlive the runtime it was opened on while
+    /// the repository is still used.
+    fn pool_per_thread(config: &Self::Config) -> Option<PoolFactory<Self::Manager>> {
+        let _ = config;
+        None
+    }
+
     /// The longest any one call may take before it is `unavailable`.
     fn query_timeout(config: &Self::Config) -> Duration;
 
@@ -403,10 +420,26 @@ pub fn first<T>(rows: Vec<T>) -> Option<T> {
     rows.into_iter().next()
 }
 
+/// Opens a pool on the calling thread's runtime ([`Backend::pool_per_thread`]).
+pub type PoolFactory<M> = Arc<dyn Fn() -> Pool<M> + Send + Sync>;
+
+/// Whether the caller runs on a current-thread runtime (an actix worker).
+fn on_current_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
+}
+
+/// The pools of a thread each ([`Backend::pool_per_thread`]).
+struct ThreadPools<M: bb8::ManageConnection> {
+    open: PoolFactory<M>,
+    pools: thread_local::ThreadLocal<Pool<M>>,
+}
+
 /// The repositories on backend `B`: a pool of its connections, each call
 /// under a timeout that surfaces as `common/service-unavailable`.
 pub struct DieselRepository<B: Backend> {
     pool: Pool<B::Manager>,
+    per_thread: Option<Arc<ThreadPools<B::Manager>>>,
     query_timeout: Duration,
     /// Taken by every write when [`Backend::SERIALIZE_WRITES`] (tokio's mutex
     /// is fair: writers go in the order they came).
@@ -463,6 +496,7 @@ impl<B: Backend> Clone for DieselRepository<B> {
     fn clone(&self) -> Self {
         Self {
             pool: self.pool.clone(),
+            per_thread: self.per_thread.clone(),
             query_timeout: self.query_timeout,
             writer: Arc::clone(&self.writer),
             issued: Arc::clone(&self.issued),
@@ -479,6 +513,12 @@ impl<B: Backend> DieselRepository<B> {
     pub async fn connect(config: &B::Config) -> Result<Self> {
         Ok(Self {
             pool: B::pool(config).await?,
+            per_thread: B::pool_per_thread(config).map(|open| {
+                Arc::new(ThreadPools {
+                    open,
+                    pools: thread_local::ThreadLocal::new(),
+                })
+            }),
             query_timeout: B::query_timeout(config),
             writer: Arc::default(),
             issued: Arc::default(),
@@ -533,8 +573,11 @@ impl<B: Backend> DieselRepository<B> {
             } else {
                 None
             };
-            let conn = self
-                .pool
+            let pool = match &self.per_thread {
+                Some(t) if on_current_thread_runtime() => t.pools.get_or(|| (t.open)()),
+                _ => &self.pool,
+            };
+            let conn = pool
                 .get()
                 .await
                 .map_err(|e| Error::unavailable(format!("{} pool: {op}: {e}", B::NAME)))?;
