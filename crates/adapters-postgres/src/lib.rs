@@ -760,6 +760,51 @@ mod tests {
         drop_database(&admin, &name).await.expect("drop");
     }
 
+    /// A worker (a current-thread runtime on a thread of its own, as actix
+    /// runs each) drives connections of its own: its calls never wait for
+    /// another runtime to drive theirs — here one that is never polled again.
+    #[test]
+    fn each_worker_drives_connections_of_its_own() {
+        let current_thread = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+        };
+        let opening = current_thread();
+        let Some((admin, name, repo)) = opening.block_on(async {
+            let (admin, name, url) = database().await?;
+            migrate(&url).await.expect("migrate");
+            let mut config = PostgresConfig::new(&url);
+            config.query_timeout = Duration::from_secs(2);
+            let repo = PostgresRepository::connect(&config).await.expect("connect");
+            // Opens a connection driven by this runtime, idle once this returns.
+            repo.health_check().await.expect("healthy");
+            Some((admin, name, repo))
+        }) else {
+            return;
+        };
+        // `opening` is never driven again until the end: a call that took
+        // its connection would wait for the query timeout.
+        let worker = {
+            let repo = repo.clone();
+            std::thread::spawn(move || {
+                current_thread().block_on(async {
+                    for _ in 0..3 {
+                        repo.health_check().await?;
+                    }
+                    Ok::<_, stowage_domain::Error>(())
+                })
+            })
+        };
+        let answered = worker.join().expect("worker thread");
+        drop(repo);
+        opening
+            .block_on(drop_database(&admin, &name))
+            .expect("drop");
+        answered.expect("the worker's own connections answer");
+    }
+
     /// Checkouts skip the `SELECT 1`, so a connection the server dropped must
     /// be noticed from its closed socket and replaced, not handed out.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
