@@ -1598,6 +1598,26 @@ fn ready<F: std::future::Future>(f: F) -> F::Output {
     }
 }
 
+/// Every key queued for deletion, whenever due.
+async fn queued_deletions(repo: &MemoryFileRepository) -> Vec<String> {
+    repo.due_object_deletions(Timestamp::from_millis(i64::MAX), 10)
+        .await
+        .expect("due")
+}
+
+/// The keys `store` is asked to delete, as they come (each deletion succeeds).
+fn record_deletions(
+    store: &mut stowage_domain::testing::MockObjectStore,
+) -> Arc<std::sync::Mutex<Vec<String>>> {
+    let deleted = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let into = deleted.clone();
+    store.expect_delete().returning(move |key| {
+        into.lock().expect("lock").push(key.to_owned());
+        Ok(())
+    });
+    deleted
+}
+
 /// A registered public image in a fresh tenant of `repo`.
 async fn an_image(repo: &MemoryFileRepository) -> File {
     let tenant = fresh_tenant();
@@ -1675,10 +1695,7 @@ async fn a_file_at_its_maximum_of_derived_images_writes_nothing_more() {
         Some(2)
     );
     assert!(
-        repo.due_object_deletions(Timestamp::from_millis(i64::MAX), 10)
-            .await
-            .expect("due")
-            .is_empty(),
+        queued_deletions(&repo).await.is_empty(),
         "recorded derived images leave nothing queued for deletion"
     );
 }
@@ -1692,7 +1709,6 @@ async fn a_derived_image_that_is_never_recorded_is_removed_once_its_deletion_is_
     let repo = Arc::new(MemoryFileRepository::default());
     let file = an_image(&repo).await;
     let written = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let deleted = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let mut store = stowage_domain::testing::MockObjectStore::new();
     {
         let (repo, written) = (repo.clone(), written.clone());
@@ -1703,19 +1719,12 @@ async fn a_derived_image_that_is_never_recorded_is_removed_once_its_deletion_is_
                 written.lock().expect("lock").push(key.to_owned());
                 // Were the process killed now, the object would already be
                 // queued for deletion.
-                let queued = ready(repo.due_object_deletions(Timestamp::from_millis(i64::MAX), 10));
-                assert_eq!(queued.expect("due"), [key.to_owned()]);
+                assert_eq!(ready(queued_deletions(&repo)), [key.to_owned()]);
                 // The bytes landed; the answer never arrives.
                 Err(stowage_domain::Error::unavailable("timed out"))
             });
     }
-    {
-        let deleted = deleted.clone();
-        store.expect_delete().returning(move |key| {
-            deleted.lock().expect("lock").push(key.to_owned());
-            Ok(())
-        });
-    }
+    let deleted = record_deletions(&mut store);
     let clock = Arc::new(ManualClock::at(1_700_000_000_000));
     let service = image_service(repo.clone(), store, clock.clone(), 5);
     service
@@ -1738,11 +1747,7 @@ async fn a_derived_image_that_is_never_recorded_is_removed_once_its_deletion_is_
     clock.advance_secs(DERIVED_IMAGE_GRACE_SECS as i64);
     assert_eq!(service.retry_object_deletions(10).await.expect("retry"), 1);
     assert_eq!(*deleted.lock().expect("lock"), [key]);
-    assert!(repo
-        .due_object_deletions(Timestamp::from_millis(i64::MAX), 10)
-        .await
-        .expect("due")
-        .is_empty());
+    assert!(queued_deletions(&repo).await.is_empty());
 }
 
 /// Two requests computing the same variant each write an object of their
@@ -1752,7 +1757,6 @@ async fn a_second_copy_of_a_derived_image_is_removed_and_the_first_stays() {
     let repo = Arc::new(MemoryFileRepository::default());
     let file = an_image(&repo).await;
     let written = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let deleted = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let mut store = stowage_domain::testing::MockObjectStore::new();
     {
         let written = written.clone();
@@ -1764,13 +1768,7 @@ async fn a_second_copy_of_a_derived_image_is_removed_and_the_first_stays() {
                 Ok(())
             });
     }
-    {
-        let deleted = deleted.clone();
-        store.expect_delete().returning(move |key| {
-            deleted.lock().expect("lock").push(key.to_owned());
-            Ok(())
-        });
-    }
+    let deleted = record_deletions(&mut store);
     let clock = Arc::new(ManualClock::at(1_700_000_000_000));
     let service = image_service(repo.clone(), store, clock, 5);
     for _ in 0..2 {
@@ -1791,9 +1789,5 @@ async fn a_second_copy_of_a_derived_image_is_removed_and_the_first_stays() {
         .expect("recorded");
     assert_eq!(recorded.key, written[0]);
     assert_eq!(*deleted.lock().expect("lock"), [written[1].clone()]);
-    assert!(repo
-        .due_object_deletions(Timestamp::from_millis(i64::MAX), 10)
-        .await
-        .expect("due")
-        .is_empty());
+    assert!(queued_deletions(&repo).await.is_empty());
 }

@@ -339,6 +339,14 @@ pub async fn derivatives_follow_their_file(repo: &dyn FileRepository) {
             .expect("due")
             .contains(&key)
     };
+    let queue = |key: String, due: Timestamp| async move {
+        repo.enqueue_object_deletion(&key, due)
+            .await
+            .expect("queue");
+    };
+    let unqueue = |key: String| async move {
+        repo.finish_object_deletion(&key).await.expect("finish");
+    };
     assert_eq!(
         repo.add_derivative(f.id, &derived(1), 3, now)
             .await
@@ -346,9 +354,7 @@ pub async fn derivatives_follow_their_file(repo: &dyn FileRepository) {
         DerivativeAdded::Unclaimed,
         "add_derivative MUST refuse a key that is not queued for deletion"
     );
-    repo.enqueue_object_deletion(&derived(1).key, now.plus_secs(margin))
-        .await
-        .expect("queue");
+    queue(derived(1).key, now.plus_secs(margin)).await;
     assert_eq!(
         repo.add_derivative(f.id, &derived(1), 3, now)
             .await
@@ -360,13 +366,9 @@ pub async fn derivatives_follow_their_file(repo: &dyn FileRepository) {
         queued(derived(1).key).await,
         "a refused recording leaves the queue as it was"
     );
-    repo.finish_object_deletion(&derived(1).key)
-        .await
-        .expect("finish");
+    unqueue(derived(1).key).await;
     for n in 1..=3 {
-        repo.enqueue_object_deletion(&derived(n).key, intent)
-            .await
-            .expect("queue");
+        queue(derived(n).key, intent).await;
         assert_eq!(
             repo.add_derivative(f.id, &derived(n), 3, now)
                 .await
@@ -382,9 +384,7 @@ pub async fn derivatives_follow_their_file(repo: &dyn FileRepository) {
         key: format!("{}/dev/_derived/{}/2-again.webp", t.project, f.id),
         ..derived(2)
     };
-    repo.enqueue_object_deletion(&again.key, intent)
-        .await
-        .expect("queue");
+    queue(again.key.clone(), intent).await;
     assert_eq!(
         repo.find_derivative(f.id, "2x2>webp").await.expect("find"),
         Some(derived(2)),
@@ -406,12 +406,8 @@ pub async fn derivatives_follow_their_file(repo: &dyn FileRepository) {
         queued(again.key.clone()).await,
         "a second attempt's key stays queued for deletion"
     );
-    repo.finish_object_deletion(&again.key)
-        .await
-        .expect("finish");
-    repo.enqueue_object_deletion(&derived(4).key, intent)
-        .await
-        .expect("queue");
+    unqueue(again.key.clone()).await;
+    queue(derived(4).key, intent).await;
     assert_eq!(
         repo.add_derivative(f.id, &derived(4), 3, now)
             .await
@@ -423,9 +419,7 @@ pub async fn derivatives_follow_their_file(repo: &dyn FileRepository) {
         queued(derived(4).key).await,
         "a key not recorded stays queued for deletion"
     );
-    repo.finish_object_deletion(&derived(4).key)
-        .await
-        .expect("finish");
+    unqueue(derived(4).key).await;
     assert_eq!(
         repo.find_derivative(f.id, "4x4>webp").await.expect("find"),
         None
@@ -450,14 +444,10 @@ pub async fn derivatives_follow_their_file(repo: &dyn FileRepository) {
             due.contains(&derived(n).key),
             "a deleted file's derived images MUST be queued for deletion"
         );
-        repo.finish_object_deletion(&derived(n).key)
-            .await
-            .expect("finish");
+        unqueue(derived(n).key).await;
     }
     repo.finish_object_deletion(&key).await.expect("finish");
-    repo.enqueue_object_deletion(&derived(9).key, later.plus_secs(900))
-        .await
-        .expect("queue");
+    queue(derived(9).key, later.plus_secs(900)).await;
     assert_eq!(
         repo.add_derivative(f.id, &derived(9), 3, later)
             .await
